@@ -1,0 +1,139 @@
+//! A small HTTP/1.1 client over the Unix socket, for `kekctl` and the tests.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// What can go wrong talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Nothing listens on the socket (daemon not running, wrong path).
+    #[error("cannot reach kekd at {path}: {source} (is the daemon running? use --socket or KEKD_SOCKET to point at its socket)")]
+    NotRunning {
+        /// The socket path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The socket exists but we may not connect.
+    #[error("permission denied on {path}: ask for membership in the socket's group, or run as a user kekd allows")]
+    PermissionDenied {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// The daemon answered with an API error.
+    #[error("kekd: {message} ({code}, HTTP {status})")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// API error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// The exchange itself failed.
+    #[error("talking to kekd: {0}")]
+    Protocol(String),
+}
+
+/// A client bound to one socket path.
+#[derive(Debug, Clone)]
+pub struct Client {
+    socket: PathBuf,
+}
+
+impl Client {
+    /// A client for the daemon at `socket`.
+    pub fn new(socket: impl Into<PathBuf>) -> Client {
+        Client {
+            socket: socket.into(),
+        }
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Sends a request; returns status and body of any answer.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| {
+                if source.kind() == std::io::ErrorKind::PermissionDenied {
+                    ClientError::PermissionDenied {
+                        path: self.socket.clone(),
+                    }
+                } else {
+                    ClientError::NotRunning {
+                        path: self.socket.clone(),
+                        source,
+                    }
+                }
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "kekd")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .to_bytes();
+        Ok((status, body))
+    }
+
+    /// Sends a request and decodes a success body as `T`, or the error body
+    /// as [`ClientError::Api`].
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let (status, body) = self.raw(method, path).await?;
+        if !status.is_success() {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let err = &v["error"];
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                code: err["code"].as_str().unwrap_or("unknown").to_string(),
+                message: err["message"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned()),
+            });
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Protocol(format!("unexpected answer: {e}")))
+    }
+
+    /// `GET path`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::GET, path).await
+    }
+
+    /// `POST path` with an empty body.
+    pub async fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::POST, path).await
+    }
+}

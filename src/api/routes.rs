@@ -1,0 +1,280 @@
+//! The `/v1/` handlers.
+//!
+//! Read paths (status, history, public key) use the engine's in-memory state
+//! and redb read transactions only — never KMS — so they answer while KMS
+//! hangs (I4). `POST /v1/rotate` waits for the rotation it joins.
+
+use super::views::*;
+use super::ApiError;
+use crate::config::Settings;
+use crate::keypair::public_key_pem;
+use crate::rotation::{is_unavailable, RotationError, RotationHandle, SharedState};
+use crate::store::{KeyStore, Listed, Reason, StoreError};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store (read transactions only, here).
+    pub store: Arc<dyn KeyStore>,
+    /// Engine state: the active key and health.
+    pub engine: SharedState,
+    /// To ask for rotations.
+    pub rotation: RotationHandle,
+    /// Settings in force.
+    pub settings: Arc<Settings>,
+    /// The configured key, for status.
+    pub kms_key: String,
+}
+
+/// The API router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/keypairs", get(list_keypairs))
+        .route("/v1/keypairs/{id}", get(get_keypair))
+        .route("/v1/keypairs/{id}/envelope", get(get_envelope))
+        .route("/v1/public-key", get(public_key))
+        .route("/v1/rotate", post(rotate))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no such endpoint: {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Corrupt { id, problem } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "corrupt_record",
+            format!("stored record {id} does not decode ({problem}); it is kept, not deleted"),
+        ),
+        other => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            other.to_string(),
+        ),
+    }
+}
+
+/// Runs a store read on a blocking thread.
+async fn read<T: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce(&dyn KeyStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = st.store.clone();
+    tokio::task::spawn_blocking(move || f(&*store))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(store_error)
+}
+
+fn split(list: Vec<Listed>) -> (Vec<crate::store::KeyPairRecord>, Vec<CorruptRecord>) {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for l in list {
+        match l {
+            Listed::Ok(r) => good.push(*r),
+            Listed::Corrupt { id, problem } => bad.push(CorruptRecord { id, problem }),
+        }
+    }
+    (good, bad)
+}
+
+async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError> {
+    let (records, corrupt_records) = split(read(&st, |s| s.list()).await?);
+    let mut counts = KeyPairCounts {
+        total: records.len(),
+        ..Default::default()
+    };
+    for r in &records {
+        let state = serde_json::to_value(r.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string));
+        *counts
+            .by_state
+            .entry(state.unwrap_or_default())
+            .or_default() += 1;
+        *counts
+            .by_wrapping_key
+            .entry(r.wrapping_key_arn.clone())
+            .or_default() += 1;
+    }
+    let eng = st.engine.read().expect("state lock").clone();
+    Ok(Json(StatusView {
+        state: StatusView::state_of(&eng.health).into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        organization_id: st.settings.organization_id.clone(),
+        kms_key: st.kms_key.clone(),
+        active_key_id: eng.active.as_ref().map(|a| a.id.clone()),
+        active_since: eng.active.as_ref().and_then(|a| a.activated_at),
+        cadence: st.settings.cadence.to_string(),
+        timezone: st.settings.timezone.name().to_string(),
+        last_rotation_at: eng.schedule.last_rotation_at,
+        next_rotation_at: eng.schedule.next_rotation_at,
+        rotation_in_progress: eng.health.rotating,
+        degraded_since: eng.health.degraded_since,
+        failed_attempts: eng.health.attempts,
+        next_retry_at: eng.health.next_retry_at,
+        last_error: eng.health.last_error.as_ref().map(LastErrorView::from),
+        key_pairs: counts,
+        corrupt_records,
+    }))
+}
+
+/// `?limit=&cursor=` for the history.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// Largest page a caller may ask for.
+const MAX_LIMIT: usize = 1000;
+
+async fn list_keypairs(
+    State(st): State<AppState>,
+    page: Result<Query<Page>, QueryRejection>,
+) -> Result<Json<KeyPairList>, ApiError> {
+    let Query(page) =
+        page.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let limit = page.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("limit {limit} is out of range; allowed: 1 to {MAX_LIMIT}"),
+        ));
+    }
+    let (records, corrupt_records) = split(read(&st, |s| s.list()).await?);
+    let start = match &page.cursor {
+        None => 0,
+        Some(c) => records
+            .iter()
+            .position(|r| &r.id == c)
+            .map(|i| i + 1)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    format!("cursor {c:?} is not a stored key pair id"),
+                )
+            })?,
+    };
+    let page_items: Vec<KeyPairView> = records
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(KeyPairView::from)
+        .collect();
+    let next_cursor = (start + page_items.len() < records.len())
+        .then(|| page_items.last().map(|k| k.id.clone()))
+        .flatten();
+    Ok(Json(KeyPairList {
+        keypairs: page_items,
+        next_cursor,
+        corrupt_records,
+    }))
+}
+
+async fn find(st: &AppState, id: String) -> Result<crate::store::KeyPairRecord, ApiError> {
+    let shown = id.clone();
+    read(st, move |s| s.get(&id)).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no key pair with id {shown:?}"),
+        )
+    })
+}
+
+async fn get_keypair(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<KeyPairView>, ApiError> {
+    Ok(Json(KeyPairView::from(&find(&st, id).await?)))
+}
+
+async fn get_envelope(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ExportView>, ApiError> {
+    let rec = find(&st, id).await?;
+    tracing::info!(key_pair_id = %rec.id, "envelope exported");
+    Ok(Json(ExportView {
+        public_key_pem: public_key_pem(&rec.public_key_der),
+        state: rec.state,
+        envelope: rec.envelope,
+    }))
+}
+
+async fn public_key(State(st): State<AppState>) -> Result<Json<PublicKeyView>, ApiError> {
+    let active = st.engine.read().expect("state lock").active.clone();
+    let a = active.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_active_key",
+            "no key pair is active yet (the initial rotation has not completed; see /v1/status)",
+        )
+    })?;
+    Ok(Json(PublicKeyView {
+        id: a.id.clone(),
+        pem: public_key_pem(&a.public_key_der),
+        key_bits: a.key_bits,
+        activated_at: a.activated_at,
+    }))
+}
+
+async fn rotate(State(st): State<AppState>) -> Result<Json<KeyPairView>, ApiError> {
+    match st.rotation.rotate(Reason::ChangeKeyNow).await {
+        Ok(rec) => Ok(Json(KeyPairView::from(&*rec))),
+        Err(e) => Err(rotation_error(e)),
+    }
+}
+
+fn rotation_error(e: RotationError) -> ApiError {
+    match &e {
+        RotationError::Provider(p) if is_unavailable(p.kind) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "kms_unavailable",
+            format!("rotation failed, the active key pair stays active: {p}"),
+        ),
+        RotationError::Provider(p) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "kms_error",
+            format!("rotation failed, the active key pair stays active: {p}"),
+        ),
+        RotationError::ShuttingDown => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            e.to_string(),
+        ),
+        _ => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "rotation_failed",
+            format!("rotation failed, the active key pair stays active: {e}"),
+        ),
+    }
+}

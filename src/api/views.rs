@@ -1,0 +1,198 @@
+//! JSON shapes of the API. The daemon serializes them; `kekctl` and the tests
+//! deserialize them, so both sides agree by construction.
+
+use crate::envelope::Envelope;
+use crate::keypair::public_key_pem;
+use crate::rotation::{Health, LastError};
+use crate::store::{KeyPairRecord, KeyState, Reason};
+use crate::time::{rfc3339, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A key pair as the API shows it: everything but the envelope.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyPairView {
+    /// `kek-…`.
+    pub id: String,
+    /// Life-cycle state.
+    pub state: KeyState,
+    /// RSA size.
+    pub key_bits: u32,
+    /// Why it was made.
+    pub reason: Reason,
+    /// Generated at.
+    #[serde(with = "rfc3339")]
+    pub created_at: Timestamp,
+    /// Became active at.
+    #[serde(with = "rfc3339::option")]
+    pub activated_at: Option<Timestamp>,
+    /// Retired at.
+    #[serde(with = "rfc3339::option")]
+    pub retired_at: Option<Timestamp>,
+    /// The KMS key ARN that wraps its data key.
+    pub wrapping_key_arn: String,
+    /// The public key, PEM.
+    pub public_key_pem: String,
+}
+
+impl From<&KeyPairRecord> for KeyPairView {
+    fn from(r: &KeyPairRecord) -> Self {
+        KeyPairView {
+            id: r.id.clone(),
+            state: r.state,
+            key_bits: r.key_bits,
+            reason: r.reason,
+            created_at: r.created_at,
+            activated_at: r.activated_at,
+            retired_at: r.retired_at,
+            wrapping_key_arn: r.wrapping_key_arn.clone(),
+            public_key_pem: public_key_pem(&r.public_key_der),
+        }
+    }
+}
+
+/// A stored record that does not decode.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CorruptRecord {
+    /// Its id.
+    pub id: String,
+    /// Why it does not decode.
+    pub problem: String,
+}
+
+/// `GET /v1/keypairs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyPairList {
+    /// Newest first.
+    pub keypairs: Vec<KeyPairView>,
+    /// Pass as `cursor` to get the next page; `null` at the end.
+    pub next_cursor: Option<String>,
+    /// Records skipped because they do not decode (kept in the store).
+    pub corrupt_records: Vec<CorruptRecord>,
+}
+
+/// `GET /v1/public-key`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublicKeyView {
+    /// The active key pair's id; recorders put it in each recording's header.
+    pub id: String,
+    /// SPKI public key, PEM.
+    pub pem: String,
+    /// RSA size.
+    pub key_bits: u32,
+    /// Active since.
+    #[serde(with = "rfc3339::option")]
+    pub activated_at: Option<Timestamp>,
+}
+
+/// `GET /v1/keypairs/{id}/envelope`: the encrypted private key and what is
+/// needed to decrypt it with KMS (README, "Envelope format").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportView {
+    /// The envelope itself.
+    pub envelope: Envelope,
+    /// The public key, to check the decrypted private key against.
+    pub public_key_pem: String,
+    /// Life-cycle state at export time.
+    pub state: KeyState,
+}
+
+/// Counts of stored key pairs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KeyPairCounts {
+    /// All decodable records.
+    pub total: usize,
+    /// By state.
+    pub by_state: BTreeMap<String, usize>,
+    /// By wrapping KMS key ARN.
+    pub by_wrapping_key: BTreeMap<String, usize>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    /// `ok` or `degraded`.
+    pub state: String,
+    /// kekd version.
+    pub version: String,
+    /// The organization bound into every encryption context.
+    pub organization_id: String,
+    /// The configured KMS key (as written) or local key id.
+    pub kms_key: String,
+    /// The active key pair, if any.
+    pub active_key_id: Option<String>,
+    /// Active since.
+    #[serde(with = "rfc3339::option")]
+    pub active_since: Option<Timestamp>,
+    /// Cadence as configured.
+    pub cadence: String,
+    /// Time zone of the cadence.
+    pub timezone: String,
+    /// The last completed rotation.
+    #[serde(with = "rfc3339::option")]
+    pub last_rotation_at: Option<Timestamp>,
+    /// When the next scheduled rotation is due.
+    #[serde(with = "rfc3339::option")]
+    pub next_rotation_at: Option<Timestamp>,
+    /// A rotation is running now.
+    pub rotation_in_progress: bool,
+    /// Since when rotations fail.
+    #[serde(with = "rfc3339::option")]
+    pub degraded_since: Option<Timestamp>,
+    /// Failed attempts in a row.
+    pub failed_attempts: u32,
+    /// The next retry of a failed rotation.
+    #[serde(with = "rfc3339::option")]
+    pub next_retry_at: Option<Timestamp>,
+    /// The most recent failure, `null` if none since start.
+    pub last_error: Option<LastErrorView>,
+    /// Stored key pairs.
+    pub key_pairs: KeyPairCounts,
+    /// Records that do not decode.
+    pub corrupt_records: Vec<CorruptRecord>,
+}
+
+/// [`LastError`] as JSON (owned strings so it deserializes too).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastErrorView {
+    /// When.
+    #[serde(with = "rfc3339")]
+    pub at: Timestamp,
+    /// The rotation's reason.
+    pub reason: Reason,
+    /// KMS operation.
+    pub operation: Option<String>,
+    /// Classified cause.
+    pub kind: String,
+    /// KMS error code.
+    pub code: Option<String>,
+    /// Message.
+    pub message: String,
+    /// AWS request id.
+    pub request_id: Option<String>,
+}
+
+impl From<&LastError> for LastErrorView {
+    fn from(e: &LastError) -> Self {
+        LastErrorView {
+            at: e.at,
+            reason: e.reason,
+            operation: e.operation.map(str::to_string),
+            kind: e.kind.clone(),
+            code: e.code.clone(),
+            message: e.message.clone(),
+            request_id: e.request_id.clone(),
+        }
+    }
+}
+
+impl StatusView {
+    /// Whether the health says degraded.
+    pub fn state_of(health: &Health) -> &'static str {
+        if health.degraded_since.is_some() {
+            "degraded"
+        } else {
+            "ok"
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! `kekctl`: the operator's CLI over the daemon's socket. Tables for people,
+//! `--json` for scripts.
+//!
+//! Exit codes: 0 success; 1 the daemon answered with an error (or a local
+//! failure such as an unwritable --out file); 2 bad command line; 3 the
+//! daemon cannot be reached; 4 permission denied (socket or role).
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use kekd::api::client::{Client, ClientError};
+use kekd::api::views::{ExportView, KeyPairList, KeyPairView, PublicKeyView, StatusView};
+use kekd::time::format;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "kekctl", version, about = "Talk to kekd over its local socket")]
+struct Cli {
+    /// The daemon's socket.
+    #[arg(long, env = "KEKD_SOCKET", default_value = kekd::config::DEFAULT_SOCKET, global = true)]
+    socket: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Daemon state, active key pair, schedule, last error.
+    Status,
+    /// Key pair history, newest first.
+    History {
+        /// How many key pairs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// The active public key (PEM).
+    PublicKey {
+        /// Write the PEM to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Change Key Now: rotate and wait for the new key pair.
+    Rotate,
+    /// A key pair's encrypted private key (envelope JSON) for backup or break-glass.
+    Export {
+        /// Key pair id (kek-…).
+        id: String,
+        /// Write to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kekctl: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kekctl: {e:#}");
+            let code = match e.downcast_ref::<ClientError>() {
+                Some(ClientError::NotRunning { .. }) => 3,
+                Some(ClientError::PermissionDenied { .. }) => 4,
+                Some(ClientError::Api { status: 403, .. }) => 4,
+                _ => 1,
+            };
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn opt(t: &Option<kekd::time::Timestamp>) -> String {
+    t.as_ref().map(format).unwrap_or_else(|| "-".into())
+}
+
+fn write_out(out: &Option<PathBuf>, text: &str) -> anyhow::Result<()> {
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        }
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = Client::new(&cli.socket);
+    match cli.command {
+        Command::Status => {
+            let s: StatusView = client.get("/v1/status").await?;
+            if cli.json {
+                return print_json(&s);
+            }
+            let mut t = Table::new();
+            t.load_preset(UTF8_BORDERS_ONLY);
+            let rows: Vec<(&str, String)> = vec![
+                ("state", s.state.clone()),
+                ("organization", s.organization_id.clone()),
+                ("kms key", s.kms_key.clone()),
+                (
+                    "active key pair",
+                    s.active_key_id.clone().unwrap_or_else(|| "-".into()),
+                ),
+                ("active since", opt(&s.active_since)),
+                ("cadence", format!("{} ({})", s.cadence, s.timezone)),
+                ("last rotation", opt(&s.last_rotation_at)),
+                ("next rotation", opt(&s.next_rotation_at)),
+                ("rotating now", s.rotation_in_progress.to_string()),
+                ("degraded since", opt(&s.degraded_since)),
+                ("next retry", opt(&s.next_retry_at)),
+                (
+                    "last error",
+                    s.last_error
+                        .as_ref()
+                        .map(|e| {
+                            format!(
+                                "{} {} {}: {}{}",
+                                format(&e.at),
+                                e.operation.as_deref().unwrap_or("-"),
+                                e.code.as_deref().unwrap_or(&e.kind),
+                                e.message,
+                                e.request_id
+                                    .as_ref()
+                                    .map(|r| format!(" [request {r}]"))
+                                    .unwrap_or_default()
+                            )
+                        })
+                        .unwrap_or_else(|| "-".into()),
+                ),
+                (
+                    "key pairs",
+                    s.key_pairs
+                        .by_state
+                        .iter()
+                        .map(|(k, v)| format!("{v} {k}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+            ];
+            for (k, v) in rows {
+                t.add_row(vec![k.to_string(), v]);
+            }
+            for (arn, n) in &s.key_pairs.by_wrapping_key {
+                t.add_row(vec!["wrapped by".to_string(), format!("{n} under {arn}")]);
+            }
+            for c in &s.corrupt_records {
+                t.add_row(vec![
+                    "CORRUPT RECORD".to_string(),
+                    format!("{}: {}", c.id, c.problem),
+                ]);
+            }
+            println!("{t}");
+        }
+        Command::History { limit } => {
+            let l: KeyPairList = client.get(&format!("/v1/keypairs?limit={limit}")).await?;
+            if cli.json {
+                return print_json(&l);
+            }
+            let mut t = Table::new();
+            t.load_preset(UTF8_BORDERS_ONLY);
+            t.set_header(vec![
+                "id",
+                "state",
+                "reason",
+                "bits",
+                "created",
+                "activated",
+                "retired",
+                "wrapping key",
+            ]);
+            for k in &l.keypairs {
+                t.add_row(vec![
+                    k.id.clone(),
+                    format!("{:?}", k.state).to_lowercase(),
+                    k.reason.to_string(),
+                    k.key_bits.to_string(),
+                    format(&k.created_at),
+                    opt(&k.activated_at),
+                    opt(&k.retired_at),
+                    k.wrapping_key_arn.clone(),
+                ]);
+            }
+            println!("{t}");
+            for c in &l.corrupt_records {
+                eprintln!(
+                    "warning: stored record {} does not decode: {}",
+                    c.id, c.problem
+                );
+            }
+        }
+        Command::PublicKey { out } => {
+            let p: PublicKeyView = client.get("/v1/public-key").await?;
+            if cli.json {
+                return print_json(&p);
+            }
+            write_out(&out, &p.pem)?;
+            if out.is_some() {
+                eprintln!(
+                    "wrote public key of {} to {}",
+                    p.id,
+                    out.as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                );
+            }
+        }
+        Command::Rotate => {
+            let k: KeyPairView = client.post("/v1/rotate").await?;
+            if cli.json {
+                return print_json(&k);
+            }
+            println!(
+                "new active key pair {} ({} bits) wrapped by {}",
+                k.id, k.key_bits, k.wrapping_key_arn
+            );
+        }
+        Command::Export { id, out } => {
+            let e: ExportView = client.get(&format!("/v1/keypairs/{id}/envelope")).await?;
+            write_out(&out, &(serde_json::to_string_pretty(&e)? + "\n"))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! `kekd`: the daemon. Thin: parse arguments, load settings, set up logging,
+//! hand over to `kekd::daemon`.
+//!
+//! Exit codes: 0 clean stop (SIGTERM/SIGINT) or valid config; 1 invalid
+//! configuration or a start-up failure; 2 bad command line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use kekd::config::{LogFormat, Settings};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "kekd",
+    version,
+    about = "Rotates key-encryption key pairs; private keys sealed under your KMS key"
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/kekd/kekd.toml",
+        conflicts_with = "dev"
+    )]
+    config: PathBuf,
+    /// Development mode: local key provider, state and socket under --state-dir. No AWS needed.
+    #[arg(long)]
+    dev: bool,
+    /// State directory for --dev.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".kekd-dev",
+        requires = "dev"
+    )]
+    state_dir: PathBuf,
+    /// Log format (overrides the config file).
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a configuration file and exit (0 valid, 1 invalid).
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Plain,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        return match Settings::load(file) {
+            Ok(s) => {
+                println!(
+                    "{}: valid (organization {}, cadence {}, key_bits {})",
+                    file.display(),
+                    s.organization_id,
+                    s.cadence,
+                    s.key_bits.bits()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kekd: invalid configuration: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kekd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut settings = if cli.dev {
+        let dir = std::path::absolute(&cli.state_dir)
+            .with_context(|| format!("state directory {}", cli.state_dir.display()))?;
+        Settings::dev(&dir)
+    } else {
+        Settings::load(&cli.config).context("invalid configuration")?
+    };
+    if let Some(f) = cli.log_format {
+        settings.log_format = match f {
+            LogFormatArg::Plain => LogFormat::Plain,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+    }
+    init_logging(&settings);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let daemon = kekd::daemon::Daemon::start(settings)
+            .await
+            .context("start-up failed")?;
+        if cli.dev {
+            let sock = daemon.socket_path().display().to_string();
+            println!(
+                "kekd --dev: local key provider, state in {}",
+                cli.state_dir.display()
+            );
+            println!("socket: {sock}");
+            println!("try:    cargo run --release --bin kekctl -- --socket {sock} status");
+        }
+        daemon.run().await.context("serving")
+    })
+}
+
+/// Plain lines by default; under journald (JOURNAL_STREAM set) without
+/// timestamps, which journald adds itself. `RUST_LOG` overrides the level.
+fn init_logging(settings: &Settings) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Plain if std::env::var_os("JOURNAL_STREAM").is_some() => {
+            builder.without_time().with_ansi(false).init()
+        }
+        LogFormat::Plain => builder.init(),
+    }
+}

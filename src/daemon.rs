@@ -1,0 +1,202 @@
+//! Wiring: start-up, signals, graceful shutdown.
+//!
+//! [`Daemon::start`] does everything that can fail at start (state dir,
+//! store, provider, socket) so the binary can report it and exit non-zero;
+//! [`Daemon::run`] then serves until SIGTERM/SIGINT. Shutdown is a `watch`
+//! channel: the API stops accepting, in-flight requests and an in-flight
+//! rotation finish, then `run` returns — no `process::exit` anywhere.
+
+use crate::api::routes::{router, AppState};
+use crate::api::server::{self, BindError};
+use crate::config::{ProviderSettings, Settings};
+use crate::provider::local::RootKeyError;
+use crate::provider::{AwsKmsProvider, KeyProvider, LocalProvider};
+use crate::rotation::{Engine, EngineState, RotationHandle, Rotator, SharedState};
+use crate::store::{KeyState, KeyStore, Listed, Reason, RedbStore, StoreError};
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, RwLock};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The state directory cannot be created or secured.
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The local root key cannot be used.
+    #[error(transparent)]
+    RootKey(#[from] RootKeyError),
+    /// The socket cannot be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// Signal handlers cannot be installed.
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// A started daemon: store open, socket bound, not yet serving.
+pub struct Daemon {
+    settings: Arc<Settings>,
+    listener: UnixListener,
+    app: AppState,
+    engine: Engine,
+}
+
+impl Daemon {
+    /// Opens everything the daemon needs. Nothing is served yet.
+    pub async fn start(settings: Settings) -> Result<Daemon, StartError> {
+        disable_core_dumps();
+        let settings = Arc::new(settings);
+        let dir = &settings.state_dir;
+        let dir_err = |source| StartError::StateDir {
+            path: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(dir_err)?;
+
+        let store_path = settings.store_path();
+        let store: Arc<dyn KeyStore> = Arc::new(
+            tokio::task::spawn_blocking(move || RedbStore::open(&store_path))
+                .await
+                .expect("store open task")?,
+        );
+        let provider: Arc<dyn KeyProvider> = match &settings.provider {
+            ProviderSettings::Local { root_key_path } => {
+                Arc::new(LocalProvider::open_or_create(root_key_path)?)
+            }
+            ProviderSettings::AwsKms { key } => {
+                let region = settings.region.as_deref().unwrap_or(&key.region);
+                Arc::new(AwsKmsProvider::new(region, &key.to_string(), settings.kms_timeouts).await)
+            }
+        };
+
+        let state = recover(&*store)?;
+        let kms_key = provider.configured_key();
+        let listener = server::bind(&settings.socket_path).await?;
+        let shared: SharedState = Arc::new(RwLock::new(state));
+        let rotator = Rotator {
+            store: store.clone(),
+            provider,
+            settings: settings.clone(),
+        };
+        let (engine, rotation) = Engine::new(rotator, shared.clone());
+        let app = AppState {
+            store,
+            engine: shared,
+            rotation,
+            settings: settings.clone(),
+            kms_key,
+        };
+        Ok(Daemon {
+            settings,
+            listener,
+            app,
+            engine,
+        })
+    }
+
+    /// The socket the API listens on.
+    pub fn socket_path(&self) -> &std::path::Path {
+        &self.settings.socket_path
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains and returns.
+    pub async fn run(self) -> Result<(), StartError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+        let usr1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
+
+        let signals = tokio::spawn(change_key_now_on_usr1(usr1, self.app.rotation.clone()));
+        let engine = tokio::spawn(self.engine.run(stop_rx.clone()));
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+            let _ = stop_tx.send(true);
+        });
+
+        tracing::info!(socket = %self.settings.socket_path.display(), "kekd is serving");
+        let mut stop = stop_rx.clone();
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let served = server::serve(self.listener, router(self.app), shutdown).await;
+        // The API has drained; now let an in-flight rotation finish.
+        let _ = engine.await;
+        signals.abort();
+        let _ = std::fs::remove_file(&self.settings.socket_path);
+        tracing::info!("kekd stopped");
+        served.map_err(|source| {
+            StartError::Bind(BindError::Io {
+                path: self.settings.socket_path.clone(),
+                source,
+            })
+        })
+    }
+}
+
+/// SIGUSR1 = Change Key Now. Signals that arrive while a request is queued or
+/// a rotation runs are folded into it.
+async fn change_key_now_on_usr1(mut usr1: tokio::signal::unix::Signal, rotation: RotationHandle) {
+    while usr1.recv().await.is_some() {
+        if rotation.request(Reason::ChangeKeyNow) {
+            tracing::info!("SIGUSR1: Change Key Now requested");
+        } else {
+            tracing::debug!("SIGUSR1: folded into a queued rotation");
+        }
+    }
+}
+
+/// Reads the store after a (possibly unclean) stop: abandons key pairs left
+/// `pending` by a crash (they were never served), reports corrupt records,
+/// and loads the active key and schedule.
+fn recover(store: &dyn KeyStore) -> Result<EngineState, StoreError> {
+    for item in store.list()? {
+        match item {
+            Listed::Ok(r) if r.state == KeyState::Pending => {
+                tracing::warn!(key_pair_id = %r.id, "key pair left pending by an earlier stop; retiring it unused");
+                store.abandon(&r.id, crate::time::now())?;
+            }
+            Listed::Corrupt { id, problem } => {
+                tracing::error!(record = %id, %problem, "stored record does not decode; skipped and kept");
+            }
+            Listed::Ok(_) => {}
+        }
+    }
+    let active = match store.active() {
+        Ok(a) => a,
+        Err(StoreError::Corrupt { id, problem }) => {
+            tracing::error!(record = %id, %problem, "the active record does not decode; a new key pair will be made");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(EngineState {
+        active: active.map(Arc::new),
+        schedule: store.schedule()?,
+        health: Default::default(),
+    })
+}
+
+/// No core dumps and no same-user ptrace: this process holds decrypted keys.
+fn disable_core_dumps() {
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        tracing::warn!(error = %e, "could not disable core dumps (PR_SET_DUMPABLE)");
+    }
+}

@@ -1,0 +1,607 @@
+//! The durable record of every key pair: the only copies of the (encrypted)
+//! private keys.
+//!
+//! [`KeyStore`] is the small seam DESIGN.md asks for; [`RedbStore`] is the
+//! backend. redb commits with `Durability::Immediate` (one fdatasync per
+//! commit) and repairs its file on open after a crash. Records are JSON so a
+//! record that fails to decode can be reported by id, skipped and kept —
+//! never deleted (I5).
+
+use crate::envelope::Envelope;
+use crate::time::{rfc3339, Timestamp};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Key pair id → JSON [`KeyPairRecord`].
+const KEYPAIRS: TableDefinition<&str, &[u8]> = TableDefinition::new("keypairs");
+/// Small named values: schema version, active pointer, schedule.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const META_SCHEMA: &str = "schema_version";
+const META_ACTIVE: &str = "active";
+const META_SCHEDULE: &str = "schedule";
+
+/// The store layout this build reads and writes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Life cycle of a key pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Stored, not yet verified; never served.
+    Pending,
+    /// The one key pair recorders use now.
+    Active,
+    /// Kept to open older recordings.
+    Retired,
+}
+
+/// Why a key pair was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The first key pair of an empty store.
+    Initial,
+    /// The cadence came due.
+    Scheduled,
+    /// An operator asked (SIGUSR1 or the API).
+    ChangeKeyNow,
+    /// The configured KMS key changed.
+    KmsKeyChanged,
+    /// A rotation was missed while the daemon was down.
+    CatchUp,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(v.as_str().unwrap_or("?"))
+    }
+}
+
+/// One stored key pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPairRecord {
+    /// `kek-…`, derived from the public key.
+    pub id: String,
+    /// Life-cycle state.
+    pub state: KeyState,
+    /// RSA modulus size.
+    pub key_bits: u32,
+    /// Why it was made.
+    pub reason: Reason,
+    /// When it was generated.
+    #[serde(with = "rfc3339")]
+    pub created_at: Timestamp,
+    /// When it became active (never, for a pending key abandoned by a crash).
+    #[serde(with = "rfc3339::option")]
+    pub activated_at: Option<Timestamp>,
+    /// When it stopped being active.
+    #[serde(with = "rfc3339::option")]
+    pub retired_at: Option<Timestamp>,
+    /// The KMS key ARN that wraps its data key.
+    pub wrapping_key_arn: String,
+    /// SPKI DER public key, base64.
+    #[serde(with = "b64")]
+    pub public_key_der: Vec<u8>,
+    /// The encrypted private key.
+    pub envelope: Envelope,
+}
+
+/// The rotation schedule, persisted so a restart never rotates twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// The last completed rotation.
+    #[serde(with = "rfc3339::option")]
+    pub last_rotation_at: Option<Timestamp>,
+    /// When the next scheduled rotation is due; `None` = on demand only.
+    #[serde(with = "rfc3339::option")]
+    pub next_rotation_at: Option<Timestamp>,
+}
+
+/// A listed record: decoded, or kept aside because it does not decode.
+#[derive(Debug, Clone)]
+pub enum Listed {
+    /// A good record.
+    Ok(Box<KeyPairRecord>),
+    /// A record that fails to decode; reported, never deleted.
+    Corrupt {
+        /// Its key in the table.
+        id: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// redb failed (I/O, lock, corruption it could not repair).
+    #[error("store {path}: {source}")]
+    Backend {
+        /// The store file.
+        path: String,
+        /// redb's error.
+        source: redb::Error,
+    },
+    /// The file was written by another kekd version.
+    #[error("store {path}: schema version {found} is not the supported version {SCHEMA_VERSION}")]
+    Schema {
+        /// The store file.
+        path: String,
+        /// What the file says.
+        found: String,
+    },
+    /// A record does not decode; the id names it.
+    #[error("store record {id} is corrupt: {problem}")]
+    Corrupt {
+        /// The record's id.
+        id: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A state change that does not fit the record's state.
+    #[error("key pair {id}: {problem}")]
+    Conflict {
+        /// The record's id.
+        id: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// What the rotation engine and the API need from a store. Synchronous:
+/// callers run writes on a blocking thread.
+pub trait KeyStore: Send + Sync + 'static {
+    /// Durably stores a new key pair in state `pending`.
+    fn insert_pending(&self, record: &KeyPairRecord) -> Result<(), StoreError>;
+    /// In one transaction: `id` (pending) becomes active, the previous active
+    /// key pair is retired, and the schedule is updated. Returns the record.
+    fn activate(
+        &self,
+        id: &str,
+        at: Timestamp,
+        schedule: &Schedule,
+    ) -> Result<KeyPairRecord, StoreError>;
+    /// A pending key pair that will never be activated becomes retired.
+    fn abandon(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
+    /// One record.
+    fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError>;
+    /// The active record, if any.
+    fn active(&self) -> Result<Option<KeyPairRecord>, StoreError>;
+    /// Every record, newest first; undecodable ones as [`Listed::Corrupt`].
+    fn list(&self) -> Result<Vec<Listed>, StoreError>;
+    /// The persisted schedule.
+    fn schedule(&self) -> Result<Schedule, StoreError>;
+    /// Replaces the persisted schedule.
+    fn set_schedule(&self, schedule: &Schedule) -> Result<(), StoreError>;
+    /// Replaces a record's envelope (rewrap), keeping everything else.
+    fn replace_envelope(&self, id: &str, envelope: &Envelope) -> Result<(), StoreError>;
+}
+
+/// redb-backed [`KeyStore`].
+pub struct RedbStore {
+    db: redb::Database,
+    path: String,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store at `path` and checks its schema version.
+    pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
+        let path_s = path.display().to_string();
+        let be = |e: redb::Error| StoreError::Backend {
+            path: path_s.clone(),
+            source: e,
+        };
+        let db = redb::Database::create(path).map_err(|e| be(e.into()))?;
+        let store = RedbStore {
+            db,
+            path: path_s.clone(),
+        };
+        let txn = store.db.begin_write().map_err(|e| be(e.into()))?;
+        {
+            txn.open_table(KEYPAIRS).map_err(|e| be(e.into()))?;
+            let mut meta = txn.open_table(META).map_err(|e| be(e.into()))?;
+            let found = meta
+                .get(META_SCHEMA)
+                .map_err(|e| be(e.into()))?
+                .map(|v| v.value().to_vec());
+            match found {
+                None => {
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION.to_string().as_bytes())
+                        .map_err(|e| be(e.into()))?;
+                }
+                Some(v) if v == SCHEMA_VERSION.to_string().as_bytes() => {}
+                Some(v) => {
+                    return Err(StoreError::Schema {
+                        path: path_s,
+                        found: String::from_utf8_lossy(&v).into_owned(),
+                    })
+                }
+            }
+        }
+        txn.commit().map_err(|e| be(e.into()))?;
+        Ok(store)
+    }
+
+    fn be<E: Into<redb::Error>>(&self) -> impl Fn(E) -> StoreError + '_ {
+        move |e| StoreError::Backend {
+            path: self.path.clone(),
+            source: e.into(),
+        }
+    }
+
+    fn decode(id: &str, bytes: &[u8]) -> Result<KeyPairRecord, StoreError> {
+        let rec: KeyPairRecord =
+            serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+                id: id.to_string(),
+                problem: e.to_string(),
+            })?;
+        if rec.id != id {
+            return Err(StoreError::Corrupt {
+                id: id.to_string(),
+                problem: format!("record says its id is {}", rec.id),
+            });
+        }
+        Ok(rec)
+    }
+
+    fn encode(rec: &KeyPairRecord) -> Vec<u8> {
+        serde_json::to_vec(rec).expect("records serialize")
+    }
+
+    /// Runs `f` in one write transaction and commits durably.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(
+            &mut redb::Table<&str, &[u8]>,
+            &mut redb::Table<&str, &[u8]>,
+        ) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_write().map_err(self.be())?;
+        let out = {
+            let mut kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
+            let mut meta = txn.open_table(META).map_err(self.be())?;
+            f(&mut kp, &mut meta)?
+        };
+        txn.commit().map_err(self.be())?;
+        Ok(out)
+    }
+
+    fn read_record(
+        table: &impl ReadableTable<&'static str, &'static [u8]>,
+        id: &str,
+    ) -> Result<Option<KeyPairRecord>, StoreError> {
+        let be = |e: redb::StorageError| StoreError::Corrupt {
+            id: id.to_string(),
+            problem: e.to_string(),
+        };
+        match table.get(id).map_err(be)? {
+            Some(v) => Self::decode(id, v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn write_record(
+        &self,
+        table: &mut redb::Table<&str, &[u8]>,
+        rec: &KeyPairRecord,
+    ) -> Result<(), StoreError> {
+        table
+            .insert(rec.id.as_str(), Self::encode(rec).as_slice())
+            .map_err(self.be())?;
+        Ok(())
+    }
+}
+
+impl KeyStore for RedbStore {
+    fn insert_pending(&self, record: &KeyPairRecord) -> Result<(), StoreError> {
+        self.write(|kp, _| {
+            if kp.get(record.id.as_str()).map_err(self.be())?.is_some() {
+                return Err(StoreError::Conflict {
+                    id: record.id.clone(),
+                    problem: "a key pair with this id is already stored".into(),
+                });
+            }
+            let mut rec = record.clone();
+            rec.state = KeyState::Pending;
+            self.write_record(kp, &rec)
+        })
+    }
+
+    fn activate(
+        &self,
+        id: &str,
+        at: Timestamp,
+        schedule: &Schedule,
+    ) -> Result<KeyPairRecord, StoreError> {
+        self.write(|kp, meta| {
+            let mut rec = Self::read_record(kp, id)?.ok_or_else(|| StoreError::Conflict {
+                id: id.into(),
+                problem: "not stored".into(),
+            })?;
+            if rec.state != KeyState::Pending {
+                return Err(StoreError::Conflict {
+                    id: id.into(),
+                    problem: format!(
+                        "is {:?}, only a pending key pair can be activated",
+                        rec.state
+                    ),
+                });
+            }
+            let previous = meta
+                .get(META_ACTIVE)
+                .map_err(self.be())?
+                .map(|v| String::from_utf8_lossy(v.value()).into_owned());
+            if let Some(prev_id) = previous {
+                // A corrupt previous record must not block rotation: it stays
+                // as it is (reported elsewhere); only the pointer moves.
+                if let Ok(Some(mut prev)) = Self::read_record(kp, &prev_id) {
+                    prev.state = KeyState::Retired;
+                    prev.retired_at = Some(at);
+                    self.write_record(kp, &prev)?;
+                }
+            }
+            rec.state = KeyState::Active;
+            rec.activated_at = Some(at);
+            self.write_record(kp, &rec)?;
+            meta.insert(META_ACTIVE, id.as_bytes()).map_err(self.be())?;
+            meta.insert(
+                META_SCHEDULE,
+                serde_json::to_vec(schedule).expect("serializes").as_slice(),
+            )
+            .map_err(self.be())?;
+            Ok(rec)
+        })
+    }
+
+    fn abandon(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.write(|kp, _| {
+            if let Some(mut rec) = Self::read_record(kp, id)? {
+                if rec.state == KeyState::Pending {
+                    rec.state = KeyState::Retired;
+                    rec.retired_at = Some(at);
+                    self.write_record(kp, &rec)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(self.be())?;
+        let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
+        Self::read_record(&kp, id)
+    }
+
+    fn active(&self) -> Result<Option<KeyPairRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(self.be())?;
+        let meta = txn.open_table(META).map_err(self.be())?;
+        let Some(id) = meta
+            .get(META_ACTIVE)
+            .map_err(self.be())?
+            .map(|v| String::from_utf8_lossy(v.value()).into_owned())
+        else {
+            return Ok(None);
+        };
+        let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
+        Self::read_record(&kp, &id)
+    }
+
+    fn list(&self) -> Result<Vec<Listed>, StoreError> {
+        let txn = self.db.begin_read().map_err(self.be())?;
+        let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
+        let mut out = Vec::new();
+        for entry in kp.iter().map_err(self.be())? {
+            let (k, v) = entry.map_err(self.be())?;
+            let id = k.value().to_string();
+            out.push(match Self::decode(&id, v.value()) {
+                Ok(rec) => Listed::Ok(Box::new(rec)),
+                Err(e) => Listed::Corrupt {
+                    id,
+                    problem: match e {
+                        StoreError::Corrupt { problem, .. } => problem,
+                        other => other.to_string(),
+                    },
+                },
+            });
+        }
+        // Newest first; corrupt records (no trustworthy time) last, by id.
+        out.sort_by(|a, b| match (a, b) {
+            (Listed::Ok(a), Listed::Ok(b)) => b
+                .created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id)),
+            (Listed::Ok(_), Listed::Corrupt { .. }) => std::cmp::Ordering::Less,
+            (Listed::Corrupt { .. }, Listed::Ok(_)) => std::cmp::Ordering::Greater,
+            (Listed::Corrupt { id: a, .. }, Listed::Corrupt { id: b, .. }) => a.cmp(b),
+        });
+        Ok(out)
+    }
+
+    fn schedule(&self) -> Result<Schedule, StoreError> {
+        let txn = self.db.begin_read().map_err(self.be())?;
+        let meta = txn.open_table(META).map_err(self.be())?;
+        match meta.get(META_SCHEDULE).map_err(self.be())? {
+            None => Ok(Schedule::default()),
+            Some(v) => serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                id: META_SCHEDULE.into(),
+                problem: e.to_string(),
+            }),
+        }
+    }
+
+    fn set_schedule(&self, schedule: &Schedule) -> Result<(), StoreError> {
+        self.write(|_, meta| {
+            meta.insert(
+                META_SCHEDULE,
+                serde_json::to_vec(schedule).expect("serializes").as_slice(),
+            )
+            .map_err(self.be())?;
+            Ok(())
+        })
+    }
+
+    fn replace_envelope(&self, id: &str, envelope: &Envelope) -> Result<(), StoreError> {
+        self.write(|kp, _| {
+            let mut rec = Self::read_record(kp, id)?.ok_or_else(|| StoreError::Conflict {
+                id: id.into(),
+                problem: "not stored".into(),
+            })?;
+            rec.wrapping_key_arn = envelope.wrapping_key_arn.clone();
+            rec.envelope = envelope.clone();
+            self.write_record(kp, &rec)
+        })
+    }
+}
+
+mod b64 {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        B64.decode(String::deserialize(d)?)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{context_for, FORMAT_V1};
+
+    fn record(id: &str, minute: u32) -> KeyPairRecord {
+        let t = chrono::DateTime::parse_from_rfc3339(&format!("2026-11-23T10:{minute:02}:00Z"))
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        KeyPairRecord {
+            id: id.into(),
+            state: KeyState::Pending,
+            key_bits: 3072,
+            reason: Reason::Scheduled,
+            created_at: t,
+            activated_at: None,
+            retired_at: None,
+            wrapping_key_arn: "arn:k".into(),
+            public_key_der: vec![1, 2, 3],
+            envelope: Envelope {
+                format: FORMAT_V1.into(),
+                key_pair_id: id.into(),
+                wrapping_key_arn: "arn:k".into(),
+                encryption_context: context_for("organization-id", "o", id),
+                encrypted_data_key: vec![4],
+                nonce: vec![0; 12],
+                ciphertext: vec![5],
+            },
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, RedbStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RedbStore::open(&dir.path().join("s.redb")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn activation_retires_previous_in_one_step() {
+        let (_d, s) = open();
+        let sched = Schedule::default();
+        s.insert_pending(&record("a", 1)).unwrap();
+        assert_eq!(s.active().unwrap(), None, "pending is never active");
+        s.activate("a", crate::time::now(), &sched).unwrap();
+        s.insert_pending(&record("b", 2)).unwrap();
+        let b = s.activate("b", crate::time::now(), &sched).unwrap();
+        assert_eq!(b.state, KeyState::Active);
+        assert_eq!(s.active().unwrap().unwrap().id, "b");
+        let a = s.get("a").unwrap().unwrap();
+        assert_eq!(a.state, KeyState::Retired);
+        assert!(a.retired_at.is_some());
+        let ids: Vec<String> = s
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|l| match l {
+                Listed::Ok(r) => r.id,
+                Listed::Corrupt { id, .. } => id,
+            })
+            .collect();
+        assert_eq!(ids, ["b", "a"], "newest first");
+        // Activating twice, or an unknown id, is refused and changes nothing.
+        assert!(matches!(
+            s.activate("b", crate::time::now(), &sched),
+            Err(StoreError::Conflict { .. })
+        ));
+        assert!(matches!(
+            s.activate("zz", crate::time::now(), &sched),
+            Err(StoreError::Conflict { .. })
+        ));
+        assert!(matches!(
+            s.insert_pending(&record("a", 3)),
+            Err(StoreError::Conflict { .. })
+        ));
+        assert_eq!(s.active().unwrap().unwrap().id, "b");
+    }
+
+    #[test]
+    fn schedule_and_reopen_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let sched = Schedule {
+            last_rotation_at: Some(crate::time::now()),
+            next_rotation_at: Some(crate::time::now()),
+        };
+        {
+            let s = RedbStore::open(&path).unwrap();
+            s.insert_pending(&record("a", 1)).unwrap();
+            s.activate("a", crate::time::now(), &sched).unwrap();
+        }
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(s.schedule().unwrap(), sched);
+        assert_eq!(s.active().unwrap().unwrap().id, "a");
+    }
+
+    #[test]
+    fn corrupt_record_is_listed_not_lost() {
+        let (_d, s) = open();
+        s.insert_pending(&record("a", 1)).unwrap();
+        s.write(|kp, _| {
+            kp.insert("kek-bad", b"{not json".as_slice()).unwrap();
+            Ok(())
+        })
+        .unwrap();
+        let list = s.list().unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(matches!(&list[1], Listed::Corrupt { id, .. } if id == "kek-bad"));
+        assert!(matches!(s.get("kek-bad"), Err(StoreError::Corrupt { id, .. }) if id == "kek-bad"));
+    }
+
+    #[test]
+    fn other_schema_version_is_refused() {
+        let (d, s) = open();
+        s.write(|_, meta| {
+            meta.insert(META_SCHEMA, b"99".as_slice()).unwrap();
+            Ok(())
+        })
+        .unwrap();
+        drop(s);
+        let e = RedbStore::open(&d.path().join("s.redb"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("schema version 99"), "{e}");
+    }
+}
