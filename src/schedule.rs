@@ -4,6 +4,7 @@
 //! zone, so calendar cadences stay on local midnight across DST changes.
 
 use crate::time::Timestamp;
+use chrono::SubsecRound;
 use chrono_tz::Tz;
 use croner::Cron;
 use std::fmt;
@@ -86,6 +87,9 @@ impl Cadence {
     /// `None` for `never` (or a pattern with no future match).
     pub fn next_after(&self, after: Timestamp, tz: Tz) -> Option<Timestamp> {
         let cron = self.pattern()?;
+        // Whole seconds: croner keeps sub-second parts, and a rotation due
+        // "at 00:00" should be due at 00:00:00.000.
+        let after = after.trunc_subsecs(0);
         cron.find_next_occurrence(&after.with_timezone(&tz), false)
             .ok()
             .map(|t| t.with_timezone(&chrono::Utc))
@@ -105,7 +109,7 @@ mod tests {
 
     #[test]
     fn calendar_cadences_in_utc() {
-        let t = utc("2026-11-23T10:00:00Z"); // a Monday
+        let t = utc("2026-11-23T10:00:00.371Z"); // a Monday
         let z = chrono_tz::UTC;
         assert_eq!(
             Cadence::Daily.next_after(t, z),

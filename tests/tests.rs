@@ -1,1 +1,12 @@
+//! Integration tests, compiled as one binary (as in ripgrep): each module is
+//! an area; `harness` owns moto, the daemon and the envelope decryptor.
+//!
+//! Every test that needs KMS starts its own moto server on a free loopback
+//! port and fails — never skips — when moto is missing, saying how to
+//! install it.
 
+mod harness;
+
+mod cli;
+mod invariants;
+mod rotation;

@@ -1,0 +1,72 @@
+//! The binaries' command lines without a running daemon: config checking
+//! and the messages and exit codes an operator sees.
+
+use crate::harness::{kekctl, kekd};
+
+const GOOD: &str = r#"
+organization_id = "acme"
+region = "eu-west-1"
+[provider]
+type = "aws-kms-symmetric"
+kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/kekd"
+"#;
+
+fn check(text: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("kekd.toml");
+    std::fs::write(&f, text).unwrap();
+    let (code, out, err) = kekd(&["check-config", f.to_str().unwrap()]);
+    // Name the file as the operator typed it, so messages are comparable.
+    (code, out, err.replace(f.to_str().unwrap(), "FILE"))
+}
+
+#[test]
+fn check_config_accepts_a_valid_file() {
+    let (code, out, _) = check(GOOD);
+    assert_eq!(code, 0);
+    assert!(out.contains("valid"), "{out}");
+}
+
+#[test]
+fn check_config_names_file_field_value_and_allowed() {
+    let cases = [
+        (GOOD.replace("alias/kekd", "alias"), "field `provider.kms_key_arn`: malformed ARN"),
+        (GOOD.replace("region = \"eu-west-1\"", "region = \"us-east-1\""), "is not the configured region us-east-1"),
+        (format!("cadence = \"hourly\"\n{GOOD}"), "field `cadence`: not a known cadence (value: \"hourly\")"),
+        (format!("key_bits = 1024\n{GOOD}"), "field `key_bits`: unsupported RSA key size (value: \"1024\"); allowed: 2048, 3072, 4096"),
+        (format!("colour = \"blue\"\n{GOOD}"), "unknown field `colour`"),
+    ];
+    for (text, want) in cases {
+        let (code, _, err) = check(&text);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.starts_with("kekd: invalid configuration: FILE:"),
+            "{err}"
+        );
+        assert!(err.contains(want), "want {want:?} in {err}");
+    }
+}
+
+#[test]
+fn daemon_with_a_missing_config_exits_non_zero_and_says_why() {
+    let (code, _, err) = kekd(&["--config", "/nonexistent/kekd.toml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/kekd.toml: cannot read"), "{err}");
+}
+
+#[test]
+fn kekctl_without_a_daemon_exits_3_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = kekctl(&dir.path().join("none.sock"), &["status"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("cannot reach kekd at") && err.contains("is the daemon running?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_command_line_exits_2() {
+    let (code, _, err) = kekd(&["--no-such-flag"]);
+    assert_eq!(code, 2, "{err}");
+}

@@ -1,0 +1,215 @@
+//! The daemon against moto's KMS: initial key pair, Change Key Now by signal
+//! and by `kekctl rotate`, history, decryptability, restart.
+
+use crate::harness::*;
+use kekd::api::views::{ExportView, KeyPairView, PublicKeyView, StatusView};
+use kekd::store::{KeyState, Reason};
+use std::time::Duration;
+
+async fn daemon(moto: &Moto, alias: &str) -> (TestDaemon, String) {
+    let (key_arn, alias_arn) = moto.create_key(alias).await;
+    let d = TestDaemon::start(moto, |dir| kms_config(dir, &alias_arn, "")).await;
+    (d, key_arn)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn initial_key_pair_is_active_and_wrapped_by_the_key_arn_behind_the_alias() {
+    let moto = Moto::start().await;
+    let (d, key_arn) = daemon(&moto, "kekd-initial").await;
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    assert_eq!(s.state, "ok");
+    assert!(s.last_error.is_none());
+    let h = d.history().await;
+    assert_eq!(h.keypairs.len(), 1);
+    let k = &h.keypairs[0];
+    assert_eq!(k.state, KeyState::Active);
+    assert_eq!(k.reason, Reason::Initial);
+    assert_eq!(
+        k.wrapping_key_arn, key_arn,
+        "the key ARN KMS reports, not the alias"
+    );
+    assert!(k.wrapping_key_arn.contains(":key/"));
+    assert_eq!(s.active_key_id.as_deref(), Some(k.id.as_str()));
+    let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+    assert_eq!(p.id, k.id);
+    assert_eq!(
+        kekd::keypair::key_pair_id(&pem_der(&p.pem)),
+        p.id,
+        "id derives from the public key"
+    );
+    // Timestamps are RFC 3339 UTC on the wire.
+    let raw: serde_json::Value = d.client().get("/v1/keypairs").await.unwrap();
+    let created = raw["keypairs"][0]["created_at"].as_str().unwrap();
+    assert!(
+        created.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(created).is_ok(),
+        "{created}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigusr1_and_kekctl_rotate_make_new_active_key_pairs_in_order() {
+    let moto = Moto::start().await;
+    let (d, _) = daemon(&moto, "kekd-rotate").await;
+    let first = d.wait_active().await.active_key_id.unwrap();
+
+    d.signal(libc::SIGUSR1);
+    let second = wait_for(
+        Duration::from_secs(30),
+        "rotation after SIGUSR1",
+        || async {
+            let s: StatusView = d.client().get("/v1/status").await.ok()?;
+            s.active_key_id.filter(|id| *id != first)
+        },
+    )
+    .await;
+
+    let (code, out, err) = d.kekctl(&["rotate", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let third: KeyPairView = serde_json::from_str(&out).unwrap();
+    assert_ne!(third.id, second);
+    assert_eq!(third.state, KeyState::Active);
+
+    let h = d.history().await;
+    let ids: Vec<&str> = h.keypairs.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [third.id.as_str(), second.as_str(), first.as_str()],
+        "newest first"
+    );
+    let states: Vec<KeyState> = h.keypairs.iter().map(|k| k.state).collect();
+    assert_eq!(
+        states,
+        [KeyState::Active, KeyState::Retired, KeyState::Retired]
+    );
+    let reasons: Vec<Reason> = h.keypairs.iter().map(|k| k.reason).collect();
+    assert_eq!(
+        reasons,
+        [Reason::ChangeKeyNow, Reason::ChangeKeyNow, Reason::Initial]
+    );
+    for k in &h.keypairs[1..] {
+        assert!(k.retired_at.is_some() && k.activated_at.is_some());
+    }
+    // --limit and the table.
+    let (code, out, _) = d.kekctl(&["history", "--limit", "2"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&third.id) && out.contains(&second) && !out.contains(&first),
+        "{out}"
+    );
+    assert!(
+        out.contains("change-key-now") && out.contains("retired"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_stored_private_key_decrypts_through_kms_and_matches_its_public_key() {
+    let moto = Moto::start().await;
+    let (d, _) = daemon(&moto, "kekd-decrypt").await;
+    d.client().post::<KeyPairView>("/v1/rotate").await.unwrap();
+    d.client().post::<KeyPairView>("/v1/rotate").await.unwrap();
+    let kms = moto.kms();
+    let h = d.history().await;
+    assert_eq!(h.keypairs.len(), 3);
+    for k in &h.keypairs {
+        let (code, out, err) = d.kekctl(&["export", &k.id]);
+        assert_eq!(code, 0, "{err}");
+        let export: ExportView = serde_json::from_str(&out).unwrap();
+        let secrets = recover(&kms, &export).await;
+        assert_eq!(
+            public_der_of(&secrets.private_pkcs8),
+            pem_der(&k.public_key_pem),
+            "{}",
+            k.id
+        );
+        assert_eq!(
+            export.envelope.encryption_context.as_map()["organization-id"],
+            "acme-test"
+        );
+        assert_eq!(
+            export.envelope.encryption_context.as_map()["key-pair-id"],
+            k.id
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kms_refuses_a_wrong_encryption_context() {
+    let moto = Moto::start().await;
+    let (d, _) = daemon(&moto, "kekd-context").await;
+    let id = d.wait_active().await.active_key_id.unwrap();
+    let export: ExportView = d
+        .client()
+        .get(&format!("/v1/keypairs/{id}/envelope"))
+        .await
+        .unwrap();
+    let mut ctx: std::collections::HashMap<String, String> = export
+        .envelope
+        .encryption_context
+        .as_map()
+        .clone()
+        .into_iter()
+        .collect();
+    ctx.insert("organization-id".into(), "someone-else".into());
+    let err = moto
+        .kms()
+        .decrypt()
+        .key_id(&export.envelope.wrapping_key_arn)
+        .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(
+            export.envelope.encrypted_data_key.clone(),
+        ))
+        .set_encryption_context(Some(ctx))
+        .send()
+        .await
+        .expect_err("KMS must refuse another organization's context");
+    let code = aws_sdk_kms::error::ProvideErrorMetadata::code(&err)
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(code, "InvalidCiphertextException");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_keeps_every_key_pair_and_does_not_rotate() {
+    let moto = Moto::start().await;
+    let (mut d, _) = daemon(&moto, "kekd-restart").await;
+    d.client().post::<KeyPairView>("/v1/rotate").await.unwrap();
+    let before = d.history().await.keypairs;
+    let active = d.wait_active().await.active_key_id;
+    let after_status = d.restart().await;
+    assert_eq!(after_status.active_key_id, active);
+    assert_eq!(d.history().await.keypairs, before);
+    let kms = moto.kms();
+    for k in &before {
+        let export: ExportView = d
+            .client()
+            .get(&format!("/v1/keypairs/{}/envelope", k.id))
+            .await
+            .unwrap();
+        let secrets = recover(&kms, &export).await;
+        assert_eq!(
+            public_der_of(&secrets.private_pkcs8),
+            pem_der(&k.public_key_pem)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signal_burst_is_coalesced_and_the_daemon_stays_responsive() {
+    let moto = Moto::start().await;
+    let (d, _) = daemon(&moto, "kekd-burst").await;
+    for _ in 0..200 {
+        d.signal(libc::SIGUSR1);
+    }
+    // Status answers while the burst is being handled.
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    assert!(s.active_key_id.is_some());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = d.wait_active().await;
+    let n = s.key_pairs.total;
+    assert!(
+        (2..=4).contains(&n),
+        "200 signals must coalesce into a few rotations, got {} key pairs",
+        n
+    );
+    assert_eq!(s.key_pairs.by_state.get("active"), Some(&1));
+}
