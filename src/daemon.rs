@@ -118,8 +118,11 @@ impl Daemon {
         let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
         let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
         let usr1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
+        let hup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
 
         let signals = tokio::spawn(change_key_now_on_usr1(usr1, self.app.rotation.clone()));
+        let reloads = tokio::spawn(reload_not_yet_supported(hup));
+        let systemd = tokio::spawn(tell_systemd(self.engine.subscribe()));
         let engine = tokio::spawn(self.engine.run(stop_rx.clone()));
         tokio::spawn(async move {
             tokio::select! {
@@ -135,9 +138,12 @@ impl Daemon {
             let _ = stop.wait_for(|s| *s).await;
         };
         let served = server::serve(self.listener, router(self.app), shutdown).await;
+        notify(&[sd_notify::NotifyState::Stopping]);
         // The API has drained; now let an in-flight rotation finish.
         let _ = engine.await;
         signals.abort();
+        systemd.abort();
+        reloads.abort();
         let _ = std::fs::remove_file(&self.settings.socket_path);
         tracing::info!("kekd stopped");
         served.map_err(|source| {
@@ -158,6 +164,46 @@ async fn change_key_now_on_usr1(mut usr1: tokio::signal::unix::Signal, rotation:
         } else {
             tracing::debug!("SIGUSR1: folded into a queued rotation");
         }
+    }
+}
+
+/// SIGHUP must not kill the daemon (its default action). Reloading is not
+/// implemented yet, so say so instead of half-applying anything.
+async fn reload_not_yet_supported(mut hup: tokio::signal::unix::Signal) {
+    while hup.recv().await.is_some() {
+        tracing::warn!("SIGHUP: configuration reload is not supported yet; the running configuration stays in force (restart kekd to apply changes)");
+    }
+}
+
+/// READY=1 once a key pair is active and the socket listens (the socket is
+/// bound before `run`), then STATUS= on every change of the active key.
+async fn tell_systemd(mut active: watch::Receiver<Option<String>>) {
+    let mut ready = false;
+    loop {
+        let id = active.borrow_and_update().clone();
+        if let Some(id) = id {
+            let status = format!("active key pair {id}");
+            if ready {
+                notify(&[sd_notify::NotifyState::Status(&status)]);
+            } else {
+                notify(&[
+                    sd_notify::NotifyState::Ready,
+                    sd_notify::NotifyState::Status(&status),
+                ]);
+                ready = true;
+            }
+        }
+        if active.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// sd_notify, never fatal: outside systemd it does nothing, and a failure is
+/// logged (zincati's rule).
+fn notify(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "sd_notify failed");
     }
 }
 

@@ -311,6 +311,7 @@ pub struct Engine {
     state: SharedState,
     rx: mpsc::Receiver<Request>,
     started_at: Timestamp,
+    activated: watch::Sender<Option<String>>,
 }
 
 impl Engine {
@@ -320,8 +321,15 @@ impl Engine {
         // the next one (or the running one). Signals use try_send: when the
         // queue is full, the signal is already covered by a queued request.
         let (tx, rx) = mpsc::channel(64);
+        let active_id = state
+            .read()
+            .expect("state lock")
+            .active
+            .as_ref()
+            .map(|a| a.id.clone());
         (
             Engine {
+                activated: watch::Sender::new(active_id),
                 rotator,
                 state,
                 rx,
@@ -329,6 +337,11 @@ impl Engine {
             },
             RotationHandle { tx },
         )
+    }
+
+    /// Follows the active key pair id (systemd readiness and status).
+    pub fn subscribe(&self) -> watch::Receiver<Option<String>> {
+        self.activated.subscribe()
     }
 
     /// Runs until `shutdown` turns true. A rotation in flight is finished
@@ -428,6 +441,7 @@ impl Engine {
                     ),
                 };
                 st.active = Some(rec.clone());
+                self.activated.send_replace(Some(rec.id.clone()));
                 if let Some(since) = st.health.degraded_since.take() {
                     tracing::info!(since = %time::format(&since), "rotation recovered; state ok");
                 }

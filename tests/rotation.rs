@@ -213,3 +213,87 @@ async fn a_signal_burst_is_coalesced_and_the_daemon_stays_responsive() {
     );
     assert_eq!(s.key_pairs.by_state.get("active"), Some(&1));
 }
+
+/// README "Break-glass": the shipped script recovers a private key from an
+/// export with only boto3 and cryptography, so the documented format is
+/// complete.
+#[tokio::test(flavor = "multi_thread")]
+async fn break_glass_script_recovers_a_private_key_with_only_an_aws_sdk() {
+    let moto = Moto::start().await;
+    let (d, _) = daemon(&moto, "kekd-breakglass").await;
+    let id = d.wait_active().await.active_key_id.unwrap();
+    let export = d.dir.path().join("env.json");
+    let (code, _, err) = d.kekctl(&["export", &id, "--out", export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let out = std::process::Command::new(moto_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/decrypt-envelope.py"
+        ))
+        .arg(&export)
+        .env("AWS_ENDPOINT_URL_KMS", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem_text = String::from_utf8(out.stdout).unwrap();
+    let private = pem::parse(&pem_text).unwrap();
+    assert_eq!(private.tag(), "PRIVATE KEY");
+    let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+    assert_eq!(public_der_of(private.contents()), pem_der(&p.pem));
+}
+
+/// A rotation missed while the daemon was down runs once at start (reason
+/// `catch-up`), however many periods were missed, and not again on the
+/// next restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missed_rotation_is_caught_up_exactly_once() {
+    use kekd::store::{KeyStore, RedbStore, Schedule};
+    let moto = Moto::start().await;
+    let (_, alias_arn) = moto.create_key("kekd-catchup").await;
+    let mut d = TestDaemon::start(&moto, |dir| {
+        kms_config(dir, &alias_arn, "").replace("cadence = \"never\"", "cadence = \"daily\"")
+    })
+    .await;
+    let s = d.wait_active().await;
+    assert!(s.next_rotation_at.unwrap() > chrono::Utc::now());
+    assert!(d.stop().await.success());
+    {
+        // Simulate five days of downtime: the next rotation was due 4 days ago.
+        let store = RedbStore::open(&d.store_path()).unwrap();
+        let now = chrono::Utc::now();
+        store
+            .set_schedule(&Schedule {
+                last_rotation_at: Some(now - chrono::Duration::days(5)),
+                next_rotation_at: Some(now - chrono::Duration::days(4)),
+            })
+            .unwrap();
+    }
+    d.spawn();
+    let s = wait_for(Duration::from_secs(30), "catch-up rotation", || async {
+        let s: StatusView = d.client().get("/v1/status").await.ok()?;
+        (s.key_pairs.total == 2 && !s.rotation_in_progress).then_some(s)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let h = d.history().await;
+    assert_eq!(h.keypairs.len(), 2, "one catch-up, not one per missed day");
+    assert_eq!(h.keypairs[0].reason, Reason::CatchUp);
+    assert!(
+        s.next_rotation_at.unwrap() > chrono::Utc::now(),
+        "next rotation is in the future again"
+    );
+    d.restart().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        d.history().await.keypairs.len(),
+        2,
+        "no rotation on a restart"
+    );
+}

@@ -621,6 +621,14 @@ kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/kekd"
     }
 
     #[test]
+    fn shipped_example_configs_are_valid() {
+        for f in ["config/kekd.toml", "config/kekd-local.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+            Settings::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[test]
     fn other_checks() {
         assert!(err(&format!("timezone = \"Mars/Olympus\"\n{GOOD}")).contains("field `timezone`"));
         assert!(err(&format!("retention = \"forever\"\n{GOOD}")).contains("field `retention`"));

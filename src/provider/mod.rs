@@ -179,3 +179,27 @@ pub trait KeyProvider: Send + Sync + 'static {
     /// Describes the configured key (KMS `DescribeKey`).
     async fn describe_key(&self) -> Result<KeyDescription, ProviderError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins the byte format documented in README "Envelope format".
+    #[test]
+    fn canonical_encoding_matches_the_documented_example() {
+        let ctx = EncryptionContext(
+            [
+                ("organization-id".to_string(), "acme".to_string()),
+                (
+                    "key-pair-id".to_string(),
+                    "kek-0123456789abcdef".to_string(),
+                ),
+            ]
+            .into(),
+        );
+        assert_eq!(
+            hex::encode(ctx.canonical_bytes()),
+            "000b6b65792d706169722d696400146b656b2d30313233343536373839616263646566000f6f7267616e697a6174696f6e2d6964000461636d65"
+        );
+    }
+}

@@ -51,6 +51,27 @@ where
     }
 }
 
+/// The moto_server executable: `KEKD_MOTO_SERVER`, else `.venv-moto/`, else PATH.
+fn moto_server_exe() -> PathBuf {
+    std::env::var_os("KEKD_MOTO_SERVER")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-moto/bin/moto_server");
+            venv.exists().then_some(venv)
+        })
+        .unwrap_or_else(|| PathBuf::from("moto_server"))
+}
+
+/// The Python beside moto (it has boto3 and cryptography).
+pub fn moto_python() -> PathBuf {
+    let exe = moto_server_exe();
+    let py = exe
+        .parent()
+        .map(|d| d.join("python3"))
+        .filter(|p| p.exists());
+    py.unwrap_or_else(|| panic!("{INSTALL_MOTO} (no python3 beside {})", exe.display()))
+}
+
 /// A moto KMS server, killed on drop.
 pub struct Moto {
     child: Child,
@@ -61,13 +82,7 @@ pub struct Moto {
 impl Moto {
     /// Starts moto on a free port and waits until it answers.
     pub async fn start() -> Moto {
-        let exe = std::env::var_os("KEKD_MOTO_SERVER")
-            .map(PathBuf::from)
-            .or_else(|| {
-                let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-moto/bin/moto_server");
-                venv.exists().then_some(venv)
-            })
-            .unwrap_or_else(|| PathBuf::from("moto_server"));
+        let exe = moto_server_exe();
         let port = free_port();
         let child = Command::new(&exe)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
