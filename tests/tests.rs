@@ -9,4 +9,5 @@ mod harness;
 
 mod cli;
 mod invariants;
+mod kms_failures;
 mod rotation;

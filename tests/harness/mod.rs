@@ -137,6 +137,14 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Stops the server: from now on its port refuses connections.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -191,6 +199,29 @@ impl TestDaemon {
     /// Writes `config` (made by `make_config(dir)`) and starts kekd against
     /// moto; returns once the daemon serves an active key.
     pub async fn start(moto: &Moto, make_config: impl FnOnce(&Path) -> String) -> TestDaemon {
+        let d = TestDaemon::launch(moto, make_config);
+        d.wait_active().await;
+        d
+    }
+
+    /// Like [`TestDaemon::start`], but returns as soon as the socket answers,
+    /// active key or not.
+    pub async fn start_serving(
+        moto: &Moto,
+        make_config: impl FnOnce(&Path) -> String,
+    ) -> TestDaemon {
+        let d = TestDaemon::launch(moto, make_config);
+        let c = d.client();
+        wait_for(
+            Duration::from_secs(30),
+            "kekd to answer on its socket",
+            || async { c.get::<StatusView>("/v1/status").await.ok() },
+        )
+        .await;
+        d
+    }
+
+    fn launch(moto: &Moto, make_config: impl FnOnce(&Path) -> String) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("kekd.toml");
         std::fs::write(&config, make_config(dir.path())).unwrap();
@@ -203,7 +234,6 @@ impl TestDaemon {
             endpoint: Some(moto.endpoint.clone()),
         };
         d.spawn();
-        d.wait_active().await;
         d
     }
 

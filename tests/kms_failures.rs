@@ -1,0 +1,130 @@
+//! KMS failures moto can produce by itself (a missing key, a stopped
+//! server): the active key pair stays served, status shows the classified
+//! error, and rotation completes on its own once KMS is back. Faults moto
+//! cannot produce (throttling, disabled keys, hangs) need the fault proxy of
+//! issue 4.
+
+use crate::harness::*;
+use kekd::api::views::{PublicKeyView, StatusView};
+use kekd::store::Reason;
+use std::time::{Duration, Instant};
+
+/// The alias does not exist yet: no key pair can be made, status says why
+/// with KMS's own code and request id, and the daemon keeps serving its API.
+/// Once the alias exists, the retry makes the initial key pair by itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_kms_key_is_reported_and_recovered_from() {
+    let moto = Moto::start().await;
+    let alias = format!("arn:aws:kms:{REGION}:123456789012:alias/kekd-later");
+    let d = TestDaemon::start_serving(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let s = wait_for(
+        Duration::from_secs(30),
+        "a failed first rotation",
+        || async {
+            let s: StatusView = d.client().get("/v1/status").await.ok()?;
+            s.last_error.is_some().then_some(s)
+        },
+    )
+    .await;
+    assert_eq!(s.state, "degraded");
+    assert!(s.active_key_id.is_none());
+    assert!(s.next_retry_at.is_some() && s.failed_attempts >= 1);
+    let e = s.last_error.unwrap();
+    assert_eq!(e.reason, Reason::Initial);
+    assert_eq!(e.operation.as_deref(), Some("GenerateDataKey"));
+    assert_eq!(e.kind, "not_found");
+    assert_eq!(e.code.as_deref(), Some("NotFoundException"));
+    assert!(
+        e.request_id.as_deref().is_some_and(|r| !r.is_empty()),
+        "the AWS request id is kept"
+    );
+    let (status, body) = d
+        .client()
+        .raw(hyper::Method::GET, "/v1/public-key")
+        .await
+        .unwrap();
+    assert_eq!(status, 503);
+    assert!(String::from_utf8_lossy(&body).contains("no_active_key"));
+    let (code, out, _) = d.kekctl(&["status"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("degraded") && out.contains("NotFoundException"),
+        "{out}"
+    );
+
+    moto.create_key("kekd-later").await;
+    let s = d.wait_active().await;
+    assert_eq!(s.state, "ok");
+    assert!(s.degraded_since.is_none());
+}
+
+/// KMS goes away after start: the active public key is still served and
+/// status answers at once, Change Key Now fails fast with `kms_unavailable`
+/// and leaves the active key active, and status is `degraded` with the
+/// cause.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_kms_unreachable_the_active_key_stays_served() {
+    let mut moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-outage").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let active = d.wait_active().await.active_key_id.unwrap();
+    moto.stop();
+
+    let t = Instant::now();
+    let (status, body) = d
+        .client()
+        .raw(hyper::Method::POST, "/v1/rotate")
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"]["code"], "kms_unavailable");
+    // Bounded by the configured operation timeout (5 s), not hanging.
+    assert!(took < Duration::from_secs(30), "rotate took {took:?}");
+
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    assert_eq!(s.state, "degraded");
+    assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
+    let e = s.last_error.unwrap();
+    assert_eq!(e.kind, "unreachable");
+    assert_eq!(e.operation.as_deref(), Some("GenerateDataKey"));
+    let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+    assert_eq!(p.id, active, "the last known public key is still served");
+    let (code, _, err) = d.kekctl(&["rotate"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("kms_unavailable") && err.contains("stays active"),
+        "{err}"
+    );
+    assert_eq!(
+        d.history().await.keypairs.len(),
+        1,
+        "nothing half-made is kept"
+    );
+}
+
+/// Access to the socket is refused to a user without permission: kekctl
+/// says so and exits 4.
+#[tokio::test(flavor = "multi_thread")]
+async fn kekctl_without_permission_on_the_socket_exits_4() {
+    use std::os::unix::process::CommandExt;
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-perm").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"));
+    cmd.arg("--socket").arg(&d.socket).arg("status");
+    // As root, run kekctl as nobody; as another user, take away our own
+    // permission on the socket instead (root would bypass that).
+    // SAFETY: geteuid(2) has no preconditions and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.uid(65534).gid(65534);
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+}
