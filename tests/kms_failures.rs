@@ -128,3 +128,51 @@ async fn kekctl_without_permission_on_the_socket_exits_4() {
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("permission denied"), "{err}");
 }
+
+/// I4: while a KMS call hangs, the API does not: status (which reports the
+/// rotation as in progress — so it answered *during* the hung call), the
+/// public key and the history are served; the hung call is cut off by the
+/// configured timeouts and classified as a timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn i4_a_hung_kms_never_blocks_the_api() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-hang").await;
+    let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let active = d.wait_active().await.active_key_id.unwrap();
+    assert!(d.stop().await.success());
+    let hole = BlackHole::start().await;
+    d.set_kms_endpoint(&hole.endpoint);
+    d.spawn();
+    d.wait_active().await;
+
+    let rotate = {
+        let c = d.client();
+        tokio::spawn(async move { c.raw(hyper::Method::POST, "/v1/rotate").await })
+    };
+    let s = wait_for(
+        Duration::from_secs(10),
+        "the rotation to be in progress",
+        || async {
+            let s: StatusView = d.client().get("/v1/status").await.ok()?;
+            s.rotation_in_progress.then_some(s)
+        },
+    )
+    .await;
+    assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
+    // Many more answers while the KMS call still hangs.
+    for _ in 0..20 {
+        let s: StatusView = d.client().get("/v1/status").await.unwrap();
+        let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+        assert_eq!(p.id, active);
+        d.history().await;
+        if !s.rotation_in_progress {
+            panic!("the hung call ended before the API was exercised; raise the timeouts in kms_config");
+        }
+    }
+    let (status, body) = rotate.await.unwrap().unwrap();
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    assert_eq!(s.state, "degraded");
+    assert_eq!(s.last_error.unwrap().kind, "timeout");
+    assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
+}

@@ -152,6 +152,35 @@ impl Drop for Moto {
     }
 }
 
+/// A KMS that accepts connections and never answers (a hung KMS). The
+/// first fault of the fault-injecting proxy issue 4 asks for.
+pub struct BlackHole {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BlackHole {
+    /// Starts listening on a free loopback port.
+    pub async fn start() -> BlackHole {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn); // read nothing, answer nothing, close nothing
+            }
+        });
+        BlackHole { endpoint, task }
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// A config file for a daemon in `dir` using KMS key `kms_key_arn`.
 pub fn kms_config(dir: &Path, kms_key_arn: &str, extra: &str) -> String {
     format!(
@@ -235,6 +264,11 @@ impl TestDaemon {
         };
         d.spawn();
         d
+    }
+
+    /// Points the next [`TestDaemon::spawn`] at another KMS endpoint.
+    pub fn set_kms_endpoint(&mut self, endpoint: &str) {
+        self.endpoint = Some(endpoint.to_string());
     }
 
     /// Starts the process (again), without waiting.
