@@ -138,7 +138,9 @@ pub async fn open(
     .map_err(|_| EnvelopeError::Decrypt)
 }
 
-mod b64 {
+/// serde helpers: bytes as standard, padded base64 (RFC 4648 §4), the one
+/// binary encoding of the envelope and the store.
+pub(crate) mod b64 {
     use super::{Engine, B64};
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -83,7 +83,7 @@ pub struct KeyPairRecord {
     /// The KMS key ARN that wraps its data key.
     pub wrapping_key_arn: String,
     /// SPKI DER public key, base64.
-    #[serde(with = "b64")]
+    #[serde(with = "crate::envelope::b64")]
     pub public_key_der: Vec<u8>,
     /// The encrypted private key.
     pub envelope: Envelope,
@@ -462,21 +462,6 @@ impl KeyStore for RedbStore {
             rec.envelope = envelope.clone();
             self.write_record(kp, &rec)
         })
-    }
-}
-
-mod b64 {
-    use base64::engine::general_purpose::STANDARD as B64;
-    use base64::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&B64.encode(v))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        B64.decode(String::deserialize(d)?)
-            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -402,14 +402,9 @@ impl Drop for TestDaemon {
     }
 }
 
-/// Runs `kekctl --socket SOCKET ARGS`.
-pub fn kekctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kekctl"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .expect("run kekctl");
+/// Runs a command to completion; returns (exit code, stdout, stderr).
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -417,17 +412,17 @@ pub fn kekctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Runs `kekctl --socket SOCKET ARGS`.
+pub fn kekctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
+    run(Command::new(env!("CARGO_BIN_EXE_kekctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args))
+}
+
 /// Runs `kekd ARGS` to completion.
 pub fn kekd(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kekd"))
-        .args(args)
-        .output()
-        .expect("run kekd");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run(Command::new(env!("CARGO_BIN_EXE_kekd")).args(args))
 }
 
 /// The secrets behind one exported envelope, recovered the way a customer
