@@ -297,3 +297,41 @@ async fn a_missed_rotation_is_caught_up_exactly_once() {
         "no rotation on a restart"
     );
 }
+
+/// SIGTERM during a rotation: the rotation finishes (its caller gets the new
+/// key pair), then the daemon exits 0, and the new key pair is the active
+/// one after a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_the_rotation_in_flight_then_exits_0() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-drain").await;
+    // RSA-4096 generation takes long enough to be caught in flight.
+    let mut d = TestDaemon::start(&moto, |dir| {
+        kms_config(dir, &alias, "").replace("key_bits = 2048", "key_bits = 4096")
+    })
+    .await;
+    let rotate = {
+        let c = d.client();
+        tokio::spawn(async move { c.post::<KeyPairView>("/v1/rotate").await })
+    };
+    wait_for(
+        Duration::from_secs(10),
+        "the rotation to be in flight",
+        || async {
+            let s: StatusView = d.client().get("/v1/status").await.ok()?;
+            s.rotation_in_progress.then_some(())
+        },
+    )
+    .await;
+    d.signal(libc::SIGTERM);
+    let new = rotate
+        .await
+        .unwrap()
+        .expect("the in-flight rotation completes and answers");
+    let st = d.stop_wait().await;
+    assert!(st.success(), "exit status {st}");
+    assert!(d.log_text().contains("SIGTERM"));
+    d.spawn();
+    let s = d.wait_active().await;
+    assert_eq!(s.active_key_id.as_deref(), Some(new.id.as_str()));
+}

@@ -350,6 +350,11 @@ impl TestDaemon {
         child.wait().unwrap();
     }
 
+    /// Waits for an exit already asked for (at most 30 s).
+    pub async fn stop_wait(&mut self) -> ExitStatus {
+        self.wait_exit().await
+    }
+
     async fn wait_exit(&mut self) -> ExitStatus {
         let start = Instant::now();
         loop {
