@@ -157,3 +157,83 @@ mod tests {
             .contains("cron"));
     }
 }
+
+#[cfg(test)]
+mod dst_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// One occurrence per local day, across both DST changes of 2026 in
+    /// New York, for times that fall in the skipped hour (02:30 in March),
+    /// the repeated hour (01:30 in November) and at midnight. croner 3 ran
+    /// "30 1 * * *" twice on 8 March 2026 (01:30 EST and 03:00 EDT); croner 4
+    /// does not — this test pins that.
+    #[test]
+    fn no_rotation_is_skipped_or_doubled_across_dst() {
+        let tz = chrono_tz::America::New_York;
+        for expr in [
+            "30 2 * * *",
+            "30 1 * * *",
+            "0 0 * * *",
+            "0 3 * * *",
+            "daily",
+        ] {
+            let cadence: Cadence = expr.parse().unwrap();
+            for (y, m, d) in [(2026, 3, 5), (2026, 10, 29)] {
+                let mut t = tz
+                    .with_ymd_and_hms(y, m, d, 12, 0, 0)
+                    .unwrap()
+                    .with_timezone(&chrono::Utc);
+                let mut days = Vec::new();
+                for _ in 0..7 {
+                    let next = cadence.next_after(t, tz).unwrap();
+                    assert!(next > t);
+                    days.push(next.with_timezone(&tz).date_naive());
+                    t = next;
+                }
+                let expected: Vec<_> = (1..=7)
+                    .map(|i| {
+                        chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap() + chrono::Days::new(i)
+                    })
+                    .collect();
+                assert_eq!(days, expected, "{expr} around {y}-{m}-{d}");
+            }
+        }
+    }
+
+    #[test]
+    fn skipped_local_time_moves_to_the_end_of_the_gap_and_repeated_time_runs_first() {
+        let tz = chrono_tz::America::New_York;
+        let c: Cadence = "30 2 * * *".parse().unwrap();
+        let t = tz
+            .with_ymd_and_hms(2026, 3, 7, 12, 0, 0)
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            c.next_after(t, tz).unwrap().to_rfc3339(),
+            "2026-03-08T07:00:00+00:00"
+        ); // 03:00 EDT
+        let c: Cadence = "30 1 * * *".parse().unwrap();
+        let t = tz
+            .with_ymd_and_hms(2026, 10, 31, 12, 0, 0)
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            c.next_after(t, tz).unwrap().to_rfc3339(),
+            "2026-11-01T05:30:00+00:00"
+        ); // 01:30 EDT
+    }
+
+    #[test]
+    fn weekly_monthly_yearly_in_a_time_zone() {
+        let tz = chrono_tz::Europe::Berlin;
+        let t = tz
+            .with_ymd_and_hms(2026, 3, 27, 12, 0, 0)
+            .unwrap()
+            .with_timezone(&chrono::Utc); // a Friday
+        let local = |c: Cadence| c.next_after(t, tz).unwrap().with_timezone(&tz).to_rfc3339();
+        assert_eq!(local(Cadence::Weekly), "2026-03-30T00:00:00+02:00"); // Monday, after the change to CEST
+        assert_eq!(local(Cadence::Monthly), "2026-04-01T00:00:00+02:00");
+        assert_eq!(local(Cadence::Yearly), "2027-01-01T00:00:00+01:00");
+    }
+}
