@@ -8,10 +8,11 @@
 
 use crate::api::routes::{router, AppState};
 use crate::api::server::{self, BindError};
-use crate::config::{ProviderSettings, Settings};
+use crate::config::Settings;
+use crate::kms_check::{self, PreflightError};
 use crate::provider::local::RootKeyError;
-use crate::provider::{AwsKmsProvider, KeyProvider, LocalProvider};
-use crate::rotation::{Engine, EngineState, RotationHandle, Rotator, SharedState};
+use crate::provider::KeyProvider;
+use crate::rotation::{Current, Engine, EngineState, RotationHandle, Rotator, SharedState};
 use crate::store::{KeyState, KeyStore, Listed, Reason, RedbStore, StoreError};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, RwLock};
@@ -40,6 +41,9 @@ pub enum StartError {
     /// The socket cannot be bound.
     #[error(transparent)]
     Bind(#[from] BindError),
+    /// The KMS key is unusable and there is no active key pair to serve.
+    #[error("preflight of the KMS key failed: {0}")]
+    Preflight(#[from] PreflightError),
     /// Signal handlers cannot be installed.
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
@@ -72,32 +76,23 @@ impl Daemon {
                 .await
                 .expect("store open task")?,
         );
-        let provider: Arc<dyn KeyProvider> = match &settings.provider {
-            ProviderSettings::Local { root_key_path } => {
-                Arc::new(LocalProvider::open_or_create(root_key_path)?)
-            }
-            ProviderSettings::AwsKms { key } => {
-                let region = settings.region.as_deref().unwrap_or(&key.region);
-                Arc::new(AwsKmsProvider::new(region, &key.to_string(), settings.kms_timeouts).await)
-            }
-        };
-
-        let state = recover(&*store)?;
-        let kms_key = provider.configured_key();
+        let provider = crate::provider::from_settings(&settings, true).await?;
+        let mut state = recover(&*store)?;
+        state.health.kms_key_problem =
+            preflight_at_start(&*provider, &settings, state.active.is_some()).await?;
         let listener = server::bind(&settings.socket_path).await?;
         let shared: SharedState = Arc::new(RwLock::new(state));
+        let current = Current::shared(settings.clone(), provider);
         let rotator = Rotator {
             store: store.clone(),
-            provider,
-            settings: settings.clone(),
+            current: current.clone(),
         };
         let (engine, rotation) = Engine::new(rotator, shared.clone());
         let app = AppState {
             store,
             engine: shared,
             rotation,
-            settings: settings.clone(),
-            kms_key,
+            current,
         };
         Ok(Daemon {
             settings,
@@ -152,6 +147,30 @@ impl Daemon {
                 source,
             })
         })
+    }
+}
+
+/// Preflight at start (DESIGN.md item 8). A key that is definitely unusable
+/// (wrong spec or usage, disabled, pending deletion, wrong region, denied,
+/// missing) stops the start only when there is no active key pair to serve;
+/// with one, kekd serves it and the failure shows up in status through the
+/// failing rotations. KMS being unreachable never stops the start.
+/// Returns the problem to show in status when kekd starts anyway.
+async fn preflight_at_start(
+    provider: &dyn KeyProvider,
+    settings: &Settings,
+    has_active: bool,
+) -> Result<Option<String>, PreflightError> {
+    match kms_check::preflight(provider, settings).await {
+        Ok(d) => {
+            tracing::info!(kms_key = %d.arn, "preflight passed: {} {} {}", d.key_spec, d.key_usage, d.key_state);
+            Ok(None)
+        }
+        Err(e) if e.is_transient() || has_active => {
+            tracing::warn!(error = %e, "preflight failed; serving the stored active key pair (if any) and retrying rotations");
+            Ok(Some(e.to_string()))
+        }
+        Err(e) => Err(e),
     }
 }
 

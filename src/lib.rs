@@ -22,6 +22,7 @@
 //!   pair, AES-256-GCM, the encryption context as associated data).
 //! - [`keypair`]: RSA key pair generation, ids, PEM, and the check that a
 //!   decrypted private key matches its public key.
+//! - [`kms_check`]: preflight (`DescribeKey` checks) and the Test round trip.
 //! - [`store`]: the durable record of every key pair (redb), behind a small
 //!   trait.
 //! - [`schedule`]: cadences and the next rotation instant.
@@ -44,6 +45,7 @@ pub mod config;
 pub mod daemon;
 pub mod envelope;
 pub mod keypair;
+pub mod kms_check;
 pub mod provider;
 pub mod rotation;
 pub mod schedule;

@@ -133,6 +133,9 @@ pub struct Health {
     pub next_retry_at: Option<Timestamp>,
     /// A rotation is running now.
     pub rotating: bool,
+    /// The configured KMS key failed a check (preflight); cleared when a
+    /// rotation proves the key works again.
+    pub kms_key_problem: Option<String>,
 }
 
 /// What the API reads without touching KMS or the store's write path.
@@ -189,33 +192,53 @@ impl RotationHandle {
     }
 }
 
+/// The configuration in force and the provider built from it. Swapped as a
+/// whole on reload, so a rotation always sees one consistent pair.
+pub struct Current {
+    /// Settings in force.
+    pub settings: Arc<Settings>,
+    /// The key provider for those settings.
+    pub provider: Arc<dyn KeyProvider>,
+}
+
+/// Shared, swappable [`Current`].
+pub type SharedCurrent = Arc<RwLock<Arc<Current>>>;
+
+impl Current {
+    /// Wraps a first configuration for sharing.
+    pub fn shared(settings: Arc<Settings>, provider: Arc<dyn KeyProvider>) -> SharedCurrent {
+        Arc::new(RwLock::new(Arc::new(Current { settings, provider })))
+    }
+
+    /// A snapshot of the configuration in force.
+    pub fn get(shared: &SharedCurrent) -> Arc<Current> {
+        shared.read().expect("config lock").clone()
+    }
+}
+
 /// Performs single rotations. Holds no state between them except what the
 /// store holds.
 pub struct Rotator {
     /// The store.
     pub store: Arc<dyn KeyStore>,
-    /// The key provider.
-    pub provider: Arc<dyn KeyProvider>,
-    /// Settings in force.
-    pub settings: Arc<Settings>,
+    /// Configuration and provider in force.
+    pub current: SharedCurrent,
 }
 
 impl Rotator {
     /// One rotation, enforcing I1. On failure after the pending record was
     /// stored, that record is retired unused (it was never served).
     pub async fn rotate(&self, reason: Reason) -> Result<KeyPairRecord, RotationError> {
-        let bits = self.settings.key_bits;
+        let cur = Current::get(&self.current);
+        let (settings, provider) = (&cur.settings, &*cur.provider);
+        let bits = settings.key_bits;
         let generated = tokio::task::spawn_blocking(move || keypair::generate(bits))
             .await
             .map_err(|_| RotationError::Generate(KeyPairError::Generation))?
             .map_err(RotationError::Generate)?;
         let id = generated.id.clone();
-        let context = envelope::context_for(
-            &self.settings.context_key,
-            &self.settings.organization_id,
-            &id,
-        );
-        let env = envelope::seal(&*self.provider, context, &id, &generated.private_pkcs8).await?;
+        let context = envelope::context_for(&settings.context_key, &settings.organization_id, &id);
+        let env = envelope::seal(provider, context, &id, &generated.private_pkcs8).await?;
         let created_at = time::now();
         let record = KeyPairRecord {
             id: id.clone(),
@@ -249,10 +272,7 @@ impl Rotator {
         let now = time::now();
         let schedule = Schedule {
             last_rotation_at: Some(now),
-            next_rotation_at: self
-                .settings
-                .cadence
-                .next_after(now, self.settings.timezone),
+            next_rotation_at: settings.next_rotation_after(now),
         };
         let active = self
             .blocking(move |s| s.activate(&id, now, &schedule))
@@ -263,7 +283,8 @@ impl Rotator {
     /// Decrypts a stored record's private key through the provider and
     /// proves it matches the record's public key.
     pub async fn verify(&self, record: &KeyPairRecord) -> Result<(), RotationError> {
-        let private = envelope::open(&*self.provider, &record.envelope)
+        let provider = Current::get(&self.current).provider.clone();
+        let private = envelope::open(&*provider, &record.envelope)
             .await
             .map_err(|e| match e {
                 EnvelopeError::Provider(p) => RotationError::Provider(p),
@@ -435,10 +456,9 @@ impl Engine {
                 tracing::info!(%reason, key_pair_id = %rec.id, wrapping_key_arn = %rec.wrapping_key_arn, "rotation complete: new key pair active");
                 st.schedule = Schedule {
                     last_rotation_at: rec.activated_at,
-                    next_rotation_at: self.rotator.settings.cadence.next_after(
-                        rec.activated_at.unwrap_or_else(time::now),
-                        self.rotator.settings.timezone,
-                    ),
+                    next_rotation_at: Current::get(&self.rotator.current)
+                        .settings
+                        .next_rotation_after(rec.activated_at.unwrap_or_else(time::now)),
                 };
                 st.active = Some(rec.clone());
                 self.activated.send_replace(Some(rec.id.clone()));
@@ -447,11 +467,13 @@ impl Engine {
                 }
                 st.health.attempts = 0;
                 st.health.next_retry_at = None;
+                st.health.kms_key_problem = None;
                 *retry = None;
             }
             Err(e) => {
                 st.health.attempts += 1;
-                let delay = backoff(&self.rotator.settings.retry, st.health.attempts);
+                let policy = Current::get(&self.rotator.current).settings.retry;
+                let delay = backoff(&policy, st.health.attempts);
                 let last = LastError::new(reason, e);
                 st.health.degraded_since.get_or_insert(last.at);
                 st.health.next_retry_at =
@@ -497,8 +519,10 @@ mod tests {
         s.key_bits = crate::config::KeyBits::Rsa2048;
         Rotator {
             store: Arc::new(RedbStore::open(&dir.join("s.redb")).unwrap()),
-            provider: Arc::new(LocalProvider::open_or_create(&dir.join("root.key")).unwrap()),
-            settings: Arc::new(s),
+            current: Current::shared(
+                Arc::new(s),
+                Arc::new(LocalProvider::open_or_create(&dir.join("root.key")).unwrap()),
+            ),
         }
     }
 
@@ -531,11 +555,13 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let broken = Rotator {
             store: r.store.clone(),
-            provider: Arc::new(SealOnly {
-                seal: LocalProvider::open_or_create(&dir.path().join("root.key")).unwrap(),
-                open: LocalProvider::open_or_create(&other.path().join("root.key")).unwrap(),
-            }),
-            settings: r.settings.clone(),
+            current: Current::shared(
+                Current::get(&r.current).settings.clone(),
+                Arc::new(SealOnly {
+                    seal: LocalProvider::open_or_create(&dir.path().join("root.key")).unwrap(),
+                    open: LocalProvider::open_or_create(&other.path().join("root.key")).unwrap(),
+                }),
+            ),
         };
         assert!(broken.rotate(Reason::ChangeKeyNow).await.is_err());
         assert_eq!(

@@ -9,17 +9,98 @@ use kekd::api::views::{PublicKeyView, StatusView};
 use kekd::store::Reason;
 use std::time::{Duration, Instant};
 
-/// The alias does not exist yet: no key pair can be made, status says why
-/// with KMS's own code and request id, and the daemon keeps serving its API.
-/// Once the alias exists, the retry makes the initial key pair by itself.
+/// No key pair exists yet and the configured alias does not exist: there
+/// is nothing to serve, so kekd refuses to start and names the problem.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_missing_kms_key_is_reported_and_recovered_from() {
+async fn a_missing_kms_key_at_first_start_stops_kekd_with_a_precise_error() {
     let moto = Moto::start().await;
-    let alias = format!("arn:aws:kms:{REGION}:123456789012:alias/kekd-later");
+    let alias = format!("arn:aws:kms:{REGION}:123456789012:alias/kekd-missing");
+    let mut d = TestDaemon::start_serving_or_exit(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let st = d.stop_wait().await;
+    assert_eq!(st.code(), Some(1));
+    let log = d.log_text();
+    assert!(
+        log.contains("preflight of the KMS key failed: KMS key or alias not found"),
+        "{log}"
+    );
+    assert!(log.contains("NotFoundException"), "{log}");
+}
+
+/// The alias disappears after start: Change Key Now fails with KMS's own
+/// code and request id in status, the active key stays, and the next
+/// rotation after the alias is back succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kms_service_error_is_reported_with_code_and_request_id() {
+    let moto = Moto::start().await;
+    let (key_arn, alias) = moto.create_key("kekd-vanishing").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let active = d.wait_active().await.active_key_id.unwrap();
+    moto.kms()
+        .delete_alias()
+        .alias_name("alias/kekd-vanishing")
+        .send()
+        .await
+        .unwrap();
+
+    let (status, body) = d
+        .client()
+        .raw(hyper::Method::POST, "/v1/rotate")
+        .await
+        .unwrap();
+    assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("\"kms_error\""));
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    assert_eq!(s.state, "degraded");
+    assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
+    let e = s.last_error.unwrap();
+    assert_eq!(e.reason, Reason::ChangeKeyNow);
+    assert_eq!(e.operation.as_deref(), Some("GenerateDataKey"));
+    assert_eq!(e.kind, "not_found");
+    assert_eq!(e.code.as_deref(), Some("NotFoundException"));
+    assert!(
+        e.request_id.as_deref().is_some_and(|r| !r.is_empty()),
+        "the AWS request id is kept"
+    );
+    let (code, out, _) = d.kekctl(&["status"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("degraded") && out.contains("NotFoundException"),
+        "{out}"
+    );
+
+    moto.kms()
+        .create_alias()
+        .alias_name("alias/kekd-vanishing")
+        .target_key_id(&key_arn)
+        .send()
+        .await
+        .unwrap();
+    let s = wait_for(Duration::from_secs(30), "recovery by retry", || async {
+        let s: StatusView = d.client().get("/v1/status").await.ok()?;
+        (s.state == "ok").then_some(s)
+    })
+    .await;
+    assert_ne!(
+        s.active_key_id.as_deref(),
+        Some(active.as_str()),
+        "the failed rotation was retried"
+    );
+    assert_eq!(d.history().await.keypairs[0].reason, Reason::ChangeKeyNow);
+}
+
+/// KMS is unreachable at the very first start: kekd serves its API
+/// (degraded, no public key yet) and makes the initial key pair by itself
+/// once KMS answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn kms_unreachable_at_first_start_is_served_degraded_and_recovers() {
+    let mut moto = Moto::start().await;
+    let port = moto.port();
+    moto.stop();
+    let alias = format!("arn:aws:kms:{REGION}:123456789012:alias/kekd-late");
     let d = TestDaemon::start_serving(&moto, |dir| kms_config(dir, &alias, "")).await;
     let s = wait_for(
         Duration::from_secs(30),
-        "a failed first rotation",
+        "a failed initial rotation",
         || async {
             let s: StatusView = d.client().get("/v1/status").await.ok()?;
             s.last_error.is_some().then_some(s)
@@ -27,16 +108,11 @@ async fn a_missing_kms_key_is_reported_and_recovered_from() {
     )
     .await;
     assert_eq!(s.state, "degraded");
-    assert!(s.active_key_id.is_none());
-    assert!(s.next_retry_at.is_some() && s.failed_attempts >= 1);
+    assert!(s.active_key_id.is_none() && s.next_retry_at.is_some());
     let e = s.last_error.unwrap();
-    assert_eq!(e.reason, Reason::Initial);
-    assert_eq!(e.operation.as_deref(), Some("GenerateDataKey"));
-    assert_eq!(e.kind, "not_found");
-    assert_eq!(e.code.as_deref(), Some("NotFoundException"));
-    assert!(
-        e.request_id.as_deref().is_some_and(|r| !r.is_empty()),
-        "the AWS request id is kept"
+    assert_eq!(
+        (e.reason, e.kind.as_str()),
+        (Reason::Initial, "unreachable")
     );
     let (status, body) = d
         .client()
@@ -45,17 +121,12 @@ async fn a_missing_kms_key_is_reported_and_recovered_from() {
         .unwrap();
     assert_eq!(status, 503);
     assert!(String::from_utf8_lossy(&body).contains("no_active_key"));
-    let (code, out, _) = d.kekctl(&["status"]);
-    assert_eq!(code, 0);
-    assert!(
-        out.contains("degraded") && out.contains("NotFoundException"),
-        "{out}"
-    );
 
-    moto.create_key("kekd-later").await;
+    let moto = Moto::start_on(port).await;
+    moto.create_key("kekd-late").await;
     let s = d.wait_active().await;
     assert_eq!(s.state, "ok");
-    assert!(s.degraded_since.is_none());
+    assert_eq!(d.history().await.keypairs[0].reason, Reason::Initial);
 }
 
 /// KMS goes away after start: the active public key is still served and

@@ -6,9 +6,10 @@
 
 use super::views::*;
 use super::ApiError;
-use crate::config::Settings;
 use crate::keypair::public_key_pem;
-use crate::rotation::{is_unavailable, RotationError, RotationHandle, SharedState};
+use crate::rotation::{
+    is_unavailable, Current, RotationError, RotationHandle, SharedCurrent, SharedState,
+};
 use crate::store::{KeyStore, Listed, Reason, StoreError};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -27,10 +28,8 @@ pub struct AppState {
     pub engine: SharedState,
     /// To ask for rotations.
     pub rotation: RotationHandle,
-    /// Settings in force.
-    pub settings: Arc<Settings>,
-    /// The configured key, for status.
-    pub kms_key: String,
+    /// Configuration and provider in force (swapped on reload).
+    pub current: SharedCurrent,
 }
 
 /// The API router.
@@ -122,15 +121,17 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
             .or_default() += 1;
     }
     let eng = st.engine.read().expect("state lock").clone();
+    let cur = Current::get(&st.current);
+    let settings = &cur.settings;
     Ok(Json(StatusView {
         state: StatusView::state_of(&eng.health).into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        organization_id: st.settings.organization_id.clone(),
-        kms_key: st.kms_key.clone(),
+        organization_id: settings.organization_id.clone(),
+        kms_key: cur.provider.configured_key(),
         active_key_id: eng.active.as_ref().map(|a| a.id.clone()),
         active_since: eng.active.as_ref().and_then(|a| a.activated_at),
-        cadence: st.settings.cadence.to_string(),
-        timezone: st.settings.timezone.name().to_string(),
+        cadence: settings.cadence.to_string(),
+        timezone: settings.timezone.name().to_string(),
         last_rotation_at: eng.schedule.last_rotation_at,
         next_rotation_at: eng.schedule.next_rotation_at,
         rotation_in_progress: eng.health.rotating,
@@ -138,6 +139,7 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
         failed_attempts: eng.health.attempts,
         next_retry_at: eng.health.next_retry_at,
         last_error: eng.health.last_error.as_ref().map(LastErrorView::from),
+        kms_key_problem: eng.health.kms_key_problem.clone(),
         key_pairs: counts,
         corrupt_records,
     }))

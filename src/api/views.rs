@@ -146,6 +146,8 @@ pub struct StatusView {
     pub next_retry_at: Option<Timestamp>,
     /// The most recent failure, `null` if none since start.
     pub last_error: Option<LastErrorView>,
+    /// A failed check of the configured KMS key (preflight), `null` if none.
+    pub kms_key_problem: Option<String>,
     /// Stored key pairs.
     pub key_pairs: KeyPairCounts,
     /// Records that do not decode.
@@ -189,7 +191,7 @@ impl From<&LastError> for LastErrorView {
 impl StatusView {
     /// Whether the health says degraded.
     pub fn state_of(health: &Health) -> &'static str {
-        if health.degraded_since.is_some() {
+        if health.degraded_since.is_some() || health.kms_key_problem.is_some() {
             "degraded"
         } else {
             "ok"

@@ -508,6 +508,14 @@ impl Settings {
         })
     }
 
+    /// When the cadence next comes due after `after` (`None` for `never`).
+    pub fn next_rotation_after(
+        &self,
+        after: crate::time::Timestamp,
+    ) -> Option<crate::time::Timestamp> {
+        self.cadence.next_after(after, self.timezone)
+    }
+
     /// Path of the redb store inside the state directory.
     pub fn store_path(&self) -> PathBuf {
         self.state_dir.join("kekd.redb")

@@ -269,6 +269,7 @@ impl KeyProvider for AwsKmsProvider {
                 .key_state()
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
+            multi_region: meta.multi_region().unwrap_or(false),
         })
     }
 }

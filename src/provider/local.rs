@@ -43,6 +43,15 @@ impl LocalProvider {
     /// Opens the root key at `path`, creating it (mode 0600, 32 random bytes)
     /// if it does not exist yet.
     pub fn open_or_create(path: &Path) -> Result<LocalProvider, RootKeyError> {
+        Self::open(path, true)
+    }
+
+    /// Opens an existing root key; a missing file is an error.
+    pub fn open_existing(path: &Path) -> Result<LocalProvider, RootKeyError> {
+        Self::open(path, false)
+    }
+
+    fn open(path: &Path, create: bool) -> Result<LocalProvider, RootKeyError> {
         let err = |problem: String| RootKeyError {
             path: path.display().to_string(),
             problem,
@@ -57,6 +66,9 @@ impl LocalProvider {
                     ))
                 })?;
                 Zeroizing::new(arr)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => {
+                return Err(err("does not exist".into()))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(dir) = path.parent() {
@@ -173,6 +185,7 @@ impl KeyProvider for LocalProvider {
             key_spec: "SYMMETRIC_DEFAULT".into(),
             key_usage: "ENCRYPT_DECRYPT".into(),
             key_state: "Enabled".into(),
+            multi_region: false,
         })
     }
 }

@@ -19,6 +19,29 @@ use zeroize::Zeroizing;
 pub use aws_kms::AwsKmsProvider;
 pub use local::LocalProvider;
 
+/// Builds the provider `settings` ask for. `create_root_key` lets the local
+/// provider create a missing root key file (the daemon); a check that must
+/// write nothing (`kekctl test --config`) passes false.
+pub async fn from_settings(
+    settings: &crate::config::Settings,
+    create_root_key: bool,
+) -> Result<std::sync::Arc<dyn KeyProvider>, local::RootKeyError> {
+    use crate::config::ProviderSettings;
+    Ok(match &settings.provider {
+        ProviderSettings::Local { root_key_path } => std::sync::Arc::new(if create_root_key {
+            LocalProvider::open_or_create(root_key_path)?
+        } else {
+            LocalProvider::open_existing(root_key_path)?
+        }),
+        ProviderSettings::AwsKms { key } => {
+            let region = settings.region.as_deref().unwrap_or(&key.region);
+            std::sync::Arc::new(
+                AwsKmsProvider::new(region, &key.to_string(), settings.kms_timeouts).await,
+            )
+        }
+    })
+}
+
 /// The KMS encryption context: non-secret key/value pairs that must be
 /// presented again to decrypt. kekd puts the organization id and the key-pair
 /// id in it, and uses [`EncryptionContext::canonical_bytes`] as the AES-GCM
@@ -80,6 +103,8 @@ pub struct KeyDescription {
     pub key_usage: String,
     /// e.g. `Enabled`, `Disabled`, `PendingDeletion`.
     pub key_state: String,
+    /// A multi-Region key (primary or replica).
+    pub multi_region: bool,
 }
 
 /// Why a provider call failed, in the operator's terms.

@@ -82,8 +82,13 @@ pub struct Moto {
 impl Moto {
     /// Starts moto on a free port and waits until it answers.
     pub async fn start() -> Moto {
+        Moto::start_on(free_port()).await
+    }
+
+    /// Starts moto on `port` (e.g. again, after [`Moto::stop`]); it starts
+    /// with no keys.
+    pub async fn start_on(port: u16) -> Moto {
         let exe = moto_server_exe();
-        let port = free_port();
         let child = Command::new(&exe)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -122,7 +127,15 @@ impl Moto {
     /// Creates a symmetric key with `alias/{alias}`; returns (key ARN, alias ARN).
     pub async fn create_key(&self, alias: &str) -> (String, String) {
         let kms = self.kms();
-        let key = kms.create_key().send().await.expect("moto CreateKey");
+        // Explicit spec and usage: real KMS defaults to these, moto leaves
+        // KeyUsage out of DescribeKey unless it was given.
+        let key = kms
+            .create_key()
+            .key_spec(aws_sdk_kms::types::KeySpec::SymmetricDefault)
+            .key_usage(aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
+            .send()
+            .await
+            .expect("moto CreateKey");
         let meta = key.key_metadata().unwrap();
         kms.create_alias()
             .alias_name(format!("alias/{alias}"))
@@ -138,6 +151,11 @@ impl Moto {
 }
 
 impl Moto {
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.endpoint.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
     /// Stops the server: from now on its port refuses connections.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -248,6 +266,33 @@ impl TestDaemon {
         )
         .await;
         d
+    }
+
+    /// Starts kekd and returns once it either answers on its socket or has
+    /// exited (start-up failure tests).
+    pub async fn start_serving_or_exit(
+        moto: &Moto,
+        make_config: impl FnOnce(&Path) -> String,
+    ) -> TestDaemon {
+        let mut d = TestDaemon::launch(moto, make_config);
+        let c = d.client();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if c.get::<StatusView>("/v1/status").await.is_ok() {
+                return d;
+            }
+            if d.child
+                .as_mut()
+                .expect("running")
+                .try_wait()
+                .unwrap()
+                .is_some()
+            {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("kekd neither served nor exited within 30 s");
     }
 
     fn launch(moto: &Moto, make_config: impl FnOnce(&Path) -> String) -> TestDaemon {

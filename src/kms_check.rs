@@ -1,0 +1,344 @@
+//! Preflight and the Test round trip (DESIGN.md items 7 and 8): proving a
+//! KMS key is usable before kekd depends on it.
+//!
+//! Preflight asks `DescribeKey` and checks the answer: a symmetric
+//! `SYMMETRIC_DEFAULT` / `ENCRYPT_DECRYPT` key, `Enabled`, in the configured
+//! region. The Test round trip then exercises exactly what a rotation does —
+//! `GenerateDataKey`, AES-GCM over test data, `Decrypt`, compare — and stores
+//! nothing. Both report each step, so the operator sees where it broke.
+
+use crate::config::{arn::KmsKeyArn, Settings};
+use crate::envelope;
+use crate::provider::{FailureKind, KeyDescription, KeyProvider, ProviderError};
+use serde::{Deserialize, Serialize};
+
+/// Why a key fails preflight, named precisely.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "problem", content = "detail", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PreflightError {
+    /// The alias or key does not exist.
+    #[error("KMS key or alias not found: {0}")]
+    NotFound(String),
+    /// Not a symmetric encryption key.
+    #[error("KMS key spec is {0}, kekd needs SYMMETRIC_DEFAULT")]
+    WrongKeySpec(String),
+    /// Not for encryption.
+    #[error("KMS key usage is {0}, kekd needs ENCRYPT_DECRYPT")]
+    WrongKeyUsage(String),
+    /// Disabled.
+    #[error("KMS key is disabled (enable it, or configure another key)")]
+    Disabled,
+    /// Scheduled for deletion.
+    #[error("KMS key is pending deletion (cancel the deletion, or configure another key)")]
+    PendingDeletion,
+    /// Any other unusable state.
+    #[error("KMS key state is {0}, kekd needs Enabled")]
+    NotEnabled(String),
+    /// The key lives in another region.
+    #[error("KMS key {arn} is in region {found}, the configured region is {expected}")]
+    RegionMismatch {
+        /// The key ARN.
+        arn: String,
+        /// Its region.
+        found: String,
+        /// The configured region.
+        expected: String,
+    },
+    /// IAM or key policy refuses kekd.
+    #[error("access denied by KMS: {0}")]
+    AccessDenied(String),
+    /// KMS could not be asked (unreachable, timeout, throttled, other).
+    #[error("KMS unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl PreflightError {
+    /// True when asking again later may succeed without anyone acting.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PreflightError::Unavailable(_))
+    }
+}
+
+impl From<ProviderError> for PreflightError {
+    fn from(e: ProviderError) -> Self {
+        match e.kind {
+            FailureKind::NotFound => PreflightError::NotFound(e.to_string()),
+            FailureKind::AccessDenied | FailureKind::Credentials => {
+                PreflightError::AccessDenied(e.to_string())
+            }
+            FailureKind::KeyDisabled => PreflightError::Disabled,
+            _ => PreflightError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+/// Checks the configured key with `DescribeKey`.
+pub async fn preflight(
+    provider: &dyn KeyProvider,
+    settings: &Settings,
+) -> Result<KeyDescription, PreflightError> {
+    let d = provider.describe_key().await?;
+    check_description(&d, settings.region.as_deref())?;
+    Ok(d)
+}
+
+/// The checks on a `DescribeKey` answer, separate so they are unit-tested.
+pub fn check_description(d: &KeyDescription, region: Option<&str>) -> Result<(), PreflightError> {
+    if d.key_spec != "SYMMETRIC_DEFAULT" {
+        return Err(PreflightError::WrongKeySpec(d.key_spec.clone()));
+    }
+    if d.key_usage != "ENCRYPT_DECRYPT" {
+        return Err(PreflightError::WrongKeyUsage(d.key_usage.clone()));
+    }
+    match d.key_state.as_str() {
+        "Enabled" => {}
+        "Disabled" => return Err(PreflightError::Disabled),
+        "PendingDeletion" | "PendingReplicaDeletion" => {
+            return Err(PreflightError::PendingDeletion)
+        }
+        other => return Err(PreflightError::NotEnabled(other.to_string())),
+    }
+    // For a multi-Region key the ARN DescribeKey returns is that of the
+    // primary or replica *in the region asked*, so one check covers both.
+    if let (Some(expected), Ok(arn)) = (region, d.arn.parse::<KmsKeyArn>()) {
+        if arn.region != expected {
+            return Err(PreflightError::RegionMismatch {
+                arn: d.arn.clone(),
+                found: arn.region,
+                expected: expected.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One step of the Test round trip.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    /// `describe-key`, `generate-data-key`, `encrypt-test-data`,
+    /// `decrypt-data-key`, `decrypt-test-data`, `compare`.
+    pub step: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What happened (errors include the KMS code and request id).
+    pub detail: String,
+}
+
+/// The outcome of a Test round trip.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestReport {
+    /// All steps passed.
+    pub ok: bool,
+    /// The key tested, as configured.
+    pub kms_key: String,
+    /// The steps in order; the run stops at the first failure.
+    pub steps: Vec<Step>,
+}
+
+impl TestReport {
+    fn step(&mut self, step: &str, result: Result<String, String>) -> bool {
+        let ok = result.is_ok();
+        self.steps.push(Step {
+            step: step.into(),
+            ok,
+            detail: result.unwrap_or_else(|e| e),
+        });
+        self.ok = ok;
+        ok
+    }
+
+    /// The first failed step, if any.
+    pub fn failure(&self) -> Option<&Step> {
+        self.steps.iter().find(|s| !s.ok)
+    }
+}
+
+/// The encryption context of test data: the organization id, and a
+/// key-pair id no real key pair can have (ids are `kek-` + hex).
+pub fn test_context(settings: &Settings) -> crate::provider::EncryptionContext {
+    envelope::context_for(
+        &settings.context_key,
+        &settings.organization_id,
+        "kek-test-round-trip",
+    )
+}
+
+/// Preflight, then GenerateDataKey → encrypt → Decrypt → decrypt → compare.
+/// Writes nothing anywhere.
+pub async fn round_trip(provider: &dyn KeyProvider, settings: &Settings) -> TestReport {
+    let mut r = TestReport {
+        ok: false,
+        kms_key: provider.configured_key(),
+        steps: Vec::new(),
+    };
+    let described = preflight(provider, settings)
+        .await
+        .map(|d| {
+            format!(
+                "{} is {} {} {}",
+                d.arn, d.key_spec, d.key_usage, d.key_state
+            )
+        })
+        .map_err(|e| e.to_string());
+    if !r.step("describe-key", described) {
+        return r;
+    }
+    let context = test_context(settings);
+    let data_key = match provider.generate_data_key(&context).await {
+        Ok(k) => k,
+        Err(e) => {
+            r.step("generate-data-key", Err(e.to_string()));
+            return r;
+        }
+    };
+    r.step(
+        "generate-data-key",
+        Ok(format!(
+            "256-bit data key under {}",
+            data_key.wrapping_key_arn
+        )),
+    );
+    let probe = crate::aead::random::<32>();
+    let aad = context.canonical_bytes();
+    let (nonce, sealed) = crate::aead::seal(&data_key.plaintext, &aad, &probe);
+    r.step(
+        "encrypt-test-data",
+        Ok("AES-256-GCM over 32 random bytes".into()),
+    );
+    let unwrapped = match provider
+        .decrypt(&data_key.wrapping_key_arn, &data_key.ciphertext, &context)
+        .await
+    {
+        Ok(k) => k,
+        Err(e) => {
+            r.step("decrypt-data-key", Err(e.to_string()));
+            return r;
+        }
+    };
+    let same_key = unwrapped.as_slice() == data_key.plaintext.as_slice();
+    drop(data_key);
+    if !r.step(
+        "decrypt-data-key",
+        if same_key {
+            Ok("KMS returned the same data key".into())
+        } else {
+            Err("KMS returned a different data key".into())
+        },
+    ) {
+        return r;
+    }
+    let key: [u8; 32] = unwrapped
+        .as_slice()
+        .try_into()
+        .expect("checked equal to a 32-byte key");
+    let key = zeroize::Zeroizing::new(key);
+    let opened = crate::aead::open(&key, &nonce, &aad, &sealed);
+    if !r.step(
+        "decrypt-test-data",
+        opened
+            .as_ref()
+            .map(|_| "authenticated".to_string())
+            .map_err(|e| e.to_string()),
+    ) {
+        return r;
+    }
+    let same = opened.map(|p| p.as_slice() == probe).unwrap_or(false);
+    r.step(
+        "compare",
+        if same {
+            Ok("decrypted test data equals the original".into())
+        } else {
+            Err("decrypted test data differs".into())
+        },
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(spec: &str, usage: &str, state: &str, arn: &str) -> KeyDescription {
+        KeyDescription {
+            arn: arn.into(),
+            key_spec: spec.into(),
+            key_usage: usage.into(),
+            key_state: state.into(),
+            multi_region: false,
+        }
+    }
+
+    const ARN: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    #[test]
+    fn each_preflight_failure_is_named() {
+        let r = Some("eu-west-1");
+        assert_eq!(
+            check_description(
+                &desc("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", "Enabled", ARN),
+                r
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_description(&desc("RSA_2048", "ENCRYPT_DECRYPT", "Enabled", ARN), r),
+            Err(PreflightError::WrongKeySpec("RSA_2048".into()))
+        );
+        assert_eq!(
+            check_description(
+                &desc("SYMMETRIC_DEFAULT", "GENERATE_VERIFY_MAC", "Enabled", ARN),
+                r
+            ),
+            Err(PreflightError::WrongKeyUsage("GENERATE_VERIFY_MAC".into()))
+        );
+        assert_eq!(
+            check_description(
+                &desc("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", "Disabled", ARN),
+                r
+            ),
+            Err(PreflightError::Disabled)
+        );
+        assert_eq!(
+            check_description(
+                &desc(
+                    "SYMMETRIC_DEFAULT",
+                    "ENCRYPT_DECRYPT",
+                    "PendingDeletion",
+                    ARN
+                ),
+                r
+            ),
+            Err(PreflightError::PendingDeletion)
+        );
+        assert!(matches!(
+            check_description(
+                &desc("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", "Enabled", ARN),
+                Some("us-east-1")
+            ),
+            Err(PreflightError::RegionMismatch { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn round_trip_passes_with_the_local_provider_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = crate::provider::LocalProvider::open_or_create(&dir.path().join("k")).unwrap();
+        let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        let r = round_trip(&p, &Settings::dev(dir.path())).await;
+        assert!(r.ok, "{r:?}");
+        let names: Vec<&str> = r.steps.iter().map(|s| s.step.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "describe-key",
+                "generate-data-key",
+                "encrypt-test-data",
+                "decrypt-data-key",
+                "decrypt-test-data",
+                "compare"
+            ]
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before.len());
+    }
+}
