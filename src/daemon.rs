@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::kms_check::{self, PreflightError};
 use crate::provider::local::RootKeyError;
 use crate::provider::KeyProvider;
+use crate::reload::Reloader;
 use crate::rotation::{Current, Engine, EngineState, RotationHandle, Rotator, SharedState};
 use crate::store::{KeyState, KeyStore, Listed, Reason, RedbStore, StoreError};
 use std::os::unix::fs::PermissionsExt;
@@ -59,7 +60,10 @@ pub struct Daemon {
 
 impl Daemon {
     /// Opens everything the daemon needs. Nothing is served yet.
-    pub async fn start(settings: Settings) -> Result<Daemon, StartError> {
+    pub async fn start(
+        settings: Settings,
+        config_path: Option<std::path::PathBuf>,
+    ) -> Result<Daemon, StartError> {
         disable_core_dumps();
         let settings = Arc::new(settings);
         let dir = &settings.state_dir;
@@ -88,11 +92,19 @@ impl Daemon {
             current: current.clone(),
         };
         let (engine, rotation) = Engine::new(rotator, shared.clone());
+        let reloader = Arc::new(Reloader::new(
+            config_path,
+            current.clone(),
+            shared.clone(),
+            rotation.clone(),
+            store.clone(),
+        ));
         let app = AppState {
             store,
             engine: shared,
             rotation,
             current,
+            reloader,
         };
         Ok(Daemon {
             settings,
@@ -116,7 +128,7 @@ impl Daemon {
         let hup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
 
         let signals = tokio::spawn(change_key_now_on_usr1(usr1, self.app.rotation.clone()));
-        let reloads = tokio::spawn(reload_not_yet_supported(hup));
+        let reloads = tokio::spawn(reload_on_hup(hup, self.app.reloader.clone()));
         let systemd = tokio::spawn(tell_systemd(self.engine.subscribe()));
         let engine = tokio::spawn(self.engine.run(stop_rx.clone()));
         tokio::spawn(async move {
@@ -186,11 +198,22 @@ async fn change_key_now_on_usr1(mut usr1: tokio::signal::unix::Signal, rotation:
     }
 }
 
-/// SIGHUP must not kill the daemon (its default action). Reloading is not
-/// implemented yet, so say so instead of half-applying anything.
-async fn reload_not_yet_supported(mut hup: tokio::signal::unix::Signal) {
+/// SIGHUP = reload, told to systemd as RELOADING=1 … READY=1.
+async fn reload_on_hup(mut hup: tokio::signal::unix::Signal, reloader: Arc<Reloader>) {
     while hup.recv().await.is_some() {
-        tracing::warn!("SIGHUP: configuration reload is not supported yet; the running configuration stays in force (restart kekd to apply changes)");
+        tracing::info!("SIGHUP: reloading the configuration");
+        let usec = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let usec = i128::from(usec.tv_sec) * 1_000_000 + i128::from(usec.tv_nsec) / 1_000;
+        notify(&[
+            sd_notify::NotifyState::Reloading,
+            sd_notify::NotifyState::MonotonicUsec(usec),
+        ]);
+        let out = reloader.reload().await;
+        let status = format!("reload {}: {}", out.outcome, out.message);
+        notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&status),
+        ]);
     }
 }
 

@@ -28,6 +28,8 @@
 //! - [`schedule`]: cadences and the next rotation instant.
 //! - [`rotation`]: the rotation state machine (invariant I1) and the engine
 //!   task that runs it on schedule, on Change Key Now, and with retries.
+//! - [`reload`]: `SIGHUP` / `POST /v1/reload` — all or nothing, a new KMS
+//!   key proven by the Test round trip first.
 //! - [`api`]: the HTTP/JSON API on the Unix socket (`server.rs`, `routes.rs`)
 //!   and the small client `kekctl` uses (`client.rs`).
 //! - [`daemon`]: wiring — start-up, signals, graceful shutdown.
@@ -47,6 +49,7 @@ pub mod envelope;
 pub mod keypair;
 pub mod kms_check;
 pub mod provider;
+pub mod reload;
 pub mod rotation;
 pub mod schedule;
 pub mod store;

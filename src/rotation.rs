@@ -164,6 +164,7 @@ struct Request {
 #[derive(Clone)]
 pub struct RotationHandle {
     tx: mpsc::Sender<Request>,
+    reschedule: Arc<tokio::sync::Notify>,
 }
 
 impl RotationHandle {
@@ -176,6 +177,12 @@ impl RotationHandle {
                 reply: None,
             })
             .is_ok()
+    }
+
+    /// Tells the engine the schedule changed (reload), so it re-reads the
+    /// next due instant instead of sleeping until the old one.
+    pub fn reschedule(&self) {
+        self.reschedule.notify_one();
     }
 
     /// Rotates and waits for the outcome (the API's `POST /v1/rotate`).
@@ -333,6 +340,7 @@ pub struct Engine {
     rx: mpsc::Receiver<Request>,
     started_at: Timestamp,
     activated: watch::Sender<Option<String>>,
+    reschedule: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -348,15 +356,17 @@ impl Engine {
             .active
             .as_ref()
             .map(|a| a.id.clone());
+        let reschedule = Arc::new(tokio::sync::Notify::new());
         (
             Engine {
+                reschedule: reschedule.clone(),
                 activated: watch::Sender::new(active_id),
                 rotator,
                 state,
                 rx,
                 started_at: time::now(),
             },
-            RotationHandle { tx },
+            RotationHandle { tx, reschedule },
         )
     }
 
@@ -382,6 +392,7 @@ impl Engine {
                 tokio::select! {
                     biased;
                     _ = shutdown.changed() => continue,
+                    _ = self.reschedule.notified() => continue,
                     req = self.rx.recv() => match req {
                         None => break,
                         Some(req) => {

@@ -10,4 +10,5 @@ mod harness;
 mod cli;
 mod invariants;
 mod kms_failures;
+mod operations;
 mod rotation;

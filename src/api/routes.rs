@@ -30,6 +30,8 @@ pub struct AppState {
     pub rotation: RotationHandle,
     /// Configuration and provider in force (swapped on reload).
     pub current: SharedCurrent,
+    /// Reloads the configuration.
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 /// The API router.
@@ -41,6 +43,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keypairs/{id}/envelope", get(get_envelope))
         .route("/v1/public-key", get(public_key))
         .route("/v1/rotate", post(rotate))
+        .route("/v1/test", post(test_round_trip))
+        .route("/v1/reload", post(reload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -140,6 +144,7 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
         next_retry_at: eng.health.next_retry_at,
         last_error: eng.health.last_error.as_ref().map(LastErrorView::from),
         kms_key_problem: eng.health.kms_key_problem.clone(),
+        last_reload: st.reloader.last(),
         key_pairs: counts,
         corrupt_records,
     }))
@@ -279,4 +284,36 @@ fn rotation_error(e: RotationError) -> ApiError {
             format!("rotation failed, the active key pair stays active: {e}"),
         ),
     }
+}
+
+/// The Test round trip against the configured KMS key. Always 200: a failed
+/// test is a successful answer whose `ok` is false and whose steps say where.
+async fn test_round_trip(State(st): State<AppState>) -> Json<crate::kms_check::TestReport> {
+    let cur = Current::get(&st.current);
+    let report = crate::kms_check::round_trip(&*cur.provider, &cur.settings).await;
+    match report.failure() {
+        None => tracing::info!(kms_key = %report.kms_key, "Test round trip passed"),
+        Some(f) => {
+            tracing::warn!(kms_key = %report.kms_key, step = %f.step, detail = %f.detail, "Test round trip failed")
+        }
+    }
+    Json(report)
+}
+
+/// Reloads the configuration file. 200 with the outcome when it was applied
+/// or unchanged; 422 `reload_failed` (the running configuration stays) when
+/// the file is invalid, names fields that cannot change, or the new KMS key
+/// fails its Test round trip.
+async fn reload(
+    State(st): State<AppState>,
+) -> Result<Json<crate::reload::ReloadOutcome>, ApiError> {
+    let out = st.reloader.reload().await;
+    if out.outcome == "failed" {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reload_failed",
+            format!("{} (the running configuration stays in force)", out.message),
+        ));
+    }
+    Ok(Json(out))
 }

@@ -148,6 +148,8 @@ pub struct StatusView {
     pub last_error: Option<LastErrorView>,
     /// A failed check of the configured KMS key (preflight), `null` if none.
     pub kms_key_problem: Option<String>,
+    /// The last reload since start, `null` if none.
+    pub last_reload: Option<crate::reload::ReloadOutcome>,
     /// Stored key pairs.
     pub key_pairs: KeyPairCounts,
     /// Records that do not decode.

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use kekd::api::client::{Client, ClientError};
 use kekd::api::views::{ExportView, KeyPairList, KeyPairView, PublicKeyView, StatusView};
+use kekd::kms_check::TestReport;
 use kekd::time::format;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,13 @@ enum Command {
     },
     /// Change Key Now: rotate and wait for the new key pair.
     Rotate,
+    /// Test round trip with the KMS key: the daemon's (default), or a
+    /// candidate config file's, talking to KMS directly and writing nothing.
+    Test {
+        /// A candidate configuration to test instead of the running one.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// A key pair's encrypted private key (envelope JSON) for backup or break-glass.
     Export {
         /// Key pair id (kek-…).
@@ -233,6 +241,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "new active key pair {} ({} bits) wrapped by {}",
                 k.id, k.key_bits, k.wrapping_key_arn
             );
+        }
+        Command::Test { config } => {
+            let report: TestReport = match config {
+                None => client.post("/v1/test").await?,
+                Some(file) => {
+                    let settings =
+                        kekd::config::Settings::load(&file).context("invalid configuration")?;
+                    let provider = kekd::provider::from_settings(&settings, false)
+                        .await
+                        .context("cannot use the key provider")?;
+                    kekd::kms_check::round_trip(&*provider, &settings).await
+                }
+            };
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                let mut t = Table::new();
+                t.load_preset(UTF8_BORDERS_ONLY);
+                t.set_header(vec!["step", "result", "detail"]);
+                for s in &report.steps {
+                    t.add_row(vec![
+                        s.step.clone(),
+                        if s.ok { "ok".into() } else { "FAILED".into() },
+                        s.detail.clone(),
+                    ]);
+                }
+                println!("Test round trip with {}\n{t}", report.kms_key);
+            }
+            if let Some(f) = report.failure() {
+                anyhow::bail!("Test round trip failed at {}: {}", f.step, f.detail);
+            }
+            if !cli.json {
+                println!("passed");
+            }
         }
         Command::Export { id, out } => {
             let e: ExportView = client.get(&format!("/v1/keypairs/{id}/envelope")).await?;

@@ -88,12 +88,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut settings = if cli.dev {
+    let (mut settings, config_path) = if cli.dev {
         let dir = std::path::absolute(&cli.state_dir)
             .with_context(|| format!("state directory {}", cli.state_dir.display()))?;
-        Settings::dev(&dir)
+        (Settings::dev(&dir), None)
     } else {
-        Settings::load(&cli.config).context("invalid configuration")?
+        let settings = Settings::load(&cli.config).context("invalid configuration")?;
+        (settings, Some(cli.config.clone()))
     };
     if let Some(f) = cli.log_format {
         settings.log_format = match f {
@@ -108,7 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let daemon = kekd::daemon::Daemon::start(settings)
+        let daemon = kekd::daemon::Daemon::start(settings, config_path)
             .await
             .context("start-up failed")?;
         if cli.dev {

@@ -92,7 +92,7 @@ impl From<KeyBits> for u32 {
 }
 
 /// Which provider wraps the data keys.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderSettings {
     /// The customer's AWS KMS symmetric key.
     AwsKms {
@@ -108,7 +108,7 @@ pub enum ProviderSettings {
 
 /// KMS client timeouts: the SDK has no operation timeout by default, so a hung
 /// KMS would hang the caller (DESIGN.md, "Dependencies").
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KmsTimeouts {
     /// TCP/TLS connect.
     pub connect: Duration,

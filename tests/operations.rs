@@ -1,0 +1,219 @@
+//! Operations: the Test round trip, reload (SIGHUP and API) with good and
+//! bad configurations.
+
+use crate::harness::*;
+use kekd::api::views::{ExportView, StatusView};
+use kekd::store::Reason;
+use std::time::Duration;
+
+fn write_config(d: &TestDaemon, text: String) {
+    std::fs::write(&d.config, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kekctl_test_checks_the_running_key_and_a_candidate_file_writing_nothing() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-test-a").await;
+    let (_, other) = moto.create_key("kekd-test-b").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+
+    let (code, out, err) = d.kekctl(&["test"]);
+    assert_eq!(code, 0, "{err}");
+    for step in [
+        "describe-key",
+        "generate-data-key",
+        "encrypt-test-data",
+        "decrypt-data-key",
+        "decrypt-test-data",
+        "compare",
+    ] {
+        assert!(out.contains(step), "{out}");
+    }
+    assert!(out.contains("passed"));
+
+    // A candidate file, tested directly against KMS by kekctl.
+    let candidate = d.dir.path().join("candidate.toml");
+    let with_env = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"))
+            .args(args)
+            .env("AWS_ENDPOINT_URL_KMS", &moto.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let cand_dir = tempfile::tempdir().unwrap();
+    std::fs::write(&candidate, kms_config(cand_dir.path(), &other, "")).unwrap();
+    let (code, out, err) = with_env(&["test", "--json", "--config", candidate.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let report: kekd::kms_check::TestReport = serde_json::from_str(&out).unwrap();
+    assert!(report.ok && report.kms_key.ends_with("alias/kekd-test-b"));
+    assert_eq!(
+        std::fs::read_dir(cand_dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+
+    let missing = other.replace("kekd-test-b", "kekd-test-nope");
+    std::fs::write(&candidate, kms_config(cand_dir.path(), &missing, "")).unwrap();
+    let (code, out, err) = with_env(&["test", "--config", candidate.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("FAILED"), "{out}");
+    assert!(
+        err.contains("Test round trip failed at describe-key") && err.contains("not found"),
+        "{err}"
+    );
+
+    // A local candidate whose root key does not exist is not created.
+    let local = cand_dir.path().join("local.toml");
+    let root = cand_dir.path().join("root.key");
+    std::fs::write(
+        &local,
+        format!(
+            "organization_id = \"x\"\n[provider]\ntype = \"local\"\nroot_key_path = \"{}\"\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = with_env(&["test", "--config", local.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!root.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_to_a_new_kms_key_proves_it_then_makes_a_key_pair_under_it() {
+    let moto = Moto::start().await;
+    let (key_a, alias_a) = moto.create_key("kekd-reload-a").await;
+    let (key_b, alias_b) = moto.create_key("kekd-reload-b").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias_a, "")).await;
+    let first = d.wait_active().await.active_key_id.unwrap();
+
+    write_config(&d, kms_config(d.dir.path(), &alias_b, ""));
+    d.signal(libc::SIGHUP);
+    let s = wait_for(Duration::from_secs(30), "the reload", || async {
+        let s: StatusView = d.client().get("/v1/status").await.ok()?;
+        s.last_reload.is_some().then_some(s)
+    })
+    .await;
+    let r = s.last_reload.unwrap();
+    assert_eq!(r.outcome, "applied", "{}", r.message);
+    assert!(s.kms_key.ends_with("alias/kekd-reload-b"));
+    let h = d.history().await;
+    assert_eq!(h.keypairs[0].reason, Reason::KmsKeyChanged);
+    assert_eq!(h.keypairs[0].wrapping_key_arn, key_b);
+    assert_eq!(Some(h.keypairs[0].id.clone()), r.new_key_pair_id);
+    assert_eq!(h.keypairs[1].id, first);
+    assert_eq!(
+        h.keypairs[1].wrapping_key_arn, key_a,
+        "old key pairs stay under the old key"
+    );
+    assert_eq!(s.key_pairs.by_wrapping_key.get(&key_a), Some(&1));
+    assert_eq!(s.key_pairs.by_wrapping_key.get(&key_b), Some(&1));
+    // Both still decrypt, each under its own KMS key.
+    let kms = moto.kms();
+    for k in &h.keypairs {
+        let e: ExportView = d
+            .client()
+            .get(&format!("/v1/keypairs/{}/envelope", k.id))
+            .await
+            .unwrap();
+        assert_eq!(
+            public_der_of(&recover(&kms, &e).await.private_pkcs8),
+            pem_der(&k.public_key_pem)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_reload_keeps_the_running_configuration_and_says_why() {
+    let mut moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-reload-keep").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let before: StatusView = d.client().get("/v1/status").await.unwrap();
+    let good = kms_config(d.dir.path(), &alias, "");
+
+    let reload = |want: &'static str| {
+        let c = d.client();
+        async move {
+            let (status, body) = c.raw(hyper::Method::POST, "/v1/reload").await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(status, 422, "{v}");
+            assert_eq!(v["error"]["code"], "reload_failed");
+            let msg = v["error"]["message"].as_str().unwrap().to_string();
+            assert!(msg.contains(want), "want {want:?} in {msg}");
+            assert!(msg.contains("the running configuration stays in force"));
+        }
+    };
+    // An invalid file.
+    write_config(
+        &d,
+        good.replace("cadence = \"never\"", "cadence = \"sometimes\""),
+    );
+    reload("field `cadence`").await;
+    // A field that cannot change while running.
+    write_config(&d, good.replace("kekd.sock", "other.sock"));
+    reload("socket_path cannot change while kekd runs").await;
+    // A KMS key that does not exist.
+    write_config(
+        &d,
+        kms_config(d.dir.path(), &alias.replace("keep", "gone"), ""),
+    );
+    reload("failed the Test round trip at describe-key").await;
+    // A KMS that cannot be reached.
+    moto.stop();
+    write_config(
+        &d,
+        kms_config(d.dir.path(), &alias.replace("keep", "other"), ""),
+    );
+    reload("KMS unavailable").await;
+
+    let after: StatusView = d.client().get("/v1/status").await.unwrap();
+    assert_eq!(after.kms_key, before.kms_key);
+    assert_eq!(after.active_key_id, before.active_key_id);
+    assert_eq!(after.cadence, "never");
+    assert_eq!(after.last_reload.unwrap().outcome, "failed");
+    assert_eq!(d.history().await.keypairs.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cadence_change_reschedules() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-reload-cadence").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    assert!(s.next_rotation_at.is_none(), "never: nothing scheduled");
+    write_config(
+        &d,
+        kms_config(d.dir.path(), &alias, "").replace(
+            "cadence = \"never\"",
+            "cadence = \"daily\"\ntimezone = \"America/New_York\"",
+        ),
+    );
+    let out: kekd::reload::ReloadOutcome = d.client().post("/v1/reload").await.unwrap();
+    assert_eq!(out.outcome, "applied");
+    assert!(
+        out.message
+            .contains("cadence never (UTC) -> daily (America/New_York)"),
+        "{}",
+        out.message
+    );
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    let next = s.next_rotation_at.expect("rescheduled");
+    assert!(next > chrono::Utc::now());
+    assert_eq!(
+        next.with_timezone(&chrono_tz::America::New_York)
+            .format("%H:%M:%S")
+            .to_string(),
+        "00:00:00"
+    );
+    // Unchanged file: nothing to do.
+    let out: kekd::reload::ReloadOutcome = d.client().post("/v1/reload").await.unwrap();
+    assert_eq!(out.outcome, "unchanged");
+}
