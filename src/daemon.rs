@@ -84,7 +84,7 @@ impl Daemon {
         let mut state = recover(&*store)?;
         state.health.kms_key_problem =
             preflight_at_start(&*provider, &settings, state.active.is_some()).await?;
-        let listener = server::bind(&settings.socket_path).await?;
+        let listener = server::bind(&settings.socket_path, settings.access.socket_group).await?;
         let shared: SharedState = Arc::new(RwLock::new(state));
         let current = Current::shared(settings.clone(), provider);
         let rotator = Rotator {

@@ -170,6 +170,19 @@ impl Reloader {
                 changes.push(name.to_string());
             }
         }
+        if new.access != old.access {
+            changes.push("access".into());
+            if new.access.socket_group != old.access.socket_group {
+                if let Some(gid) = new.access.socket_group {
+                    std::os::unix::fs::chown(&new.socket_path, None, Some(gid)).map_err(|e| {
+                        format!(
+                            "cannot give socket {} to group {gid}: {e}",
+                            new.socket_path.display()
+                        )
+                    })?;
+                }
+            }
+        }
         if new.log_level != old.log_level || new.log_format != old.log_format {
             changes.push("log settings (take effect at the next start)".into());
         }

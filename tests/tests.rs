@@ -7,6 +7,7 @@
 
 mod harness;
 
+mod access;
 mod cli;
 mod invariants;
 mod kms_failures;

@@ -1,5 +1,6 @@
 //! The local API: HTTP/1.1 + JSON over a Unix socket, versioned under `/v1/`.
 //!
+//! - `auth.rs`: roles by peer credentials (403 naming the missing role).
 //! - `server.rs`: binding the socket (stale-file handling, mode) and serving
 //!   with graceful shutdown.
 //! - `routes.rs`: the handlers. None of the read paths touches KMS (I4).
@@ -8,6 +9,7 @@
 //!
 //! Errors are always `{"error": {"code", "message"}}` with a fitting status.
 
+pub mod auth;
 pub mod client;
 pub mod routes;
 pub mod server;

@@ -4,8 +4,10 @@
 //! and redb read transactions only — never KMS — so they answer while KMS
 //! hangs (I4). `POST /v1/rotate` waits for the rotation it joins.
 
+use super::auth::require_role;
 use super::views::*;
 use super::ApiError;
+use crate::config::access::Role;
 use crate::keypair::public_key_pem;
 use crate::rotation::{
     is_unavailable, Current, RotationError, RotationHandle, SharedCurrent, SharedState,
@@ -14,6 +16,7 @@ use crate::store::{KeyStore, Listed, Reason, StoreError};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -34,17 +37,27 @@ pub struct AppState {
     pub reloader: Arc<crate::reload::Reloader>,
 }
 
-/// The API router.
+/// The API router: each route group requires its role (see `auth.rs`).
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let view = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/keypairs", get(list_keypairs))
         .route("/v1/keypairs/{id}", get(get_keypair))
-        .route("/v1/keypairs/{id}/envelope", get(get_envelope))
         .route("/v1/public-key", get(public_key))
+        .route_layer(from_fn_with_state(
+            (state.clone(), Role::View),
+            require_role,
+        ));
+    let edit = Router::new()
+        .route("/v1/keypairs/{id}/envelope", get(get_envelope))
         .route("/v1/rotate", post(rotate))
         .route("/v1/test", post(test_round_trip))
         .route("/v1/reload", post(reload))
+        .route_layer(from_fn_with_state(
+            (state.clone(), Role::Edit),
+            require_role,
+        ));
+    view.merge(edit)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

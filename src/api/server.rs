@@ -21,9 +21,40 @@ pub enum BindError {
     },
 }
 
+/// Who is on the other end of a connection (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Process id, if the kernel told.
+    pub pid: Option<i32>,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, UnixListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, UnixListener>) -> Self {
+        match stream.io().peer_cred() {
+            Ok(c) => Peer {
+                uid: c.uid(),
+                gid: c.gid(),
+                pid: c.pid(),
+            },
+            // No credentials: treat as nobody, who holds no role.
+            Err(_) => Peer {
+                uid: u32::MAX,
+                gid: u32::MAX,
+                pid: None,
+            },
+        }
+    }
+}
+
 /// Binds `path` with mode 0660. A stale socket file (nobody listening) is
 /// replaced; a live one is refused, so two daemons never share a socket.
-pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
+pub async fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, BindError> {
     let io = |source| BindError::Io {
         path: path.to_path_buf(),
         source,
@@ -39,7 +70,16 @@ pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
     }
     let listener = UnixListener::bind(path).map_err(io)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io)?;
+    set_group(path, group).map_err(io)?;
     Ok(listener)
+}
+
+/// Gives the socket to `group` (the `[access] socket_group`), if set.
+pub fn set_group(path: &Path, group: Option<u32>) -> std::io::Result<()> {
+    match group {
+        Some(gid) => std::os::unix::fs::chown(path, None, Some(gid)),
+        None => Ok(()),
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets
@@ -49,7 +89,10 @@ pub async fn serve(
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<Peer>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -5,6 +5,7 @@
 //! value. Each error names the file, the field, the value and what is allowed,
 //! because the person reading it is an operator at a terminal.
 
+pub mod access;
 pub mod arn;
 pub mod raw;
 
@@ -167,6 +168,8 @@ pub struct Settings {
     pub log_level: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// Who may do what over the socket.
+    pub access: access::Access,
 }
 
 /// Default socket path under systemd's `RuntimeDirectory=kekd`.
@@ -213,6 +216,7 @@ impl Settings {
             retry: default_retry(),
             log_level: "info".into(),
             log_format: LogFormat::Plain,
+            access: access::Access::default(),
         }
     }
 
@@ -490,6 +494,19 @@ impl Settings {
             }
         };
 
+        let access = access::resolve(raw.access).map_err(|u| {
+            invalid(
+                &u.field,
+                Some(&u.value),
+                &format!("no such {} on this system", u.kind),
+                &format!(
+                    "an existing {} name (see getent {})",
+                    u.kind,
+                    if u.kind == "user" { "passwd" } else { "group" }
+                ),
+            )
+        })?;
+
         Ok(Settings {
             organization_id,
             region,
@@ -505,6 +522,7 @@ impl Settings {
             retry,
             log_level,
             log_format,
+            access,
         })
     }
 
@@ -626,6 +644,29 @@ kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/kekd"
         assert!(e.contains("unknown field `key_size`"), "{e}");
         let e = err(&GOOD.replace("[provider]", "[provider]\ncolor = 1"));
         assert!(e.contains("unknown field `color`"), "{e}");
+    }
+
+    #[test]
+    fn access_names_must_exist() {
+        let e = err(&format!(
+            "{GOOD}\n[access.view]\nusers = [\"no-such-user-kekd\"]\n"
+        ));
+        assert!(e.contains("field `access.view.users`: no such user on this system (value: \"no-such-user-kekd\")"), "{e}");
+        let e = err(&format!(
+            "{GOOD}\n[access]\nsocket_group = \"no-such-group-kekd\"\n"
+        ));
+        assert!(
+            e.contains("field `access.socket_group`: no such group"),
+            "{e}"
+        );
+        let e = err(&format!("{GOOD}\n[access.admin]\nusers = [\"root\"]\n"));
+        assert!(e.contains("unknown field `admin`"), "{e}");
+        let s = Settings::parse(
+            &format!("{GOOD}\n[access.edit]\nusers = [\"root\"]\ngroups = [\"root\"]\n"),
+            "f",
+        )
+        .unwrap();
+        assert!(s.access.edit.uids.contains(&0) && s.access.edit.gids.contains(&0));
     }
 
     #[test]

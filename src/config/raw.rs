@@ -25,6 +25,7 @@ pub struct RawConfig {
     pub kms: Option<RawKms>,
     pub retry: Option<RawRetry>,
     pub log: Option<RawLog>,
+    pub access: Option<RawAccess>,
 }
 
 /// `[provider]`: which key provider wraps the data keys.
@@ -60,4 +61,22 @@ pub struct RawRetry {
 pub struct RawLog {
     pub level: Option<String>,
     pub format: Option<String>,
+}
+
+/// `[access]`: who may do what over the socket.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    pub socket_group: Option<String>,
+    pub view: Option<RawGrant>,
+    pub edit: Option<RawGrant>,
+    pub decrypt: Option<RawGrant>,
+}
+
+/// `[access.<role>]`: user and group names granted the role.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrant {
+    pub users: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
 }

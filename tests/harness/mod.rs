@@ -298,10 +298,16 @@ impl TestDaemon {
     fn launch(moto: &Moto, make_config: impl FnOnce(&Path) -> String) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("kekd.toml");
-        std::fs::write(&config, make_config(dir.path())).unwrap();
+        let text = make_config(dir.path());
+        std::fs::write(&config, &text).unwrap();
+        // The socket the config names (tests may move it).
+        let socket = toml::from_str::<toml::Value>(&text).unwrap()["socket_path"]
+            .as_str()
+            .map(PathBuf::from)
+            .unwrap();
         let mut d = TestDaemon {
             child: None,
-            socket: dir.path().join("kekd.sock"),
+            socket,
             log: dir.path().join("kekd.log"),
             config,
             dir,

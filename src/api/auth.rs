@@ -1,0 +1,60 @@
+//! Roles by peer credentials: every request is checked against `[access]`
+//! with the uid/gid the kernel reports for the connection (`SO_PEERCRED`),
+//! plus the caller's supplementary groups. Root and the daemon's own user
+//! always pass. A refusal is a 403 naming the missing role.
+
+use super::routes::AppState;
+use super::server::Peer;
+use super::ApiError;
+use crate::config::access::{groups_of, Role};
+use crate::rotation::Current;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// Middleware: lets the request through only if the peer holds `role`.
+pub async fn require_role(
+    State((st, role)): State<(AppState, Role)>,
+    peer: Option<ConnectInfo<Peer>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    // Without credentials nobody can be authorized; fail closed.
+    let Some(ConnectInfo(peer)) = peer else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the caller's credentials are unknown (SO_PEERCRED unavailable)",
+        ));
+    };
+    let access = Current::get(&st.current).settings.access.clone();
+    let daemon_uid = rustix::process::geteuid().as_raw();
+    let groups = tokio::task::spawn_blocking(move || groups_of(peer.uid, peer.gid))
+        .await
+        .unwrap_or_else(|_| vec![peer.gid]);
+    if access.allows(role, peer.uid, &groups, daemon_uid) {
+        return Ok(next.run(req).await);
+    }
+    tracing::warn!(
+        uid = peer.uid,
+        gid = peer.gid,
+        pid = peer.pid,
+        role = role.name(),
+        method = %req.method(),
+        path = %req.uri().path(),
+        "request refused: missing role"
+    );
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "uid {} lacks the `{}` role needed for {} {}; grant it under [access.{}] users or groups",
+            peer.uid,
+            role.name(),
+            req.method(),
+            req.uri().path(),
+            role.name()
+        ),
+    ))
+}

@@ -1,0 +1,180 @@
+//! `[access]`: roles granted to local users and groups, resolved to ids when
+//! the file is validated, so a typo in a name fails `check-config` instead of
+//! silently granting nothing.
+
+use super::raw::{RawAccess, RawGrant};
+use std::collections::BTreeSet;
+
+/// What a caller may do over the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Status, history, public key, metrics.
+    View,
+    /// Rotate, test, reload, rewrap, envelope export (implies `view`).
+    Edit,
+    /// Unwrap content keys.
+    Decrypt,
+}
+
+impl Role {
+    /// The name used in the config and in errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::View => "view",
+            Role::Edit => "edit",
+            Role::Decrypt => "decrypt",
+        }
+    }
+}
+
+/// One role's grant, by numeric id (names kept for messages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// Granted user ids.
+    pub uids: BTreeSet<u32>,
+    /// Granted group ids (primary or supplementary membership counts).
+    pub gids: BTreeSet<u32>,
+}
+
+/// The validated `[access]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Group that owns the socket (mode 0660); `None` = the daemon's group.
+    pub socket_group: Option<u32>,
+    /// `view` grant.
+    pub view: Grant,
+    /// `edit` grant.
+    pub edit: Grant,
+    /// `decrypt` grant.
+    pub decrypt: Grant,
+}
+
+impl Access {
+    /// Whether a caller with `uid` and group ids `gids` holds `role`. Root
+    /// and the daemon's own user always do; `edit` implies `view`.
+    pub fn allows(&self, role: Role, uid: u32, gids: &[u32], daemon_uid: u32) -> bool {
+        if uid == 0 || uid == daemon_uid {
+            return true;
+        }
+        let held = |g: &Grant| g.uids.contains(&uid) || gids.iter().any(|gid| g.gids.contains(gid));
+        match role {
+            Role::View => held(&self.view) || held(&self.edit),
+            Role::Edit => held(&self.edit),
+            Role::Decrypt => held(&self.decrypt),
+        }
+    }
+}
+
+/// A name that does not resolve.
+pub struct Unknown {
+    /// Dotted field.
+    pub field: String,
+    /// The name.
+    pub value: String,
+    /// `user` or `group`.
+    pub kind: &'static str,
+}
+
+fn uid_of(name: &str) -> Option<u32> {
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+}
+
+fn gid_of(name: &str) -> Option<u32> {
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
+}
+
+fn grant(role: &str, raw: Option<RawGrant>) -> Result<Grant, Unknown> {
+    let raw = raw.unwrap_or_default();
+    let mut g = Grant::default();
+    for name in raw.users.unwrap_or_default() {
+        g.uids.insert(uid_of(&name).ok_or_else(|| Unknown {
+            field: format!("access.{role}.users"),
+            value: name.clone(),
+            kind: "user",
+        })?);
+    }
+    for name in raw.groups.unwrap_or_default() {
+        g.gids.insert(gid_of(&name).ok_or_else(|| Unknown {
+            field: format!("access.{role}.groups"),
+            value: name.clone(),
+            kind: "group",
+        })?);
+    }
+    Ok(g)
+}
+
+/// Resolves every name in `[access]`.
+pub fn resolve(raw: Option<RawAccess>) -> Result<Access, Unknown> {
+    let raw = raw.unwrap_or_default();
+    let socket_group = match raw.socket_group {
+        None => None,
+        Some(name) => Some(gid_of(&name).ok_or(Unknown {
+            field: "access.socket_group".into(),
+            value: name,
+            kind: "group",
+        })?),
+    };
+    Ok(Access {
+        socket_group,
+        view: grant("view", raw.view)?,
+        edit: grant("edit", raw.edit)?,
+        decrypt: grant("decrypt", raw.decrypt)?,
+    })
+}
+
+/// The caller's groups: the primary one from the socket credentials plus
+/// the user's supplementary groups. Blocking (NSS): call off the runtime.
+pub fn groups_of(uid: u32, primary_gid: u32) -> Vec<u32> {
+    let mut out = vec![primary_gid];
+    if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        if let Ok(name) = std::ffi::CString::new(user.name) {
+            if let Ok(list) =
+                nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(primary_gid))
+            {
+                out.extend(list.into_iter().map(|g| g.as_raw()));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_and_implications() {
+        let mut a = Access::default();
+        a.view.uids.insert(1000);
+        a.edit.gids.insert(50);
+        a.decrypt.uids.insert(2000);
+        let me = 999;
+        assert!(a.allows(Role::Edit, 0, &[], me), "root");
+        assert!(
+            a.allows(Role::Decrypt, me, &[], me),
+            "the daemon's own user"
+        );
+        assert!(a.allows(Role::View, 1000, &[1000], me));
+        assert!(!a.allows(Role::Edit, 1000, &[1000], me));
+        assert!(
+            a.allows(Role::Edit, 3000, &[3000, 50], me),
+            "supplementary group"
+        );
+        assert!(a.allows(Role::View, 3000, &[50], me), "edit implies view");
+        assert!(
+            !a.allows(Role::Decrypt, 3000, &[50], me),
+            "edit does not imply decrypt"
+        );
+        assert!(a.allows(Role::Decrypt, 2000, &[], me));
+        assert!(
+            !a.allows(Role::View, 2000, &[], me),
+            "decrypt does not imply view"
+        );
+    }
+}
