@@ -16,12 +16,11 @@ use axum::response::Response;
 /// Middleware: lets the request through only if the peer holds `role`.
 pub async fn require_role(
     State((st, role)): State<(AppState, Role)>,
-    peer: Option<ConnectInfo<Peer>>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     // Without credentials nobody can be authorized; fail closed.
-    let Some(ConnectInfo(peer)) = peer else {
+    let Some(&ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<Peer>>() else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
