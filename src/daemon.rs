@@ -10,7 +10,9 @@ use crate::api::routes::{router, AppState};
 use crate::api::server::{self, BindError};
 use crate::config::Settings;
 use crate::kms_check::{self, PreflightError};
+use crate::metrics::Metrics;
 use crate::provider::local::RootKeyError;
+use crate::provider::metered::Metered;
 use crate::provider::KeyProvider;
 use crate::reload::Reloader;
 use crate::rotation::{Current, Engine, EngineState, RotationHandle, Rotator, SharedState};
@@ -80,7 +82,11 @@ impl Daemon {
                 .await
                 .expect("store open task")?,
         );
-        let provider = crate::provider::from_settings(&settings, true).await?;
+        let metrics = Arc::new(Metrics::new());
+        let provider = Metered::wrap(
+            crate::provider::from_settings(&settings, true).await?,
+            metrics.clone(),
+        );
         let mut state = recover(&*store)?;
         state.health.kms_key_problem =
             preflight_at_start(&*provider, &settings, state.active.is_some()).await?;
@@ -90,6 +96,7 @@ impl Daemon {
         let rotator = Rotator {
             store: store.clone(),
             current: current.clone(),
+            metrics: metrics.clone(),
         };
         let (engine, rotation) = Engine::new(rotator, shared.clone());
         let reloader = Arc::new(Reloader::new(
@@ -98,6 +105,7 @@ impl Daemon {
             shared.clone(),
             rotation.clone(),
             store.clone(),
+            metrics.clone(),
         ));
         let app = AppState {
             store,
@@ -105,6 +113,7 @@ impl Daemon {
             rotation,
             current,
             reloader,
+            metrics,
         };
         Ok(Daemon {
             settings,

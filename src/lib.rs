@@ -13,6 +13,7 @@
 //!   optional, unknown fields refused); `mod.rs` validates it into typed
 //!   [`config::Settings`]; every error names file, field, value and what is
 //!   allowed.
+//! - [`metrics`]: Prometheus metrics (prometheus-client), rendered by `/metrics`.
 //! - [`provider`]: the [`provider::KeyProvider`] trait that wraps data keys —
 //!   `aws_kms.rs` (the customer's KMS key) and `local.rs` (a root key file, for
 //!   development) — and the classified [`provider::ProviderError`].
@@ -48,6 +49,7 @@ pub mod daemon;
 pub mod envelope;
 pub mod keypair;
 pub mod kms_check;
+pub mod metrics;
 pub mod provider;
 pub mod reload;
 pub mod rotation;

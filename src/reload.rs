@@ -39,6 +39,7 @@ pub struct Reloader {
     engine: SharedState,
     rotation: RotationHandle,
     store: Arc<dyn KeyStore>,
+    metrics: Arc<crate::metrics::Metrics>,
     last: Mutex<Option<ReloadOutcome>>,
     serial: tokio::sync::Mutex<()>,
 }
@@ -51,6 +52,7 @@ impl Reloader {
         engine: SharedState,
         rotation: RotationHandle,
         store: Arc<dyn KeyStore>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Reloader {
         Reloader {
             config_path,
@@ -58,6 +60,7 @@ impl Reloader {
             engine,
             rotation,
             store,
+            metrics,
             last: Mutex::new(None),
             serial: tokio::sync::Mutex::new(()),
         }
@@ -119,9 +122,10 @@ impl Reloader {
         let kms_key_changed = new.provider != old.provider || new.region != old.region;
         let provider: Arc<dyn KeyProvider> =
             if kms_key_changed || new.kms_timeouts != old.kms_timeouts {
-                provider::from_settings(&new, true)
+                let built = provider::from_settings(&new, true)
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                provider::metered::Metered::wrap(built, self.metrics.clone())
             } else {
                 cur.provider.clone()
             };

@@ -230,6 +230,8 @@ pub struct Rotator {
     pub store: Arc<dyn KeyStore>,
     /// Configuration and provider in force.
     pub current: SharedCurrent,
+    /// Where rotations are counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Rotator {
@@ -460,6 +462,14 @@ impl Engine {
         outcome: &Outcome,
         retry: &mut Option<(Reason, tokio::time::Instant)>,
     ) {
+        self.rotator.metrics.rotation(
+            &reason.to_string(),
+            if outcome.is_ok() {
+                "success"
+            } else {
+                "failure"
+            },
+        );
         let mut st = self.state.write().expect("state lock");
         st.health.rotating = false;
         match outcome {
@@ -534,6 +544,7 @@ mod tests {
                 Arc::new(s),
                 Arc::new(LocalProvider::open_or_create(&dir.join("root.key")).unwrap()),
             ),
+            metrics: Default::default(),
         }
     }
 
@@ -573,6 +584,7 @@ mod tests {
                     open: LocalProvider::open_or_create(&other.path().join("root.key")).unwrap(),
                 }),
             ),
+            metrics: Default::default(),
         };
         assert!(broken.rotate(Reason::ChangeKeyNow).await.is_err());
         assert_eq!(

@@ -217,3 +217,101 @@ async fn a_cadence_change_reschedules() {
     let out: kekd::reload::ReloadOutcome = d.client().post("/v1/reload").await.unwrap();
     assert_eq!(out.outcome, "unchanged");
 }
+
+/// `/metrics` parses as Prometheus text, and its counters and gauges move
+/// when a rotation happens.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_parse_and_move_with_a_rotation() {
+    let moto = Moto::start().await;
+    let (key_arn, alias) = moto.create_key("kekd-metrics").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+
+    async fn scrape(d: &TestDaemon) -> prometheus_parse::Scrape {
+        let (status, body) = d
+            .client()
+            .raw(hyper::Method::GET, "/metrics")
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text")
+    }
+    fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+        s.samples
+            .iter()
+            .filter(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+            .map(|x| match x.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    }
+
+    let before = scrape(&d).await;
+    assert_eq!(
+        value(
+            &before,
+            "kekd_rotations_total",
+            &[("reason", "initial"), ("outcome", "success")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&before, "kekd_key_pairs", &[("state", "active")]),
+        1.0
+    );
+    assert_eq!(value(&before, "kekd_degraded", &[]), 0.0);
+    let gdk = value(
+        &before,
+        "kekd_kms_calls_total",
+        &[("operation", "GenerateDataKey"), ("outcome", "ok")],
+    );
+    assert!(gdk >= 1.0);
+    assert!(before
+        .samples
+        .iter()
+        .any(|x| x.metric == "kekd_kms_call_duration_seconds_count"
+            || matches!(x.value, prometheus_parse::Value::Histogram(_))
+                && x.metric.starts_with("kekd_kms_call_duration_seconds")));
+
+    d.client()
+        .post::<kekd::api::views::KeyPairView>("/v1/rotate")
+        .await
+        .unwrap();
+    let after = scrape(&d).await;
+    assert_eq!(
+        value(
+            &after,
+            "kekd_rotations_total",
+            &[("reason", "change-key-now"), ("outcome", "success")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&after, "kekd_key_pairs", &[("state", "retired")]),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "kekd_key_pairs_by_wrapping_key",
+            &[("wrapping_key_arn", &key_arn)]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "kekd_kms_calls_total",
+            &[("operation", "GenerateDataKey"), ("outcome", "ok")]
+        ),
+        gdk + 1.0
+    );
+    assert!(
+        value(&after, "kekd_active_key_age_seconds", &[])
+            < value(&before, "kekd_active_key_age_seconds", &[]) + 1.0
+    );
+}

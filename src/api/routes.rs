@@ -35,6 +35,8 @@ pub struct AppState {
     pub current: SharedCurrent,
     /// Reloads the configuration.
     pub reloader: Arc<crate::reload::Reloader>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The API router: each route group requires its role (see `auth.rs`).
@@ -44,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keypairs", get(list_keypairs))
         .route("/v1/keypairs/{id}", get(get_keypair))
         .route("/v1/public-key", get(public_key))
+        .route("/metrics", get(metrics))
         .route_layer(from_fn_with_state(
             (state.clone(), Role::View),
             require_role,
@@ -116,6 +119,60 @@ fn split(list: Vec<Listed>) -> (Vec<crate::store::KeyPairRecord>, Vec<CorruptRec
         }
     }
     (good, bad)
+}
+
+fn count(records: &[crate::store::KeyPairRecord]) -> KeyPairCounts {
+    let mut counts = KeyPairCounts {
+        total: records.len(),
+        ..Default::default()
+    };
+    for r in records {
+        let state = serde_json::to_value(r.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string));
+        *counts
+            .by_state
+            .entry(state.unwrap_or_default())
+            .or_default() += 1;
+        *counts
+            .by_wrapping_key
+            .entry(r.wrapping_key_arn.clone())
+            .or_default() += 1;
+    }
+    counts
+}
+
+/// `GET /metrics`: Prometheus text. State gauges come from the same
+/// snapshot status uses.
+async fn metrics(State(st): State<AppState>) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let (records, _) = split(read(&st, |s| s.list()).await?);
+    let counts = count(&records);
+    let eng = st.engine.read().expect("state lock").clone();
+    let now = chrono::Utc::now();
+    let snapshot = crate::metrics::Snapshot {
+        active_key_age_seconds: eng
+            .active
+            .as_ref()
+            .and_then(|a| a.activated_at)
+            .map(|t| (now - t).num_milliseconds() as f64 / 1000.0),
+        next_rotation_unix: eng
+            .schedule
+            .next_rotation_at
+            .map(|t| t.timestamp_millis() as f64 / 1000.0),
+        degraded: StatusView::state_of(&eng.health) == "degraded",
+        by_state: counts.by_state.into_iter().collect(),
+        by_wrapping_key: counts.by_wrapping_key.into_iter().collect(),
+    };
+    let body = st.metrics.render(&snapshot);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
 }
 
 async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError> {

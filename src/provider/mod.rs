@@ -9,6 +9,7 @@
 
 pub mod aws_kms;
 pub mod local;
+pub mod metered;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

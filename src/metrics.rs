@@ -1,0 +1,171 @@
+//! Prometheus metrics (`GET /metrics`), through prometheus-client.
+//!
+//! Counters and the KMS latency histogram are updated where things happen;
+//! the gauges that describe state (active key age, next rotation, degraded,
+//! key pairs by state and wrapping key) are set from a snapshot just before
+//! each scrape, so they can never drift from what status shows.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// All of kekd's metrics and their registry.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    rotations: Family<Labels, Counter>,
+    kms_calls: Family<Labels, Counter>,
+    kms_latency: Family<Labels, Histogram>,
+    active_key_age: Gauge<f64, AtomicU64>,
+    next_rotation: Gauge<f64, AtomicU64>,
+    degraded: Gauge,
+    key_pairs: Family<Labels, Gauge>,
+    key_pairs_by_wrapping_key: Family<Labels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A snapshot of state-describing values, taken at scrape time.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Seconds since the active key pair was activated.
+    pub active_key_age_seconds: Option<f64>,
+    /// Unix time of the next scheduled rotation.
+    pub next_rotation_unix: Option<f64>,
+    /// Whether status says degraded.
+    pub degraded: bool,
+    /// Count per state name.
+    pub by_state: Vec<(String, usize)>,
+    /// Count per wrapping key ARN.
+    pub by_wrapping_key: Vec<(String, usize)>,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let m = Metrics {
+            registry: Mutex::new(Registry::with_prefix("kekd")),
+            rotations: Family::default(),
+            kms_calls: Family::default(),
+            kms_latency: Family::new_with_constructor(|| {
+                Histogram::new([
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ])
+            }),
+            active_key_age: Gauge::default(),
+            next_rotation: Gauge::default(),
+            degraded: Gauge::default(),
+            key_pairs: Family::default(),
+            key_pairs_by_wrapping_key: Family::default(),
+        };
+        {
+            let mut r = m.registry.lock().expect("metrics lock");
+            r.register(
+                "rotations",
+                "Rotations by reason and outcome",
+                m.rotations.clone(),
+            );
+            r.register(
+                "kms_calls",
+                "KMS (key provider) calls by operation and outcome",
+                m.kms_calls.clone(),
+            );
+            r.register(
+                "kms_call_duration_seconds",
+                "KMS (key provider) call latency by operation",
+                m.kms_latency.clone(),
+            );
+            r.register(
+                "active_key_age_seconds",
+                "Seconds since the active key pair became active",
+                m.active_key_age.clone(),
+            );
+            r.register(
+                "next_rotation_timestamp_seconds",
+                "Unix time of the next scheduled rotation (absent: none scheduled)",
+                m.next_rotation.clone(),
+            );
+            r.register(
+                "degraded",
+                "1 while rotations fail or the KMS key failed a check",
+                m.degraded.clone(),
+            );
+            r.register(
+                "key_pairs",
+                "Stored key pairs by state",
+                m.key_pairs.clone(),
+            );
+            r.register(
+                "key_pairs_by_wrapping_key",
+                "Stored key pairs by the KMS key that wraps them",
+                m.key_pairs_by_wrapping_key.clone(),
+            );
+        }
+        m
+    }
+
+    /// Counts a finished rotation.
+    pub fn rotation(&self, reason: &str, outcome: &str) {
+        self.rotations
+            .get_or_create(&labels(&[("reason", reason), ("outcome", outcome)]))
+            .inc();
+    }
+
+    /// Counts and times one provider call.
+    pub fn kms_call(&self, operation: &str, outcome: &str, seconds: f64) {
+        self.kms_calls
+            .get_or_create(&labels(&[("operation", operation), ("outcome", outcome)]))
+            .inc();
+        self.kms_latency
+            .get_or_create(&labels(&[("operation", operation)]))
+            .observe(seconds);
+    }
+
+    /// Sets the state gauges from `s` and renders everything as Prometheus
+    /// text (OpenMetrics-compatible).
+    pub fn render(&self, s: &Snapshot) -> String {
+        self.active_key_age
+            .set(s.active_key_age_seconds.unwrap_or(0.0));
+        self.next_rotation.set(s.next_rotation_unix.unwrap_or(0.0));
+        self.degraded.set(i64::from(s.degraded));
+        self.key_pairs.clear();
+        for (state, n) in &s.by_state {
+            self.key_pairs
+                .get_or_create(&labels(&[("state", state)]))
+                .set(*n as i64);
+        }
+        self.key_pairs_by_wrapping_key.clear();
+        for (arn, n) in &s.by_wrapping_key {
+            self.key_pairs_by_wrapping_key
+                .get_or_create(&labels(&[("wrapping_key_arn", arn)]))
+                .set(*n as i64);
+        }
+        let mut out = String::new();
+        encode(&mut out, &self.registry.lock().expect("metrics lock"))
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
