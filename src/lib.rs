@@ -14,6 +14,7 @@
 //!   [`config::Settings`]; every error names file, field, value and what is
 //!   allowed.
 //! - [`metrics`]: Prometheus metrics (prometheus-client), rendered by `/metrics`.
+//! - [`policy`]: the key-policy statements kekd needs (`kekctl policy`).
 //! - [`provider`]: the [`provider::KeyProvider`] trait that wraps data keys —
 //!   `aws_kms.rs` (the customer's KMS key) and `local.rs` (a root key file, for
 //!   development) — and the classified [`provider::ProviderError`].
@@ -50,6 +51,7 @@ pub mod envelope;
 pub mod keypair;
 pub mod kms_check;
 pub mod metrics;
+pub mod policy;
 pub mod provider;
 pub mod reload;
 pub mod rotation;

@@ -70,3 +70,28 @@ fn bad_command_line_exits_2() {
     let (code, _, err) = kekd(&["--no-such-flag"]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn kekctl_policy_prints_paste_ready_statements_and_rejects_bad_input() {
+    let nowhere = std::path::Path::new("/nonexistent.sock");
+    let (code, out, err) = kekctl(
+        nowhere,
+        &[
+            "policy",
+            "--principal",
+            "arn:aws:iam::111122223333:role/kekd",
+            "--org",
+            "acme",
+        ],
+    );
+    assert_eq!(code, 0, "needs no daemon: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(
+        v[1]["Condition"]["StringEquals"]["kms:EncryptionContext:organization-id"][0],
+        "acme"
+    );
+    let (code, _, err) = kekctl(nowhere, &["policy", "--principal", "kekd", "--org", "acme"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is not an IAM principal ARN"), "{err}");
+}

@@ -53,6 +53,19 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Print the KMS key-policy statements kekd needs (JSON, ready to paste
+    /// into the key policy's Statement array). Needs no daemon.
+    Policy {
+        /// The IAM principal kekd runs as (role or user ARN).
+        #[arg(long, value_name = "ARN")]
+        principal: String,
+        /// An organization id kekd serves (repeat for several).
+        #[arg(long = "org", value_name = "ID", required = true)]
+        orgs: Vec<String>,
+        /// The encryption-context key that carries the organization id.
+        #[arg(long, default_value = "organization-id")]
+        context_key: String,
+    },
     /// A key pair's encrypted private key (envelope JSON) for backup or break-glass.
     Export {
         /// Key pair id (kek-…).
@@ -83,6 +96,7 @@ fn main() -> ExitCode {
                 Some(ClientError::NotRunning { .. }) => 3,
                 Some(ClientError::PermissionDenied { .. }) => 4,
                 Some(ClientError::Api { status: 403, .. }) => 4,
+                _ if e.is::<kekd::policy::PolicyError>() => 2,
                 _ => 1,
             };
             ExitCode::from(code)
@@ -275,6 +289,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !cli.json {
                 println!("passed");
             }
+        }
+        Command::Policy {
+            principal,
+            orgs,
+            context_key,
+        } => {
+            let v = kekd::policy::statements(&principal, &orgs, &context_key)?;
+            print_json(&v)?;
         }
         Command::Export { id, out } => {
             let e: ExportView = client.get(&format!("/v1/keypairs/{id}/envelope")).await?;
