@@ -139,6 +139,7 @@ impl Daemon {
         let signals = tokio::spawn(change_key_now_on_usr1(usr1, self.app.rotation.clone()));
         let reloads = tokio::spawn(reload_on_hup(hup, self.app.reloader.clone()));
         let systemd = tokio::spawn(tell_systemd(self.engine.subscribe()));
+        let watchdog = tokio::spawn(watchdog(self.app.store.clone(), self.engine.subscribe()));
         let engine = tokio::spawn(self.engine.run(stop_rx.clone()));
         tokio::spawn(async move {
             tokio::select! {
@@ -159,6 +160,7 @@ impl Daemon {
         let _ = engine.await;
         signals.abort();
         systemd.abort();
+        watchdog.abort();
         reloads.abort();
         let _ = std::fs::remove_file(&self.settings.socket_path);
         tracing::info!("kekd stopped");
@@ -246,6 +248,37 @@ async fn tell_systemd(mut active: watch::Receiver<Option<String>>) {
         }
         if active.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// WATCHDOG=1 at half the interval systemd asks for (`WatchdogSec=`), but
+/// only while a real health check passes: the store answers a read within
+/// the interval and the rotation engine is alive. A wedged daemon stops
+/// pinging and systemd restarts it.
+async fn watchdog(store: Arc<dyn KeyStore>, engine: watch::Receiver<Option<String>>) {
+    let Some(interval) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(interval / 2);
+    loop {
+        tick.tick().await;
+        let store = store.clone();
+        let read = tokio::time::timeout(
+            interval / 2,
+            tokio::task::spawn_blocking(move || store.schedule()),
+        )
+        .await;
+        let store_ok = matches!(read, Ok(Ok(Ok(_))));
+        let engine_ok = engine.has_changed().is_ok(); // Err once the engine is gone
+        if store_ok && engine_ok {
+            notify(&[sd_notify::NotifyState::Watchdog]);
+        } else {
+            tracing::error!(
+                store_ok,
+                engine_ok,
+                "health check failed; withholding the watchdog ping"
+            );
         }
     }
 }

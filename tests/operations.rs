@@ -315,3 +315,59 @@ async fn metrics_parse_and_move_with_a_rotation() {
             < value(&before, "kekd_active_key_age_seconds", &[]) + 1.0
     );
 }
+
+/// The systemd protocol without systemd: READY=1 once a key pair is active,
+/// STATUS naming it, WATCHDOG=1 pings at half of WATCHDOG_USEC, RELOADING=1
+/// with MONOTONIC_USEC then READY=1 on SIGHUP, STOPPING=1 on SIGTERM.
+#[tokio::test(flavor = "multi_thread")]
+async fn systemd_notify_ready_watchdog_reloading_stopping() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-notify").await;
+    let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let active = d.wait_active().await.active_key_id.unwrap();
+    assert!(d.stop().await.success());
+
+    let path = d.dir.path().join("notify.sock");
+    let sock = tokio::net::UnixDatagram::bind(&path).unwrap();
+    d.env = vec![
+        ("NOTIFY_SOCKET".into(), path.display().to_string()),
+        ("WATCHDOG_USEC".into(), "400000".into()),
+    ];
+    d.spawn();
+
+    let mut seen: Vec<String> = Vec::new();
+    let ready = recv_until(&sock, &mut seen, "READY=1").await;
+    assert!(
+        ready.contains(&format!("STATUS=active key pair {active}")),
+        "{ready}"
+    );
+    recv_until(&sock, &mut seen, "WATCHDOG=1").await;
+    recv_until(&sock, &mut seen, "WATCHDOG=1").await;
+
+    d.signal(libc::SIGHUP);
+    let reloading = recv_until(&sock, &mut seen, "RELOADING=1").await;
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    let after = recv_until(&sock, &mut seen, "READY=1").await;
+    assert!(after.contains("STATUS=reload unchanged"), "{after}");
+
+    d.signal(libc::SIGTERM);
+    recv_until(&sock, &mut seen, "STOPPING=1").await;
+    assert!(d.stop_wait().await.success());
+}
+
+/// Reads notify datagrams until one has a line starting with `want`.
+async fn recv_until(sock: &tokio::net::UnixDatagram, seen: &mut Vec<String>, want: &str) -> String {
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+            Ok(r) => r.unwrap(),
+            Err(_) => panic!("no {want} from kekd; got {seen:?}"),
+        };
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        seen.push(msg.clone());
+        if msg.lines().any(|l| l.starts_with(want)) {
+            return msg;
+        }
+    }
+}

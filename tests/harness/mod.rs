@@ -240,6 +240,8 @@ pub struct TestDaemon {
     /// stderr of every run of the daemon, appended.
     pub log: PathBuf,
     endpoint: Option<String>,
+    /// Extra environment for the next spawn.
+    pub env: Vec<(String, String)>,
 }
 
 impl TestDaemon {
@@ -312,6 +314,7 @@ impl TestDaemon {
             config,
             dir,
             endpoint: Some(moto.endpoint.clone()),
+            env: Vec::new(),
         };
         d.spawn();
         d
@@ -347,6 +350,7 @@ impl TestDaemon {
         if let Some(e) = &self.endpoint {
             cmd.env("AWS_ENDPOINT_URL_KMS", e);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.child = Some(cmd.spawn().expect("spawn kekd"));
     }
 
