@@ -247,3 +247,38 @@ async fn i4_a_hung_kms_never_blocks_the_api() {
     assert_eq!(s.last_error.unwrap().kind, "timeout");
     assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
 }
+
+/// A second kekd on the same socket refuses to start and says why; a stale
+/// socket file left by a crash is replaced.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_kekd_on_the_socket_is_refused_and_a_stale_socket_is_replaced() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-socket").await;
+    let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    // Same config, other state dir: only the socket is shared.
+    let second = d.dir.path().join("second.toml");
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&second, text.replace("/state\"", "/state2\"")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kekd"))
+        .arg("--config")
+        .arg(&second)
+        .env("AWS_ENDPOINT_URL_KMS", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another kekd is already listening there"),
+        "{err}"
+    );
+    // The first one is unharmed.
+    d.wait_active().await;
+
+    d.kill9();
+    assert!(d.socket.exists(), "a crash leaves the socket file behind");
+    d.spawn();
+    d.wait_active().await;
+}

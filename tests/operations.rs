@@ -166,6 +166,35 @@ async fn a_failed_reload_keeps_the_running_configuration_and_says_why() {
         kms_config(d.dir.path(), &alias.replace("keep", "gone"), ""),
     );
     reload("failed the Test round trip at describe-key").await;
+    // Keys that exist but cannot be used: disabled, pending deletion.
+    let (disabled, disabled_alias) = moto.create_key("kekd-reload-disabled").await;
+    // moto accepts only the bare key id here, not the ARN.
+    let key_id = |arn: &str| arn.rsplit('/').next().unwrap().to_string();
+    moto.kms()
+        .disable_key()
+        .key_id(key_id(&disabled))
+        .send()
+        .await
+        .unwrap();
+    write_config(&d, kms_config(d.dir.path(), &disabled_alias, ""));
+    reload("KMS key is disabled").await;
+    let (doomed, doomed_alias) = moto.create_key("kekd-reload-doomed").await;
+    moto.kms()
+        .schedule_key_deletion()
+        .key_id(key_id(&doomed))
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    write_config(&d, kms_config(d.dir.path(), &doomed_alias, ""));
+    reload("KMS key is pending deletion").await;
+    // A key ARN in another region than the configured one.
+    write_config(
+        &d,
+        kms_config(d.dir.path(), &alias, "")
+            .replace("region = \"us-east-1\"", "region = \"eu-west-1\""),
+    );
+    reload("is not the configured region eu-west-1").await;
     // A KMS that cannot be reached.
     moto.stop();
     write_config(
@@ -370,4 +399,61 @@ async fn recv_until(sock: &tokio::net::UnixDatagram, seen: &mut Vec<String>, wan
             return msg;
         }
     }
+}
+
+/// Under journald: no timestamps (journald has its own) and `<N>` priority
+/// prefixes; with `[log] format = "json"`: one JSON object per line.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_suit_journald_and_json() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-logs").await;
+    let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    assert!(d.stop().await.success());
+    std::fs::write(&d.log, "").unwrap();
+    d.env = vec![("JOURNAL_STREAM".into(), "8:1234".into())];
+    d.spawn();
+    d.wait_active().await;
+    assert!(d.stop().await.success());
+    let log = d.log_text();
+    let kekd_lines: Vec<&str> = log.lines().filter(|l| l.contains("kekd::")).collect();
+    assert!(!kekd_lines.is_empty(), "{log}");
+    for l in &kekd_lines {
+        assert!(
+            l.starts_with("<6>")
+                || l.starts_with("<4>")
+                || l.starts_with("<7>")
+                || l.starts_with("<3>"),
+            "{l}"
+        );
+        assert!(
+            !l.contains("2026-") && !l.contains('\u{1b}'),
+            "no timestamp, no colour: {l}"
+        );
+    }
+    assert!(kekd_lines
+        .iter()
+        .any(|l| l.starts_with("<6>") && l.contains("kekd is serving")));
+
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        text.replace("[kms]", "[log]\nformat = \"json\"\n\n[kms]"),
+    )
+    .unwrap();
+    std::fs::write(&d.log, "").unwrap();
+    d.env.clear();
+    d.spawn();
+    d.wait_active().await;
+    assert!(d.stop().await.success());
+    let log = d.log_text();
+    let json: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        json.iter()
+            .any(|v| v["fields"]["message"] == "kekd is serving" && v["level"] == "INFO"),
+        "{log}"
+    );
 }

@@ -126,7 +126,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Plain lines by default; under journald (JOURNAL_STREAM set) without
-/// timestamps, which journald adds itself. `RUST_LOG` overrides the level.
+/// timestamps, which journald adds itself, and with `<N>` syslog priority
+/// prefixes so journald records each line's level. `RUST_LOG` overrides the
+/// level.
 fn init_logging(settings: &Settings) {
     use tracing_subscriber::EnvFilter;
     let filter =
@@ -136,9 +138,41 @@ fn init_logging(settings: &Settings) {
         .with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Plain if std::env::var_os("JOURNAL_STREAM").is_some() => {
-            builder.without_time().with_ansi(false).init()
-        }
+        LogFormat::Plain if std::env::var_os("JOURNAL_STREAM").is_some() => builder
+            .with_ansi(false)
+            .event_format(SyslogPriority(
+                tracing_subscriber::fmt::format()
+                    .without_time()
+                    .with_ansi(false),
+            ))
+            .init(),
         LogFormat::Plain => builder.init(),
+    }
+}
+
+/// Prefixes each line with its syslog priority (`<3>` error … `<7>` debug),
+/// which journald's stdout/stderr stream parses (SyslogLevelPrefix=).
+struct SyslogPriority<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for SyslogPriority<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.0.format_event(ctx, writer, event)
     }
 }
