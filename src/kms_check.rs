@@ -68,6 +68,7 @@ impl From<ProviderError> for PreflightError {
                 PreflightError::AccessDenied(e.to_string())
             }
             FailureKind::KeyDisabled => PreflightError::Disabled,
+            FailureKind::InvalidKeyState => PreflightError::NotEnabled(e.to_string()),
             _ => PreflightError::Unavailable(e.to_string()),
         }
     }

@@ -525,7 +525,10 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 pub fn is_unavailable(kind: FailureKind) -> bool {
     matches!(
         kind,
-        FailureKind::Unreachable | FailureKind::Timeout | FailureKind::Throttled
+        FailureKind::Unreachable
+            | FailureKind::Timeout
+            | FailureKind::Throttled
+            | FailureKind::ServiceUnavailable
     )
 }
 

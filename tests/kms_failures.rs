@@ -211,8 +211,9 @@ async fn i4_a_hung_kms_never_blocks_the_api() {
     let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
     let active = d.wait_active().await.active_key_id.unwrap();
     assert!(d.stop().await.success());
-    let hole = BlackHole::start().await;
-    d.set_kms_endpoint(&hole.endpoint);
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    proxy.set(Fault::BlackHole).await;
+    d.set_kms_endpoint(&proxy.endpoint);
     d.spawn();
     d.wait_active().await;
 

@@ -9,6 +9,7 @@ mod harness;
 
 mod access;
 mod cli;
+mod faults;
 mod invariants;
 mod kms_failures;
 mod operations;

@@ -110,7 +110,11 @@ where
                 }
                 Some("ThrottlingException" | "LimitExceededException") => FailureKind::Throttled,
                 Some("DependencyTimeoutException") => FailureKind::Timeout,
+                Some("KeyUnavailableException" | "KMSInternalException") => {
+                    FailureKind::ServiceUnavailable
+                }
                 _ if status == 429 => FailureKind::Throttled,
+                _ if status >= 500 => FailureKind::ServiceUnavailable,
                 _ => FailureKind::Other,
             };
             let message = if message.is_empty() {
@@ -121,7 +125,11 @@ where
             (kind, code, message)
         }
         SdkError::ResponseError(r) => (
-            FailureKind::Other,
+            if r.raw().status().as_u16() >= 500 {
+                FailureKind::ServiceUnavailable
+            } else {
+                FailureKind::Other
+            },
             None,
             format!(
                 "unreadable KMS response (HTTP {})",

@@ -131,6 +131,9 @@ pub enum FailureKind {
     InvalidCiphertext,
     /// KMS is throttling us.
     Throttled,
+    /// KMS answered but cannot serve now (5xx, `KeyUnavailableException`,
+    /// `KMSInternalException`).
+    ServiceUnavailable,
     /// Anything else (5xx, unexpected answers).
     Other,
 }

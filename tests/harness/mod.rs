@@ -5,6 +5,10 @@
 
 #![allow(dead_code)] // each test module uses its own part of the harness
 
+pub mod fault_proxy;
+#[allow(unused_imports)] // benches/rotation.rs includes the harness but injects no faults
+pub use fault_proxy::{Fault, FaultProxy};
+
 use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -170,35 +174,6 @@ impl Drop for Moto {
     }
 }
 
-/// A KMS that accepts connections and never answers (a hung KMS). The
-/// first fault of the fault-injecting proxy issue 4 asks for.
-pub struct BlackHole {
-    /// `http://127.0.0.1:PORT`.
-    pub endpoint: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl BlackHole {
-    /// Starts listening on a free loopback port.
-    pub async fn start() -> BlackHole {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let task = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((conn, _)) = listener.accept().await {
-                held.push(conn); // read nothing, answer nothing, close nothing
-            }
-        });
-        BlackHole { endpoint, task }
-    }
-}
-
-impl Drop for BlackHole {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// A config file for a daemon in `dir` using KMS key `kms_key_arn`.
 pub fn kms_config(dir: &Path, kms_key_arn: &str, extra: &str) -> String {
     format!(
@@ -253,6 +228,19 @@ impl TestDaemon {
         d
     }
 
+    /// Like [`TestDaemon::start`], with KMS at `endpoint` (e.g. a
+    /// [`FaultProxy`] in front of moto).
+    pub async fn start_via(
+        endpoint: &str,
+        make_config: impl FnOnce(&Path) -> String,
+    ) -> TestDaemon {
+        let mut d = TestDaemon::launch_with(None, make_config);
+        d.endpoint = Some(endpoint.to_string());
+        d.spawn();
+        d.wait_active().await;
+        d
+    }
+
     /// Like [`TestDaemon::start`], but returns as soon as the socket answers,
     /// active key or not.
     pub async fn start_serving(
@@ -298,6 +286,16 @@ impl TestDaemon {
     }
 
     fn launch(moto: &Moto, make_config: impl FnOnce(&Path) -> String) -> TestDaemon {
+        let mut d = TestDaemon::launch_with(Some(moto.endpoint.clone()), make_config);
+        d.spawn();
+        d
+    }
+
+    /// Writes the config; does not start anything.
+    fn launch_with(
+        endpoint: Option<String>,
+        make_config: impl FnOnce(&Path) -> String,
+    ) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("kekd.toml");
         let text = make_config(dir.path());
@@ -307,16 +305,15 @@ impl TestDaemon {
             .as_str()
             .map(PathBuf::from)
             .unwrap();
-        let mut d = TestDaemon {
+        let d = TestDaemon {
             child: None,
             socket,
             log: dir.path().join("kekd.log"),
             config,
             dir,
-            endpoint: Some(moto.endpoint.clone()),
+            endpoint,
             env: Vec::new(),
         };
-        d.spawn();
         d
     }
 

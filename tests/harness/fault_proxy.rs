@@ -1,0 +1,261 @@
+//! A fault-injecting HTTP proxy in front of moto, switchable at run time.
+//!
+//! moto implements KMS faithfully but does not enforce key state or key
+//! policies, and never throttles or hangs; this proxy produces those faults
+//! at the HTTP level, the way a real KMS endpoint would show them to the SDK.
+//! A fault can be limited to one KMS operation (by `X-Amz-Target`), e.g. to
+//! fail only `Decrypt` after `GenerateDataKey` succeeded.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does with the next requests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Forward to moto.
+    None,
+    /// Close the listening socket: connections are refused.
+    Refuse,
+    /// Accept connections, never answer.
+    BlackHole,
+    /// Forward, but only after this delay.
+    Slow(Duration),
+    /// Answer with this HTTP status and an HTML body (a broken front end).
+    Http(u16),
+    /// Answer as KMS does with this error code (`__type`) and status.
+    Kms(&'static str, u16),
+}
+
+impl Fault {
+    /// The KMS throttling answer.
+    pub fn throttling() -> Fault {
+        Fault::Kms("ThrottlingException", 400)
+    }
+    /// An IAM / key-policy refusal.
+    pub fn access_denied() -> Fault {
+        Fault::Kms("AccessDeniedException", 400)
+    }
+    /// A disabled key.
+    pub fn disabled() -> Fault {
+        Fault::Kms("DisabledException", 400)
+    }
+    /// A key pending deletion or otherwise unusable.
+    pub fn invalid_state() -> Fault {
+        Fault::Kms("KMSInvalidStateException", 400)
+    }
+    /// KMS's own "try again" for a key it cannot reach.
+    pub fn key_unavailable() -> Fault {
+        Fault::Kms("KeyUnavailableException", 500)
+    }
+}
+
+struct State {
+    fault: Fault,
+    /// Only requests for this operation (e.g. `Decrypt`) get the fault.
+    only: Option<String>,
+    listener_task: Option<tokio::task::JoinHandle<()>>,
+    faulted: u64,
+}
+
+/// The proxy. Dropping it stops it.
+pub struct FaultProxy {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    port: u16,
+    upstream: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy to `upstream` (`127.0.0.1:PORT`) on a free port.
+    pub async fn start(upstream_endpoint: &str) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = upstream_endpoint.trim_start_matches("http://").to_string();
+        let state = Arc::new(Mutex::new(State {
+            fault: Fault::None,
+            only: None,
+            listener_task: None,
+            faulted: 0,
+        }));
+        let p = FaultProxy {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            upstream,
+            state,
+        };
+        p.listen(listener);
+        p
+    }
+
+    /// Switches the fault for every operation.
+    pub async fn set(&self, fault: Fault) {
+        self.set_for(fault, None).await;
+    }
+
+    /// Switches the fault, limited to one KMS operation if `only` is given.
+    pub async fn set_for(&self, fault: Fault, only: Option<&str>) {
+        let refusing = {
+            let st = self.state.lock().unwrap();
+            st.listener_task.is_none()
+        };
+        if fault == Fault::Refuse {
+            let task = {
+                let mut st = self.state.lock().unwrap();
+                st.fault = fault;
+                st.only = None;
+                st.listener_task.take()
+            };
+            if let Some(t) = task {
+                t.abort();
+                let _ = t.await;
+            }
+            return;
+        }
+        {
+            let mut st = self.state.lock().unwrap();
+            st.fault = fault;
+            st.only = only.map(str::to_string);
+        }
+        if refusing {
+            // Listen again on the same port.
+            let listener = loop {
+                match TcpListener::bind(("127.0.0.1", self.port)).await {
+                    Ok(l) => break l,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            };
+            self.listen(listener);
+        }
+    }
+
+    /// How many requests got a fault so far.
+    pub fn faulted(&self) -> u64 {
+        self.state.lock().unwrap().faulted
+    }
+
+    fn listen(&self, listener: TcpListener) {
+        let state = self.state.clone();
+        let upstream = self.upstream.clone();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                {
+                    let mut st = state.lock().unwrap();
+                    if st.fault == Fault::BlackHole && st.only.is_none() {
+                        st.faulted += 1;
+                        held.push(conn);
+                        continue;
+                    }
+                }
+                let state = state.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        handle(req, state.clone(), upstream.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(conn), service)
+                        .await;
+                });
+            }
+        });
+        self.state.lock().unwrap().listener_task = Some(task);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(t) = self.state.lock().unwrap().listener_task.take() {
+            t.abort();
+        }
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<Mutex<State>>,
+    upstream: String,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let operation = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit('.').next())
+        .unwrap_or("")
+        .to_string();
+    let fault = {
+        let mut st = state.lock().unwrap();
+        let applies = st.only.as_deref().is_none_or(|o| o == operation);
+        let f = if applies {
+            st.fault.clone()
+        } else {
+            Fault::None
+        };
+        if f != Fault::None {
+            st.faulted += 1;
+        }
+        f
+    };
+    let request_id = format!("fault-proxy-{}", next_request_id());
+    match fault {
+        Fault::None | Fault::Refuse => forward(req, &upstream).await,
+        Fault::BlackHole => {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        Fault::Slow(d) => {
+            tokio::time::sleep(d).await;
+            forward(req, &upstream).await
+        }
+        Fault::Http(status) => Ok(Response::builder()
+            .status(status)
+            .header("content-type", "text/html")
+            .body(Full::new(Bytes::from_static(
+                b"<html><body>Service Unavailable</body></html>",
+            )))
+            .unwrap()),
+        Fault::Kms(code, status) => {
+            let body = serde_json::json!({ "__type": code, "message": format!("injected by the test fault proxy for {operation}") });
+            Ok(Response::builder()
+                .status(StatusCode::from_u16(status).unwrap())
+                .header("content-type", "application/x-amz-json-1.1")
+                .header("x-amzn-requestid", request_id)
+                .body(Full::new(Bytes::from(body.to_string())))
+                .unwrap())
+        }
+    }
+}
+
+fn next_request_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn forward(
+    req: Request<Incoming>,
+    upstream: &str,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let Ok(stream) = TcpStream::connect(upstream).await else {
+        return Ok(Response::builder()
+            .status(502)
+            .body(Full::new(Bytes::from_static(b"upstream moto unreachable")))
+            .unwrap());
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let resp = sender
+        .send_request(Request::from_parts(parts, Full::new(body)))
+        .await?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
