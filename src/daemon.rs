@@ -8,6 +8,7 @@
 
 use crate::api::routes::{router, AppState};
 use crate::api::server::{self, BindError};
+use crate::canary::Canary;
 use crate::config::Settings;
 use crate::kms_check::{self, PreflightError};
 use crate::metrics::Metrics;
@@ -98,6 +99,11 @@ impl Daemon {
             current: current.clone(),
             metrics: metrics.clone(),
         };
+        let canary = Arc::new(Canary::new(Rotator {
+            store: store.clone(),
+            current: current.clone(),
+            metrics: metrics.clone(),
+        }));
         let (engine, rotation) = Engine::new(rotator, shared.clone());
         let reloader = Arc::new(Reloader::new(
             config_path,
@@ -114,6 +120,7 @@ impl Daemon {
             current,
             reloader,
             metrics,
+            canary,
         };
         Ok(Daemon {
             settings,
@@ -139,6 +146,10 @@ impl Daemon {
         let signals = tokio::spawn(change_key_now_on_usr1(usr1, self.app.rotation.clone()));
         let reloads = tokio::spawn(reload_on_hup(hup, self.app.reloader.clone()));
         let systemd = tokio::spawn(tell_systemd(self.engine.subscribe()));
+        let canary = {
+            let c = self.app.canary.clone();
+            tokio::spawn(async move { c.run_periodically().await })
+        };
         let watchdog = tokio::spawn(watchdog(self.app.store.clone(), self.engine.subscribe()));
         let engine = tokio::spawn(self.engine.run(stop_rx.clone()));
         tokio::spawn(async move {
@@ -161,6 +172,7 @@ impl Daemon {
         signals.abort();
         systemd.abort();
         watchdog.abort();
+        canary.abort();
         reloads.abort();
         let _ = std::fs::remove_file(&self.settings.socket_path);
         tracing::info!("kekd stopped");

@@ -30,6 +30,7 @@
 //! - [`schedule`]: cadences and the next rotation instant.
 //! - [`rotation`]: the rotation state machine (invariant I1) and the engine
 //!   task that runs it on schedule, on Change Key Now, and with retries.
+//! - [`canary`]: the periodic decryptability check (`kekctl check`).
 //! - [`reload`]: `SIGHUP` / `POST /v1/reload` — all or nothing, a new KMS
 //!   key proven by the Test round trip first.
 //! - [`api`]: the HTTP/JSON API on the Unix socket (`server.rs`, `routes.rs`)
@@ -45,6 +46,7 @@
 
 pub mod aead;
 pub mod api;
+pub mod canary;
 pub mod config;
 pub mod daemon;
 pub mod envelope;

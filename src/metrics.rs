@@ -34,6 +34,9 @@ pub struct Metrics {
     degraded: Gauge,
     key_pairs: Family<Labels, Gauge>,
     key_pairs_by_wrapping_key: Family<Labels, Gauge>,
+    canary_runs: Family<Labels, Counter>,
+    canary_ok: Gauge,
+    key_too_old: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -61,6 +64,10 @@ pub struct Snapshot {
     pub by_state: Vec<(String, usize)>,
     /// Count per wrapping key ARN.
     pub by_wrapping_key: Vec<(String, usize)>,
+    /// The last canary passed (`None`: none ran yet).
+    pub canary_ok: Option<bool>,
+    /// The active key pair is older than `max_key_age_warning`.
+    pub key_too_old: bool,
 }
 
 impl Metrics {
@@ -80,6 +87,9 @@ impl Metrics {
             degraded: Gauge::default(),
             key_pairs: Family::default(),
             key_pairs_by_wrapping_key: Family::default(),
+            canary_runs: Family::default(),
+            canary_ok: Gauge::default(),
+            key_too_old: Gauge::default(),
         };
         {
             let mut r = m.registry.lock().expect("metrics lock");
@@ -123,6 +133,21 @@ impl Metrics {
                 "Stored key pairs by the KMS key that wraps them",
                 m.key_pairs_by_wrapping_key.clone(),
             );
+            r.register(
+                "canary_runs",
+                "Decryptability canary runs by outcome",
+                m.canary_runs.clone(),
+            );
+            r.register(
+                "canary_ok",
+                "1 if the last canary passed (or none ran yet), 0 if it failed",
+                m.canary_ok.clone(),
+            );
+            r.register(
+                "active_key_too_old",
+                "1 if the active key pair is older than max_key_age_warning",
+                m.key_too_old.clone(),
+            );
         }
         m
     }
@@ -131,6 +156,13 @@ impl Metrics {
     pub fn rotation(&self, reason: &str, outcome: &str) {
         self.rotations
             .get_or_create(&labels(&[("reason", reason), ("outcome", outcome)]))
+            .inc();
+    }
+
+    /// Counts a canary run.
+    pub fn canary(&self, outcome: &str) {
+        self.canary_runs
+            .get_or_create(&labels(&[("outcome", outcome)]))
             .inc();
     }
 
@@ -151,6 +183,8 @@ impl Metrics {
             .set(s.active_key_age_seconds.unwrap_or(0.0));
         self.next_rotation.set(s.next_rotation_unix.unwrap_or(0.0));
         self.degraded.set(i64::from(s.degraded));
+        self.canary_ok.set(i64::from(s.canary_ok.unwrap_or(true)));
+        self.key_too_old.set(i64::from(s.key_too_old));
         self.key_pairs.clear();
         for (state, n) in &s.by_state {
             self.key_pairs

@@ -8,6 +8,7 @@
 mod harness;
 
 mod access;
+mod canary;
 mod cli;
 mod faults;
 mod invariants;

@@ -37,6 +37,8 @@ pub struct AppState {
     pub reloader: Arc<crate::reload::Reloader>,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The decryptability canary.
+    pub canary: Arc<crate::canary::Canary>,
 }
 
 /// The API router: each route group requires its role (see `auth.rs`).
@@ -56,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rotate", post(rotate))
         .route("/v1/test", post(test_round_trip))
         .route("/v1/reload", post(reload))
+        .route("/v1/check", post(check))
         .route_layer(from_fn_with_state(
             (state.clone(), Role::Edit),
             require_role,
@@ -121,6 +124,40 @@ fn split(list: Vec<Listed>) -> (Vec<crate::store::KeyPairRecord>, Vec<CorruptRec
     (good, bad)
 }
 
+/// What status and metrics both derive from the engine state.
+struct Watch {
+    degraded: bool,
+    key_too_old: bool,
+    warnings: Vec<String>,
+    canary: Option<crate::canary::CanaryReport>,
+}
+
+fn watch_items(st: &AppState, eng: &crate::rotation::EngineState) -> Watch {
+    let canary = st.canary.last();
+    let canary_failed = canary.as_ref().is_some_and(|c| !c.ok);
+    let mut warnings = Vec::new();
+    let limit = Current::get(&st.current).settings.max_key_age_warning;
+    let age = eng
+        .active
+        .as_ref()
+        .and_then(|a| a.activated_at)
+        .and_then(|t| (chrono::Utc::now() - t).to_std().ok());
+    let key_too_old = matches!((age, limit), (Some(a), Some(l)) if a > l);
+    if key_too_old {
+        warnings.push(format!(
+            "the active key pair is {} old, older than max_key_age_warning ({}); it is still served",
+            humantime::format_duration(std::time::Duration::from_secs(age.unwrap_or_default().as_secs())),
+            humantime::format_duration(limit.unwrap_or_default())
+        ));
+    }
+    Watch {
+        degraded: StatusView::state_of(&eng.health, canary_failed) == "degraded",
+        key_too_old,
+        warnings,
+        canary,
+    }
+}
+
 fn count(records: &[crate::store::KeyPairRecord]) -> KeyPairCounts {
     let mut counts = KeyPairCounts {
         total: records.len(),
@@ -150,6 +187,7 @@ async fn metrics(State(st): State<AppState>) -> Result<axum::response::Response,
     let counts = count(&records);
     let eng = st.engine.read().expect("state lock").clone();
     let now = chrono::Utc::now();
+    let w = watch_items(&st, &eng);
     let snapshot = crate::metrics::Snapshot {
         active_key_age_seconds: eng
             .active
@@ -160,9 +198,11 @@ async fn metrics(State(st): State<AppState>) -> Result<axum::response::Response,
             .schedule
             .next_rotation_at
             .map(|t| t.timestamp_millis() as f64 / 1000.0),
-        degraded: StatusView::state_of(&eng.health) == "degraded",
+        degraded: w.degraded,
         by_state: counts.by_state.into_iter().collect(),
         by_wrapping_key: counts.by_wrapping_key.into_iter().collect(),
+        canary_ok: w.canary.as_ref().map(|c| c.ok),
+        key_too_old: w.key_too_old,
     };
     let body = st.metrics.render(&snapshot);
     Ok((
@@ -197,8 +237,9 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
     let eng = st.engine.read().expect("state lock").clone();
     let cur = Current::get(&st.current);
     let settings = &cur.settings;
+    let w = watch_items(&st, &eng);
     Ok(Json(StatusView {
-        state: StatusView::state_of(&eng.health).into(),
+        state: if w.degraded { "degraded" } else { "ok" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         organization_id: settings.organization_id.clone(),
         kms_key: cur.provider.configured_key(),
@@ -215,6 +256,8 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
         last_error: eng.health.last_error.as_ref().map(LastErrorView::from),
         kms_key_problem: eng.health.kms_key_problem.clone(),
         last_reload: st.reloader.last(),
+        last_canary: w.canary,
+        warnings: w.warnings,
         key_pairs: counts,
         corrupt_records,
     }))
@@ -386,4 +429,10 @@ async fn reload(
         ));
     }
     Ok(Json(out))
+}
+
+/// Runs the decryptability canary now (`kekctl check`). Always 200; `ok`
+/// says whether it passed.
+async fn check(State(st): State<AppState>) -> Json<crate::canary::CanaryReport> {
+    Json(st.canary.run().await)
 }

@@ -150,6 +150,11 @@ pub struct StatusView {
     pub kms_key_problem: Option<String>,
     /// The last reload since start, `null` if none.
     pub last_reload: Option<crate::reload::ReloadOutcome>,
+    /// The last decryptability canary, `null` if none ran yet.
+    pub last_canary: Option<crate::canary::CanaryReport>,
+    /// Things to look at that do not stop anything (e.g. the active key pair
+    /// is older than `max_key_age_warning`).
+    pub warnings: Vec<String>,
     /// Stored key pairs.
     pub key_pairs: KeyPairCounts,
     /// Records that do not decode.
@@ -191,9 +196,10 @@ impl From<&LastError> for LastErrorView {
 }
 
 impl StatusView {
-    /// Whether the health says degraded.
-    pub fn state_of(health: &Health) -> &'static str {
-        if health.degraded_since.is_some() || health.kms_key_problem.is_some() {
+    /// `degraded` while rotations fail, the KMS key failed its check, or the
+    /// last canary failed; else `ok`.
+    pub fn state_of(health: &Health, canary_failed: bool) -> &'static str {
+        if health.degraded_since.is_some() || health.kms_key_problem.is_some() || canary_failed {
             "degraded"
         } else {
             "ok"

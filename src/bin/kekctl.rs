@@ -53,6 +53,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Run the decryptability canary now: the active and recent key pairs
+    /// must decrypt through KMS and match, and the KMS key must be usable.
+    Check,
     /// Print the KMS key-policy statements kekd needs (JSON, ready to paste
     /// into the key policy's Statement array). Needs no daemon.
     Policy {
@@ -191,6 +194,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     format!("{}: {}", c.id, c.problem),
                 ]);
             }
+            if let Some(c) = &s.last_canary {
+                let failed: Vec<&str> = c
+                    .key_pairs
+                    .iter()
+                    .filter(|k| !k.ok)
+                    .map(|k| k.id.as_str())
+                    .collect();
+                let text = if c.ok {
+                    format!("{} ok ({} key pairs)", format(&c.at), c.key_pairs.len())
+                } else {
+                    format!(
+                        "{} FAILED: {} {}",
+                        format(&c.at),
+                        c.kms_key_problem.as_deref().unwrap_or(""),
+                        failed.join(", ")
+                    )
+                };
+                t.add_row(vec!["last canary".to_string(), text]);
+            }
+            if let Some(r) = &s.last_reload {
+                t.add_row(vec![
+                    "last reload".to_string(),
+                    format!("{} {}: {}", format(&r.at), r.outcome, r.message),
+                ]);
+            }
+            if let Some(p) = &s.kms_key_problem {
+                t.add_row(vec!["KMS KEY PROBLEM".to_string(), p.clone()]);
+            }
+            for w in &s.warnings {
+                t.add_row(vec!["WARNING".to_string(), w.clone()]);
+            }
             println!("{t}");
         }
         Command::History { limit } => {
@@ -288,6 +322,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if !cli.json {
                 println!("passed");
+            }
+        }
+        Command::Check => {
+            let r: kekd::canary::CanaryReport = client.post("/v1/check").await?;
+            if cli.json {
+                print_json(&r)?;
+            } else {
+                let mut t = Table::new();
+                t.load_preset(UTF8_BORDERS_ONLY);
+                t.set_header(vec!["check", "result", "detail"]);
+                t.add_row(vec![
+                    "KMS key".to_string(),
+                    if r.kms_key_problem.is_none() {
+                        "ok"
+                    } else {
+                        "FAILED"
+                    }
+                    .to_string(),
+                    r.kms_key_problem
+                        .clone()
+                        .unwrap_or_else(|| "enabled, usable".into()),
+                ]);
+                for k in &r.key_pairs {
+                    t.add_row(vec![
+                        k.id.clone(),
+                        if k.ok { "ok" } else { "FAILED" }.to_string(),
+                        k.problem
+                            .clone()
+                            .unwrap_or_else(|| "decrypts through KMS and matches".into()),
+                    ]);
+                }
+                println!("{t}");
+            }
+            if !r.ok {
+                anyhow::bail!(
+                    "check failed: recordings under the failed key pairs may not be playable back"
+                );
             }
         }
         Command::Policy {

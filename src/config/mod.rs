@@ -128,6 +128,16 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
 }
 
+/// The decryptability canary: how often, and how many key pairs besides
+/// the active one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Canary {
+    /// Time between checks; `None` = only on demand (`kekctl check`).
+    pub interval: Option<Duration>,
+    /// How many of the most recent retired key pairs to check as well.
+    pub recent: usize,
+}
+
 /// Log output shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -164,6 +174,10 @@ pub struct Settings {
     pub kms_timeouts: KmsTimeouts,
     /// Retry backoff.
     pub retry: RetryPolicy,
+    /// Warn (status, metric, log) when the active key pair is older.
+    pub max_key_age_warning: Option<Duration>,
+    /// The decryptability canary.
+    pub canary: Canary,
     /// Log level filter (tracing `EnvFilter` syntax); `RUST_LOG` wins.
     pub log_level: String,
     /// Log format.
@@ -214,6 +228,11 @@ impl Settings {
             context_key: "organization-id".into(),
             kms_timeouts: default_timeouts(),
             retry: default_retry(),
+            max_key_age_warning: None,
+            canary: Canary {
+                interval: Some(Duration::from_secs(3600)),
+                recent: 3,
+            },
             log_level: "info".into(),
             log_format: LogFormat::Plain,
             access: access::Access::default(),
@@ -471,6 +490,31 @@ impl Settings {
             ));
         }
 
+        let max_key_age_warning = duration("max_key_age_warning", raw.max_key_age_warning, None)?;
+        let raw_canary = raw.canary.unwrap_or_default();
+        let canary = Canary {
+            interval: match raw_canary.interval.as_deref() {
+                Some("off") => None,
+                other => duration(
+                    "canary.interval",
+                    other.map(str::to_string),
+                    Some(Duration::from_secs(3600)),
+                )?,
+            },
+            recent: match raw_canary.recent {
+                None => 3,
+                Some(n) if (0..=1000).contains(&n) => n as usize,
+                Some(n) => {
+                    return Err(invalid(
+                        "canary.recent",
+                        Some(&n.to_string()),
+                        "out of range",
+                        "0 to 1000",
+                    ))
+                }
+            },
+        };
+
         let log = raw.log.unwrap_or_default();
         let log_level = log.level.unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
@@ -520,6 +564,8 @@ impl Settings {
             context_key,
             kms_timeouts,
             retry,
+            max_key_age_warning,
+            canary,
             log_level,
             log_format,
             access,

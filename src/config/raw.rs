@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub provider: Option<RawProvider>,
     pub kms: Option<RawKms>,
     pub retry: Option<RawRetry>,
+    pub max_key_age_warning: Option<String>,
+    pub canary: Option<RawCanary>,
     pub log: Option<RawLog>,
     pub access: Option<RawAccess>,
 }
@@ -79,4 +81,12 @@ pub struct RawAccess {
 pub struct RawGrant {
     pub users: Option<Vec<String>>,
     pub groups: Option<Vec<String>>,
+}
+
+/// `[canary]`: the periodic decryptability check.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCanary {
+    pub interval: Option<String>,
+    pub recent: Option<i64>,
 }

@@ -1,0 +1,153 @@
+//! The decryptability canary: proves, before anyone needs to play a
+//! recording back, that the active key pair and the most recent ones still
+//! decrypt through KMS and match their public keys, and that the KMS key is
+//! still `Enabled` and not pending deletion. Runs on an interval and on
+//! `kekctl check`; a failure shows in status, metrics and the log.
+
+use crate::kms_check;
+use crate::rotation::{Current, Rotator};
+use crate::store::{KeyState, Listed};
+use crate::time::{self, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+
+/// One key pair's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckedKeyPair {
+    /// The key pair.
+    pub id: String,
+    /// Decrypted through KMS and matched its public key.
+    pub ok: bool,
+    /// Why not.
+    pub problem: Option<String>,
+}
+
+/// A canary run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CanaryReport {
+    /// When it finished.
+    #[serde(with = "time::rfc3339")]
+    pub at: Timestamp,
+    /// Everything passed.
+    pub ok: bool,
+    /// The KMS key check (DescribeKey): `null` when it passed.
+    pub kms_key_problem: Option<String>,
+    /// The key pairs checked, active first.
+    pub key_pairs: Vec<CheckedKeyPair>,
+}
+
+/// Runs canaries and keeps the last report.
+pub struct Canary {
+    rotator: Rotator,
+    last: Mutex<Option<CanaryReport>>,
+}
+
+impl Canary {
+    /// A canary over the rotator's store and provider.
+    pub fn new(rotator: Rotator) -> Canary {
+        Canary {
+            rotator,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The last report.
+    pub fn last(&self) -> Option<CanaryReport> {
+        self.last.lock().expect("canary lock").clone()
+    }
+
+    /// Checks now; logs, counts and keeps the report.
+    pub async fn run(&self) -> CanaryReport {
+        let cur = Current::get(&self.rotator.current);
+        let kms_key_problem = kms_check::preflight(&*cur.provider, &cur.settings)
+            .await
+            .err()
+            .map(|e| e.to_string());
+        let mut key_pairs = Vec::new();
+        let store = self.rotator.store.clone();
+        let listed = tokio::task::spawn_blocking(move || store.list()).await;
+        let records: Vec<_> = match listed {
+            Ok(Ok(list)) => list
+                .into_iter()
+                .filter_map(|l| match l {
+                    Listed::Ok(r) => Some(*r),
+                    Listed::Corrupt { .. } => None,
+                })
+                .collect(),
+            Ok(Err(e)) => {
+                key_pairs.push(CheckedKeyPair {
+                    id: "-".into(),
+                    ok: false,
+                    problem: Some(format!("store: {e}")),
+                });
+                Vec::new()
+            }
+            Err(e) => {
+                key_pairs.push(CheckedKeyPair {
+                    id: "-".into(),
+                    ok: false,
+                    problem: Some(e.to_string()),
+                });
+                Vec::new()
+            }
+        };
+        // The active key pair, then the most recent ones that were ever
+        // active (newest first, as listed).
+        let chosen = records
+            .iter()
+            .filter(|r| r.state == KeyState::Active)
+            .chain(
+                records
+                    .iter()
+                    .filter(|r| r.state == KeyState::Retired && r.activated_at.is_some())
+                    .take(cur.settings.canary.recent),
+            );
+        for r in chosen {
+            let result = self.rotator.verify(r).await;
+            key_pairs.push(CheckedKeyPair {
+                id: r.id.clone(),
+                ok: result.is_ok(),
+                problem: result.err().map(|e| e.to_string()),
+            });
+        }
+        let ok = kms_key_problem.is_none() && key_pairs.iter().all(|k| k.ok);
+        let report = CanaryReport {
+            at: time::now(),
+            ok,
+            kms_key_problem,
+            key_pairs,
+        };
+        self.rotator
+            .metrics
+            .canary(if report.ok { "success" } else { "failure" });
+        if report.ok {
+            tracing::info!(
+                checked = report.key_pairs.len(),
+                "canary passed: key pairs decrypt and match, KMS key usable"
+            );
+        } else {
+            tracing::error!(
+                kms_key_problem = report.kms_key_problem.as_deref().unwrap_or("-"),
+                failed = ?report.key_pairs.iter().filter(|k| !k.ok).map(|k| &k.id).collect::<Vec<_>>(),
+                "canary FAILED: recordings may not be playable back"
+            );
+        }
+        *self.last.lock().expect("canary lock") = Some(report.clone());
+        report
+    }
+
+    /// Runs on the configured interval (re-read after each run, so reloads
+    /// apply) until the task is aborted.
+    pub async fn run_periodically(&self) {
+        loop {
+            let interval = Current::get(&self.rotator.current).settings.canary.interval;
+            match interval {
+                Some(i) => {
+                    tokio::time::sleep(i).await;
+                    self.run().await;
+                }
+                None => tokio::time::sleep(std::time::Duration::from_secs(60)).await,
+            }
+        }
+    }
+}

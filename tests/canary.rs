@@ -1,0 +1,113 @@
+//! The decryptability canary and the key-age warning (issue 4).
+
+use crate::harness::*;
+use kekd::api::views::{KeyPairView, PublicKeyView, StatusView};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn canary_passes_then_catches_a_kms_that_no_longer_decrypts_and_a_disabled_key() {
+    let moto = Moto::start().await;
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    let (key_arn, alias) = moto.create_key("kekd-canary").await;
+    let d = TestDaemon::start_via(&proxy.endpoint, |dir| {
+        kms_config(dir, &alias, "").replace(
+            "[kms]",
+            "[canary]\ninterval = \"300ms\"\nrecent = 2\n\n[kms]",
+        )
+    })
+    .await;
+    for _ in 0..3 {
+        d.client().post::<KeyPairView>("/v1/rotate").await.unwrap();
+    }
+    let (code, out, err) = d.kekctl(&["check"]);
+    assert_eq!(code, 0, "{err}");
+    let h = d.history().await;
+    assert!(
+        out.contains(&h.keypairs[0].id) && out.contains(&h.keypairs[2].id),
+        "active + 2 recent: {out}"
+    );
+    assert!(
+        !out.contains(&h.keypairs[3].id),
+        "only `recent` retired ones: {out}"
+    );
+
+    // The periodic canary runs by itself.
+    wait_for(Duration::from_secs(10), "a periodic canary", || async {
+        let s: StatusView = d.client().get("/v1/status").await.ok()?;
+        s.last_canary.filter(|c| c.ok).map(|_| ())
+    })
+    .await;
+
+    // KMS stops decrypting: the canary fails, status and metrics say so.
+    proxy.set_for(Fault::access_denied(), Some("Decrypt")).await;
+    let (code, out, err) = d.kekctl(&["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAILED") && out.contains("AccessDeniedException"),
+        "{out}"
+    );
+    assert!(err.contains("check failed"), "{err}");
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    assert_eq!(s.state, "degraded");
+    assert!(!s.last_canary.unwrap().ok);
+    let (_, body) = d
+        .client()
+        .raw(hyper::Method::GET, "/metrics")
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("kekd_canary_ok 0"));
+    assert!(d.log_text().contains("canary FAILED"));
+    let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+    assert_eq!(p.id, h.keypairs[0].id, "the public key is still served");
+
+    proxy.set(Fault::None).await;
+    let (code, _, err) = d.kekctl(&["check"]);
+    assert_eq!(code, 0, "{err}");
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    assert_eq!(s.state, "ok");
+
+    // The KMS key is disabled (moto reports it in DescribeKey).
+    let key_id = key_arn.rsplit('/').next().unwrap();
+    moto.kms()
+        .disable_key()
+        .key_id(key_id)
+        .send()
+        .await
+        .unwrap();
+    let (code, out, _) = d.kekctl(&["check", "--json"]);
+    assert_eq!(code, 1);
+    let r: kekd::canary::CanaryReport = serde_json::from_str(&out).unwrap();
+    assert!(r.kms_key_problem.unwrap().contains("disabled"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_active_key_raises_a_warning_but_is_still_served() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-age").await;
+    let d = TestDaemon::start(&moto, |dir| {
+        kms_config(dir, &alias, "max_key_age_warning = \"1s\"")
+    })
+    .await;
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    assert!(s.warnings.is_empty());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    assert_eq!(s.state, "ok", "a warning is not a failure");
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("older than max_key_age_warning")),
+        "{:?}",
+        s.warnings
+    );
+    let (_, body) = d
+        .client()
+        .raw(hyper::Method::GET, "/metrics")
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("kekd_active_key_too_old 1"));
+    let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+    assert_eq!(Some(p.id), s.active_key_id);
+    let (_, out, _) = d.kekctl(&["status"]);
+    assert!(out.contains("WARNING"), "{out}");
+}
