@@ -16,6 +16,7 @@ use crate::provider::local::RootKeyError;
 use crate::provider::metered::Metered;
 use crate::provider::KeyProvider;
 use crate::reload::Reloader;
+use crate::rewrap::Rewrapper;
 use crate::rotation::{Current, Engine, EngineState, RotationHandle, Rotator, SharedState};
 use crate::store::{KeyState, KeyStore, Listed, Reason, RedbStore, StoreError};
 use std::os::unix::fs::PermissionsExt;
@@ -104,6 +105,11 @@ impl Daemon {
             current: current.clone(),
             metrics: metrics.clone(),
         }));
+        let rewrapper = Arc::new(Rewrapper::new(Rotator {
+            store: store.clone(),
+            current: current.clone(),
+            metrics: metrics.clone(),
+        }));
         let (engine, rotation) = Engine::new(rotator, shared.clone());
         let reloader = Arc::new(Reloader::new(
             config_path,
@@ -121,6 +127,7 @@ impl Daemon {
             reloader,
             metrics,
             canary,
+            rewrapper,
         };
         Ok(Daemon {
             settings,

@@ -33,6 +33,8 @@
 //! - [`canary`]: the periodic decryptability check (`kekctl check`).
 //! - [`reload`]: `SIGHUP` / `POST /v1/reload` — all or nothing, a new KMS
 //!   key proven by the Test round trip first.
+//! - [`rewrap`]: re-encrypting data keys under the current KMS key
+//!   (`ReEncrypt`), one key pair per transaction.
 //! - [`api`]: the HTTP/JSON API on the Unix socket (`server.rs`, `routes.rs`)
 //!   and the small client `kekctl` uses (`client.rs`).
 //! - [`daemon`]: wiring — start-up, signals, graceful shutdown.
@@ -56,6 +58,7 @@ pub mod metrics;
 pub mod policy;
 pub mod provider;
 pub mod reload;
+pub mod rewrap;
 pub mod rotation;
 pub mod schedule;
 pub mod store;

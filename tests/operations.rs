@@ -457,3 +457,98 @@ async fn logs_suit_journald_and_json() {
         "{log}"
     );
 }
+
+/// Rewrap after a KMS key change: every key pair ends up under the new key
+/// (ReEncrypt), a second run changes nothing, the old key can be scheduled
+/// for deletion, and every private key still decrypts — under the new key.
+#[tokio::test(flavor = "multi_thread")]
+async fn rewrap_moves_every_key_pair_to_the_new_kms_key() {
+    let moto = Moto::start().await;
+    let (key_a, alias_a) = moto.create_key("kekd-rewrap-a").await;
+    let (key_b, alias_b) = moto.create_key("kekd-rewrap-b").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias_a, "")).await;
+    d.client()
+        .post::<kekd::api::views::KeyPairView>("/v1/rotate")
+        .await
+        .unwrap();
+    d.client()
+        .post::<kekd::api::views::KeyPairView>("/v1/rotate")
+        .await
+        .unwrap();
+    let before = d.history().await;
+    write_config(&d, kms_config(d.dir.path(), &alias_b, ""));
+    let r: kekd::reload::ReloadOutcome = d.client().post("/v1/reload").await.unwrap();
+    assert_eq!(r.outcome, "applied");
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    assert_eq!(s.key_pairs.by_wrapping_key.get(&key_a), Some(&3));
+    assert_eq!(s.key_pairs.by_wrapping_key.get(&key_b), Some(&1));
+
+    let (code, out, err) = d.kekctl(&["rewrap"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("rewrap done: 3 re-wrapped, 1 already under the current key, 0 failed"),
+        "{out}"
+    );
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    assert_eq!(
+        s.key_pairs.by_wrapping_key.len(),
+        1,
+        "{:?}",
+        s.key_pairs.by_wrapping_key
+    );
+    assert_eq!(s.key_pairs.by_wrapping_key.get(&key_b), Some(&4));
+
+    // Idempotent, and streamed as JSON lines with --json.
+    let (code, out, _) = d.kekctl(&["rewrap", "--json"]);
+    assert_eq!(code, 0);
+    let events: Vec<kekd::rewrap::RewrapEvent> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        events.last(),
+        Some(&kekd::rewrap::RewrapEvent::Done {
+            rewrapped: 0,
+            skipped: 4,
+            failed: 0
+        })
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, kekd::rewrap::RewrapEvent::Progress { .. }))
+            .count(),
+        4
+    );
+
+    // Retire the old key; everything still decrypts, under the new one.
+    moto.kms()
+        .schedule_key_deletion()
+        .key_id(key_a.rsplit('/').next().unwrap())
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    let kms = moto.kms();
+    let after = d.history().await;
+    assert_eq!(after.keypairs.len(), 4);
+    for k in &after.keypairs {
+        let e: ExportView = d
+            .client()
+            .get(&format!("/v1/keypairs/{}/envelope", k.id))
+            .await
+            .unwrap();
+        assert_eq!(e.envelope.wrapping_key_arn, key_b);
+        assert_eq!(
+            public_der_of(&recover(&kms, &e).await.private_pkcs8),
+            pem_der(&k.public_key_pem)
+        );
+    }
+    // Same key pairs, same public keys (the reload added one, newest).
+    for (b, a) in before.keypairs.iter().zip(after.keypairs.iter().skip(1)) {
+        assert_eq!(
+            (&b.id, &b.public_key_pem, b.created_at),
+            (&a.id, &a.public_key_pem, a.created_at)
+        );
+    }
+}

@@ -65,6 +65,22 @@ impl Client {
         method: Method,
         path: &str,
     ) -> Result<(StatusCode, Bytes), ClientError> {
+        let resp = self.send(method, path).await?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .to_bytes();
+        Ok((status, body))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|source| {
@@ -89,18 +105,44 @@ impl Client {
             .header(hyper::header::HOST, "kekd")
             .body(Full::new(Bytes::new()))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = sender
+        sender
             .send_request(req)
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Sends a request whose answer is JSON lines and hands each line to
+    /// `on_line` as it arrives (long operations with progress). An error
+    /// status is returned as [`ClientError::Api`].
+    pub async fn stream_lines(
+        &self,
+        method: Method,
+        path: &str,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<(), ClientError> {
+        let resp = self.send(method, path).await?;
         let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
-            .to_bytes();
-        Ok((status, body))
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| ClientError::Protocol(e.to_string()))?
+                .to_bytes();
+            return Err(api_error(status, &bytes));
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if let Some(data) = frame.data_ref() {
+                buf.extend_from_slice(data);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    on_line(String::from_utf8_lossy(&line).trim_end());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sends a request and decodes a success body as `T`, or the error body
@@ -112,16 +154,7 @@ impl Client {
     ) -> Result<T, ClientError> {
         let (status, body) = self.raw(method, path).await?;
         if !status.is_success() {
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let err = &v["error"];
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                code: err["code"].as_str().unwrap_or("unknown").to_string(),
-                message: err["message"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned()),
-            });
+            return Err(api_error(status, &body));
         }
         serde_json::from_slice(&body)
             .map_err(|e| ClientError::Protocol(format!("unexpected answer: {e}")))
@@ -135,5 +168,19 @@ impl Client {
     /// `POST path` with an empty body.
     pub async fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.call(Method::POST, path).await
+    }
+}
+
+/// An error answer (`{"error": {"code", "message"}}`) as a [`ClientError`].
+fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let err = &v["error"];
+    ClientError::Api {
+        status: status.as_u16(),
+        code: err["code"].as_str().unwrap_or("unknown").to_string(),
+        message: err["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
     }
 }

@@ -39,6 +39,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The decryptability canary.
     pub canary: Arc<crate::canary::Canary>,
+    /// Rewrap, one at a time.
+    pub rewrapper: Arc<crate::rewrap::Rewrapper>,
 }
 
 /// The API router: each route group requires its role (see `auth.rs`).
@@ -59,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/test", post(test_round_trip))
         .route("/v1/reload", post(reload))
         .route("/v1/check", post(check))
+        .route("/v1/rewrap", post(rewrap))
         .route_layer(from_fn_with_state(
             (state.clone(), Role::Edit),
             require_role,
@@ -435,4 +438,29 @@ async fn reload(
 /// says whether it passed.
 async fn check(State(st): State<AppState>) -> Json<crate::canary::CanaryReport> {
     Json(st.canary.run().await)
+}
+
+/// Rewrap, streamed as JSON lines (`application/x-ndjson`): `start`, one
+/// `progress` per key pair, `done` (or `error`). 409 `rewrap_in_progress`
+/// if one is already running.
+async fn rewrap(State(st): State<AppState>) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let rx = st.rewrapper.start().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "rewrap_in_progress",
+            "a rewrap is already running; wait for it (status shows counts per wrapping key)",
+        )
+    })?;
+    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        let mut line = serde_json::to_string(&event).expect("events serialize");
+        line.push('\n');
+        Some((Ok::<_, std::convert::Infallible>(line), rx))
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response())
 }

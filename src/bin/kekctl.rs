@@ -53,6 +53,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Re-encrypt every key pair's data key under the current KMS key (KMS
+    /// ReEncrypt; resumable, idempotent), with a progress bar.
+    Rewrap,
     /// Run the decryptability canary now: the active and recent key pairs
     /// must decrypt through KMS and match, and the KMS key must be usable.
     Check,
@@ -324,6 +327,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("passed");
             }
         }
+        Command::Rewrap => rewrap(&client, cli.json).await?,
         Command::Check => {
             let r: kekd::canary::CanaryReport = client.post("/v1/check").await?;
             if cli.json {
@@ -375,4 +379,77 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `kekctl rewrap`: follows the daemon's JSON-lines progress with a bar on a
+/// terminal (`--json` passes the lines through).
+async fn rewrap(client: &Client, json: bool) -> anyhow::Result<()> {
+    use kekd::rewrap::RewrapEvent;
+    let bar = indicatif::ProgressBar::hidden();
+    let mut last: Option<RewrapEvent> = None;
+    let mut failures = Vec::new();
+    client
+        .stream_lines(hyper::Method::POST, "/v1/rewrap", |line| {
+            if json {
+                println!("{line}");
+            }
+            let Ok(event) = serde_json::from_str::<RewrapEvent>(line) else {
+                return;
+            };
+            match &event {
+                RewrapEvent::Start {
+                    total,
+                    target_key_arn,
+                } => {
+                    if !json {
+                        eprintln!("re-wrapping {total} key pairs under {target_key_arn}");
+                        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    }
+                    bar.set_length(*total as u64);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    );
+                }
+                RewrapEvent::Progress {
+                    done,
+                    id,
+                    outcome,
+                    problem,
+                    ..
+                } => {
+                    bar.set_position(*done as u64);
+                    bar.set_message(format!("{id} {outcome}"));
+                    if let Some(p) = problem {
+                        failures.push(format!("{id}: {p}"));
+                    }
+                }
+                _ => {}
+            }
+            last = Some(event);
+        })
+        .await?;
+    bar.finish_and_clear();
+    for f in &failures {
+        eprintln!("failed: {f}");
+    }
+    match last {
+        Some(RewrapEvent::Done {
+            rewrapped,
+            skipped,
+            failed,
+        }) => {
+            if !json {
+                println!("rewrap done: {rewrapped} re-wrapped, {skipped} already under the current key, {failed} failed");
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} key pairs could not be re-wrapped; they stay under their old KMS key (run rewrap again)");
+            }
+            Ok(())
+        }
+        Some(RewrapEvent::Error { message }) => anyhow::bail!("rewrap failed: {message}"),
+        _ => anyhow::bail!(
+            "rewrap ended without a result (did the daemon stop?); run it again, it resumes"
+        ),
+    }
 }
