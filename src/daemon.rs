@@ -8,12 +8,12 @@
 
 use crate::api::routes::{router, AppState};
 use crate::api::server::{self, BindError};
+use crate::audit::Audit;
 use crate::canary::Canary;
 use crate::config::Settings;
 use crate::kms_check::{self, PreflightError};
 use crate::metrics::Metrics;
 use crate::provider::local::RootKeyError;
-use crate::provider::metered::Metered;
 use crate::provider::KeyProvider;
 use crate::reload::Reloader;
 use crate::rewrap::Rewrapper;
@@ -37,6 +37,9 @@ pub enum StartError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The audit log cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     /// The store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -85,32 +88,29 @@ impl Daemon {
                 .expect("store open task")?,
         );
         let metrics = Arc::new(Metrics::new());
-        let provider = Metered::wrap(
-            crate::provider::from_settings(&settings, true).await?,
-            metrics.clone(),
+        let audit_path = settings.audit_path.clone();
+        let audit = Arc::new(
+            tokio::task::spawn_blocking(move || Audit::open(&audit_path))
+                .await
+                .expect("audit open task")?,
         );
+        let provider =
+            crate::provider::instrumented(&settings, metrics.clone(), audit.clone()).await?;
         let mut state = recover(&*store)?;
         state.health.kms_key_problem =
             preflight_at_start(&*provider, &settings, state.active.is_some()).await?;
         let listener = server::bind(&settings.socket_path, settings.access.socket_group).await?;
         let shared: SharedState = Arc::new(RwLock::new(state));
         let current = Current::shared(settings.clone(), provider);
-        let rotator = Rotator {
+        let rotator = || Rotator {
             store: store.clone(),
             current: current.clone(),
             metrics: metrics.clone(),
+            audit: Some(audit.clone()),
         };
-        let canary = Arc::new(Canary::new(Rotator {
-            store: store.clone(),
-            current: current.clone(),
-            metrics: metrics.clone(),
-        }));
-        let rewrapper = Arc::new(Rewrapper::new(Rotator {
-            store: store.clone(),
-            current: current.clone(),
-            metrics: metrics.clone(),
-        }));
-        let (engine, rotation) = Engine::new(rotator, shared.clone());
+        let canary = Arc::new(Canary::new(rotator()));
+        let rewrapper = Arc::new(Rewrapper::new(rotator()));
+        let (engine, rotation) = Engine::new(rotator(), shared.clone());
         let reloader = Arc::new(Reloader::new(
             config_path,
             current.clone(),
@@ -118,6 +118,7 @@ impl Daemon {
             rotation.clone(),
             store.clone(),
             metrics.clone(),
+            audit.clone(),
         ));
         let app = AppState {
             store,
@@ -128,6 +129,7 @@ impl Daemon {
             metrics,
             canary,
             rewrapper,
+            audit,
         };
         Ok(Daemon {
             settings,

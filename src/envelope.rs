@@ -124,6 +124,7 @@ pub async fn open(
         .await?;
     let key: Zeroizing<[u8; 32]> = Zeroizing::new(
         data_key
+            .plaintext
             .as_slice()
             .try_into()
             .map_err(|_| EnvelopeError::Malformed("encrypted_data_key"))?,

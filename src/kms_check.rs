@@ -217,7 +217,7 @@ pub async fn round_trip(provider: &dyn KeyProvider, settings: &Settings) -> Test
             return r;
         }
     };
-    let same_key = unwrapped.as_slice() == data_key.plaintext.as_slice();
+    let same_key = unwrapped.plaintext.as_slice() == data_key.plaintext.as_slice();
     drop(data_key);
     if !r.step(
         "decrypt-data-key",
@@ -230,6 +230,7 @@ pub async fn round_trip(provider: &dyn KeyProvider, settings: &Settings) -> Test
         return r;
     }
     let key: [u8; 32] = unwrapped
+        .plaintext
         .as_slice()
         .try_into()
         .expect("checked equal to a 32-byte key");
@@ -267,6 +268,7 @@ mod tests {
             key_usage: usage.into(),
             key_state: state.into(),
             multi_region: false,
+            request_id: None,
         }
     }
 

@@ -30,6 +30,7 @@
 //! - [`schedule`]: cadences and the next rotation instant.
 //! - [`rotation`]: the rotation state machine (invariant I1) and the engine
 //!   task that runs it on schedule, on Change Key Now, and with retries.
+//! - [`audit`]: the hash-chained JSON-lines audit trail (`kekctl audit verify`).
 //! - [`canary`]: the periodic decryptability check (`kekctl check`).
 //! - [`reload`]: `SIGHUP` / `POST /v1/reload` — all or nothing, a new KMS
 //!   key proven by the Test round trip first.
@@ -48,6 +49,7 @@
 
 pub mod aead;
 pub mod api;
+pub mod audit;
 pub mod canary;
 pub mod config;
 pub mod daemon;

@@ -40,6 +40,7 @@ pub struct Reloader {
     rotation: RotationHandle,
     store: Arc<dyn KeyStore>,
     metrics: Arc<crate::metrics::Metrics>,
+    audit: Arc<crate::audit::Audit>,
     last: Mutex<Option<ReloadOutcome>>,
     serial: tokio::sync::Mutex<()>,
 }
@@ -53,6 +54,7 @@ impl Reloader {
         rotation: RotationHandle,
         store: Arc<dyn KeyStore>,
         metrics: Arc<crate::metrics::Metrics>,
+        audit: Arc<crate::audit::Audit>,
     ) -> Reloader {
         Reloader {
             config_path,
@@ -61,6 +63,7 @@ impl Reloader {
             rotation,
             store,
             metrics,
+            audit,
             last: Mutex::new(None),
             serial: tokio::sync::Mutex::new(()),
         }
@@ -74,7 +77,20 @@ impl Reloader {
     /// Reloads now and records the outcome.
     pub async fn reload(&self) -> ReloadOutcome {
         let _one_at_a_time = self.serial.lock().await;
-        let (outcome, message, new_key_pair_id) = match self.try_reload().await {
+        // Fail closed: a configuration change that cannot be audited is not
+        // made.
+        let started = self
+            .audit
+            .record_async(
+                serde_json::json!({"type": "config_reload_started", "file": self.config_path}),
+            )
+            .await
+            .map_err(|e| format!("{e}; nothing was applied"));
+        let result = match started {
+            Ok(()) => self.try_reload().await,
+            Err(e) => Err(e),
+        };
+        let (outcome, message, new_key_pair_id) = match result {
             Ok((changed, message, id)) => {
                 (if changed { "applied" } else { "unchanged" }, message, id)
             }
@@ -90,6 +106,18 @@ impl Reloader {
             tracing::warn!(message = %out.message, "reload failed; the running configuration stays in force");
         } else {
             tracing::info!(outcome = %out.outcome, message = %out.message, "reload");
+        }
+        if let Err(e) = self
+            .audit
+            .record_async(serde_json::json!({
+                "type": "config_reload",
+                "outcome": out.outcome,
+                "message": out.message,
+                "new_key_pair_id": out.new_key_pair_id,
+            }))
+            .await
+        {
+            tracing::error!(error = %e, "cannot write the audit record of a reload");
         }
         *self.last.lock().expect("reload lock") = Some(out.clone());
         out
@@ -111,6 +139,9 @@ impl Reloader {
         if new.state_dir != old.state_dir {
             fixed.push("state_dir");
         }
+        if new.audit_path != old.audit_path {
+            fixed.push("audit_log");
+        }
         if !fixed.is_empty() {
             return Err(format!(
                 "{} cannot change while kekd runs; nothing was applied (restart kekd to change {})",
@@ -122,10 +153,9 @@ impl Reloader {
         let kms_key_changed = new.provider != old.provider || new.region != old.region;
         let provider: Arc<dyn KeyProvider> =
             if kms_key_changed || new.kms_timeouts != old.kms_timeouts {
-                let built = provider::from_settings(&new, true)
+                provider::instrumented(&new, self.metrics.clone(), self.audit.clone())
                     .await
-                    .map_err(|e| e.to_string())?;
-                provider::metered::Metered::wrap(built, self.metrics.clone())
+                    .map_err(|e| e.to_string())?
             } else {
                 cur.provider.clone()
             };

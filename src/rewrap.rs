@@ -9,6 +9,7 @@
 //! decrypted back and matched to its public key before it replaces the old
 //! one, so a bad answer from KMS can never cost a private key.
 
+use crate::provider::ReEncrypted;
 use crate::rotation::{Current, Rotator};
 use crate::store::{KeyPairRecord, Listed};
 use serde::{Deserialize, Serialize};
@@ -167,7 +168,11 @@ async fn rewrap_one(
     mut rec: KeyPairRecord,
 ) -> Result<(), String> {
     let env = &rec.envelope;
-    let (blob, arn) = cur
+    let ReEncrypted {
+        ciphertext: blob,
+        wrapping_key_arn: arn,
+        ..
+    } = cur
         .provider
         .re_encrypt(
             &env.wrapping_key_arn,
@@ -212,6 +217,7 @@ mod tests {
             store: store.clone(),
             current: Current::shared(settings.clone(), old.clone()),
             metrics: Default::default(),
+            audit: None,
         };
         r.rotate(Reason::Initial).await.unwrap();
         r.rotate(Reason::ChangeKeyNow).await.unwrap();

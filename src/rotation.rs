@@ -232,6 +232,8 @@ pub struct Rotator {
     pub current: SharedCurrent,
     /// Where rotations are counted.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where rotations and outages are recorded (none in unit tests).
+    pub audit: Option<Arc<crate::audit::Audit>>,
 }
 
 impl Rotator {
@@ -470,8 +472,18 @@ impl Engine {
                 "failure"
             },
         );
+        let mut events = Vec::new();
         let mut st = self.state.write().expect("state lock");
         st.health.rotating = false;
+        let old_id = st.active.as_ref().map(|a| a.id.clone());
+        events.push(serde_json::json!({
+            "type": "rotation",
+            "reason": reason,
+            "outcome": if outcome.is_ok() { "success" } else { "failure" },
+            "old_key_pair_id": old_id,
+            "new_key_pair_id": outcome.as_ref().ok().map(|r| r.id.clone()),
+            "error": outcome.as_ref().err().map(|e| e.to_string()),
+        }));
         match outcome {
             Ok(rec) => {
                 tracing::info!(%reason, key_pair_id = %rec.id, wrapping_key_arn = %rec.wrapping_key_arn, "rotation complete: new key pair active");
@@ -485,6 +497,12 @@ impl Engine {
                 self.activated.send_replace(Some(rec.id.clone()));
                 if let Some(since) = st.health.degraded_since.take() {
                     tracing::info!(since = %time::format(&since), "rotation recovered; state ok");
+                    events.push(serde_json::json!({
+                        "type": "outage_ended",
+                        "since": time::format(&since),
+                        "duration_ms": (time::now() - since).num_milliseconds(),
+                        "cause": st.health.last_error.as_ref().map(|e| e.kind.clone()),
+                    }));
                 }
                 st.health.attempts = 0;
                 st.health.next_retry_at = None;
@@ -496,6 +514,16 @@ impl Engine {
                 let policy = Current::get(&self.rotator.current).settings.retry;
                 let delay = backoff(&policy, st.health.attempts);
                 let last = LastError::new(reason, e);
+                if st.health.degraded_since.is_none() {
+                    events.push(serde_json::json!({
+                        "type": "outage_started",
+                        "cause": last.kind,
+                        "operation": last.operation,
+                        "code": last.code,
+                        "message": last.message,
+                        "request_id": last.request_id,
+                    }));
+                }
                 st.health.degraded_since.get_or_insert(last.at);
                 st.health.next_retry_at =
                     chrono::Duration::from_std(delay).ok().map(|d| last.at + d);
@@ -508,6 +536,14 @@ impl Engine {
                 );
                 st.health.last_error = Some(last);
                 *retry = Some((reason, tokio::time::Instant::now() + delay));
+            }
+        }
+        drop(st);
+        if let Some(audit) = &self.rotator.audit {
+            for e in events {
+                if let Err(err) = audit.record(e) {
+                    tracing::error!(error = %err, "cannot write the audit record of a rotation");
+                }
             }
         }
     }
@@ -548,6 +584,7 @@ mod tests {
                 Arc::new(LocalProvider::open_or_create(&dir.join("root.key")).unwrap()),
             ),
             metrics: Default::default(),
+            audit: None,
         }
     }
 
@@ -588,6 +625,7 @@ mod tests {
                 }),
             ),
             metrics: Default::default(),
+            audit: None,
         };
         assert!(broken.rotate(Reason::ChangeKeyNow).await.is_err());
         assert_eq!(
@@ -634,7 +672,7 @@ mod tests {
             _arn: &str,
             ct: &[u8],
             c: &crate::provider::EncryptionContext,
-        ) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError> {
+        ) -> Result<crate::provider::Decrypted, ProviderError> {
             self.open.decrypt(&self.open.configured_key(), ct, c).await
         }
         async fn re_encrypt(
@@ -642,7 +680,7 @@ mod tests {
             a: &str,
             ct: &[u8],
             c: &crate::provider::EncryptionContext,
-        ) -> Result<(Vec<u8>, String), ProviderError> {
+        ) -> Result<crate::provider::ReEncrypted, ProviderError> {
             self.seal.re_encrypt(a, ct, c).await
         }
         async fn describe_key(&self) -> Result<crate::provider::KeyDescription, ProviderError> {

@@ -8,6 +8,7 @@
 mod harness;
 
 mod access;
+mod audit;
 mod canary;
 mod cli;
 mod faults;

@@ -32,7 +32,37 @@ pub async fn require_role(
     let groups = tokio::task::spawn_blocking(move || groups_of(peer.uid, peer.gid))
         .await
         .unwrap_or_else(|_| vec![peer.gid]);
-    if access.allows(role, peer.uid, &groups, daemon_uid) {
+    let allowed = access.allows(role, peer.uid, &groups, daemon_uid);
+    if role != Role::View {
+        // Calls that change state or reveal key material are audited — and
+        // refused if they cannot be (fail closed). Refusals are audited too.
+        let path = req.uri().path().to_string();
+        let key_pair_id = path
+            .strip_prefix("/v1/keypairs/")
+            .and_then(|rest| rest.split('/').next())
+            .map(str::to_string);
+        let event = serde_json::json!({
+            "type": "api",
+            "method": req.method().as_str(),
+            "path": path,
+            "uid": peer.uid,
+            "gid": peer.gid,
+            "pid": peer.pid,
+            "role": role.name(),
+            "key_pair_id": key_pair_id,
+            "outcome": if allowed { "allowed" } else { "refused" },
+        });
+        if let Err(e) = st.audit.record_async(event).await {
+            if allowed {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "audit_unavailable",
+                    format!("{e}; the request is refused because it cannot be audited"),
+                ));
+            }
+        }
+    }
+    if allowed {
         return Ok(next.run(req).await);
     }
     tracing::warn!(

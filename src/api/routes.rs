@@ -41,6 +41,8 @@ pub struct AppState {
     pub canary: Arc<crate::canary::Canary>,
     /// Rewrap, one at a time.
     pub rewrapper: Arc<crate::rewrap::Rewrapper>,
+    /// The audit trail.
+    pub audit: Arc<crate::audit::Audit>,
 }
 
 /// The API router: each route group requires its role (see `auth.rs`).
@@ -260,6 +262,7 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
         kms_key_problem: eng.health.kms_key_problem.clone(),
         last_reload: st.reloader.last(),
         last_canary: w.canary,
+        audit: st.audit.head(),
         warnings: w.warnings,
         key_pairs: counts,
         corrupt_records,

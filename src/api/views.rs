@@ -152,6 +152,9 @@ pub struct StatusView {
     pub last_reload: Option<crate::reload::ReloadOutcome>,
     /// The last decryptability canary, `null` if none ran yet.
     pub last_canary: Option<crate::canary::CanaryReport>,
+    /// The audit trail: file, records, head hash (compare with a copy kept
+    /// elsewhere to notice a truncated tail).
+    pub audit: crate::audit::Head,
     /// Things to look at that do not stop anything (e.g. the active key pair
     /// is older than `max_key_age_warning`).
     pub warnings: Vec<String>,

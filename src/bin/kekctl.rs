@@ -29,6 +29,17 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain: exit 0 if intact, 1 with the first broken
+    /// record. Reads the file directly (by default the daemon's, from status).
+    Verify {
+        /// The audit log to check instead of the daemon's.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Daemon state, active key pair, schedule, last error.
     Status,
@@ -56,6 +67,11 @@ enum Command {
     /// Re-encrypt every key pair's data key under the current KMS key (KMS
     /// ReEncrypt; resumable, idempotent), with a progress bar.
     Rewrap,
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run the decryptability canary now: the active and recent key pairs
     /// must decrypt through KMS and match, and the KMS key must be usable.
     Check,
@@ -328,6 +344,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Rewrap => rewrap(&client, cli.json).await?,
+        Command::Audit {
+            command: AuditCommand::Verify { file },
+        } => {
+            let path = match file {
+                Some(f) => f,
+                None => {
+                    let s: StatusView = client.get("/v1/status").await?;
+                    PathBuf::from(s.audit.path)
+                }
+            };
+            let head = kekd::audit::verify(&path)?;
+            if cli.json {
+                print_json(&head)?;
+            } else {
+                println!(
+                    "{}: {} records, chain intact, head {}",
+                    head.path, head.records, head.head
+                );
+            }
+        }
         Command::Check => {
             let r: kekd::canary::CanaryReport = client.post("/v1/check").await?;
             if cli.json {

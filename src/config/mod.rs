@@ -174,6 +174,8 @@ pub struct Settings {
     pub kms_timeouts: KmsTimeouts,
     /// Retry backoff.
     pub retry: RetryPolicy,
+    /// The audit trail (JSON lines, hash-chained).
+    pub audit_path: PathBuf,
     /// Warn (status, metric, log) when the active key pair is older.
     pub max_key_age_warning: Option<Duration>,
     /// The decryptability canary.
@@ -229,6 +231,7 @@ impl Settings {
             kms_timeouts: default_timeouts(),
             retry: default_retry(),
             max_key_age_warning: None,
+            audit_path: state_dir.join("audit.jsonl"),
             canary: Canary {
                 interval: Some(Duration::from_secs(3600)),
                 recent: 3,
@@ -490,6 +493,18 @@ impl Settings {
             ));
         }
 
+        let audit_path = match raw.audit_log {
+            None => state_dir.join("audit.jsonl"),
+            Some(p) if p.starts_with('/') => PathBuf::from(p),
+            Some(p) => {
+                return Err(invalid(
+                    "audit_log",
+                    Some(&p),
+                    "not an absolute path",
+                    "an absolute path",
+                ))
+            }
+        };
         let max_key_age_warning = duration("max_key_age_warning", raw.max_key_age_warning, None)?;
         let raw_canary = raw.canary.unwrap_or_default();
         let canary = Canary {
@@ -565,6 +580,7 @@ impl Settings {
             kms_timeouts,
             retry,
             max_key_age_warning,
+            audit_path,
             canary,
             log_level,
             log_format,

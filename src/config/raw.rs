@@ -25,6 +25,7 @@ pub struct RawConfig {
     pub kms: Option<RawKms>,
     pub retry: Option<RawRetry>,
     pub max_key_age_warning: Option<String>,
+    pub audit_log: Option<String>,
     pub canary: Option<RawCanary>,
     pub log: Option<RawLog>,
     pub access: Option<RawAccess>,

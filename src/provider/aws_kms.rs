@@ -7,7 +7,10 @@
 //! `AWS_ENDPOINT_URL_KMS` / `AWS_ENDPOINT_URL` variables — nothing
 //! project-specific. Errors are classified per `../shared/KMS-NOTES.md`.
 
-use super::{DataKey, EncryptionContext, FailureKind, KeyDescription, KeyProvider, ProviderError};
+use super::{
+    DataKey, Decrypted, EncryptionContext, FailureKind, KeyDescription, KeyProvider, ProviderError,
+    ReEncrypted,
+};
 use crate::config::KmsTimeouts;
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
@@ -197,6 +200,7 @@ impl KeyProvider for AwsKmsProvider {
                 .ok_or_else(|| missing(OP, "CiphertextBlob"))?
                 .into_inner(),
             wrapping_key_arn: out.key_id.take().ok_or_else(|| missing(OP, "KeyId"))?,
+            request_id: out.request_id().map(str::to_string),
         })
     }
 
@@ -205,7 +209,7 @@ impl KeyProvider for AwsKmsProvider {
         wrapping_key_arn: &str,
         ciphertext: &[u8],
         context: &EncryptionContext,
-    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+    ) -> Result<Decrypted, ProviderError> {
         const OP: &str = "Decrypt";
         let mut out = self
             .client
@@ -220,7 +224,10 @@ impl KeyProvider for AwsKmsProvider {
             .plaintext
             .take()
             .ok_or_else(|| missing(OP, "Plaintext"))?;
-        Ok(Zeroizing::new(plain.into_inner()))
+        Ok(Decrypted {
+            plaintext: Zeroizing::new(plain.into_inner()),
+            request_id: out.request_id().map(str::to_string),
+        })
     }
 
     async fn re_encrypt(
@@ -228,7 +235,7 @@ impl KeyProvider for AwsKmsProvider {
         source_key_arn: &str,
         ciphertext: &[u8],
         context: &EncryptionContext,
-    ) -> Result<(Vec<u8>, String), ProviderError> {
+    ) -> Result<ReEncrypted, ProviderError> {
         const OP: &str = "ReEncrypt";
         let map = context_map(context);
         let mut out = self
@@ -242,13 +249,15 @@ impl KeyProvider for AwsKmsProvider {
             .send()
             .await
             .map_err(|e| classify(OP, e))?;
-        Ok((
-            out.ciphertext_blob
+        Ok(ReEncrypted {
+            ciphertext: out
+                .ciphertext_blob
                 .take()
                 .ok_or_else(|| missing(OP, "CiphertextBlob"))?
                 .into_inner(),
-            out.key_id.take().ok_or_else(|| missing(OP, "KeyId"))?,
-        ))
+            wrapping_key_arn: out.key_id.take().ok_or_else(|| missing(OP, "KeyId"))?,
+            request_id: out.request_id().map(str::to_string),
+        })
     }
 
     async fn describe_key(&self) -> Result<KeyDescription, ProviderError> {
@@ -278,6 +287,7 @@ impl KeyProvider for AwsKmsProvider {
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
             multi_region: meta.multi_region().unwrap_or(false),
+            request_id: out.request_id().map(str::to_string),
         })
     }
 }

@@ -5,7 +5,10 @@
 //!
 //! Wrapped data key layout: `0x01 ‖ nonce (12) ‖ AES-GCM(dk) ‖ tag (16)`.
 
-use super::{DataKey, EncryptionContext, FailureKind, KeyDescription, KeyProvider, ProviderError};
+use super::{
+    DataKey, Decrypted, EncryptionContext, FailureKind, KeyDescription, KeyProvider, ProviderError,
+    ReEncrypted,
+};
 use crate::aead;
 use async_trait::async_trait;
 use std::io::Write;
@@ -157,6 +160,7 @@ impl KeyProvider for LocalProvider {
             plaintext,
             ciphertext,
             wrapping_key_arn: self.key_id.clone(),
+            request_id: None,
         })
     }
 
@@ -165,8 +169,11 @@ impl KeyProvider for LocalProvider {
         wrapping_key_arn: &str,
         ciphertext: &[u8],
         context: &EncryptionContext,
-    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
-        self.unwrap("Decrypt", wrapping_key_arn, ciphertext, context)
+    ) -> Result<Decrypted, ProviderError> {
+        Ok(Decrypted {
+            plaintext: self.unwrap("Decrypt", wrapping_key_arn, ciphertext, context)?,
+            request_id: None,
+        })
     }
 
     async fn re_encrypt(
@@ -174,9 +181,13 @@ impl KeyProvider for LocalProvider {
         source_key_arn: &str,
         ciphertext: &[u8],
         context: &EncryptionContext,
-    ) -> Result<(Vec<u8>, String), ProviderError> {
+    ) -> Result<ReEncrypted, ProviderError> {
         let plaintext = self.unwrap("ReEncrypt", source_key_arn, ciphertext, context)?;
-        Ok((self.wrap(&plaintext, context), self.key_id.clone()))
+        Ok(ReEncrypted {
+            ciphertext: self.wrap(&plaintext, context),
+            wrapping_key_arn: self.key_id.clone(),
+            request_id: None,
+        })
     }
 
     async fn describe_key(&self) -> Result<KeyDescription, ProviderError> {
@@ -186,6 +197,7 @@ impl KeyProvider for LocalProvider {
             key_usage: "ENCRYPT_DECRYPT".into(),
             key_state: "Enabled".into(),
             multi_region: false,
+            request_id: None,
         })
     }
 }
@@ -211,7 +223,7 @@ mod tests {
             .decrypt(&dk.wrapping_key_arn, &dk.ciphertext, &ctx("a"))
             .await
             .unwrap();
-        assert_eq!(&back[..], &dk.plaintext[..]);
+        assert_eq!(&back.plaintext[..], &dk.plaintext[..]);
         // Same file, same key id; the wrapped key still opens after reopening.
         let again = LocalProvider::open_or_create(&path).unwrap();
         assert_eq!(again.configured_key(), p.configured_key());

@@ -1,12 +1,13 @@
 //! A [`KeyProvider`] wrapper that counts and times every call for
 //! `/metrics`, so both providers are measured the same way.
 
-use super::{DataKey, EncryptionContext, KeyDescription, KeyProvider, ProviderError};
+use super::{
+    DataKey, Decrypted, EncryptionContext, KeyDescription, KeyProvider, ProviderError, ReEncrypted,
+};
 use crate::metrics::Metrics;
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Instant;
-use zeroize::Zeroizing;
 
 /// Measures the calls of `inner`.
 pub struct Metered {
@@ -51,7 +52,7 @@ impl KeyProvider for Metered {
         wrapping_key_arn: &str,
         ciphertext: &[u8],
         context: &EncryptionContext,
-    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+    ) -> Result<Decrypted, ProviderError> {
         let t = Instant::now();
         let r = self
             .inner
@@ -66,7 +67,7 @@ impl KeyProvider for Metered {
         source_key_arn: &str,
         ciphertext: &[u8],
         context: &EncryptionContext,
-    ) -> Result<(Vec<u8>, String), ProviderError> {
+    ) -> Result<ReEncrypted, ProviderError> {
         let t = Instant::now();
         let r = self
             .inner

@@ -7,6 +7,7 @@
 //! classified [`ProviderError`] that keeps KMS's code, message and request id
 //! for the operator — never key material.
 
+pub mod audited;
 pub mod aws_kms;
 pub mod local;
 pub mod metered;
@@ -41,6 +42,20 @@ pub async fn from_settings(
             )
         }
     })
+}
+
+/// The provider the daemon uses: built from `settings`, every call counted
+/// and timed for `/metrics` and recorded in the audit trail.
+pub async fn instrumented(
+    settings: &crate::config::Settings,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    audit: std::sync::Arc<crate::audit::Audit>,
+) -> Result<std::sync::Arc<dyn KeyProvider>, local::RootKeyError> {
+    let inner = from_settings(settings, true).await?;
+    Ok(audited::Audited::wrap(
+        metered::Metered::wrap(inner, metrics),
+        audit,
+    ))
 }
 
 /// The KMS encryption context: non-secret key/value pairs that must be
@@ -81,6 +96,36 @@ pub struct DataKey {
     pub ciphertext: Vec<u8>,
     /// The key that wrapped it: the key ARN KMS reports, not the alias.
     pub wrapping_key_arn: String,
+    /// KMS's request id (for the audit trail).
+    pub request_id: Option<String>,
+}
+
+/// An unwrapped data key (zeroized on drop, never printed).
+pub struct Decrypted {
+    /// The plaintext data key.
+    pub plaintext: Zeroizing<Vec<u8>>,
+    /// KMS's request id.
+    pub request_id: Option<String>,
+}
+
+impl fmt::Debug for Decrypted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decrypted")
+            .field("plaintext", &"<redacted>")
+            .field("request_id", &self.request_id)
+            .finish()
+    }
+}
+
+/// A data key re-wrapped under the configured key.
+#[derive(Debug, Clone)]
+pub struct ReEncrypted {
+    /// The new wrapped data key.
+    pub ciphertext: Vec<u8>,
+    /// The key ARN that wraps it now.
+    pub wrapping_key_arn: String,
+    /// KMS's request id.
+    pub request_id: Option<String>,
 }
 
 impl fmt::Debug for DataKey {
@@ -106,6 +151,8 @@ pub struct KeyDescription {
     pub key_state: String,
     /// A multi-Region key (primary or replica).
     pub multi_region: bool,
+    /// KMS's request id.
+    pub request_id: Option<String>,
 }
 
 /// Why a provider call failed, in the operator's terms.
@@ -134,6 +181,9 @@ pub enum FailureKind {
     /// KMS answered but cannot serve now (5xx, `KeyUnavailableException`,
     /// `KMSInternalException`).
     ServiceUnavailable,
+    /// The call could not be recorded in the audit log, so its result is
+    /// refused (fail closed).
+    AuditUnavailable,
     /// Anything else (5xx, unexpected answers).
     Other,
 }
@@ -193,17 +243,16 @@ pub trait KeyProvider: Send + Sync + 'static {
         wrapping_key_arn: &str,
         ciphertext: &[u8],
         context: &EncryptionContext,
-    ) -> Result<Zeroizing<Vec<u8>>, ProviderError>;
+    ) -> Result<Decrypted, ProviderError>;
 
     /// Re-wraps a data key under the configured key without the plaintext
-    /// leaving the provider (KMS `ReEncrypt`). Returns the new ciphertext and
-    /// the new wrapping key ARN.
+    /// leaving the provider (KMS `ReEncrypt`).
     async fn re_encrypt(
         &self,
         source_key_arn: &str,
         ciphertext: &[u8],
         context: &EncryptionContext,
-    ) -> Result<(Vec<u8>, String), ProviderError>;
+    ) -> Result<ReEncrypted, ProviderError>;
 
     /// Describes the configured key (KMS `DescribeKey`).
     async fn describe_key(&self) -> Result<KeyDescription, ProviderError>;

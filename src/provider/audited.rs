@@ -1,0 +1,130 @@
+//! A [`KeyProvider`] wrapper that writes one audit record per KMS call
+//! (operation, key ARN, encryption context, request id, outcome, duration)
+//! and fails the call closed when the audit log cannot be written.
+
+use super::{
+    DataKey, Decrypted, EncryptionContext, FailureKind, KeyDescription, KeyProvider, ProviderError,
+    ReEncrypted,
+};
+use crate::audit::Audit;
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Audits the calls of `inner`.
+pub struct Audited {
+    inner: Arc<dyn KeyProvider>,
+    audit: Arc<Audit>,
+}
+
+impl Audited {
+    /// Wraps `inner`.
+    pub fn wrap(inner: Arc<dyn KeyProvider>, audit: Arc<Audit>) -> Arc<dyn KeyProvider> {
+        Arc::new(Audited { inner, audit })
+    }
+
+    async fn record<T>(
+        &self,
+        operation: &'static str,
+        key_arn: &str,
+        context: Option<&EncryptionContext>,
+        started: Instant,
+        result: Result<T, ProviderError>,
+        request_id: impl Fn(&T) -> Option<String>,
+    ) -> Result<T, ProviderError> {
+        let (outcome, code, rid) = match &result {
+            Ok(v) => ("ok".to_string(), None, request_id(v)),
+            Err(e) => (e.kind.to_string(), e.code.clone(), e.request_id.clone()),
+        };
+        let event = json!({
+            "type": "kms_call",
+            "operation": operation,
+            "key_arn": key_arn,
+            "encryption_context": context.map(|c| serde_json::to_value(c).unwrap_or(Value::Null)),
+            "request_id": rid,
+            "outcome": outcome,
+            "error_code": code,
+            "duration_ms": started.elapsed().as_millis() as u64,
+        });
+        match self.audit.record_async(event).await {
+            Ok(()) => result,
+            Err(e) => Err(ProviderError {
+                operation,
+                kind: FailureKind::AuditUnavailable,
+                code: None,
+                message: format!("{e}; the operation is refused (fail closed)"),
+                request_id: None,
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl KeyProvider for Audited {
+    fn configured_key(&self) -> String {
+        self.inner.configured_key()
+    }
+
+    async fn generate_data_key(
+        &self,
+        context: &EncryptionContext,
+    ) -> Result<DataKey, ProviderError> {
+        let t = Instant::now();
+        let r = self.inner.generate_data_key(context).await;
+        let arn = r
+            .as_ref()
+            .map(|k| k.wrapping_key_arn.clone())
+            .unwrap_or_else(|_| self.configured_key());
+        self.record("GenerateDataKey", &arn, Some(context), t, r, |k| {
+            k.request_id.clone()
+        })
+        .await
+    }
+
+    async fn decrypt(
+        &self,
+        wrapping_key_arn: &str,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Decrypted, ProviderError> {
+        let t = Instant::now();
+        let r = self
+            .inner
+            .decrypt(wrapping_key_arn, ciphertext, context)
+            .await;
+        self.record("Decrypt", wrapping_key_arn, Some(context), t, r, |d| {
+            d.request_id.clone()
+        })
+        .await
+    }
+
+    async fn re_encrypt(
+        &self,
+        source_key_arn: &str,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<ReEncrypted, ProviderError> {
+        let t = Instant::now();
+        let r = self
+            .inner
+            .re_encrypt(source_key_arn, ciphertext, context)
+            .await;
+        let arn = match &r {
+            Ok(x) => format!("{source_key_arn} -> {}", x.wrapping_key_arn),
+            Err(_) => format!("{source_key_arn} -> {}", self.configured_key()),
+        };
+        self.record("ReEncrypt", &arn, Some(context), t, r, |x| {
+            x.request_id.clone()
+        })
+        .await
+    }
+
+    async fn describe_key(&self) -> Result<KeyDescription, ProviderError> {
+        let t = Instant::now();
+        let r = self.inner.describe_key().await;
+        let key = self.configured_key();
+        self.record("DescribeKey", &key, None, t, r, |d| d.request_id.clone())
+            .await
+    }
+}
