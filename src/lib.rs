@@ -32,6 +32,8 @@
 //!   task that runs it on schedule, on Change Key Now, and with retries.
 //! - [`audit`]: the hash-chained JSON-lines audit trail (`kekctl audit verify`).
 //! - [`canary`]: the periodic decryptability check (`kekctl check`).
+//! - [`recording`]: the streaming recording format (seal with a public key,
+//!   open with an unwrapped content key); `docs/recording-format.md`.
 //! - [`reload`]: `SIGHUP` / `POST /v1/reload` — all or nothing, a new KMS
 //!   key proven by the Test round trip first.
 //! - [`rewrap`]: re-encrypting data keys under the current KMS key
@@ -59,6 +61,7 @@ pub mod kms_check;
 pub mod metrics;
 pub mod policy;
 pub mod provider;
+pub mod recording;
 pub mod reload;
 pub mod rewrap;
 pub mod rotation;
