@@ -120,6 +120,10 @@ impl Daemon {
             metrics.clone(),
             audit.clone(),
         ));
+        let unwrapper = Arc::new(crate::unwrap::Unwrapper::new(
+            store.clone(),
+            current.clone(),
+        ));
         let app = AppState {
             store,
             engine: shared,
@@ -129,6 +133,7 @@ impl Daemon {
             metrics,
             canary,
             rewrapper,
+            unwrapper,
             audit,
         };
         Ok(Daemon {
@@ -174,6 +179,7 @@ impl Daemon {
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
+        let unwrapper = self.app.unwrapper.clone();
         let served = server::serve(self.listener, router(self.app), shutdown).await;
         notify(&[sd_notify::NotifyState::Stopping]);
         // The API has drained; now let an in-flight rotation finish.
@@ -184,6 +190,7 @@ impl Daemon {
         canary.abort();
         reloads.abort();
         let _ = std::fs::remove_file(&self.settings.socket_path);
+        unwrapper.clear(); // decrypted private keys are freed (and cleansed) now
         tracing::info!("kekd stopped");
         served.map_err(|source| {
             StartError::Bind(BindError::Io {

@@ -38,6 +38,8 @@
 //!   key proven by the Test round trip first.
 //! - [`rewrap`]: re-encrypting data keys under the current KMS key
 //!   (`ReEncrypt`), one key pair per transaction.
+//! - [`unwrap`]: content-key unwrap for players, with a bounded cache of
+//!   decrypted private keys.
 //! - [`api`]: the HTTP/JSON API on the Unix socket (`server.rs`, `routes.rs`)
 //!   and the small client `kekctl` uses (`client.rs`).
 //! - [`daemon`]: wiring — start-up, signals, graceful shutdown.
@@ -68,3 +70,4 @@ pub mod rotation;
 pub mod schedule;
 pub mod store;
 pub mod time;
+pub mod unwrap;

@@ -160,7 +160,7 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// public key is `public_key_der`. `progress` gets the plaintext bytes done.
 pub fn seal(
     input: &mut impl Read,
-    output: &mut impl Write,
+    output: &mut (impl Write + ?Sized),
     key_pair_id: &str,
     public_key_der: &[u8],
     mut progress: impl FnMut(u64),
@@ -228,12 +228,24 @@ pub fn seal(
 /// temporary file and renames on success).
 pub fn open(
     input: &mut impl Read,
-    output: &mut impl Write,
+    output: &mut (impl Write + ?Sized),
     unwrap: impl FnOnce(&Header) -> Result<Zeroizing<Vec<u8>>, String>,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<u64, RecordingError> {
     let header = Header::read(input)?;
     let content_key = unwrap(&header).map_err(RecordingError::Unwrap)?;
+    open_body(&header, content_key, input, output, progress)
+}
+
+/// The body half of [`open`], for callers that read the header and unwrap
+/// the content key themselves (e.g. asynchronously through the daemon).
+pub fn open_body(
+    header: &Header,
+    content_key: Zeroizing<Vec<u8>>,
+    input: &mut impl Read,
+    output: &mut (impl Write + ?Sized),
+    mut progress: impl FnMut(u64),
+) -> Result<u64, RecordingError> {
     if content_key.len() != 32 {
         return Err(RecordingError::Unwrap(
             "the content key is not 32 bytes".into(),
@@ -279,21 +291,27 @@ pub fn open(
     Ok(total)
 }
 
+/// A wrapped content key that does not decrypt. Opaque on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the wrapped content key does not decrypt with this key pair")]
+pub struct BadWrappedKey;
+
 /// Unwraps a content key with an RSA private key (PKCS#8 DER), RSA-OAEP
 /// SHA-256/MGF1-SHA-256. One opaque error whatever the cause (no padding
 /// oracle).
 pub fn unwrap_with_private_key(
     private: &aws_lc_rs::rsa::PrivateDecryptingKey,
     wrapped: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, ()> {
-    let oaep = aws_lc_rs::rsa::OaepPrivateDecryptingKey::new(private.clone()).map_err(|_| ())?;
+) -> Result<Zeroizing<Vec<u8>>, BadWrappedKey> {
+    let oaep = aws_lc_rs::rsa::OaepPrivateDecryptingKey::new(private.clone())
+        .map_err(|_| BadWrappedKey)?;
     let mut out = Zeroizing::new(vec![0u8; oaep.min_output_size()]);
     let n = oaep
         .decrypt(&OAEP_SHA256_MGF1SHA256, wrapped, &mut out, None)
-        .map_err(|_| ())?
+        .map_err(|_| BadWrappedKey)?
         .len();
     if n != 32 {
-        return Err(());
+        return Err(BadWrappedKey);
     }
     out.truncate(n);
     Ok(out)
@@ -303,6 +321,7 @@ pub fn unwrap_with_private_key(
 mod tests {
     use super::*;
     use crate::config::KeyBits;
+    use aws_lc_rs::rsa::PrivateDecryptingKey;
 
     fn pair() -> (
         crate::keypair::GeneratedKeyPair,
@@ -387,7 +406,7 @@ mod tests {
         swapped.extend_from_slice(&body[2 * c..]);
         assert!(opened(&swapped, &k).is_err());
         let mut dup = file[..hlen + c].to_vec();
-        dup.extend_from_slice(&body[..]);
+        dup.extend_from_slice(body);
         assert!(opened(&dup, &k).is_err());
         // Another key pair.
         let (_, other) = pair();
@@ -395,6 +414,30 @@ mod tests {
             opened(&file, &other),
             Err(RecordingError::Unwrap(_))
         ));
+    }
+
+    /// The committed test vector (tests/vectors/recording-v1) opens to the
+    /// documented plaintext — the format cannot drift unnoticed.
+    #[test]
+    fn the_committed_test_vector_opens() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/recording-v1");
+        let pem_text = std::fs::read_to_string(dir.join("private.pem")).unwrap();
+        let key =
+            PrivateDecryptingKey::from_pkcs8(pem::parse(pem_text).unwrap().contents()).unwrap();
+        let file = std::fs::read(dir.join("sealed.kekdrec")).unwrap();
+        let plain = opened(&file, &key).unwrap();
+        let want: Vec<u8> = (0..200_000usize)
+            .map(|i| ((31 * i + i / 7) % 251) as u8)
+            .collect();
+        assert_eq!(plain, want);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &plain);
+        let expected = std::fs::read_to_string(dir.join("plaintext.sha256")).unwrap();
+        assert_eq!(hex::encode(digest.as_ref()), expected.trim());
+        assert_eq!(
+            Header::read(&mut &file[..]).unwrap().key_pair_id,
+            "kek-cbdb738127c477bd"
+        );
     }
 
     #[test]

@@ -15,4 +15,5 @@ mod faults;
 mod invariants;
 mod kms_failures;
 mod operations;
+mod recordings;
 mod rotation;

@@ -65,7 +65,7 @@ impl Client {
         method: Method,
         path: &str,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let resp = self.send(method, path).await?;
+        let resp = self.send(method, path, Vec::new()).await?;
         let status = resp.status();
         let body = resp
             .into_body()
@@ -80,6 +80,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
+        body: Vec<u8>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
@@ -103,7 +104,8 @@ impl Client {
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, "kekd")
-            .body(Full::new(Bytes::new()))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         sender
             .send_request(req)
@@ -120,7 +122,7 @@ impl Client {
         path: &str,
         mut on_line: impl FnMut(&str),
     ) -> Result<(), ClientError> {
-        let resp = self.send(method, path).await?;
+        let resp = self.send(method, path, Vec::new()).await?;
         let status = resp.status();
         let mut body = resp.into_body();
         if !status.is_success() {
@@ -163,6 +165,28 @@ impl Client {
     /// `GET path`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.call(Method::GET, path).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post_json<T: DeserializeOwned, B: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = self.send(Method::POST, path, bytes).await?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Protocol(format!("unexpected answer: {e}")))
     }
 
     /// `POST path` with an empty body.

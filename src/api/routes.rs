@@ -43,6 +43,8 @@ pub struct AppState {
     pub rewrapper: Arc<crate::rewrap::Rewrapper>,
     /// The audit trail.
     pub audit: Arc<crate::audit::Audit>,
+    /// Content-key unwrap for players.
+    pub unwrapper: Arc<crate::unwrap::Unwrapper>,
 }
 
 /// The API router: each route group requires its role (see `auth.rs`).
@@ -68,7 +70,14 @@ pub fn router(state: AppState) -> Router {
             (state.clone(), Role::Edit),
             require_role,
         ));
+    let decrypt = Router::new()
+        .route("/v1/keypairs/{id}/unwrap", post(unwrap))
+        .route_layer(from_fn_with_state(
+            (state.clone(), Role::Decrypt),
+            require_role,
+        ));
     view.merge(edit)
+        .merge(decrypt)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -466,4 +475,65 @@ async fn rewrap(State(st): State<AppState>) -> Result<axum::response::Response, 
         axum::body::Body::from_stream(lines),
     )
         .into_response())
+}
+
+/// `POST /v1/keypairs/{id}/unwrap` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnwrapRequest {
+    /// The recording header's RSA-OAEP wrapped content key, base64.
+    wrapped_key: String,
+}
+
+/// Unwraps a recording's content key with the key pair's private key
+/// (role `decrypt`). Answers `{"content_key": base64}`.
+async fn unwrap(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<UnwrapRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::unwrap::UnwrapError;
+    use base64::Engine;
+    let Json(req) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let wrapped = base64::engine::general_purpose::STANDARD
+        .decode(&req.wrapped_key)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("wrapped_key is not base64: {e}"),
+            )
+        })?;
+    match st.unwrapper.unwrap(&id, &wrapped).await {
+        Ok(key) => Ok(Json(serde_json::json!({
+            "content_key": base64::engine::general_purpose::STANDARD.encode(&*key)
+        }))),
+        Err(e) => Err(match e {
+            UnwrapError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            UnwrapError::Provider(p) if is_unavailable(p.kind) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "kms_unavailable",
+                format!("the private key of {id} is not cached and KMS cannot decrypt it now: {p}"),
+            ),
+            UnwrapError::Deadline(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "kms_unavailable",
+                e.to_string(),
+            ),
+            UnwrapError::Provider(p) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "kms_error", p.to_string())
+            }
+            UnwrapError::Failed => {
+                ApiError::new(StatusCode::BAD_REQUEST, "unwrap_failed", e.to_string())
+            }
+            UnwrapError::Store(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_error",
+                e.to_string(),
+            ),
+        }),
+    }
 }

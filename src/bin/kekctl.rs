@@ -67,6 +67,30 @@ enum Command {
     /// Re-encrypt every key pair's data key under the current KMS key (KMS
     /// ReEncrypt; resumable, idempotent), with a progress bar.
     Rewrap,
+    /// Seal a recording with the active public key (or --public-key with
+    /// --key-id, for recorders that cache it). IN/OUT may be `-`.
+    Seal {
+        /// Plaintext audio (`-`: stdin).
+        input: String,
+        /// Sealed recording (`-`: stdout); written to a temporary file and
+        /// renamed on success.
+        output: String,
+        /// A cached public key (PEM) instead of asking the daemon.
+        #[arg(long, value_name = "FILE", requires = "key_id")]
+        public_key: Option<PathBuf>,
+        /// The key-pair id of --public-key.
+        #[arg(long, value_name = "ID", requires = "public_key")]
+        key_id: Option<String>,
+    },
+    /// Open a sealed recording; the daemon unwraps the content key (role
+    /// `decrypt`). IN/OUT may be `-`; a file OUT appears only if the whole
+    /// recording authenticated.
+    Open {
+        /// Sealed recording (`-`: stdin).
+        input: String,
+        /// Plaintext audio (`-`: stdout).
+        output: String,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -364,6 +388,80 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Seal {
+            input,
+            output,
+            public_key,
+            key_id,
+        } => {
+            let (id, der) = match (public_key, key_id) {
+                (Some(file), Some(id)) => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let der = pem::parse(&text)
+                        .with_context(|| format!("{}: not a PEM public key", file.display()))?
+                        .into_contents();
+                    let actual = kekd::keypair::key_pair_id(&der);
+                    if actual != id {
+                        anyhow::bail!(
+                            "--key-id {id} does not belong to {} (its id is {actual})",
+                            file.display()
+                        );
+                    }
+                    (id, der)
+                }
+                _ => {
+                    let p: PublicKeyView = client.get("/v1/public-key").await?;
+                    (
+                        p.id.clone(),
+                        pem::parse(&p.pem)
+                            .context("daemon sent a bad PEM")?
+                            .into_contents(),
+                    )
+                }
+            };
+            let (mut reader, len) = open_input(&input)?;
+            let bar = progress_bar(len);
+            let n = write_output(&output, |w| {
+                kekd::recording::seal(&mut reader, w, &id, &der, |done| bar.set_position(done))
+                    .map_err(anyhow::Error::from)
+            })?;
+            bar.finish_and_clear();
+            if output != "-" {
+                eprintln!("sealed {n} bytes for key pair {id} into {output}");
+            }
+        }
+        Command::Open { input, output } => {
+            let (mut reader, len) = open_input(&input)?;
+            let header = kekd::recording::Header::read(&mut reader)
+                .context("reading the recording header")?;
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let answer: serde_json::Value = client
+                .post_json(
+                    &format!("/v1/keypairs/{}/unwrap", header.key_pair_id),
+                    &serde_json::json!({ "wrapped_key": b64.encode(&header.wrapped_key) }),
+                )
+                .await?;
+            let key = zeroize::Zeroizing::new(
+                b64.decode(answer["content_key"].as_str().unwrap_or_default())
+                    .context("daemon sent a bad content key")?,
+            );
+            let bar = progress_bar(len);
+            let n = write_output(&output, |w| {
+                kekd::recording::open_body(&header, key, &mut reader, w, |done| {
+                    bar.set_position(done)
+                })
+                .map_err(anyhow::Error::from)
+            })?;
+            bar.finish_and_clear();
+            if output != "-" {
+                eprintln!(
+                    "opened {n} bytes (key pair {}) into {output}",
+                    header.key_pair_id
+                );
+            }
+        }
         Command::Check => {
             let r: kekd::canary::CanaryReport = client.post("/v1/check").await?;
             if cli.json {
@@ -487,5 +585,64 @@ async fn rewrap(client: &Client, json: bool) -> anyhow::Result<()> {
         _ => anyhow::bail!(
             "rewrap ended without a result (did the daemon stop?); run it again, it resumes"
         ),
+    }
+}
+
+/// `-` is stdin; a file also reports its length for the progress bar.
+fn open_input(input: &str) -> anyhow::Result<(Box<dyn std::io::Read>, Option<u64>)> {
+    if input == "-" {
+        return Ok((
+            Box::new(std::io::BufReader::new(std::io::stdin().lock())),
+            None,
+        ));
+    }
+    let f = std::fs::File::open(input).with_context(|| format!("opening {input}"))?;
+    let len = f.metadata().ok().map(|m| m.len());
+    Ok((Box::new(std::io::BufReader::with_capacity(1 << 20, f)), len))
+}
+
+/// `-` is stdout; a file is written to a temporary file beside it and
+/// renamed only when `write` succeeded, so a failure leaves no partial file.
+fn write_output(
+    output: &str,
+    write: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<u64>,
+) -> anyhow::Result<u64> {
+    if output == "-" {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        return write(&mut out);
+    }
+    let path = std::path::Path::new(output);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let n = {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+        let n = write(&mut w)?;
+        std::io::Write::flush(&mut w)?;
+        n
+    };
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("renaming into {output}"))?;
+    Ok(n)
+}
+
+/// A byte progress bar on a terminal for inputs of 16 MiB or more.
+fn progress_bar(len: Option<u64>) -> indicatif::ProgressBar {
+    match len {
+        Some(n) if n >= 16 << 20 && std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
+            let bar = indicatif::ProgressBar::new(n);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        }
+        _ => indicatif::ProgressBar::hidden(),
     }
 }

@@ -174,6 +174,10 @@ pub struct Settings {
     pub kms_timeouts: KmsTimeouts,
     /// Retry backoff.
     pub retry: RetryPolicy,
+    /// How long a decrypted private key stays cached for `unwrap`.
+    pub unwrap_cache_ttl: Duration,
+    /// How many decrypted private keys may be cached; 0 disables the cache.
+    pub unwrap_cache_max: usize,
     /// The audit trail (JSON lines, hash-chained).
     pub audit_path: PathBuf,
     /// Warn (status, metric, log) when the active key pair is older.
@@ -232,6 +236,8 @@ impl Settings {
             retry: default_retry(),
             max_key_age_warning: None,
             audit_path: state_dir.join("audit.jsonl"),
+            unwrap_cache_ttl: Duration::from_secs(300),
+            unwrap_cache_max: 16,
             canary: Canary {
                 interval: Some(Duration::from_secs(3600)),
                 recent: 3,
@@ -505,6 +511,25 @@ impl Settings {
                 ))
             }
         };
+        let raw_unwrap = raw.unwrap.unwrap_or_default();
+        let unwrap_cache_ttl = duration(
+            "unwrap.cache_ttl",
+            raw_unwrap.cache_ttl,
+            Some(Duration::from_secs(300)),
+        )?
+        .unwrap_or(Duration::from_secs(300));
+        let unwrap_cache_max = match raw_unwrap.cache_max {
+            None => 16,
+            Some(n) if (0..=10_000).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(invalid(
+                    "unwrap.cache_max",
+                    Some(&n.to_string()),
+                    "out of range",
+                    "0 (no cache) to 10000",
+                ))
+            }
+        };
         let max_key_age_warning = duration("max_key_age_warning", raw.max_key_age_warning, None)?;
         let raw_canary = raw.canary.unwrap_or_default();
         let canary = Canary {
@@ -581,6 +606,8 @@ impl Settings {
             retry,
             max_key_age_warning,
             audit_path,
+            unwrap_cache_ttl,
+            unwrap_cache_max,
             canary,
             log_level,
             log_format,

@@ -26,6 +26,7 @@ pub struct RawConfig {
     pub retry: Option<RawRetry>,
     pub max_key_age_warning: Option<String>,
     pub audit_log: Option<String>,
+    pub unwrap: Option<RawUnwrap>,
     pub canary: Option<RawCanary>,
     pub log: Option<RawLog>,
     pub access: Option<RawAccess>,
@@ -90,4 +91,12 @@ pub struct RawGrant {
 pub struct RawCanary {
     pub interval: Option<String>,
     pub recent: Option<i64>,
+}
+
+/// `[unwrap]`: the in-memory cache of decrypted private keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUnwrap {
+    pub cache_ttl: Option<String>,
+    pub cache_max: Option<i64>,
 }

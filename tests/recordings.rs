@@ -1,0 +1,303 @@
+//! Recordings end to end (issue 5): seal with the daemon's public key, open
+//! through the daemon's unwrap, the Python reference opener, and unwrap's
+//! errors and cache.
+
+use crate::harness::*;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use kekd::api::views::{KeyPairView, PublicKeyView};
+use std::time::Duration;
+
+fn audio(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 13) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seal_and_open_through_the_daemon_files_and_pipes() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-rec").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let dir = d.dir.path();
+    let input = dir.join("call.raw");
+    let data = audio(300_000);
+    std::fs::write(&input, &data).unwrap();
+    let sealed = dir.join("call.kekdrec");
+    let (code, _, err) = d.kekctl(&["seal", input.to_str().unwrap(), sealed.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let active = d.wait_active().await.active_key_id.unwrap();
+    assert!(err.contains(&active));
+
+    // Rotate: the recording still opens with its (now retired) key pair.
+    d.client().post::<KeyPairView>("/v1/rotate").await.unwrap();
+    let out = dir.join("call.out");
+    let (code, _, err) = d.kekctl(&["open", sealed.to_str().unwrap(), out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+
+    // Pipes: seal - -, open - -.
+    let piped = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{k} --socket {s} seal - - < {i} | {k} --socket {s} open - -",
+            k = env!("CARGO_BIN_EXE_kekctl"),
+            s = d.socket.display(),
+            i = input.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert_eq!(piped.stdout, data);
+
+    // A corrupted recording: exit 1, and no output file appears.
+    let mut bad = std::fs::read(&sealed).unwrap();
+    let n = bad.len();
+    bad[n - 100] ^= 1;
+    let badf = dir.join("bad.kekdrec");
+    std::fs::write(&badf, &bad).unwrap();
+    let out2 = dir.join("bad.out");
+    let (code, _, err) = d.kekctl(&["open", badf.to_str().unwrap(), out2.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("failed authentication"), "{err}");
+    assert!(!out2.exists(), "no partial plaintext left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files removed");
+
+    // The recorder's cached public key path.
+    let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+    let pem = dir.join("active.pem");
+    std::fs::write(&pem, &p.pem).unwrap();
+    let sealed2 = dir.join("call2.kekdrec");
+    let (code, _, err) = d.kekctl(&[
+        "seal",
+        input.to_str().unwrap(),
+        sealed2.to_str().unwrap(),
+        "--public-key",
+        pem.to_str().unwrap(),
+        "--key-id",
+        &p.id,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = d.kekctl(&[
+        "seal",
+        input.to_str().unwrap(),
+        sealed2.to_str().unwrap(),
+        "--public-key",
+        pem.to_str().unwrap(),
+        "--key-id",
+        "kek-0000000000000000",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not belong to"), "{err}");
+}
+
+/// The Python reference opener (only `cryptography`), with the private key
+/// recovered from an exported envelope by the break-glass script (only
+/// boto3): the documented formats are complete.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_opens_a_recording_with_a_key_recovered_from_an_export() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-rec-py").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let dir = d.dir.path();
+    let data = audio(3 * 65536 + 1234);
+    std::fs::write(dir.join("in.raw"), &data).unwrap();
+    let (code, _, err) = d.kekctl(&[
+        "seal",
+        dir.join("in.raw").to_str().unwrap(),
+        dir.join("r.kekdrec").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let id = d.wait_active().await.active_key_id.unwrap();
+    let (code, _, _) = d.kekctl(&[
+        "export",
+        &id,
+        "--out",
+        dir.join("env.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let py = |args: &[&str]| {
+        std::process::Command::new(moto_python())
+            .args(args)
+            .env("AWS_ENDPOINT_URL_KMS", &moto.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap()
+    };
+    let key = py(&[
+        concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/decrypt-envelope.py"),
+        dir.join("env.json").to_str().unwrap(),
+    ]);
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    std::fs::write(dir.join("private.pem"), &key.stdout).unwrap();
+    let out = py(&[
+        concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/open-recording.py"),
+        dir.join("private.pem").to_str().unwrap(),
+        dir.join("r.kekdrec").to_str().unwrap(),
+        dir.join("out.raw").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(dir.join("out.raw")).unwrap(), data);
+
+    // And the committed test vector, in Python too.
+    let v = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/recording-v1");
+    let out = py(&[
+        concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/open-recording.py"),
+        &format!("{v}/private.pem"),
+        &format!("{v}/sealed.kekdrec"),
+        dir.join("vector.raw").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &std::fs::read(dir.join("vector.raw")).unwrap(),
+    );
+    assert_eq!(
+        hex::encode(digest.as_ref()),
+        std::fs::read_to_string(format!("{v}/plaintext.sha256"))
+            .unwrap()
+            .trim()
+    );
+}
+
+/// unwrap: 404 for an unknown key pair, one opaque 400 for any bad wrapped
+/// key, and with KMS down: 503 `kms_unavailable` at once when nothing is
+/// cached, success when the private key is cached.
+#[tokio::test(flavor = "multi_thread")]
+async fn unwrap_errors_and_the_private_key_cache() {
+    let moto = Moto::start().await;
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    let (_, alias) = moto.create_key("kekd-unwrap").await;
+    let d = TestDaemon::start_via(&proxy.endpoint, |dir| kms_config(dir, &alias, "")).await;
+    let c = d.client();
+    let first = d.wait_active().await.active_key_id.unwrap();
+    let p: PublicKeyView = c.get("/v1/public-key").await.unwrap();
+    // A real wrapped key, made like a recorder does.
+    let mut sealed = Vec::new();
+    kekd::recording::seal(
+        &mut &b"hello"[..],
+        &mut sealed,
+        &p.id,
+        &pem_der(&p.pem),
+        |_| {},
+    )
+    .unwrap();
+    let h = kekd::recording::Header::read(&mut &sealed[..]).unwrap();
+    let body = serde_json::json!({"wrapped_key": B64.encode(&h.wrapped_key)});
+
+    let ok: serde_json::Value = c
+        .post_json(&format!("/v1/keypairs/{first}/unwrap"), &body)
+        .await
+        .unwrap();
+    assert_eq!(
+        B64.decode(ok["content_key"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        32
+    );
+
+    let e = c
+        .post_json::<serde_json::Value, _>("/v1/keypairs/kek-0000000000000000/unwrap", &body)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, kekd::api::client::ClientError::Api { status: 404, .. }),
+        "{e}"
+    );
+    let mut messages = std::collections::HashSet::new();
+    for bad in [vec![0u8; 256], vec![1u8; 10], {
+        let mut w = h.wrapped_key.clone();
+        w[17] ^= 1;
+        w
+    }] {
+        let e = c
+            .post_json::<serde_json::Value, _>(
+                &format!("/v1/keypairs/{first}/unwrap"),
+                &serde_json::json!({"wrapped_key": B64.encode(&bad)}),
+            )
+            .await
+            .unwrap_err();
+        match e {
+            kekd::api::client::ClientError::Api {
+                status,
+                code,
+                message,
+            } => {
+                assert_eq!((status, code.as_str()), (400, "unwrap_failed"));
+                messages.insert(message);
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(
+        messages.len(),
+        1,
+        "one opaque error whatever the cause: {messages:?}"
+    );
+    let e = c
+        .post_json::<serde_json::Value, _>(
+            &format!("/v1/keypairs/{first}/unwrap"),
+            &serde_json::json!({"nope": 1}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, kekd::api::client::ClientError::Api { status: 400, .. }),
+        "{e}"
+    );
+
+    // A second key pair, never unwrapped: not cached.
+    let second: KeyPairView = c.post("/v1/rotate").await.unwrap();
+    proxy.set(Fault::Refuse).await;
+    // Cached: still works with KMS gone.
+    let ok: serde_json::Value = c
+        .post_json(&format!("/v1/keypairs/{first}/unwrap"), &body)
+        .await
+        .unwrap();
+    assert!(ok["content_key"].is_string());
+    // Not cached: 503 kms_unavailable, promptly.
+    let t = std::time::Instant::now();
+    let e = c
+        .post_json::<serde_json::Value, _>(&format!("/v1/keypairs/{}/unwrap", second.id), &body)
+        .await
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(30));
+    match e {
+        kekd::api::client::ClientError::Api { status, code, .. } => {
+            assert_eq!((status, code.as_str()), (503, "kms_unavailable"))
+        }
+        other => panic!("{other}"),
+    }
+    // Each unwrap is audited, without the content key.
+    let s: kekd::api::views::StatusView = c.get("/v1/status").await.unwrap();
+    let audit = std::fs::read_to_string(&s.audit.path).unwrap();
+    assert!(
+        audit
+            .lines()
+            .filter(|l| l.contains("/unwrap\"") && l.contains("\"role\":\"decrypt\""))
+            .count()
+            >= 4
+    );
+    assert!(!audit.contains(ok["content_key"].as_str().unwrap()));
+}
