@@ -1,0 +1,289 @@
+//! Recording benchmarks (run with `scripts/bench`), side by side with
+//! openssl in the same run; medians; printed, never asserted.
+//!
+//! 1. Seal and open throughput of a 256 MiB recording, in memory and file to
+//!    file, against `openssl speed -evp aes-256-gcm -bytes 16384`.
+//! 2. Unwrap requests per second over the socket with a warm cache (the real
+//!    daemon, local provider, RSA-3072, 2 concurrent clients) against
+//!    `openssl speed rsa3072` private-key operations per second.
+//! 3. Peak resident memory of `kekctl seal` on a 1 GiB file.
+
+#[path = "../tests/harness/mod.rs"]
+mod harness;
+
+use base64::Engine;
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn openssl(args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// openssl's AES-256-GCM throughput at 16 KiB blocks, bytes/s.
+fn openssl_gcm() -> f64 {
+    let text = openssl(&[
+        "speed",
+        "-seconds",
+        "3",
+        "-evp",
+        "aes-256-gcm",
+        "-bytes",
+        "16384",
+    ]);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("AES-256-GCM"))
+        .expect("openssl speed output");
+    let k: f64 = line
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .trim_end_matches('k')
+        .parse()
+        .unwrap();
+    k * 1000.0
+}
+
+/// openssl's RSA-3072 private-key operations per second.
+fn openssl_rsa() -> f64 {
+    let text = openssl(&["speed", "-seconds", "3", "rsa3072"]);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("rsa 3072"))
+        .expect("openssl speed output");
+    line.split_whitespace().nth(5).unwrap().parse().unwrap()
+}
+
+fn throughput() {
+    const SIZE: usize = 256 << 20;
+    let g = kekd::keypair::generate(kekd::config::KeyBits::Rsa3072).unwrap();
+    let key = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&g.private_pkcs8).unwrap();
+    let data: Vec<u8> = (0..SIZE).map(|i| (i * 7) as u8).collect();
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    std::fs::write(dir.path().join("in"), &data).unwrap();
+    let (mut seal_mem, mut open_mem, mut seal_file, mut open_file, mut ossl) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let mut sealed = Vec::with_capacity(SIZE + SIZE / 1000 + 4096);
+    for run in 0..3 {
+        eprint!("\rseal/open 256 MiB: run {}/3", run + 1);
+        sealed.clear();
+        let t = Instant::now();
+        kekd::recording::seal(
+            &mut &data[..],
+            &mut sealed,
+            &g.id,
+            &g.public_key_der,
+            |_| {},
+        )
+        .unwrap();
+        seal_mem.push(SIZE as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        kekd::recording::open(
+            &mut &sealed[..],
+            &mut std::io::sink(),
+            |h| {
+                kekd::recording::unwrap_with_private_key(&key, &h.wrapped_key)
+                    .map_err(|e| e.to_string())
+            },
+            |_| {},
+        )
+        .unwrap();
+        open_mem.push(SIZE as f64 / t.elapsed().as_secs_f64());
+        // File to file, through buffered I/O as kekctl does.
+        let t = Instant::now();
+        {
+            let mut r = std::io::BufReader::with_capacity(
+                1 << 20,
+                std::fs::File::open(dir.path().join("in")).unwrap(),
+            );
+            let mut w = std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(dir.path().join("sealed")).unwrap(),
+            );
+            kekd::recording::seal(&mut r, &mut w, &g.id, &g.public_key_der, |_| {}).unwrap();
+            w.flush().unwrap();
+        }
+        seal_file.push(SIZE as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        {
+            let mut r = std::io::BufReader::with_capacity(
+                1 << 20,
+                std::fs::File::open(dir.path().join("sealed")).unwrap(),
+            );
+            let mut w = std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(dir.path().join("out")).unwrap(),
+            );
+            kekd::recording::open(
+                &mut r,
+                &mut w,
+                |h| {
+                    kekd::recording::unwrap_with_private_key(&key, &h.wrapped_key)
+                        .map_err(|e| e.to_string())
+                },
+                |_| {},
+            )
+            .unwrap();
+            w.flush().unwrap();
+        }
+        open_file.push(SIZE as f64 / t.elapsed().as_secs_f64());
+        ossl.push(openssl_gcm());
+    }
+    eprintln!();
+    let o = median(ossl);
+    let mb = |x: f64| x / 1e6;
+    println!("Recording throughput, 256 MiB, median of 3 (interleaved with openssl):");
+    println!(
+        "  openssl speed -evp aes-256-gcm -bytes 16384   {:>8.0} MB/s",
+        mb(o)
+    );
+    for (name, v) in [
+        ("seal, in memory", seal_mem),
+        ("open, in memory", open_mem),
+        ("seal, file to file", seal_file),
+        ("open, file to file", open_file),
+    ] {
+        let m = median(v);
+        println!("  {name:<44} {:>8.0} MB/s  ({:.2}x openssl)", mb(m), m / o);
+    }
+}
+
+async fn unwrap_rps() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kekd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "organization_id = \"bench\"\ncadence = \"never\"\nstate_dir = \"{d}/state\"\nsocket_path = \"{d}/kekd.sock\"\n[canary]\ninterval = \"off\"\n[provider]\ntype = \"local\"\nroot_key_path = \"{d}/root.key\"\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kekd"))
+        .arg("--config")
+        .arg(&config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = kekd::api::client::Client::new(dir.path().join("kekd.sock"));
+    let p: kekd::api::views::PublicKeyView =
+        harness::wait_for(Duration::from_secs(60), "kekd", || async {
+            client.get("/v1/public-key").await.ok()
+        })
+        .await;
+    let mut sealed = Vec::new();
+    kekd::recording::seal(
+        &mut &b"x"[..],
+        &mut sealed,
+        &p.id,
+        &harness::pem_der(&p.pem),
+        |_| {},
+    )
+    .unwrap();
+    let h = kekd::recording::Header::read(&mut &sealed[..]).unwrap();
+    let body = serde_json::json!({"wrapped_key": base64::engine::general_purpose::STANDARD.encode(&h.wrapped_key)});
+    let path = format!("/v1/keypairs/{}/unwrap", p.id);
+    let _: serde_json::Value = client.post_json(&path, &body).await.unwrap(); // warm the cache
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for run in 0..3 {
+        eprint!("\runwrap: run {}/3", run + 1);
+        let stop = Instant::now() + Duration::from_secs(3);
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let (c, path, body) = (client.clone(), path.clone(), body.clone());
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while Instant::now() < stop {
+                        let _: serde_json::Value = c.post_json(&path, &body).await.unwrap();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let t = Instant::now();
+        let mut n = 0;
+        for task in tasks {
+            n += task.await.unwrap();
+        }
+        ours.push(n as f64 / t.elapsed().as_secs_f64());
+        theirs.push(openssl_rsa());
+    }
+    eprintln!();
+    let _ = child.kill();
+    let _ = child.wait();
+    let (o, t) = (median(ours), median(theirs));
+    println!("Unwrap over the socket, warm cache, RSA-3072, 2 clients, median of 3 x 3 s:");
+    println!("  openssl speed rsa3072 (private ops/s, 1 thread)  {t:>8.0}/s");
+    println!(
+        "  kekd unwrap (requests/s)                         {o:>8.0}/s  ({:.2}x openssl)",
+        o / t
+    );
+}
+
+fn peak_rss() {
+    const SIZE: u64 = 1 << 30;
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let g = kekd::keypair::generate(kekd::config::KeyBits::Rsa3072).unwrap();
+    std::fs::write(
+        dir.path().join("pub.pem"),
+        kekd::keypair::public_key_pem(&g.public_key_der),
+    )
+    .unwrap();
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(dir.path().join("in")).unwrap());
+        let block: Vec<u8> = (0..1 << 20).map(|i| (i * 13) as u8).collect();
+        for _ in 0..SIZE >> 20 {
+            f.write_all(&block).unwrap();
+        }
+    }
+    eprintln!("sealing 1 GiB with kekctl under /usr/bin/time -v");
+    let out = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(env!("CARGO_BIN_EXE_kekctl"))
+        .args(["seal"])
+        .arg(dir.path().join("in"))
+        .arg(dir.path().join("out"))
+        .arg("--public-key")
+        .arg(dir.path().join("pub.pem"))
+        .args(["--key-id", &g.id])
+        .output()
+        .expect("/usr/bin/time (apt-get install time)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let rss_kb: f64 = err
+        .lines()
+        .find(|l| l.contains("Maximum resident set size"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("time -v output");
+    let wall = err
+        .lines()
+        .find(|l| l.contains("Elapsed (wall clock)"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    println!(
+        "Peak resident memory of kekctl seal on 1 GiB: {:.1} MiB ({wall})",
+        rss_kb / 1024.0
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    throughput();
+    unwrap_rps().await;
+    peak_rss();
+}
