@@ -6,7 +6,7 @@
 
 use crate::kms_check;
 use crate::rotation::{Current, Rotator};
-use crate::store::{KeyState, Listed};
+use crate::store::KeyState;
 use crate::time::{self, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -64,29 +64,13 @@ impl Canary {
             .err()
             .map(|e| e.to_string());
         let mut key_pairs = Vec::new();
-        let store = self.rotator.store.clone();
-        let listed = tokio::task::spawn_blocking(move || store.list()).await;
-        let records: Vec<_> = match listed {
-            Ok(Ok(list)) => list
-                .into_iter()
-                .filter_map(|l| match l {
-                    Listed::Ok(r) => Some(*r),
-                    Listed::Corrupt { .. } => None,
-                })
-                .collect(),
-            Ok(Err(e)) => {
+        let records = match self.rotator.records().await {
+            Ok(r) => r,
+            Err(problem) => {
                 key_pairs.push(CheckedKeyPair {
                     id: "-".into(),
                     ok: false,
-                    problem: Some(format!("store: {e}")),
-                });
-                Vec::new()
-            }
-            Err(e) => {
-                key_pairs.push(CheckedKeyPair {
-                    id: "-".into(),
-                    ok: false,
-                    problem: Some(e.to_string()),
+                    problem: Some(problem),
                 });
                 Vec::new()
             }

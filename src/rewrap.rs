@@ -11,7 +11,7 @@
 
 use crate::provider::ReEncrypted;
 use crate::rotation::{Current, Rotator};
-use crate::store::{KeyPairRecord, Listed};
+use crate::store::KeyPairRecord;
 use serde::{Deserialize, Serialize};
 
 /// One line of rewrap progress (the API streams these as JSON lines).
@@ -100,26 +100,10 @@ pub async fn rewrap(rotator: &Rotator, mut progress: impl FnMut(RewrapEvent)) {
             return;
         }
     };
-    let store = rotator.store.clone();
-    let records: Vec<KeyPairRecord> = match tokio::task::spawn_blocking(move || store.list()).await
-    {
-        Ok(Ok(list)) => list
-            .into_iter()
-            .filter_map(|l| match l {
-                Listed::Ok(r) => Some(*r),
-                Listed::Corrupt { .. } => None,
-            })
-            .collect(),
-        Ok(Err(e)) => {
-            progress(RewrapEvent::Error {
-                message: e.to_string(),
-            });
-            return;
-        }
-        Err(e) => {
-            progress(RewrapEvent::Error {
-                message: e.to_string(),
-            });
+    let records = match rotator.records().await {
+        Ok(r) => r,
+        Err(message) => {
+            progress(RewrapEvent::Error { message });
             return;
         }
     };

@@ -291,6 +291,23 @@ impl Rotator {
         Ok(active)
     }
 
+    /// Every decodable stored record, newest first (corrupt ones are
+    /// reported elsewhere and skipped here).
+    pub async fn records(&self) -> Result<Vec<KeyPairRecord>, String> {
+        let store = self.store.clone();
+        let list = tokio::task::spawn_blocking(move || store.list())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("store: {e}"))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|l| match l {
+                crate::store::Listed::Ok(r) => Some(*r),
+                crate::store::Listed::Corrupt { .. } => None,
+            })
+            .collect())
+    }
+
     /// Decrypts a stored record's private key through the provider and
     /// proves it matches the record's public key.
     pub async fn verify(&self, record: &KeyPairRecord) -> Result<(), RotationError> {

@@ -263,10 +263,7 @@ async fn a_second_kekd_on_the_socket_is_refused_and_a_stale_socket_is_replaced()
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kekd"))
         .arg("--config")
         .arg(&second)
-        .env("AWS_ENDPOINT_URL_KMS", &moto.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(moto_env(&moto))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -36,10 +36,7 @@ async fn kekctl_test_checks_the_running_key_and_a_candidate_file_writing_nothing
     let with_env = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"))
             .args(args)
-            .env("AWS_ENDPOINT_URL_KMS", &moto.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(moto_env(&moto))
             .output()
             .unwrap();
         (

@@ -126,10 +126,7 @@ async fn python_opens_a_recording_with_a_key_recovered_from_an_export() {
     let py = |args: &[&str]| {
         std::process::Command::new(moto_python())
             .args(args)
-            .env("AWS_ENDPOINT_URL_KMS", &moto.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(moto_env(&moto))
             .output()
             .unwrap()
     };

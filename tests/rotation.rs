@@ -232,10 +232,7 @@ async fn break_glass_script_recovers_a_private_key_with_only_an_aws_sdk() {
             "/scripts/decrypt-envelope.py"
         ))
         .arg(&export)
-        .env("AWS_ENDPOINT_URL_KMS", &moto.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(moto_env(&moto))
         .output()
         .unwrap();
     assert!(

@@ -65,7 +65,17 @@ impl Client {
         method: Method,
         path: &str,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let resp = self.send(method, path, Vec::new()).await?;
+        self.exchange(method, path, Vec::new()).await
+    }
+
+    /// Sends `body`; returns status and body of any answer.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        let resp = self.send(method, path, body).await?;
         let status = resp.status();
         let body = resp
             .into_body()
@@ -155,11 +165,7 @@ impl Client {
         path: &str,
     ) -> Result<T, ClientError> {
         let (status, body) = self.raw(method, path).await?;
-        if !status.is_success() {
-            return Err(api_error(status, &body));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| ClientError::Protocol(format!("unexpected answer: {e}")))
+        decode(status, &body)
     }
 
     /// `GET path`.
@@ -174,19 +180,8 @@ impl Client {
         body: &B,
     ) -> Result<T, ClientError> {
         let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = self.send(Method::POST, path, bytes).await?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(api_error(status, &body));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| ClientError::Protocol(format!("unexpected answer: {e}")))
+        let (status, body) = self.exchange(Method::POST, path, bytes).await?;
+        decode(status, &body)
     }
 
     /// `POST path` with an empty body.
@@ -207,4 +202,13 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
             .map(str::to_string)
             .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
     }
+}
+
+/// A success body as `T`, or the error body as [`ClientError::Api`].
+fn decode<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, ClientError> {
+    if !status.is_success() {
+        return Err(api_error(status, body));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ClientError::Protocol(format!("unexpected answer: {e}")))
 }

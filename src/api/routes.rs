@@ -231,23 +231,7 @@ async fn metrics(State(st): State<AppState>) -> Result<axum::response::Response,
 
 async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError> {
     let (records, corrupt_records) = split(read(&st, |s| s.list()).await?);
-    let mut counts = KeyPairCounts {
-        total: records.len(),
-        ..Default::default()
-    };
-    for r in &records {
-        let state = serde_json::to_value(r.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string));
-        *counts
-            .by_state
-            .entry(state.unwrap_or_default())
-            .or_default() += 1;
-        *counts
-            .by_wrapping_key
-            .entry(r.wrapping_key_arn.clone())
-            .or_default() += 1;
-    }
+    let counts = count(&records);
     let eng = st.engine.read().expect("state lock").clone();
     let cur = Current::get(&st.current);
     let settings = &cur.settings;

@@ -459,6 +459,18 @@ impl Drop for TestDaemon {
     }
 }
 
+/// The environment that points a command at moto with test credentials, as
+/// the daemon is (for kekctl --config, the Python scripts, a second kekd):
+/// `Command::envs(moto_env(&moto))`.
+pub fn moto_env(moto: &Moto) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL_KMS", moto.endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+}
+
 /// Runs a command to completion; returns (exit code, stdout, stderr).
 fn run(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
