@@ -308,6 +308,47 @@ impl Rotator {
             .collect())
     }
 
+    /// Deletes retired key pairs retired longer ago than `retention` — the
+    /// recordings they protect are past the retention period. The active
+    /// key pair and anything retired more recently are never touched;
+    /// without `retention` nothing is pruned. Each deletion is audited
+    /// first (and skipped if it cannot be). Returns the pruned ids.
+    pub async fn prune(&self) -> Vec<String> {
+        let Some(retention) = Current::get(&self.current).settings.retention else {
+            return Vec::new();
+        };
+        let Ok(limit) = chrono::Duration::from_std(retention) else {
+            return Vec::new();
+        };
+        let now = time::now();
+        let mut pruned = Vec::new();
+        for r in self.records().await.unwrap_or_default() {
+            let expired =
+                r.state == KeyState::Retired && r.retired_at.is_some_and(|t| t + limit < now);
+            if !expired {
+                continue;
+            }
+            if let Some(audit) = &self.audit {
+                let event = serde_json::json!({"type": "prune", "key_pair_id": r.id, "retired_at": r.retired_at.map(|t| time::format(&t))});
+                if let Err(e) = audit.record_async(event).await {
+                    tracing::error!(error = %e, key_pair_id = %r.id, "not pruning: the deletion cannot be audited");
+                    continue;
+                }
+            }
+            let store = self.store.clone();
+            let id = r.id.clone();
+            match tokio::task::spawn_blocking(move || store.delete_retired(&id)).await {
+                Ok(Ok(())) => {
+                    tracing::info!(key_pair_id = %r.id, "pruned: retired longer ago than the retention period");
+                    pruned.push(r.id);
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "prune skipped"),
+                Err(e) => tracing::warn!(error = %e, "prune skipped"),
+            }
+        }
+        pruned
+    }
+
     /// Decrypts a stored record's private key through the provider and
     /// proves it matches the record's public key.
     pub async fn verify(&self, record: &KeyPairRecord) -> Result<(), RotationError> {
@@ -402,6 +443,7 @@ impl Engine {
         let mut retry: Option<(Reason, tokio::time::Instant)> = None;
         let has_active = self.state.read().expect("state lock").active.is_some();
         let mut initial = (!has_active).then_some(Reason::Initial);
+        self.rotator.prune().await;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -434,6 +476,9 @@ impl Engine {
             self.state.write().expect("state lock").health.rotating = true;
             tracing::info!(%reason, "rotation started");
             let outcome: Outcome = self.rotator.rotate(reason).await.map(Arc::new);
+            if outcome.is_ok() {
+                self.rotator.prune().await;
+            }
             // Coalesce: whoever asked while it ran gets this outcome.
             while let Ok(r) = self.rx.try_recv() {
                 waiters.extend(r.reply);

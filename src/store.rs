@@ -179,6 +179,9 @@ pub trait KeyStore: Send + Sync + 'static {
     fn set_schedule(&self, schedule: &Schedule) -> Result<(), StoreError>;
     /// Replaces a record's envelope (rewrap), keeping everything else.
     fn replace_envelope(&self, id: &str, envelope: &Envelope) -> Result<(), StoreError>;
+    /// Deletes a retired key pair (retention pruning). Refuses anything
+    /// that is not retired.
+    fn delete_retired(&self, id: &str) -> Result<(), StoreError>;
 }
 
 /// redb-backed [`KeyStore`].
@@ -452,6 +455,27 @@ impl KeyStore for RedbStore {
         })
     }
 
+    fn delete_retired(&self, id: &str) -> Result<(), StoreError> {
+        self.write(|kp, meta| {
+            let rec = Self::read_record(kp, id)?.ok_or_else(|| StoreError::Conflict {
+                id: id.into(),
+                problem: "not stored".into(),
+            })?;
+            let active = meta
+                .get(META_ACTIVE)
+                .map_err(self.be())?
+                .map(|v| v.value() == id.as_bytes());
+            if rec.state != KeyState::Retired || active == Some(true) {
+                return Err(StoreError::Conflict {
+                    id: id.into(),
+                    problem: format!("is {:?}; only retired key pairs are pruned", rec.state),
+                });
+            }
+            kp.remove(id).map_err(self.be())?;
+            Ok(())
+        })
+    }
+
     fn replace_envelope(&self, id: &str, envelope: &Envelope) -> Result<(), StoreError> {
         self.write(|kp, _| {
             let mut rec = Self::read_record(kp, id)?.ok_or_else(|| StoreError::Conflict {
@@ -558,6 +582,27 @@ mod tests {
         let s = RedbStore::open(&path).unwrap();
         assert_eq!(s.schedule().unwrap(), sched);
         assert_eq!(s.active().unwrap().unwrap().id, "a");
+    }
+
+    #[test]
+    fn only_retired_key_pairs_can_be_deleted() {
+        let (_d, s) = open();
+        let sched = Schedule::default();
+        s.insert_pending(&record("a", 1)).unwrap();
+        assert!(
+            matches!(s.delete_retired("a"), Err(StoreError::Conflict { .. })),
+            "pending"
+        );
+        s.activate("a", crate::time::now(), &sched).unwrap();
+        assert!(
+            matches!(s.delete_retired("a"), Err(StoreError::Conflict { .. })),
+            "active"
+        );
+        s.insert_pending(&record("b", 2)).unwrap();
+        s.activate("b", crate::time::now(), &sched).unwrap();
+        s.delete_retired("a").unwrap();
+        assert!(s.get("a").unwrap().is_none());
+        assert_eq!(s.active().unwrap().unwrap().id, "b");
     }
 
     #[test]

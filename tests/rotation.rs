@@ -333,3 +333,35 @@ async fn sigterm_finishes_the_rotation_in_flight_then_exits_0() {
     let s = d.wait_active().await;
     assert_eq!(s.active_key_id.as_deref(), Some(new.id.as_str()));
 }
+
+/// `retention`: retired key pairs retired longer ago than the retention
+/// period are pruned (audited); the active one and recently retired ones
+/// are kept. Without `retention` nothing is pruned (every other test).
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_prunes_only_key_pairs_retired_longer_ago() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-retention").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "retention = \"2s\"")).await;
+    let first = d.wait_active().await.active_key_id.unwrap();
+    let second: KeyPairView = d.client().post("/v1/rotate").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let third: KeyPairView = d.client().post("/v1/rotate").await.unwrap();
+    let ids: Vec<String> = d
+        .history()
+        .await
+        .keypairs
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(
+        ids,
+        [third.id.clone(), second.id.clone()],
+        "{first} (retired > 2 s ago) pruned; {} retired just now, kept",
+        second.id
+    );
+    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    let audit = std::fs::read_to_string(&s.audit.path).unwrap();
+    assert!(audit
+        .lines()
+        .any(|l| l.contains("\"type\":\"prune\"") && l.contains(&first)));
+}
