@@ -7,10 +7,9 @@
 //! classified [`ProviderError`] that keeps KMS's code, message and request id
 //! for the operator — never key material.
 
-pub mod audited;
 pub mod aws_kms;
+pub mod instrumented;
 pub mod local;
-pub mod metered;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -52,10 +51,7 @@ pub async fn instrumented(
     audit: std::sync::Arc<crate::audit::Audit>,
 ) -> Result<std::sync::Arc<dyn KeyProvider>, local::RootKeyError> {
     let inner = from_settings(settings, true).await?;
-    Ok(audited::Audited::wrap(
-        metered::Metered::wrap(inner, metrics),
-        audit,
-    ))
+    Ok(instrumented::Instrumented::wrap(inner, metrics, audit))
 }
 
 /// The KMS encryption context: non-secret key/value pairs that must be

@@ -1,27 +1,39 @@
-//! A [`KeyProvider`] wrapper that writes one audit record per KMS call
-//! (operation, key ARN, encryption context, request id, outcome, duration)
-//! and fails the call closed when the audit log cannot be written.
+//! A [`KeyProvider`] wrapper that observes every KMS call once, for both
+//! providers alike: it counts and times the call for `/metrics`, and writes
+//! one audit record (operation, key ARN, encryption context, request id,
+//! outcome, duration) — failing the call closed when the audit log cannot be
+//! written.
 
 use super::{
     DataKey, Decrypted, EncryptionContext, FailureKind, KeyDescription, KeyProvider, ProviderError,
     ReEncrypted,
 };
 use crate::audit::Audit;
+use crate::metrics::Metrics;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Audits the calls of `inner`.
-pub struct Audited {
+/// Measures and audits the calls of `inner`.
+pub struct Instrumented {
     inner: Arc<dyn KeyProvider>,
+    metrics: Arc<Metrics>,
     audit: Arc<Audit>,
 }
 
-impl Audited {
+impl Instrumented {
     /// Wraps `inner`.
-    pub fn wrap(inner: Arc<dyn KeyProvider>, audit: Arc<Audit>) -> Arc<dyn KeyProvider> {
-        Arc::new(Audited { inner, audit })
+    pub fn wrap(
+        inner: Arc<dyn KeyProvider>,
+        metrics: Arc<Metrics>,
+        audit: Arc<Audit>,
+    ) -> Arc<dyn KeyProvider> {
+        Arc::new(Instrumented {
+            inner,
+            metrics,
+            audit,
+        })
     }
 
     async fn record<T>(
@@ -37,6 +49,8 @@ impl Audited {
             Ok(v) => ("ok".to_string(), None, request_id(v)),
             Err(e) => (e.kind.to_string(), e.code.clone(), e.request_id.clone()),
         };
+        self.metrics
+            .kms_call(operation, &outcome, started.elapsed().as_secs_f64());
         let event = json!({
             "type": "kms_call",
             "operation": operation,
@@ -61,7 +75,7 @@ impl Audited {
 }
 
 #[async_trait]
-impl KeyProvider for Audited {
+impl KeyProvider for Instrumented {
     fn configured_key(&self) -> String {
         self.inner.configured_key()
     }
