@@ -7,43 +7,50 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: config → provider → envelope → store → rotation → api.
+//! Data flows one way: config → provider → envelope → store → rotation →
+//! (reload, rewrap, canary, unwrap) → api → daemon.
 //!
+//! Foundations
 //! - [`config`]: the TOML file. `raw.rs` is the serde layer (every field
-//!   optional, unknown fields refused); `mod.rs` validates it into typed
-//!   [`config::Settings`]; every error names file, field, value and what is
+//!   optional, unknown fields refused), `access.rs` resolves `[access]` names,
+//!   `arn.rs` parses KMS ARNs; `mod.rs` validates all of it into typed
+//!   [`config::Settings`], every error naming file, field, value and what is
 //!   allowed.
-//! - [`metrics`]: Prometheus metrics (prometheus-client), rendered by `/metrics`.
-//! - [`policy`]: the key-policy statements kekd needs (`kekctl policy`).
+//! - [`time`]: RFC 3339 UTC timestamps, one way everywhere.
+//! - [`aead`]: AES-256-GCM with random nonces (envelopes, local provider).
+//! - [`metrics`]: Prometheus metrics (prometheus-client) for `/metrics`.
+//! - [`audit`]: the hash-chained JSON-lines audit trail (`kekctl audit verify`).
+//!
+//! Keys
 //! - [`provider`]: the [`provider::KeyProvider`] trait that wraps data keys —
-//!   `aws_kms.rs` (the customer's KMS key) and `local.rs` (a root key file, for
-//!   development) — and the classified [`provider::ProviderError`].
-//! - [`aead`]: AES-256-GCM with random nonces, shared by envelopes and the
-//!   local provider.
+//!   `aws_kms.rs` (the customer's KMS key), `local.rs` (a root key file, for
+//!   `--dev`), `instrumented.rs` (metrics + audit around either) — and the
+//!   classified [`provider::ProviderError`].
+//! - [`kms_check`]: preflight (`DescribeKey` checks) and the Test round trip.
+//! - [`keypair`]: RSA generation, ids, PEM, and the proof that a private key
+//!   matches its public key.
 //! - [`envelope`]: envelope encryption of a private key (one data key per key
 //!   pair, AES-256-GCM, the encryption context as associated data).
-//! - [`keypair`]: RSA key pair generation, ids, PEM, and the check that a
-//!   decrypted private key matches its public key.
-//! - [`kms_check`]: preflight (`DescribeKey` checks) and the Test round trip.
-//! - [`store`]: the durable record of every key pair (redb), behind a small
-//!   trait.
+//! - [`store`]: the durable record of every key pair (redb), behind a trait.
 //! - [`schedule`]: cadences and the next rotation instant.
-//! - [`rotation`]: the rotation state machine (invariant I1) and the engine
-//!   task that runs it on schedule, on Change Key Now, and with retries.
-//! - [`audit`]: the hash-chained JSON-lines audit trail (`kekctl audit verify`).
+//! - [`rotation`]: the rotation state machine (invariant I1), the engine
+//!   task (schedule, Change Key Now, retries, outages) and retention pruning.
+//!
+//! Operations on key pairs
+//! - [`reload`]: `SIGHUP` / `POST /v1/reload`, all or nothing.
+//! - [`rewrap`]: re-encrypting data keys under the current KMS key.
 //! - [`canary`]: the periodic decryptability check (`kekctl check`).
-//! - [`recording`]: the streaming recording format (seal with a public key,
-//!   open with an unwrapped content key); `docs/recording-format.md`.
-//! - [`reload`]: `SIGHUP` / `POST /v1/reload` — all or nothing, a new KMS
-//!   key proven by the Test round trip first.
-//! - [`rewrap`]: re-encrypting data keys under the current KMS key
-//!   (`ReEncrypt`), one key pair per transaction.
-//! - [`unwrap`]: content-key unwrap for players, with a bounded cache of
-//!   decrypted private keys.
-//! - [`api`]: the HTTP/JSON API on the Unix socket (`server.rs`, `routes.rs`)
-//!   and the small client `kekctl` uses (`client.rs`).
-//! - [`daemon`]: wiring — start-up, signals, graceful shutdown.
-//! - [`time`]: RFC 3339 UTC timestamps, one way everywhere.
+//! - [`recording`]: the streaming recording format
+//!   (`docs/recording-format.md`).
+//! - [`unwrap`]: content-key unwrap for players, with a bounded key cache.
+//! - [`policy`]: the key-policy statements kekd needs (`kekctl policy`).
+//!
+//! Serving
+//! - [`api`]: HTTP/JSON on the Unix socket — `server.rs` (socket, peer
+//!   credentials), `auth.rs` (roles), `routes.rs` (handlers), `views.rs`
+//!   (JSON shapes), `client.rs` (what `kekctl` uses).
+//! - [`daemon`]: wiring — start-up, signals, systemd notify and watchdog,
+//!   graceful shutdown.
 //! - `src/bin/kekd.rs`, `src/bin/kekctl.rs`: the thin binaries.
 //!
 //! Tests: unit tests sit next to the code; `tests/` is one integration binary
