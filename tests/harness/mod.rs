@@ -556,6 +556,30 @@ pub async fn recover(kms: &aws_sdk_kms::Client, export: &ExportView) -> Recovere
     }
 }
 
+impl TestDaemon {
+    /// Exports key pair `id`, decrypts its private key through `kms` and
+    /// asserts it matches `public_key_pem`; returns the export.
+    pub async fn assert_decrypts(
+        &self,
+        kms: &aws_sdk_kms::Client,
+        id: &str,
+        public_key_pem: &str,
+    ) -> ExportView {
+        let export: ExportView = self
+            .client()
+            .get(&format!("/v1/keypairs/{id}/envelope"))
+            .await
+            .unwrap();
+        let secrets = recover(kms, &export).await;
+        assert_eq!(
+            public_der_of(&secrets.private_pkcs8),
+            pem_der(public_key_pem),
+            "{id} decrypts and matches"
+        );
+        export
+    }
+}
+
 /// The SPKI DER public key of a PKCS#8 RSA private key.
 pub fn public_der_of(private_pkcs8: &[u8]) -> Vec<u8> {
     use aws_lc_rs::encoding::AsDer;
