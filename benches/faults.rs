@@ -14,7 +14,7 @@
 mod harness;
 
 use harness::*;
-use kekd::api::views::StatusView;
+use kekd::api::views::{ServiceState, StatusView};
 use std::time::{Duration, Instant};
 
 fn ms(d: Duration) -> String {
@@ -34,21 +34,22 @@ async fn one(name: &str, fault: Fault) {
     let mut lat = Vec::with_capacity(100);
     for _ in 0..100 {
         let t = Instant::now();
-        let _: StatusView = c.get("/v1/status").await.unwrap();
+        let _: StatusView = c.status().await.unwrap();
         lat.push(t.elapsed());
     }
     lat.sort();
     // Make sure the fault was really in force before clearing it.
     wait_for(Duration::from_secs(30), "the rotation to fail", || async {
-        let s: StatusView = c.get("/v1/status").await.ok()?;
-        (s.state == "degraded").then_some(())
+        let s: StatusView = c.status().await.ok()?;
+        (s.state == ServiceState::Degraded).then_some(())
     })
     .await;
     proxy.set(Fault::None).await;
     let cleared = Instant::now();
     wait_for(Duration::from_secs(60), "recovery", || async {
-        let s: StatusView = c.get("/v1/status").await.ok()?;
-        (s.state == "ok" && s.active_key_id.as_deref() != Some(before.as_str())).then_some(())
+        let s: StatusView = c.status().await.ok()?;
+        (s.state == ServiceState::Ok && s.active_key_id.as_deref() != Some(before.as_str()))
+            .then_some(())
     })
     .await;
     let recovered = cleared.elapsed();

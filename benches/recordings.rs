@@ -11,7 +11,6 @@
 #[path = "../tests/harness/mod.rs"]
 mod harness;
 
-use base64::Engine;
 use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -68,7 +67,7 @@ fn openssl_rsa() -> f64 {
 
 fn throughput() {
     const SIZE: usize = 256 << 20;
-    let g = kekd::keypair::generate(kekd::config::KeyBits::Rsa3072).unwrap();
+    let g = kekd::keypair::generate(kekd::domain::KeyBits::Rsa3072).unwrap();
     let key = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&g.private_pkcs8).unwrap();
     let data: Vec<u8> = (0..SIZE).map(|i| (i * 7) as u8).collect();
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
@@ -191,7 +190,7 @@ async fn unwrap_rps() {
     let client = kekd::api::client::Client::new(dir.path().join("kekd.sock"));
     let p: kekd::api::views::PublicKeyView =
         harness::wait_for(Duration::from_secs(60), "kekd", || async {
-            client.get("/v1/public-key").await.ok()
+            client.public_key().await.ok()
         })
         .await;
     let mut sealed = Vec::new();
@@ -204,9 +203,8 @@ async fn unwrap_rps() {
     )
     .unwrap();
     let h = kekd::recording::Header::read(&mut &sealed[..]).unwrap();
-    let body = serde_json::json!({"wrapped_key": base64::engine::general_purpose::STANDARD.encode(&h.wrapped_key)});
-    let path = format!("/v1/keypairs/{}/unwrap", p.id);
-    let _: serde_json::Value = client.post_json(&path, &body).await.unwrap(); // warm the cache
+    let wrapped = h.wrapped_key.clone();
+    client.unwrap(&p.id, &wrapped).await.unwrap(); // warm the cache
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for run in 0..3 {
@@ -214,11 +212,11 @@ async fn unwrap_rps() {
         let stop = Instant::now() + Duration::from_secs(3);
         let tasks: Vec<_> = (0..2)
             .map(|_| {
-                let (c, path, body) = (client.clone(), path.clone(), body.clone());
+                let (c, id, wrapped) = (client.clone(), p.id.clone(), wrapped.clone());
                 tokio::spawn(async move {
                     let mut n = 0u64;
                     while Instant::now() < stop {
-                        let _: serde_json::Value = c.post_json(&path, &body).await.unwrap();
+                        c.unwrap(&id, &wrapped).await.unwrap();
                         n += 1;
                     }
                     n
@@ -248,7 +246,7 @@ async fn unwrap_rps() {
 fn peak_rss() {
     const SIZE: u64 = 1 << 30;
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let g = kekd::keypair::generate(kekd::config::KeyBits::Rsa3072).unwrap();
+    let g = kekd::keypair::generate(kekd::domain::KeyBits::Rsa3072).unwrap();
     std::fs::write(
         dir.path().join("pub.pem"),
         kekd::keypair::public_key_pem(&g.public_key_der),

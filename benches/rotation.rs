@@ -54,7 +54,7 @@ fn keygen() {
     for i in 0..RUNS {
         eprint!("\rRSA-3072 generation: run {}/{RUNS}", i + 1);
         let t = Instant::now();
-        let k = kekd::keypair::generate(kekd::config::KeyBits::Rsa3072).unwrap();
+        let k = kekd::keypair::generate(kekd::domain::KeyBits::Rsa3072).unwrap();
         ours.push(t.elapsed());
         drop(k);
         theirs.push(time_cmd(&[
@@ -93,11 +93,11 @@ async fn change_key_now() {
     let mut samples = Vec::new();
     for i in 0..RUNS {
         eprint!("\rChange Key Now latency: run {}/{RUNS}", i + 1);
-        let before: PublicKeyView = c.get("/v1/public-key").await.unwrap();
+        let before: PublicKeyView = c.public_key().await.unwrap();
         let t = Instant::now();
         d.signal(libc::SIGUSR1);
         loop {
-            let now: PublicKeyView = c.get("/v1/public-key").await.unwrap();
+            let now: PublicKeyView = c.public_key().await.unwrap();
             if now.id != before.id {
                 break;
             }

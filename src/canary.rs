@@ -4,17 +4,21 @@
 //! still `Enabled` and not pending deletion. Runs on an interval and on
 //! `kekctl check`; a failure shows in status, metrics and the log.
 
+use crate::current::SharedCurrent;
+use crate::domain::KeyState;
 use crate::kms_check;
-use crate::rotation::{Current, Rotator};
-use crate::store::KeyState;
+use crate::metrics::Metrics;
+use crate::proof;
+use crate::store::{decodable, KeyStore};
 use crate::time::{self, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
 
 /// One key pair's result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckedKeyPair {
-    /// The key pair.
+    /// The key pair (`-` when the store itself could not be read).
     pub id: String,
     /// Decrypted through KMS and matched its public key.
     pub ok: bool,
@@ -37,40 +41,47 @@ pub struct CanaryReport {
 }
 
 /// Runs canaries and keeps the last report.
-pub struct Canary {
-    rotator: Rotator,
+pub(crate) struct Canary {
+    store: Arc<dyn KeyStore>,
+    current: SharedCurrent,
+    metrics: Arc<Metrics>,
     last: Mutex<Option<CanaryReport>>,
 }
 
 impl Canary {
-    /// A canary over the rotator's store and provider.
-    pub fn new(rotator: Rotator) -> Canary {
+    pub(crate) fn new(
+        store: Arc<dyn KeyStore>,
+        current: SharedCurrent,
+        metrics: Arc<Metrics>,
+    ) -> Canary {
         Canary {
-            rotator,
+            store,
+            current,
+            metrics,
             last: Mutex::new(None),
         }
     }
 
     /// The last report.
-    pub fn last(&self) -> Option<CanaryReport> {
-        self.last.lock().expect("canary lock").clone()
+    pub(crate) fn last(&self) -> Option<CanaryReport> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Checks now; logs, counts and keeps the report.
-    pub async fn run(&self) -> CanaryReport {
-        let cur = Current::get(&self.rotator.current);
+    pub(crate) async fn run(&self) -> CanaryReport {
+        let cur = self.current.get();
         let kms_key_problem = kms_check::preflight(&*cur.provider, &cur.settings)
             .await
             .err()
             .map(|e| e.to_string());
         let mut key_pairs = Vec::new();
-        let records = match self.rotator.records().await {
-            Ok(r) => r,
-            Err(problem) => {
+        let records = match self.store.list().await {
+            Ok(list) => decodable(list),
+            Err(e) => {
                 key_pairs.push(CheckedKeyPair {
                     id: "-".into(),
                     ok: false,
-                    problem: Some(problem),
+                    problem: Some(format!("store: {e}")),
                 });
                 Vec::new()
             }
@@ -87,7 +98,7 @@ impl Canary {
                     .take(cur.settings.canary.recent),
             );
         for r in chosen {
-            let result = self.rotator.verify(r).await;
+            let result = proof::prove(&*cur.provider, r).await;
             key_pairs.push(CheckedKeyPair {
                 id: r.id.clone(),
                 ok: result.is_ok(),
@@ -101,8 +112,7 @@ impl Canary {
             kms_key_problem,
             key_pairs,
         };
-        self.rotator
-            .metrics
+        self.metrics
             .canary(if report.ok { "success" } else { "failure" });
         if report.ok {
             tracing::info!(
@@ -116,21 +126,26 @@ impl Canary {
                 "canary FAILED: recordings may not be playable back"
             );
         }
-        *self.last.lock().expect("canary lock") = Some(report.clone());
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
         report
     }
 
     /// Runs on the configured interval (re-read after each run, so reloads
-    /// apply) until the task is aborted.
-    pub async fn run_periodically(&self) {
+    /// apply) until `shutdown`. A run in progress is finished first.
+    pub(crate) async fn run_periodically(&self, shutdown: CancellationToken) {
         loop {
-            let interval = Current::get(&self.rotator.current).settings.canary.interval;
-            match interval {
-                Some(i) => {
-                    tokio::time::sleep(i).await;
-                    self.run().await;
-                }
-                None => tokio::time::sleep(std::time::Duration::from_secs(60)).await,
+            let wait = self
+                .current
+                .settings()
+                .canary
+                .interval
+                .unwrap_or(std::time::Duration::from_secs(60));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            if self.current.settings().canary.interval.is_some() {
+                self.run().await;
             }
         }
     }

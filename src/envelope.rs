@@ -1,51 +1,20 @@
-//! Envelope encryption of a private key (DESIGN.md item 2).
+//! Envelope encryption of a private key.
 //!
 //! One KMS `GenerateDataKey` (AES_256) per key pair; AES-256-GCM over the
 //! PKCS#8 DER private key with a random 96-bit nonce; the encryption context
 //! (organization id and key-pair id) is sent to KMS *and* used, canonically
 //! encoded, as the GCM associated data; the plaintext data key is zeroized as
-//! soon as it has been used. The serialized form is the `export` JSON, so the
-//! field names below are a public format (README, "Envelope format").
+//! soon as it has been used. The serialized form ([`Envelope`]) is the
+//! `export` format (docs/envelope-format.md).
 
-use crate::provider::{EncryptionContext, KeyProvider, ProviderError};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use serde::{Deserialize, Serialize};
+use crate::domain::{EncryptionContext, Envelope, ENVELOPE_V1, KEY_PAIR_CONTEXT_KEY};
+use crate::provider::{KeyProvider, ProviderError};
 use zeroize::Zeroizing;
-
-/// The context key that carries the key-pair id.
-pub const KEY_PAIR_CONTEXT_KEY: &str = "key-pair-id";
-/// The `format` value of this envelope version.
-pub const FORMAT_V1: &str = "kekd-envelope-v1";
-
-/// An encrypted private key and everything needed to decrypt it with KMS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Envelope {
-    /// Always [`FORMAT_V1`].
-    pub format: String,
-    /// The key pair this private key belongs to.
-    pub key_pair_id: String,
-    /// The KMS key ARN that wrapped the data key.
-    pub wrapping_key_arn: String,
-    /// The KMS encryption context; canonically encoded, the GCM associated data.
-    pub encryption_context: EncryptionContext,
-    /// KMS `CiphertextBlob` of the 256-bit data key (base64).
-    #[serde(with = "b64")]
-    pub encrypted_data_key: Vec<u8>,
-    /// The 12-byte GCM nonce (base64).
-    #[serde(with = "b64")]
-    pub nonce: Vec<u8>,
-    /// AES-256-GCM ciphertext of the PKCS#8 DER private key, 16-byte tag
-    /// appended (base64).
-    #[serde(with = "b64")]
-    pub ciphertext: Vec<u8>,
-}
 
 /// Opening an envelope failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
-pub enum EnvelopeError {
+pub(crate) enum EnvelopeError {
     /// The provider could not unwrap the data key (KMS down, denied, …).
     #[error(transparent)]
     Provider(#[from] ProviderError),
@@ -58,24 +27,8 @@ pub enum EnvelopeError {
     Decrypt,
 }
 
-/// The encryption context of a key pair: `{context_key: organization_id,
-/// "key-pair-id": id}`.
-pub fn context_for(
-    context_key: &str,
-    organization_id: &str,
-    key_pair_id: &str,
-) -> EncryptionContext {
-    EncryptionContext(
-        [
-            (context_key.to_string(), organization_id.to_string()),
-            (KEY_PAIR_CONTEXT_KEY.to_string(), key_pair_id.to_string()),
-        ]
-        .into(),
-    )
-}
-
 /// Seals `private_pkcs8` under a fresh data key from `provider`.
-pub async fn seal(
+pub(crate) async fn seal(
     provider: &dyn KeyProvider,
     context: EncryptionContext,
     key_pair_id: &str,
@@ -89,7 +42,7 @@ pub async fn seal(
     );
     drop(data_key.plaintext); // zeroized here, before anything else happens
     Ok(Envelope {
-        format: FORMAT_V1.into(),
+        format: ENVELOPE_V1.into(),
         key_pair_id: key_pair_id.into(),
         wrapping_key_arn: data_key.wrapping_key_arn,
         encryption_context: context,
@@ -100,11 +53,11 @@ pub async fn seal(
 }
 
 /// Decrypts the private key (PKCS#8 DER) through `provider`.
-pub async fn open(
+pub(crate) async fn open(
     provider: &dyn KeyProvider,
     env: &Envelope,
 ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
-    if env.format != FORMAT_V1 {
+    if env.format != ENVELOPE_V1 {
         return Err(EnvelopeError::Malformed("format"));
     }
     if env.encryption_context.as_map().get(KEY_PAIR_CONTEXT_KEY) != Some(&env.key_pair_id) {
@@ -139,25 +92,10 @@ pub async fn open(
     .map_err(|_| EnvelopeError::Decrypt)
 }
 
-/// serde helpers: bytes as standard, padded base64 (RFC 4648 §4), the one
-/// binary encoding of the envelope and the store.
-pub(crate) mod b64 {
-    use super::{Engine, B64};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&B64.encode(v))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        B64.decode(String::deserialize(d)?)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::context_for;
     use crate::provider::LocalProvider;
 
     async fn sealed() -> (tempfile::TempDir, LocalProvider, Envelope) {

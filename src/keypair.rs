@@ -1,7 +1,7 @@
 //! RSA key pairs: generation, ids, PEM, and the proof that a private key
 //! belongs to a public key (invariant I1 relies on it).
 
-use crate::config::KeyBits;
+use crate::domain::KeyBits;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{
     KeySize, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,

@@ -8,13 +8,12 @@
 //! nothing. Both report each step, so the operator sees where it broke.
 
 use crate::config::{arn::KmsKeyArn, Settings};
-use crate::envelope;
+use crate::domain::context_for;
 use crate::provider::{FailureKind, KeyDescription, KeyProvider, ProviderError};
 use serde::{Deserialize, Serialize};
 
 /// Why a key fails preflight, named precisely.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[serde(tag = "problem", content = "detail", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PreflightError {
     /// The alias or key does not exist.
@@ -48,15 +47,16 @@ pub enum PreflightError {
     /// IAM or key policy refuses kekd.
     #[error("access denied by KMS: {0}")]
     AccessDenied(String),
-    /// KMS could not be asked (unreachable, timeout, throttled, other).
+    /// KMS could not be asked, or failed in a way not named above.
     #[error("KMS unavailable: {0}")]
-    Unavailable(String),
+    Provider(ProviderError),
 }
 
 impl PreflightError {
-    /// True when asking again later may succeed without anyone acting.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, PreflightError::Unavailable(_))
+    /// Whether KMS could not serve now (the provider's one availability
+    /// rule): asking again later may succeed without anyone acting.
+    pub(crate) fn is_unavailable(&self) -> bool {
+        matches!(self, PreflightError::Provider(p) if p.kind.is_unavailable())
     }
 }
 
@@ -69,7 +69,7 @@ impl From<ProviderError> for PreflightError {
             }
             FailureKind::KeyDisabled => PreflightError::Disabled,
             FailureKind::InvalidKeyState => PreflightError::NotEnabled(e.to_string()),
-            _ => PreflightError::Unavailable(e.to_string()),
+            _ => PreflightError::Provider(e),
         }
     }
 }
@@ -116,7 +116,7 @@ pub fn check_description(d: &KeyDescription, region: Option<&str>) -> Result<(),
 
 /// One step of the Test round trip.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Step {
+pub struct TestStep {
     /// `describe-key`, `generate-data-key`, `encrypt-test-data`,
     /// `decrypt-data-key`, `decrypt-test-data`, `compare`.
     pub step: String,
@@ -134,13 +134,13 @@ pub struct TestReport {
     /// The key tested, as configured.
     pub kms_key: String,
     /// The steps in order; the run stops at the first failure.
-    pub steps: Vec<Step>,
+    pub steps: Vec<TestStep>,
 }
 
 impl TestReport {
     fn step(&mut self, step: &str, result: Result<String, String>) -> bool {
         let ok = result.is_ok();
-        self.steps.push(Step {
+        self.steps.push(TestStep {
             step: step.into(),
             ok,
             detail: result.unwrap_or_else(|e| e),
@@ -150,19 +150,38 @@ impl TestReport {
     }
 
     /// The first failed step, if any.
-    pub fn failure(&self) -> Option<&Step> {
+    pub fn failure(&self) -> Option<&TestStep> {
         self.steps.iter().find(|s| !s.ok)
     }
 }
 
 /// The encryption context of test data: the organization id, and a
 /// key-pair id no real key pair can have (ids are `kek-` + hex).
-pub fn test_context(settings: &Settings) -> crate::provider::EncryptionContext {
-    envelope::context_for(
+pub(crate) fn test_context(settings: &Settings) -> crate::domain::EncryptionContext {
+    context_for(
         &settings.context_key,
         &settings.organization_id,
         "kek-test-round-trip",
     )
+}
+
+/// The Test round trip of a candidate configuration, straight against its
+/// KMS key (`kekctl test --config FILE`): builds the provider the file names
+/// without creating anything (a missing local root key is a failed step, not
+/// a new file), and writes nothing.
+pub async fn test_candidate(settings: &Settings) -> TestReport {
+    match crate::provider::from_settings(settings, false).await {
+        Ok(provider) => round_trip(&*provider, settings).await,
+        Err(e) => {
+            let mut r = TestReport {
+                ok: false,
+                kms_key: settings.provider.to_string(),
+                steps: Vec::new(),
+            };
+            r.step("open-provider", Err(e.to_string()));
+            r
+        }
+    }
 }
 
 /// Preflight, then GenerateDataKey → encrypt → Decrypt → decrypt → compare.
@@ -328,7 +347,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = crate::provider::LocalProvider::open_or_create(&dir.path().join("k")).unwrap();
         let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        let r = round_trip(&p, &Settings::dev(dir.path())).await;
+        let r = round_trip(&p, &Settings::dev(dir.path()).unwrap()).await;
         assert!(r.ok, "{r:?}");
         let names: Vec<&str> = r.steps.iter().map(|s| s.step.as_str()).collect();
         assert_eq!(

@@ -1,80 +1,112 @@
 //! kekd rotates the key-encryption key pairs (KEKs) of a call-recording
 //! platform. Recorders seal recordings with the active public key; the private
-//! keys are stored only envelope-encrypted under the customer's KMS key.
+//! keys are stored only envelope-encrypted under the customer's KMS key, so
+//! the customer decides who can ever play a recording back.
 //!
-//! `../shared/DESIGN.md` (mirrored in README.md) is the contract; this crate is
-//! one library and two thin binaries, in the style of tokio's mini-redis.
+//! This crate is one library and two thin binaries (`kekd`, `kekctl`), in
+//! the style of tokio's mini-redis. `docs/design.md` explains the design and
+//! its invariants I1–I5.
 //!
 //! # Layout
 //!
-//! Data flows one way: config → provider → envelope → store → rotation →
-//! (reload, rewrap, canary, unwrap) → api → daemon.
+//! Data flows one way, top to bottom; no module imports one listed above it
+//! in a later group:
 //!
-//! Foundations
-//! - [`config`]: the TOML file. `raw.rs` is the serde layer (every field
-//!   optional, unknown fields refused), `access.rs` resolves `[access]` names,
-//!   `arn.rs` parses KMS ARNs; `mod.rs` validates all of it into typed
-//!   [`config::Settings`], every error naming file, field, value and what is
-//!   allowed.
+//! ```text
+//! domain, time, aead            vocabulary and primitives (leaves)
+//!   → config, schedule          the TOML file → typed Settings; cadences
+//!   → metrics, audit            what is counted and what is recorded
+//!   → provider                  who wraps data keys (KMS, local)
+//!   → keypair, envelope, proof  RSA, envelope encryption, the I1 proof
+//!   → store                     the durable record (async KeyStore seam)
+//!   → current, rotation         configuration in force; rotating
+//!   → reload, rewrap, canary, unwrap, kms_check, recording, policy
+//!   → api                       HTTP/JSON on the Unix socket
+//!   → daemon                    wiring, signals, systemd, shutdown
+//! ```
+//!
+//! Vocabulary and primitives
+//! - [`domain`]: key states, reasons, RSA sizes, the key-pair record and its
+//!   envelope, the KMS encryption context. Imports nothing else of the crate
+//!   but `time`.
 //! - [`time`]: RFC 3339 UTC timestamps, one way everywhere.
-//! - [`aead`]: AES-256-GCM with random nonces (envelopes, local provider).
-//! - [`metrics`]: Prometheus metrics (prometheus-client) for `/metrics`.
-//! - [`audit`]: the hash-chained JSON-lines audit trail (`kekctl audit verify`).
+//! - `aead.rs`: AES-256-GCM with random nonces.
+//!
+//! Configuration
+//! - [`config`]: `raw.rs` (serde, every field optional, unknown fields
+//!   refused) → `sections.rs` (one validator per section, owning its
+//!   defaults from `defaults.rs`) → [`config::Settings`]; `validate.rs`
+//!   words every error (file, field, value, allowed); `access.rs` resolves
+//!   `[access]` names; `arn.rs` parses KMS ARNs.
+//! - `schedule.rs`: cadences and the next rotation instant (croner).
+//!
+//! Observing
+//! - `metrics.rs`: Prometheus metrics for `/metrics`.
+//! - [`audit`]: the hash-chained JSON-lines audit trail; `event.rs` is the
+//!   typed [`audit::AuditEvent`].
 //!
 //! Keys
-//! - [`provider`]: the [`provider::KeyProvider`] trait that wraps data keys —
+//! - [`provider`]: the `KeyProvider` trait that wraps data keys —
 //!   `aws_kms.rs` (the customer's KMS key), `local.rs` (a root key file, for
-//!   `--dev`), `instrumented.rs` (metrics + audit around either) — and the
-//!   classified [`provider::ProviderError`].
-//! - [`kms_check`]: preflight (`DescribeKey` checks) and the Test round trip.
-//! - [`keypair`]: RSA generation, ids, PEM, and the proof that a private key
-//!   matches its public key.
-//! - [`envelope`]: envelope encryption of a private key (one data key per key
-//!   pair, AES-256-GCM, the encryption context as associated data).
-//! - [`store`]: the durable record of every key pair (redb), behind a trait.
-//! - [`schedule`]: cadences and the next rotation instant.
-//! - [`rotation`]: the rotation state machine (invariant I1), the engine
-//!   task (schedule, Change Key Now, retries, outages) and retention pruning.
+//!   `--dev`), `instrumented.rs` (metrics and audit around either) — and the
+//!   classified [`provider::ProviderError`] with the one availability rule
+//!   ([`provider::FailureKind::is_unavailable`]).
+//! - [`keypair`]: RSA generation, ids, PEM, the private/public match.
+//! - `envelope.rs`: envelope encryption of a private key.
+//! - `proof.rs`: decrypt back and match — the proof behind I1, used by
+//!   rotation, rewrap, the canary and unwrap.
+//! - [`store`]: the async [`store::KeyStore`] trait; `redb.rs` is the
+//!   embedded backend, doing its own blocking.
 //!
 //! Operations on key pairs
-//! - [`reload`]: `SIGHUP` / `POST /v1/reload`, all or nothing.
-//! - [`rewrap`]: re-encrypting data keys under the current KMS key.
-//! - [`canary`]: the periodic decryptability check (`kekctl check`).
-//! - [`recording`]: the streaming recording format
-//!   (`docs/recording-format.md`).
-//! - [`unwrap`]: content-key unwrap for players, with a bounded key cache.
-//! - [`policy`]: the key-policy statements kekd needs (`kekctl policy`).
+//! - `current.rs`: the configuration and provider in force, swapped whole
+//!   on reload.
+//! - `rotation/`: `rotate.rs` (one rotation, I1), `engine.rs` (when:
+//!   schedule, Change Key Now, coalescing, retries), `health.rs` (what status
+//!   shows), `prune.rs` (retention).
+//! - `reload.rs` (SIGHUP, all or nothing), `rewrap.rs` (KMS ReEncrypt),
+//!   `canary.rs` (periodic decryptability check), `unwrap.rs` (content keys
+//!   for players, with a bounded key cache), [`kms_check`] (preflight and
+//!   the Test round trip), [`recording`] (the sealed recording format),
+//!   [`policy`] (the key-policy statements kekd needs).
 //!
 //! Serving
-//! - [`api`]: HTTP/JSON on the Unix socket — `server.rs` (socket, peer
-//!   credentials), `auth.rs` (roles), `routes.rs` (handlers), `views.rs`
-//!   (JSON shapes), `client.rs` (what `kekctl` uses).
-//! - [`daemon`]: wiring — start-up, signals, systemd notify and watchdog,
-//!   graceful shutdown.
-//! - `src/bin/kekd.rs`, `src/bin/kekctl.rs`: the thin binaries.
+//! - [`api`]: `paths.rs` (every route), `views.rs` (every JSON shape),
+//!   `client.rs` (the typed client), `state.rs`, `auth.rs` (roles),
+//!   `routes.rs` (handlers), `server.rs` (socket).
+//! - [`daemon`]: `mod.rs` (start, run, shutdown), `tasks.rs` (background
+//!   tasks and their bounded drain), `signals.rs`, `systemd.rs`.
+//! - `src/bin/kekd.rs`, `src/bin/kekctl/`: the thin binaries (`kekctl`'s
+//!   tables live in `render.rs`, its file handling in `files.rs`).
 //!
 //! Tests: unit tests sit next to the code; `tests/` is one integration binary
-//! whose `harness` module owns moto's KMS server and a `TestDaemon`.
+//! whose `harness/` owns moto, the fault proxy, the `TestDaemon` and an
+//! independent envelope decryptor.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
-pub mod aead;
+mod aead;
 pub mod api;
 pub mod audit;
-pub mod canary;
+mod canary;
 pub mod config;
+mod current;
 pub mod daemon;
-pub mod envelope;
+pub mod domain;
+mod envelope;
 pub mod keypair;
 pub mod kms_check;
-pub mod metrics;
+mod metrics;
 pub mod policy;
+mod proof;
 pub mod provider;
 pub mod recording;
-pub mod reload;
-pub mod rewrap;
-pub mod rotation;
-pub mod schedule;
+mod reload;
+mod rewrap;
+mod rotation;
+mod schedule;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod time;
-pub mod unwrap;
+mod unwrap;

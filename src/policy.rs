@@ -54,7 +54,7 @@ pub fn statements(
     }
     let mut context_keys = vec![
         context_key.to_string(),
-        crate::envelope::KEY_PAIR_CONTEXT_KEY.to_string(),
+        crate::domain::KEY_PAIR_CONTEXT_KEY.to_string(),
     ];
     context_keys.sort();
     Ok(json!([

@@ -320,7 +320,7 @@ pub fn unwrap_with_private_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::KeyBits;
+    use crate::domain::KeyBits;
     use aws_lc_rs::rsa::PrivateDecryptingKey;
 
     fn pair() -> (

@@ -1,171 +1,212 @@
-//! Reloading the configuration (`SIGHUP`, `POST /v1/reload`), DESIGN.md
-//! item 6.
+//! Reloading the configuration (`SIGHUP`, `POST /v1/reload`).
 //!
 //! A reload is all or nothing. The file is validated; fields that cannot
-//! change while running (`socket_path`, `state_dir`) make the reload fail
-//! rather than half-apply; a changed KMS key is proven with the Test round
-//! trip before it is used, and then a key pair is made under it at once
-//! (reason `kms-key-changed`) — the new KMS key wraps nothing before that.
-//! A changed cadence reschedules. The outcome is kept for status.
+//! change while running (`socket_path`, `state_dir`, `audit_log`) make the
+//! reload fail rather than half-apply; a changed KMS key is proven with the
+//! Test round trip before it is used, and then a key pair is made under it at
+//! once (reason `kms-key-changed`) — the new KMS key wraps nothing before
+//! that. A changed cadence reschedules. The outcome is kept for status.
 
-use crate::config::Settings;
+use crate::audit::{Audit, AuditError, AuditEvent};
+use crate::config::{ConfigError, Settings};
+use crate::current::SharedCurrent;
+use crate::domain::{Reason, Schedule};
 use crate::kms_check;
-use crate::provider::{self, KeyProvider};
-use crate::rotation::{Current, RotationHandle, SharedCurrent, SharedState};
-use crate::store::{KeyStore, Reason, Schedule};
+use crate::metrics::Metrics;
+use crate::provider::{self, local::RootKeyError, KeyProvider};
+use crate::rotation::{RotationHandle, SharedState};
+use crate::store::{KeyStore, StoreError};
 use crate::time::{self, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadResult {
+    /// The new configuration is in force.
+    Applied,
+    /// The file says what is already in force.
+    Unchanged,
+    /// Nothing changed; the running configuration stays (see the message).
+    Failed,
+}
+
+crate::domain::display_as_serde!(ReloadResult);
+
+/// A reload's outcome, as status and the API show it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReloadOutcome {
     /// When it finished.
     #[serde(with = "time::rfc3339")]
     pub at: Timestamp,
-    /// `applied`, `unchanged` or `failed`.
-    pub outcome: String,
+    /// What it did.
+    pub outcome: ReloadResult,
     /// What happened, or why it failed.
     pub message: String,
     /// The key pair made under a new KMS key, if any.
     pub new_key_pair_id: Option<String>,
 }
 
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error("kekd --dev has no configuration file to reload")]
+    NoFile,
+    #[error("{0}; nothing was applied")]
+    NotAudited(AuditError),
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    #[error("{} cannot change while kekd runs; nothing was applied (restart kekd to change {})", .0.join(" and "), if .0.len() == 1 { "it" } else { "them" })]
+    Fixed(Vec<&'static str>),
+    #[error(transparent)]
+    Provider(#[from] RootKeyError),
+    #[error("the new KMS key {kms_key} failed the Test round trip at {step}: {detail}")]
+    TestFailed {
+        kms_key: String,
+        step: String,
+        detail: String,
+    },
+    #[error("cannot give socket {path} to group {gid}: {source}")]
+    SocketGroup {
+        path: String,
+        gid: u32,
+        source: std::io::Error,
+    },
+    #[error("configuration applied, but the new schedule could not be stored: {0}")]
+    Schedule(StoreError),
+}
+
+/// What an applied (or unchanged) reload did.
+struct Applied {
+    changes: Vec<String>,
+    new_key_pair_id: Option<String>,
+}
+
+/// What a reloader works on.
+pub(crate) struct ReloadParts {
+    pub(crate) config_path: Option<PathBuf>,
+    pub(crate) current: SharedCurrent,
+    pub(crate) engine: SharedState,
+    pub(crate) rotation: RotationHandle,
+    pub(crate) store: Arc<dyn KeyStore>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) audit: Arc<Audit>,
+}
+
 /// Performs reloads, one at a time.
-pub struct Reloader {
-    config_path: Option<PathBuf>,
-    current: SharedCurrent,
-    engine: SharedState,
-    rotation: RotationHandle,
-    store: Arc<dyn KeyStore>,
-    metrics: Arc<crate::metrics::Metrics>,
-    audit: Arc<crate::audit::Audit>,
+pub(crate) struct Reloader {
+    parts: ReloadParts,
     last: Mutex<Option<ReloadOutcome>>,
     serial: tokio::sync::Mutex<()>,
 }
 
 impl Reloader {
-    /// A reloader for `config_path` (`None` in `--dev`, which has no file).
-    pub fn new(
-        config_path: Option<PathBuf>,
-        current: SharedCurrent,
-        engine: SharedState,
-        rotation: RotationHandle,
-        store: Arc<dyn KeyStore>,
-        metrics: Arc<crate::metrics::Metrics>,
-        audit: Arc<crate::audit::Audit>,
-    ) -> Reloader {
+    pub(crate) fn new(parts: ReloadParts) -> Reloader {
         Reloader {
-            config_path,
-            current,
-            engine,
-            rotation,
-            store,
-            metrics,
-            audit,
+            parts,
             last: Mutex::new(None),
             serial: tokio::sync::Mutex::new(()),
         }
     }
 
     /// The last reload's outcome, for status.
-    pub fn last(&self) -> Option<ReloadOutcome> {
-        self.last.lock().expect("reload lock").clone()
+    pub(crate) fn last(&self) -> Option<ReloadOutcome> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Reloads now and records the outcome.
-    pub async fn reload(&self) -> ReloadOutcome {
+    pub(crate) async fn reload(&self) -> ReloadOutcome {
         let _one_at_a_time = self.serial.lock().await;
+        let audit = &self.parts.audit;
         // Fail closed: a configuration change that cannot be audited is not
         // made.
-        let started = self
-            .audit
-            .record_async(
-                serde_json::json!({"type": "config_reload_started", "file": self.config_path}),
-            )
+        let started = audit
+            .record_async(AuditEvent::ConfigReloadStarted {
+                file: self
+                    .parts
+                    .config_path
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+            })
             .await
-            .map_err(|e| format!("{e}; nothing was applied"));
+            .map_err(ReloadError::NotAudited);
         let result = match started {
             Ok(()) => self.try_reload().await,
             Err(e) => Err(e),
         };
-        let (outcome, message, new_key_pair_id) = match result {
-            Ok((changed, message, id)) => {
-                (if changed { "applied" } else { "unchanged" }, message, id)
-            }
-            Err(message) => ("failed", message, None),
+        let out = match result {
+            Ok(a) if a.changes.is_empty() => ReloadOutcome {
+                at: time::now(),
+                outcome: ReloadResult::Unchanged,
+                message: "configuration unchanged".into(),
+                new_key_pair_id: None,
+            },
+            Ok(a) => ReloadOutcome {
+                at: time::now(),
+                outcome: ReloadResult::Applied,
+                message: a.changes.join("; "),
+                new_key_pair_id: a.new_key_pair_id,
+            },
+            Err(e) => ReloadOutcome {
+                at: time::now(),
+                outcome: ReloadResult::Failed,
+                message: e.to_string(),
+                new_key_pair_id: None,
+            },
         };
-        let out = ReloadOutcome {
-            at: time::now(),
-            outcome: outcome.into(),
-            message,
-            new_key_pair_id,
-        };
-        if out.outcome == "failed" {
+        if out.outcome == ReloadResult::Failed {
             tracing::warn!(message = %out.message, "reload failed; the running configuration stays in force");
         } else {
             tracing::info!(outcome = %out.outcome, message = %out.message, "reload");
         }
-        if let Err(e) = self
-            .audit
-            .record_async(serde_json::json!({
-                "type": "config_reload",
-                "outcome": out.outcome,
-                "message": out.message,
-                "new_key_pair_id": out.new_key_pair_id,
-            }))
-            .await
-        {
+        let event = AuditEvent::ConfigReload {
+            outcome: out.outcome.to_string(),
+            message: out.message.clone(),
+            new_key_pair_id: out.new_key_pair_id.clone(),
+        };
+        if let Err(e) = audit.record_async(event).await {
             tracing::error!(error = %e, "cannot write the audit record of a reload");
         }
-        *self.last.lock().expect("reload lock") = Some(out.clone());
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(out.clone());
         out
     }
 
-    async fn try_reload(&self) -> Result<(bool, String, Option<String>), String> {
-        let path = self
-            .config_path
-            .as_ref()
-            .ok_or("kekd --dev has no configuration file to reload")?;
-        let new = Settings::load(path).map_err(|e| e.to_string())?;
-        let cur = Current::get(&self.current);
+    async fn try_reload(&self) -> Result<Applied, ReloadError> {
+        let p = &self.parts;
+        let path = p.config_path.as_ref().ok_or(ReloadError::NoFile)?;
+        let new = Settings::load(path)?;
+        let cur = p.current.get();
         let old = &cur.settings;
 
-        let mut fixed = Vec::new();
-        if new.socket_path != old.socket_path {
-            fixed.push("socket_path");
-        }
-        if new.state_dir != old.state_dir {
-            fixed.push("state_dir");
-        }
-        if new.audit_path != old.audit_path {
-            fixed.push("audit_log");
-        }
+        let fixed: Vec<&'static str> = [
+            ("socket_path", new.socket_path != old.socket_path),
+            ("state_dir", new.state_dir != old.state_dir),
+            ("audit_log", new.audit_path != old.audit_path),
+        ]
+        .into_iter()
+        .filter_map(|(name, differs)| differs.then_some(name))
+        .collect();
         if !fixed.is_empty() {
-            return Err(format!(
-                "{} cannot change while kekd runs; nothing was applied (restart kekd to change {})",
-                fixed.join(" and "),
-                if fixed.len() == 1 { "it" } else { "them" }
-            ));
+            return Err(ReloadError::Fixed(fixed));
         }
 
         let kms_key_changed = new.provider != old.provider || new.region != old.region;
         let provider: Arc<dyn KeyProvider> =
             if kms_key_changed || new.kms_timeouts != old.kms_timeouts {
-                provider::instrumented(&new, self.metrics.clone(), self.audit.clone())
-                    .await
-                    .map_err(|e| e.to_string())?
+                provider::instrumented(&new, p.metrics.clone(), p.audit.clone()).await?
             } else {
                 cur.provider.clone()
             };
         if kms_key_changed {
             let report = kms_check::round_trip(&*provider, &new).await;
             if let Some(f) = report.failure() {
-                return Err(format!(
-                    "the new KMS key {} failed the Test round trip at {}: {}",
-                    report.kms_key, f.step, f.detail
-                ));
+                return Err(ReloadError::TestFailed {
+                    kms_key: report.kms_key.clone(),
+                    step: f.step.clone(),
+                    detail: f.detail.clone(),
+                });
             }
         }
 
@@ -194,11 +235,7 @@ impl Reloader {
             ("key_bits", new.key_bits != old.key_bits),
             ("retention", new.retention != old.retention),
             ("kms timeouts", new.kms_timeouts != old.kms_timeouts),
-            (
-                "retry",
-                new.retry.initial_delay != old.retry.initial_delay
-                    || new.retry.max_delay != old.retry.max_delay,
-            ),
+            ("retry", new.retry != old.retry),
         ] {
             if differs {
                 changes.push(name.to_string());
@@ -208,48 +245,42 @@ impl Reloader {
             changes.push("access".into());
             if new.access.socket_group != old.access.socket_group {
                 if let Some(gid) = new.access.socket_group {
-                    std::os::unix::fs::chown(&new.socket_path, None, Some(gid)).map_err(|e| {
-                        format!(
-                            "cannot give socket {} to group {gid}: {e}",
-                            new.socket_path.display()
-                        )
-                    })?;
+                    std::os::unix::fs::chown(&new.socket_path, None, Some(gid)).map_err(
+                        |source| ReloadError::SocketGroup {
+                            path: new.socket_path.display().to_string(),
+                            gid,
+                            source,
+                        },
+                    )?;
                 }
             }
         }
-        if new.log_level != old.log_level || new.log_format != old.log_format {
+        if new.log != old.log {
             changes.push("log settings (take effect at the next start)".into());
         }
 
         let new = Arc::new(new);
-        *self.current.write().expect("config lock") = Arc::new(Current {
-            settings: new.clone(),
-            provider,
-        });
+        p.current.replace(new.clone(), provider);
 
         if reschedule {
             let next = new.next_rotation_after(time::now());
-            let schedule = {
-                let mut st = self.engine.write().expect("state lock");
+            let schedule = p.engine.update(|st| {
                 st.schedule = Schedule {
                     last_rotation_at: st.schedule.last_rotation_at,
                     next_rotation_at: next,
                 };
                 st.schedule.clone()
-            };
-            let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.set_schedule(&schedule))
+            });
+            p.store
+                .set_schedule(&schedule)
                 .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| {
-                    format!("configuration applied, but the new schedule could not be stored: {e}")
-                })?;
-            self.rotation.reschedule();
+                .map_err(ReloadError::Schedule)?;
+            p.rotation.reschedule();
         }
 
         let mut new_key_pair_id = None;
         if kms_key_changed {
-            match self.rotation.rotate(Reason::KmsKeyChanged).await {
+            match p.rotation.rotate(Reason::KmsKeyChanged).await {
                 Ok(rec) => {
                     changes.push(format!("new key pair {} under the new KMS key", rec.id));
                     new_key_pair_id = Some(rec.id.clone());
@@ -259,9 +290,9 @@ impl Reloader {
                 )),
             }
         }
-        if changes.is_empty() {
-            return Ok((false, "configuration unchanged".into(), None));
-        }
-        Ok((true, changes.join("; "), new_key_pair_id))
+        Ok(Applied {
+            changes,
+            new_key_pair_id,
+        })
     }
 }

@@ -1,7 +1,6 @@
-//! Rewrap (DESIGN.md item 9): after a KMS key change, re-encrypt every
-//! stored key pair's data key under the current KMS key with KMS
-//! `ReEncrypt` — the plaintext data key never leaves KMS — so the old KMS key
-//! can be retired.
+//! Rewrap: after a KMS key change, re-encrypt every stored key pair's data
+//! key under the current KMS key with KMS `ReEncrypt` — the plaintext data
+//! key never leaves KMS — so the old KMS key can be retired.
 //!
 //! One key pair per store transaction, and a key pair already wrapped by the
 //! current key is skipped: a rewrap interrupted by a crash is simply run
@@ -9,10 +8,27 @@
 //! decrypted back and matched to its public key before it replaces the old
 //! one, so a bad answer from KMS can never cost a private key.
 
-use crate::provider::ReEncrypted;
-use crate::rotation::{Current, Rotator};
-use crate::store::KeyPairRecord;
+use crate::current::{Current, SharedCurrent};
+use crate::domain::KeyPairRecord;
+use crate::proof::{self, ProofError};
+use crate::provider::{ProviderError, ReEncrypted};
+use crate::store::{decodable, KeyStore, StoreError};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// What happened to one key pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewrapOutcome {
+    /// Re-wrapped under the current key now.
+    Rewrapped,
+    /// Already under the current key.
+    Skipped,
+    /// Left as it was (see the problem; run rewrap again).
+    Failed,
+}
+
+crate::domain::display_as_serde!(RewrapOutcome);
 
 /// One line of rewrap progress (the API streams these as JSON lines).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -33,8 +49,8 @@ pub enum RewrapEvent {
         total: usize,
         /// The key pair.
         id: String,
-        /// `rewrapped`, `skipped` (already under the target) or `failed`.
-        outcome: String,
+        /// What happened to it.
+        outcome: RewrapOutcome,
         /// Why it failed.
         problem: Option<String>,
     },
@@ -54,168 +70,246 @@ pub enum RewrapEvent {
     },
 }
 
+/// Why one key pair could not be re-wrapped.
+#[derive(Debug, thiserror::Error)]
+enum RewrapError {
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("the re-wrapped envelope does not verify: {0}")]
+    Proof(#[from] ProofError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Runs one rewrap at a time in the background, streaming its progress.
-pub struct Rewrapper {
-    rotator: Rotator,
-    running: std::sync::Arc<tokio::sync::Mutex<()>>,
+pub(crate) struct Rewrapper {
+    store: Arc<dyn KeyStore>,
+    current: SharedCurrent,
+    running: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Rewrapper {
-    /// A rewrapper over the rotator's store and provider.
-    pub fn new(rotator: Rotator) -> Rewrapper {
+    pub(crate) fn new(store: Arc<dyn KeyStore>, current: SharedCurrent) -> Rewrapper {
         Rewrapper {
-            rotator,
+            store,
+            current,
             running: Default::default(),
         }
     }
 
     /// Starts a rewrap and returns its event stream, or `None` if one is
     /// already running. The rewrap finishes even if nobody listens.
-    pub fn start(
-        self: &std::sync::Arc<Self>,
+    pub(crate) fn start(
+        self: &Arc<Self>,
     ) -> Option<tokio::sync::mpsc::UnboundedReceiver<RewrapEvent>> {
         let guard = self.running.clone().try_lock_owned().ok()?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let me = self.clone();
         tokio::spawn(async move {
             let _one_at_a_time = guard;
-            rewrap(&me.rotator, |e| {
+            me.rewrap(|e| {
                 let _ = tx.send(e);
             })
             .await;
         });
         Some(rx)
     }
-}
 
-/// Re-wraps every decodable key pair; reports each step to `progress`.
-pub async fn rewrap(rotator: &Rotator, mut progress: impl FnMut(RewrapEvent)) {
-    let cur = Current::get(&rotator.current);
-    let target = match cur.provider.describe_key().await {
-        Ok(d) => d.arn,
-        Err(e) => {
-            progress(RewrapEvent::Error {
-                message: format!("cannot resolve the current KMS key: {e}"),
-            });
-            return;
-        }
-    };
-    let records = match rotator.records().await {
-        Ok(r) => r,
-        Err(message) => {
-            progress(RewrapEvent::Error { message });
-            return;
-        }
-    };
-    let total = records.len();
-    progress(RewrapEvent::Start {
-        total,
-        target_key_arn: target.clone(),
-    });
-    let (mut rewrapped, mut skipped, mut failed) = (0, 0, 0);
-    for (i, rec) in records.into_iter().enumerate() {
-        let (outcome, problem) = if rec.wrapping_key_arn == target {
-            skipped += 1;
-            ("skipped", None)
-        } else {
-            match rewrap_one(rotator, &cur, rec.clone()).await {
-                Ok(()) => {
-                    rewrapped += 1;
-                    tracing::info!(key_pair_id = %rec.id, from = %rec.wrapping_key_arn, to = %target, "key pair re-wrapped");
-                    ("rewrapped", None)
-                }
-                Err(e) => {
-                    failed += 1;
-                    tracing::warn!(key_pair_id = %rec.id, error = %e, "rewrap failed; the key pair stays under its old KMS key");
-                    ("failed", Some(e))
-                }
+    /// Re-wraps every decodable key pair; reports each step to `progress`.
+    pub(crate) async fn rewrap(&self, mut progress: impl FnMut(RewrapEvent)) {
+        let cur = self.current.get();
+        let target = match cur.provider.describe_key().await {
+            Ok(d) => d.arn,
+            Err(e) => {
+                progress(RewrapEvent::Error {
+                    message: format!("cannot resolve the current KMS key: {e}"),
+                });
+                return;
             }
         };
-        progress(RewrapEvent::Progress {
-            done: i + 1,
+        let records = match self.store.list().await {
+            Ok(list) => decodable(list),
+            Err(e) => {
+                progress(RewrapEvent::Error {
+                    message: format!("store: {e}"),
+                });
+                return;
+            }
+        };
+        let total = records.len();
+        progress(RewrapEvent::Start {
             total,
-            id: rec.id,
-            outcome: outcome.into(),
-            problem,
+            target_key_arn: target.clone(),
+        });
+        let (mut rewrapped, mut skipped, mut failed) = (0, 0, 0);
+        for (i, rec) in records.into_iter().enumerate() {
+            let (outcome, problem) = if rec.wrapping_key_arn == target {
+                skipped += 1;
+                (RewrapOutcome::Skipped, None)
+            } else {
+                let (id, from) = (rec.id.clone(), rec.wrapping_key_arn.clone());
+                match self.rewrap_one(&cur, rec.clone()).await {
+                    Ok(()) => {
+                        rewrapped += 1;
+                        tracing::info!(key_pair_id = %id, %from, to = %target, "key pair re-wrapped");
+                        (RewrapOutcome::Rewrapped, None)
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        tracing::warn!(key_pair_id = %id, error = %e, "rewrap failed; the key pair stays under its old KMS key");
+                        (RewrapOutcome::Failed, Some(e.to_string()))
+                    }
+                }
+            };
+            progress(RewrapEvent::Progress {
+                done: i + 1,
+                total,
+                id: rec.id,
+                outcome,
+                problem,
+            });
+        }
+        progress(RewrapEvent::Done {
+            rewrapped,
+            skipped,
+            failed,
         });
     }
-    progress(RewrapEvent::Done {
-        rewrapped,
-        skipped,
-        failed,
-    });
-}
 
-async fn rewrap_one(
-    rotator: &Rotator,
-    cur: &Current,
-    mut rec: KeyPairRecord,
-) -> Result<(), String> {
-    let env = &rec.envelope;
-    let ReEncrypted {
-        ciphertext: blob,
-        wrapping_key_arn: arn,
-        ..
-    } = cur
-        .provider
-        .re_encrypt(
-            &env.wrapping_key_arn,
-            &env.encrypted_data_key,
-            &env.encryption_context,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    rec.envelope.encrypted_data_key = blob;
-    rec.envelope.wrapping_key_arn = arn.clone();
-    rec.wrapping_key_arn = arn;
-    // Prove the new envelope before it replaces the old one.
-    rotator
-        .verify(&rec)
-        .await
-        .map_err(|e| format!("the re-wrapped envelope does not verify: {e}"))?;
-    let store = rotator.store.clone();
-    let (id, envelope) = (rec.id.clone(), rec.envelope.clone());
-    tokio::task::spawn_blocking(move || store.replace_envelope(&id, &envelope))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    async fn rewrap_one(&self, cur: &Current, mut rec: KeyPairRecord) -> Result<(), RewrapError> {
+        let env = &rec.envelope;
+        let ReEncrypted {
+            ciphertext,
+            wrapping_key_arn,
+            ..
+        } = cur
+            .provider
+            .re_encrypt(
+                &env.wrapping_key_arn,
+                &env.encrypted_data_key,
+                &env.encryption_context,
+            )
+            .await?;
+        rec.envelope.encrypted_data_key = ciphertext;
+        rec.envelope.wrapping_key_arn = wrapping_key_arn.clone();
+        rec.wrapping_key_arn = wrapping_key_arn;
+        // Prove the new envelope before it replaces the old one.
+        proof::prove(&*cur.provider, &rec).await?;
+        self.store.replace_envelope(&rec.id, &rec.envelope).await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::LocalProvider;
-    use crate::store::{KeyStore, Reason, RedbStore};
-    use std::sync::Arc;
+    use crate::domain::{EncryptionContext, Reason};
+    use crate::provider::{DataKey, Decrypted, KeyDescription, KeyProvider, LocalProvider};
+    use crate::rotation::Rotator;
+    use crate::testing::fixture;
+
+    /// A provider that knows two root keys, as KMS knows an old and a new
+    /// KMS key: it decrypts under either and re-encrypts into the new one.
+    struct TwoKeys {
+        old: LocalProvider,
+        new: LocalProvider,
+    }
+
+    impl TwoKeys {
+        fn by_arn(&self, arn: &str) -> &LocalProvider {
+            if arn == self.old.configured_key() {
+                &self.old
+            } else {
+                &self.new
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl KeyProvider for TwoKeys {
+        fn configured_key(&self) -> String {
+            self.new.configured_key()
+        }
+        async fn generate_data_key(&self, c: &EncryptionContext) -> Result<DataKey, ProviderError> {
+            self.new.generate_data_key(c).await
+        }
+        async fn decrypt(
+            &self,
+            arn: &str,
+            ct: &[u8],
+            c: &EncryptionContext,
+        ) -> Result<Decrypted, ProviderError> {
+            self.by_arn(arn).decrypt(arn, ct, c).await
+        }
+        async fn re_encrypt(
+            &self,
+            arn: &str,
+            ct: &[u8],
+            c: &EncryptionContext,
+        ) -> Result<ReEncrypted, ProviderError> {
+            let plain = self.by_arn(arn).decrypt(arn, ct, c).await?;
+            Ok(ReEncrypted {
+                ciphertext: self.new.wrap(&plain.plaintext, c),
+                wrapping_key_arn: self.new.configured_key(),
+                request_id: None,
+            })
+        }
+        async fn describe_key(&self) -> Result<KeyDescription, ProviderError> {
+            self.new.describe_key().await
+        }
+    }
+
+    fn done(events: &[RewrapEvent]) -> Option<&RewrapEvent> {
+        events.last()
+    }
 
     #[tokio::test]
     async fn rewrap_moves_everything_to_the_current_key_and_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = crate::config::Settings::dev(dir.path());
-        settings.key_bits = crate::config::KeyBits::Rsa2048;
-        let settings = Arc::new(settings);
-        let store: Arc<dyn KeyStore> =
-            Arc::new(RedbStore::open(&dir.path().join("s.redb")).unwrap());
-        let old = Arc::new(LocalProvider::open_or_create(&dir.path().join("old.key")).unwrap());
-        let r = Rotator {
-            store: store.clone(),
-            current: Current::shared(settings.clone(), old.clone()),
-            metrics: Default::default(),
-            audit: None,
-        };
-        r.rotate(Reason::Initial).await.unwrap();
-        r.rotate(Reason::ChangeKeyNow).await.unwrap();
-        // With one key everything is already under it: all skipped, nothing
-        // rewritten. (Moving between two KMS keys is tested against moto.)
+        let (store, old) = fixture(dir.path()).await;
+        let rotator = Rotator::new(store.clone(), old.clone());
+        rotator.rotate(Reason::Initial).await.unwrap();
+        rotator.rotate(Reason::ChangeKeyNow).await.unwrap();
+        rotator.rotate(Reason::ChangeKeyNow).await.unwrap();
+
+        let keys = Arc::new(TwoKeys {
+            old: LocalProvider::open_or_create(&dir.path().join("root.key")).unwrap(),
+            new: LocalProvider::open_or_create(&dir.path().join("new.key")).unwrap(),
+        });
+        let new_arn = keys.new.configured_key();
+        let current = SharedCurrent::new(old.settings(), keys.clone());
+        let rewrapper = Rewrapper::new(store.clone(), current.clone());
+
         let mut events = Vec::new();
-        rewrap(&r, |e| events.push(e)).await;
+        rewrapper.rewrap(|e| events.push(e)).await;
         assert_eq!(
-            events.last(),
+            done(&events),
             Some(&RewrapEvent::Done {
-                rewrapped: 0,
-                skipped: 2,
+                rewrapped: 3,
+                skipped: 0,
                 failed: 0
             })
         );
+        let records = decodable(store.list().await.unwrap());
+        for r in &records {
+            assert_eq!(r.wrapping_key_arn, new_arn, "{} moved", r.id);
+            assert_eq!(r.envelope.wrapping_key_arn, new_arn);
+            // Decrypts under the new key alone.
+            proof::prove(&keys.new, r).await.unwrap();
+        }
+
+        // Running it again changes nothing.
+        let before = records;
+        let mut again = Vec::new();
+        rewrapper.rewrap(|e| again.push(e)).await;
+        assert_eq!(
+            done(&again),
+            Some(&RewrapEvent::Done {
+                rewrapped: 0,
+                skipped: 3,
+                failed: 0
+            })
+        );
+        assert_eq!(decodable(store.list().await.unwrap()), before);
     }
 }

@@ -8,9 +8,9 @@
 //! free); the cache is cleared on shutdown. A wrapped key that does not
 //! decrypt gets one opaque error whatever the cause — no padding oracle.
 
-use crate::envelope::{self, EnvelopeError};
+use crate::current::SharedCurrent;
+use crate::proof::{self, ProofError};
 use crate::provider::ProviderError;
-use crate::rotation::{Current, SharedCurrent};
 use crate::store::{KeyStore, StoreError};
 use aws_lc_rs::rsa::PrivateDecryptingKey;
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 /// Why an unwrap failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum UnwrapError {
+pub(crate) enum UnwrapError {
     /// No such key pair.
     #[error("no key pair with id {0:?}")]
     NotFound(String),
@@ -34,9 +34,12 @@ pub enum UnwrapError {
     /// The wrapped content key does not decrypt with this key pair. Opaque.
     #[error("the wrapped content key does not decrypt with this key pair")]
     Failed,
-    /// The stored record is unusable.
+    /// The store could not be read.
     #[error("store: {0}")]
-    Store(String),
+    Store(#[from] StoreError),
+    /// The stored key pair does not decrypt or match (corrupt envelope).
+    #[error(transparent)]
+    Proof(ProofError),
 }
 
 struct Cached {
@@ -45,7 +48,7 @@ struct Cached {
 }
 
 /// The unwrap service and its private-key cache.
-pub struct Unwrapper {
+pub(crate) struct Unwrapper {
     store: Arc<dyn KeyStore>,
     current: SharedCurrent,
     cache: Mutex<HashMap<String, Cached>>,
@@ -53,7 +56,7 @@ pub struct Unwrapper {
 
 impl Unwrapper {
     /// A service over the store and the provider in force.
-    pub fn new(store: Arc<dyn KeyStore>, current: SharedCurrent) -> Unwrapper {
+    pub(crate) fn new(store: Arc<dyn KeyStore>, current: SharedCurrent) -> Unwrapper {
         Unwrapper {
             store,
             current,
@@ -61,25 +64,20 @@ impl Unwrapper {
         }
     }
 
-    /// Decrypted private keys cached now.
-    pub fn cached(&self) -> usize {
-        self.cache.lock().expect("cache lock").len()
-    }
-
     /// Drops every cached private key (shutdown).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.cache.lock().expect("cache lock").clear();
     }
 
     fn cached_key(&self, id: &str) -> Option<Arc<PrivateDecryptingKey>> {
-        let ttl = Current::get(&self.current).settings.unwrap_cache_ttl;
+        let ttl = self.current.settings().unwrap.ttl;
         let mut cache = self.cache.lock().expect("cache lock");
         cache.retain(|_, c| c.at.elapsed() < ttl);
         cache.get(id).map(|c| c.key.clone())
     }
 
     fn remember(&self, id: &str, key: Arc<PrivateDecryptingKey>) {
-        let max = Current::get(&self.current).settings.unwrap_cache_max;
+        let max = self.current.settings().unwrap.max;
         if max == 0 {
             return;
         }
@@ -107,27 +105,23 @@ impl Unwrapper {
         if let Some(k) = self.cached_key(id) {
             return Ok(k);
         }
-        let store = self.store.clone();
-        let owned = id.to_string();
-        let record = tokio::task::spawn_blocking(move || store.get(&owned))
-            .await
-            .map_err(|e| UnwrapError::Store(e.to_string()))?
-            .map_err(|e: StoreError| UnwrapError::Store(e.to_string()))?
+        let record = self
+            .store
+            .get(id)
+            .await?
             .ok_or_else(|| UnwrapError::NotFound(id.to_string()))?;
-        let cur = Current::get(&self.current);
+        let cur = self.current.get();
         // Never a hang: bounded by the KMS operation timeout, even if the
         // SDK's own timeouts were to misbehave.
         let deadline = cur.settings.kms_timeouts.operation;
         let pkcs8 =
-            tokio::time::timeout(deadline, envelope::open(&*cur.provider, &record.envelope))
+            tokio::time::timeout(deadline, proof::open_private_key(&*cur.provider, &record))
                 .await
                 .map_err(|_| UnwrapError::Deadline(deadline))?
                 .map_err(|e| match e {
-                    EnvelopeError::Provider(p) => UnwrapError::Provider(p),
-                    other => UnwrapError::Store(format!("key pair {id}: {other}")),
+                    ProofError::Provider(p) => UnwrapError::Provider(p),
+                    other => UnwrapError::Proof(other),
                 })?;
-        crate::keypair::verify_matches(&pkcs8, &record.public_key_der)
-            .map_err(|e| UnwrapError::Store(format!("key pair {id}: {e}")))?;
         let key =
             Arc::new(PrivateDecryptingKey::from_pkcs8(&pkcs8).map_err(|_| UnwrapError::Failed)?);
         drop(pkcs8);
@@ -136,7 +130,7 @@ impl Unwrapper {
     }
 
     /// The 32-byte content key inside `wrapped`, for key pair `id`.
-    pub async fn unwrap(
+    pub(crate) async fn unwrap(
         &self,
         id: &str,
         wrapped: &[u8],

@@ -2,6 +2,7 @@
 //! tests run as root in CI; they need root to switch users and say so).
 
 use crate::harness::*;
+use kekd::api::views::ReloadResult;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -84,8 +85,10 @@ async fn roles_are_enforced_by_peer_credentials_and_reloadable() {
     std::fs::write(&d.config, config(d.dir.path(), &alias, &with_edit)).unwrap();
     d.signal(libc::SIGHUP);
     wait_for(Duration::from_secs(10), "the reload", || async {
-        let s: kekd::api::views::StatusView = d.client().get("/v1/status").await.ok()?;
-        s.last_reload.filter(|r| r.outcome == "applied").map(|_| ())
+        let s: kekd::api::views::StatusView = d.client().status().await.ok()?;
+        s.last_reload
+            .filter(|r| r.outcome == ReloadResult::Applied)
+            .map(|_| ())
     })
     .await;
     let (code, out, err) = kekctl_as_nobody(&d.socket, &["rotate"]);

@@ -4,7 +4,7 @@
 use crate::harness::*;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use kekd::api::views::{ExportView, KeyPairView, PublicKeyView, StatusView};
+use kekd::api::views::{ExportView, KeyPairView, PublicKeyView, ServiceState, StatusView};
 use std::time::Duration;
 
 fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
@@ -20,15 +20,11 @@ async fn audit_records_kms_calls_rotations_config_and_api_calls_and_detects_tamp
     let moto = Moto::start().await;
     let (key_arn, alias) = moto.create_key("kekd-audit").await;
     let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
-    let rotated: KeyPairView = d.client().post("/v1/rotate").await.unwrap();
-    let _: ExportView = d
-        .client()
-        .get(&format!("/v1/keypairs/{}/envelope", rotated.id))
-        .await
-        .unwrap();
-    let _: kekd::reload::ReloadOutcome = d.client().post("/v1/reload").await.unwrap();
+    let rotated: KeyPairView = d.client().rotate().await.unwrap();
+    let _: ExportView = d.client().envelope(&rotated.id).await.unwrap();
+    let _: kekd::api::views::ReloadOutcome = d.client().reload().await.unwrap();
 
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    let s: StatusView = d.client().status().await.unwrap();
     let path = std::path::PathBuf::from(&s.audit.path);
     assert!(
         path.starts_with(d.dir.path()),
@@ -72,11 +68,7 @@ async fn audit_records_kms_calls_rotations_config_and_api_calls_and_detects_tamp
     let text = std::fs::read_to_string(&path).unwrap();
     let kms = moto.kms();
     for k in d.history().await.keypairs {
-        let e: ExportView = d
-            .client()
-            .get(&format!("/v1/keypairs/{}/envelope", k.id))
-            .await
-            .unwrap();
+        let e: ExportView = d.client().envelope(&k.id).await.unwrap();
         let r = recover(&kms, &e).await;
         for secret in [&r.data_key, &r.private_pkcs8] {
             let mid = secret.len() / 2;
@@ -122,11 +114,11 @@ async fn an_unwritable_audit_log_fails_closed_but_the_public_key_is_served() {
     d.spawn();
     let c = d.client();
     wait_for(Duration::from_secs(30), "the daemon", || async {
-        c.get::<StatusView>("/v1/status").await.ok()
+        c.status().await.ok()
     })
     .await;
 
-    let p: PublicKeyView = c.get("/v1/public-key").await.unwrap();
+    let p: PublicKeyView = c.public_key().await.unwrap();
     assert_eq!(p.id, active, "public-key serving goes on");
     let (status, body) = c.raw(hyper::Method::POST, "/v1/rotate").await.unwrap();
     assert_eq!(status, 503);
@@ -140,12 +132,12 @@ async fn an_unwritable_audit_log_fails_closed_but_the_public_key_is_served() {
     // A rotation by signal fails closed too, and says why.
     d.signal(libc::SIGUSR1);
     let s = wait_for(Duration::from_secs(30), "the refused rotation", || async {
-        let s: StatusView = c.get("/v1/status").await.ok()?;
+        let s: StatusView = c.status().await.ok()?;
         s.last_error.is_some().then_some(s)
     })
     .await;
-    assert_eq!(s.state, "degraded");
-    assert_eq!(s.last_error.unwrap().kind, "audit_unavailable");
+    assert_eq!(s.state, ServiceState::Degraded);
+    assert_eq!(s.last_error.unwrap().kind.to_string(), "audit_unavailable");
     assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
     assert_eq!(d.history().await.keypairs.len(), 1, "nothing was made");
 }

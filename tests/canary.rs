@@ -1,7 +1,7 @@
 //! The decryptability canary and the key-age warning (issue 4).
 
 use crate::harness::*;
-use kekd::api::views::{KeyPairView, PublicKeyView, StatusView};
+use kekd::api::views::{PublicKeyView, ServiceState, StatusView};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -17,7 +17,7 @@ async fn canary_passes_then_catches_a_kms_that_no_longer_decrypts_and_a_disabled
     })
     .await;
     for _ in 0..3 {
-        d.client().post::<KeyPairView>("/v1/rotate").await.unwrap();
+        d.client().rotate().await.unwrap();
     }
     let (code, out, err) = d.kekctl(&["check"]);
     assert_eq!(code, 0, "{err}");
@@ -33,7 +33,7 @@ async fn canary_passes_then_catches_a_kms_that_no_longer_decrypts_and_a_disabled
 
     // The periodic canary runs by itself.
     wait_for(Duration::from_secs(10), "a periodic canary", || async {
-        let s: StatusView = d.client().get("/v1/status").await.ok()?;
+        let s: StatusView = d.client().status().await.ok()?;
         s.last_canary.filter(|c| c.ok).map(|_| ())
     })
     .await;
@@ -47,24 +47,20 @@ async fn canary_passes_then_catches_a_kms_that_no_longer_decrypts_and_a_disabled
         "{out}"
     );
     assert!(err.contains("check failed"), "{err}");
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
-    assert_eq!(s.state, "degraded");
+    let s: StatusView = d.client().status().await.unwrap();
+    assert_eq!(s.state, ServiceState::Degraded);
     assert!(!s.last_canary.unwrap().ok);
-    let (_, body) = d
-        .client()
-        .raw(hyper::Method::GET, "/metrics")
-        .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&body).contains("kekd_canary_ok 0"));
+    let body = d.client().metrics().await.unwrap();
+    assert!(body.contains("kekd_canary_ok 0"));
     assert!(d.log_text().contains("canary FAILED"));
-    let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+    let p: PublicKeyView = d.client().public_key().await.unwrap();
     assert_eq!(p.id, h.keypairs[0].id, "the public key is still served");
 
     proxy.set(Fault::None).await;
     let (code, _, err) = d.kekctl(&["check"]);
     assert_eq!(code, 0, "{err}");
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
-    assert_eq!(s.state, "ok");
+    let s: StatusView = d.client().status().await.unwrap();
+    assert_eq!(s.state, ServiceState::Ok);
 
     // The KMS key is disabled (moto reports it in DescribeKey).
     let key_id = key_arn.rsplit('/').next().unwrap();
@@ -76,7 +72,7 @@ async fn canary_passes_then_catches_a_kms_that_no_longer_decrypts_and_a_disabled
         .unwrap();
     let (code, out, _) = d.kekctl(&["check", "--json"]);
     assert_eq!(code, 1);
-    let r: kekd::canary::CanaryReport = serde_json::from_str(&out).unwrap();
+    let r: kekd::api::views::CanaryReport = serde_json::from_str(&out).unwrap();
     assert!(r.kms_key_problem.unwrap().contains("disabled"));
 }
 
@@ -88,11 +84,11 @@ async fn an_old_active_key_raises_a_warning_but_is_still_served() {
         kms_config(dir, &alias, "max_key_age_warning = \"1s\"")
     })
     .await;
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    let s: StatusView = d.client().status().await.unwrap();
     assert!(s.warnings.is_empty());
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
-    assert_eq!(s.state, "ok", "a warning is not a failure");
+    let s: StatusView = d.client().status().await.unwrap();
+    assert_eq!(s.state, ServiceState::Ok, "a warning is not a failure");
     assert!(
         s.warnings
             .iter()
@@ -100,13 +96,9 @@ async fn an_old_active_key_raises_a_warning_but_is_still_served() {
         "{:?}",
         s.warnings
     );
-    let (_, body) = d
-        .client()
-        .raw(hyper::Method::GET, "/metrics")
-        .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&body).contains("kekd_active_key_too_old 1"));
-    let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+    let body = d.client().metrics().await.unwrap();
+    assert!(body.contains("kekd_active_key_too_old 1"));
+    let p: PublicKeyView = d.client().public_key().await.unwrap();
     assert_eq!(Some(p.id), s.active_key_id);
     let (_, out, _) = d.kekctl(&["status"]);
     assert!(out.contains("WARNING"), "{out}");

@@ -4,8 +4,8 @@
 //! once the fault is cleared the rotation completes on its own.
 
 use crate::harness::*;
-use kekd::api::views::{PublicKeyView, StatusView};
-use kekd::store::{KeyState, Reason};
+use kekd::api::views::{PublicKeyView, ServiceState, StatusView};
+use kekd::domain::{KeyState, Reason};
 use std::time::Duration;
 
 struct Want {
@@ -36,16 +36,16 @@ async fn scenario(fault: Fault, want: Want) {
 
     // Degraded, with the cause; the active key is still served, at once.
     for _ in 0..20 {
-        let s: StatusView = d.client().get("/v1/status").await.unwrap();
+        let s: StatusView = d.client().status().await.unwrap();
         assert_eq!(s.active_key_id.as_deref(), Some(before.as_str()));
-        let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+        let p: PublicKeyView = d.client().public_key().await.unwrap();
         assert_eq!(p.id, before);
     }
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
-    assert_eq!(s.state, "degraded", "{fault:?}");
+    let s: StatusView = d.client().status().await.unwrap();
+    assert_eq!(s.state, ServiceState::Degraded, "{fault:?}");
     assert!(s.degraded_since.is_some() && s.failed_attempts >= 1);
     let e = s.last_error.clone().unwrap();
-    assert_eq!(e.kind, want.kind, "{fault:?}: {e:?}");
+    assert_eq!(e.kind.to_string(), want.kind, "{fault:?}: {e:?}");
     assert_eq!(e.code.as_deref(), want.code, "{fault:?}: {e:?}");
     assert_eq!(e.operation.as_deref(), Some("GenerateDataKey"));
     if let Fault::Kms(..) = fault {
@@ -66,8 +66,9 @@ async fn scenario(fault: Fault, want: Want) {
         Duration::from_secs(30),
         "recovery after the fault is cleared",
         || async {
-            let s: StatusView = d.client().get("/v1/status").await.ok()?;
-            (s.state == "ok" && s.active_key_id.as_deref() != Some(before.as_str())).then_some(s)
+            let s: StatusView = d.client().status().await.ok()?;
+            (s.state == ServiceState::Ok && s.active_key_id.as_deref() != Some(before.as_str()))
+                .then_some(s)
         },
     )
     .await;
@@ -240,12 +241,12 @@ async fn i1_a_key_pair_that_cannot_be_decrypted_back_is_never_served() {
         .await
         .unwrap();
     assert_eq!(status, 502);
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    let s: StatusView = d.client().status().await.unwrap();
     assert_eq!(
         s.last_error.as_ref().unwrap().operation.as_deref(),
         Some("Decrypt")
     );
-    let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+    let p: PublicKeyView = d.client().public_key().await.unwrap();
     assert_eq!(p.id, before, "the unverified key pair is not served");
     let h = d.history().await;
     let unverified: Vec<_> = h.keypairs.iter().filter(|k| k.id != before).collect();
@@ -257,8 +258,9 @@ async fn i1_a_key_pair_that_cannot_be_decrypted_back_is_never_served() {
 
     proxy.set(Fault::None).await;
     let s = wait_for(Duration::from_secs(30), "recovery", || async {
-        let s: StatusView = d.client().get("/v1/status").await.ok()?;
-        (s.state == "ok" && s.active_key_id.as_deref() != Some(before.as_str())).then_some(s)
+        let s: StatusView = d.client().status().await.ok()?;
+        (s.state == ServiceState::Ok && s.active_key_id.as_deref() != Some(before.as_str()))
+            .then_some(s)
     })
     .await;
     let new = s.active_key_id.unwrap();

@@ -7,8 +7,9 @@
 use crate::harness::*;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use kekd::api::views::{ExportView, KeyPairView, PublicKeyView, StatusView};
-use kekd::store::{KeyState, KeyStore, Listed, RedbStore};
+use kekd::api::views::{ExportView, KeyPairView, PublicKeyView, ServiceState, StatusView};
+use kekd::domain::KeyState;
+use kekd::store::{KeyStore, Listed, RedbStore};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -20,9 +21,12 @@ async fn daemon(moto: &Moto, alias: &str) -> TestDaemon {
 /// Checks a store file directly: exactly one active key pair, and every
 /// stored private key decrypts through KMS and matches its public key.
 async fn assert_store_consistent(store_path: &std::path::Path, kms: &aws_sdk_kms::Client) -> usize {
-    let store = RedbStore::open(store_path).expect("store opens after a crash");
+    let store = RedbStore::open(store_path)
+        .await
+        .expect("store opens after a crash");
     let records: Vec<_> = store
         .list()
+        .await
         .unwrap()
         .into_iter()
         .map(|l| match l {
@@ -40,7 +44,10 @@ async fn assert_store_consistent(store_path: &std::path::Path, kms: &aws_sdk_kms
         "exactly one active key pair: {:?}",
         records.iter().map(|r| (&r.id, r.state)).collect::<Vec<_>>()
     );
-    assert_eq!(store.active().unwrap().unwrap().state, KeyState::Active);
+    assert_eq!(
+        store.active().await.unwrap().unwrap().state,
+        KeyState::Active
+    );
     for r in &records {
         let export = ExportView {
             envelope: r.envelope.clone(),
@@ -73,10 +80,9 @@ async fn i1_no_public_key_is_served_before_it_is_stored_and_verified() {
         tokio::spawn(async move {
             let mut seen = HashSet::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let p: PublicKeyView = client.get("/v1/public-key").await.unwrap();
+                let p: PublicKeyView = client.public_key().await.unwrap();
                 if seen.insert(p.id.clone()) {
-                    let k: KeyPairView =
-                        client.get(&format!("/v1/keypairs/{}", p.id)).await.unwrap();
+                    let k: KeyPairView = client.keypair(&p.id).await.unwrap();
                     assert_ne!(
                         k.state,
                         KeyState::Pending,
@@ -90,7 +96,7 @@ async fn i1_no_public_key_is_served_before_it_is_stored_and_verified() {
         })
     };
     for _ in 0..4 {
-        client.post::<KeyPairView>("/v1/rotate").await.unwrap();
+        client.rotate().await.unwrap();
         d.signal(libc::SIGUSR1);
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
@@ -100,7 +106,7 @@ async fn i1_no_public_key_is_served_before_it_is_stored_and_verified() {
     assert!(seen.len() >= 4, "the poller saw {} keys", seen.len());
     let kms = moto.kms();
     for id in seen {
-        let k: KeyPairView = client.get(&format!("/v1/keypairs/{id}")).await.unwrap();
+        let k: KeyPairView = client.keypair(&id).await.unwrap();
         d.assert_decrypts(&kms, &id, &k.public_key_pem).await;
     }
 }
@@ -147,7 +153,7 @@ async fn i2_kill_9_at_any_instant_leaves_a_consistent_store() {
 async fn i3_no_secret_in_logs_api_answers_or_on_disk() {
     let moto = Moto::start().await;
     let d = daemon(&moto, "kekd-i3").await;
-    d.client().post::<KeyPairView>("/v1/rotate").await.unwrap();
+    d.client().rotate().await.unwrap();
     d.signal(libc::SIGUSR1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     d.wait_active().await;
@@ -245,16 +251,16 @@ async fn i5_a_corrupt_store_record_is_reported_skipped_and_kept() {
         "the log names the record"
     );
     // Rotation still works, and the corrupt record is never deleted.
-    d.client().post::<KeyPairView>("/v1/rotate").await.unwrap();
+    d.client().rotate().await.unwrap();
     let (_, out, _) = d.kekctl(&["status"]);
     assert!(
         out.contains("CORRUPT RECORD") && out.contains("kek-00000000deadbeef"),
         "{out}"
     );
     assert!(d.stop().await.success());
-    let store = RedbStore::open(&d.store_path()).unwrap();
+    let store = RedbStore::open(&d.store_path()).await.unwrap();
     assert!(matches!(
-        store.get("kek-00000000deadbeef"),
+        store.get("kek-00000000deadbeef").await,
         Err(kekd::store::StoreError::Corrupt { .. })
     ));
 }
@@ -311,19 +317,15 @@ async fn i5_bad_requests_get_json_errors() {
             .as_str()
             .is_some_and(|m| !m.is_empty()));
     }
-    let s: StatusView = c.get("/v1/status").await.unwrap();
-    assert_eq!(s.state, "ok");
+    let s: StatusView = c.status().await.unwrap();
+    assert_eq!(s.state, ServiceState::Ok);
     // Pagination walks the whole history with a cursor.
-    c.post::<KeyPairView>("/v1/rotate").await.unwrap();
-    c.post::<KeyPairView>("/v1/rotate").await.unwrap();
+    c.rotate().await.unwrap();
+    c.rotate().await.unwrap();
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let path = match &cursor {
-            Some(cur) => format!("/v1/keypairs?limit=1&cursor={cur}"),
-            None => "/v1/keypairs?limit=1".to_string(),
-        };
-        let page: kekd::api::views::KeyPairList = c.get(&path).await.unwrap();
+        let page = c.history(1, cursor.as_deref()).await.unwrap();
         ids.extend(page.keypairs.into_iter().map(|k| k.id));
         match page.next_cursor {
             Some(next) => cursor = Some(next),

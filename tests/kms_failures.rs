@@ -5,8 +5,8 @@
 //! issue 4.
 
 use crate::harness::*;
-use kekd::api::views::{PublicKeyView, StatusView};
-use kekd::store::Reason;
+use kekd::api::views::{PublicKeyView, ServiceState, StatusView};
+use kekd::domain::Reason;
 use std::time::{Duration, Instant};
 
 /// No key pair exists yet and the configured alias does not exist: there
@@ -49,13 +49,13 @@ async fn a_kms_service_error_is_reported_with_code_and_request_id() {
         .unwrap();
     assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("\"kms_error\""));
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
-    assert_eq!(s.state, "degraded");
+    let s: StatusView = d.client().status().await.unwrap();
+    assert_eq!(s.state, ServiceState::Degraded);
     assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
     let e = s.last_error.unwrap();
     assert_eq!(e.reason, Reason::ChangeKeyNow);
     assert_eq!(e.operation.as_deref(), Some("GenerateDataKey"));
-    assert_eq!(e.kind, "not_found");
+    assert_eq!(e.kind.to_string(), "not_found");
     assert_eq!(e.code.as_deref(), Some("NotFoundException"));
     assert!(
         e.request_id.as_deref().is_some_and(|r| !r.is_empty()),
@@ -76,8 +76,8 @@ async fn a_kms_service_error_is_reported_with_code_and_request_id() {
         .await
         .unwrap();
     let s = wait_for(Duration::from_secs(30), "recovery by retry", || async {
-        let s: StatusView = d.client().get("/v1/status").await.ok()?;
-        (s.state == "ok").then_some(s)
+        let s: StatusView = d.client().status().await.ok()?;
+        (s.state == ServiceState::Ok).then_some(s)
     })
     .await;
     assert_ne!(
@@ -102,16 +102,16 @@ async fn kms_unreachable_at_first_start_is_served_degraded_and_recovers() {
         Duration::from_secs(30),
         "a failed initial rotation",
         || async {
-            let s: StatusView = d.client().get("/v1/status").await.ok()?;
+            let s: StatusView = d.client().status().await.ok()?;
             s.last_error.is_some().then_some(s)
         },
     )
     .await;
-    assert_eq!(s.state, "degraded");
+    assert_eq!(s.state, ServiceState::Degraded);
     assert!(s.active_key_id.is_none() && s.next_retry_at.is_some());
     let e = s.last_error.unwrap();
     assert_eq!(
-        (e.reason, e.kind.as_str()),
+        (e.reason, e.kind.to_string().as_str()),
         (Reason::Initial, "unreachable")
     );
     let (status, body) = d
@@ -125,7 +125,7 @@ async fn kms_unreachable_at_first_start_is_served_degraded_and_recovers() {
     let moto = Moto::start_on(port).await;
     moto.create_key("kekd-late").await;
     let s = d.wait_active().await;
-    assert_eq!(s.state, "ok");
+    assert_eq!(s.state, ServiceState::Ok);
     assert_eq!(d.history().await.keypairs[0].reason, Reason::Initial);
 }
 
@@ -154,13 +154,13 @@ async fn with_kms_unreachable_the_active_key_stays_served() {
     // Bounded by the configured operation timeout (5 s), not hanging.
     assert!(took < Duration::from_secs(30), "rotate took {took:?}");
 
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
-    assert_eq!(s.state, "degraded");
+    let s: StatusView = d.client().status().await.unwrap();
+    assert_eq!(s.state, ServiceState::Degraded);
     assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
     let e = s.last_error.unwrap();
-    assert_eq!(e.kind, "unreachable");
+    assert_eq!(e.kind.to_string(), "unreachable");
     assert_eq!(e.operation.as_deref(), Some("GenerateDataKey"));
-    let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+    let p: PublicKeyView = d.client().public_key().await.unwrap();
     assert_eq!(p.id, active, "the last known public key is still served");
     let (code, _, err) = d.kekctl(&["rotate"]);
     assert_eq!(code, 1, "{err}");
@@ -225,7 +225,7 @@ async fn i4_a_hung_kms_never_blocks_the_api() {
         Duration::from_secs(10),
         "the rotation to be in progress",
         || async {
-            let s: StatusView = d.client().get("/v1/status").await.ok()?;
+            let s: StatusView = d.client().status().await.ok()?;
             s.rotation_in_progress.then_some(s)
         },
     )
@@ -233,8 +233,8 @@ async fn i4_a_hung_kms_never_blocks_the_api() {
     assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
     // Many more answers while the KMS call still hangs.
     for _ in 0..20 {
-        let s: StatusView = d.client().get("/v1/status").await.unwrap();
-        let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+        let s: StatusView = d.client().status().await.unwrap();
+        let p: PublicKeyView = d.client().public_key().await.unwrap();
         assert_eq!(p.id, active);
         d.history().await;
         if !s.rotation_in_progress {
@@ -243,9 +243,9 @@ async fn i4_a_hung_kms_never_blocks_the_api() {
     }
     let (status, body) = rotate.await.unwrap().unwrap();
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
-    assert_eq!(s.state, "degraded");
-    assert_eq!(s.last_error.unwrap().kind, "timeout");
+    let s: StatusView = d.client().status().await.unwrap();
+    assert_eq!(s.state, ServiceState::Degraded);
+    assert_eq!(s.last_error.unwrap().kind.to_string(), "timeout");
     assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
 }
 

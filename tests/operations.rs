@@ -2,8 +2,9 @@
 //! bad configurations.
 
 use crate::harness::*;
+use kekd::api::views::ReloadResult;
 use kekd::api::views::StatusView;
-use kekd::store::Reason;
+use kekd::domain::Reason;
 use std::time::Duration;
 
 fn write_config(d: &TestDaemon, text: String) {
@@ -49,7 +50,7 @@ async fn kekctl_test_checks_the_running_key_and_a_candidate_file_writing_nothing
     std::fs::write(&candidate, kms_config(cand_dir.path(), &other, "")).unwrap();
     let (code, out, err) = with_env(&["test", "--json", "--config", candidate.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let report: kekd::kms_check::TestReport = serde_json::from_str(&out).unwrap();
+    let report: kekd::api::views::TestReport = serde_json::from_str(&out).unwrap();
     assert!(report.ok && report.kms_key.ends_with("alias/kekd-test-b"));
     assert_eq!(
         std::fs::read_dir(cand_dir.path()).unwrap().count(),
@@ -95,12 +96,12 @@ async fn sighup_to_a_new_kms_key_proves_it_then_makes_a_key_pair_under_it() {
     write_config(&d, kms_config(d.dir.path(), &alias_b, ""));
     d.signal(libc::SIGHUP);
     let s = wait_for(Duration::from_secs(30), "the reload", || async {
-        let s: StatusView = d.client().get("/v1/status").await.ok()?;
+        let s: StatusView = d.client().status().await.ok()?;
         s.last_reload.is_some().then_some(s)
     })
     .await;
     let r = s.last_reload.unwrap();
-    assert_eq!(r.outcome, "applied", "{}", r.message);
+    assert_eq!(r.outcome, ReloadResult::Applied, "{}", r.message);
     assert!(s.kms_key.ends_with("alias/kekd-reload-b"));
     let h = d.history().await;
     assert_eq!(h.keypairs[0].reason, Reason::KmsKeyChanged);
@@ -125,7 +126,7 @@ async fn a_failed_reload_keeps_the_running_configuration_and_says_why() {
     let mut moto = Moto::start().await;
     let (_, alias) = moto.create_key("kekd-reload-keep").await;
     let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
-    let before: StatusView = d.client().get("/v1/status").await.unwrap();
+    let before: StatusView = d.client().status().await.unwrap();
     let good = kms_config(d.dir.path(), &alias, "");
 
     let reload = |want: &'static str| {
@@ -192,11 +193,11 @@ async fn a_failed_reload_keeps_the_running_configuration_and_says_why() {
     );
     reload("KMS unavailable").await;
 
-    let after: StatusView = d.client().get("/v1/status").await.unwrap();
+    let after: StatusView = d.client().status().await.unwrap();
     assert_eq!(after.kms_key, before.kms_key);
     assert_eq!(after.active_key_id, before.active_key_id);
     assert_eq!(after.cadence, "never");
-    assert_eq!(after.last_reload.unwrap().outcome, "failed");
+    assert_eq!(after.last_reload.unwrap().outcome, ReloadResult::Failed);
     assert_eq!(d.history().await.keypairs.len(), 1);
 }
 
@@ -205,7 +206,7 @@ async fn a_cadence_change_reschedules() {
     let moto = Moto::start().await;
     let (_, alias) = moto.create_key("kekd-reload-cadence").await;
     let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    let s: StatusView = d.client().status().await.unwrap();
     assert!(s.next_rotation_at.is_none(), "never: nothing scheduled");
     write_config(
         &d,
@@ -214,15 +215,15 @@ async fn a_cadence_change_reschedules() {
             "cadence = \"daily\"\ntimezone = \"America/New_York\"",
         ),
     );
-    let out: kekd::reload::ReloadOutcome = d.client().post("/v1/reload").await.unwrap();
-    assert_eq!(out.outcome, "applied");
+    let out: kekd::api::views::ReloadOutcome = d.client().reload().await.unwrap();
+    assert_eq!(out.outcome, ReloadResult::Applied);
     assert!(
         out.message
             .contains("cadence never (UTC) -> daily (America/New_York)"),
         "{}",
         out.message
     );
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    let s: StatusView = d.client().status().await.unwrap();
     let next = s.next_rotation_at.expect("rescheduled");
     assert!(next > chrono::Utc::now());
     assert_eq!(
@@ -232,8 +233,8 @@ async fn a_cadence_change_reschedules() {
         "00:00:00"
     );
     // Unchanged file: nothing to do.
-    let out: kekd::reload::ReloadOutcome = d.client().post("/v1/reload").await.unwrap();
-    assert_eq!(out.outcome, "unchanged");
+    let out: kekd::api::views::ReloadOutcome = d.client().reload().await.unwrap();
+    assert_eq!(out.outcome, ReloadResult::Unchanged);
 }
 
 /// `/metrics` parses as Prometheus text, and its counters and gauges move
@@ -245,13 +246,7 @@ async fn metrics_parse_and_move_with_a_rotation() {
     let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
 
     async fn scrape(d: &TestDaemon) -> prometheus_parse::Scrape {
-        let (status, body) = d
-            .client()
-            .raw(hyper::Method::GET, "/metrics")
-            .await
-            .unwrap();
-        assert_eq!(status, 200);
-        let text = String::from_utf8(body.to_vec()).unwrap();
+        let text = d.client().metrics().await.unwrap();
         let lines = text.lines().map(|l| Ok(l.to_string()));
         prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text")
     }
@@ -295,10 +290,7 @@ async fn metrics_parse_and_move_with_a_rotation() {
             || matches!(x.value, prometheus_parse::Value::Histogram(_))
                 && x.metric.starts_with("kekd_kms_call_duration_seconds")));
 
-    d.client()
-        .post::<kekd::api::views::KeyPairView>("/v1/rotate")
-        .await
-        .unwrap();
+    d.client().rotate().await.unwrap();
     let after = scrape(&d).await;
     assert_eq!(
         value(
@@ -456,19 +448,13 @@ async fn rewrap_moves_every_key_pair_to_the_new_kms_key() {
     let (key_a, alias_a) = moto.create_key("kekd-rewrap-a").await;
     let (key_b, alias_b) = moto.create_key("kekd-rewrap-b").await;
     let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias_a, "")).await;
-    d.client()
-        .post::<kekd::api::views::KeyPairView>("/v1/rotate")
-        .await
-        .unwrap();
-    d.client()
-        .post::<kekd::api::views::KeyPairView>("/v1/rotate")
-        .await
-        .unwrap();
+    d.client().rotate().await.unwrap();
+    d.client().rotate().await.unwrap();
     let before = d.history().await;
     write_config(&d, kms_config(d.dir.path(), &alias_b, ""));
-    let r: kekd::reload::ReloadOutcome = d.client().post("/v1/reload").await.unwrap();
-    assert_eq!(r.outcome, "applied");
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    let r: kekd::api::views::ReloadOutcome = d.client().reload().await.unwrap();
+    assert_eq!(r.outcome, ReloadResult::Applied);
+    let s: StatusView = d.client().status().await.unwrap();
     assert_eq!(s.key_pairs.by_wrapping_key.get(&key_a), Some(&3));
     assert_eq!(s.key_pairs.by_wrapping_key.get(&key_b), Some(&1));
 
@@ -478,7 +464,7 @@ async fn rewrap_moves_every_key_pair_to_the_new_kms_key() {
         out.contains("rewrap done: 3 re-wrapped, 1 already under the current key, 0 failed"),
         "{out}"
     );
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    let s: StatusView = d.client().status().await.unwrap();
     assert_eq!(
         s.key_pairs.by_wrapping_key.len(),
         1,
@@ -490,13 +476,13 @@ async fn rewrap_moves_every_key_pair_to_the_new_kms_key() {
     // Idempotent, and streamed as JSON lines with --json.
     let (code, out, _) = d.kekctl(&["rewrap", "--json"]);
     assert_eq!(code, 0);
-    let events: Vec<kekd::rewrap::RewrapEvent> = out
+    let events: Vec<kekd::api::views::RewrapEvent> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(
         events.last(),
-        Some(&kekd::rewrap::RewrapEvent::Done {
+        Some(&kekd::api::views::RewrapEvent::Done {
             rewrapped: 0,
             skipped: 4,
             failed: 0
@@ -505,7 +491,7 @@ async fn rewrap_moves_every_key_pair_to_the_new_kms_key() {
     assert_eq!(
         events
             .iter()
-            .filter(|e| matches!(e, kekd::rewrap::RewrapEvent::Progress { .. }))
+            .filter(|e| matches!(e, kekd::api::views::RewrapEvent::Progress { .. }))
             .count(),
         4
     );

@@ -28,7 +28,7 @@ async fn seal_and_open_through_the_daemon_files_and_pipes() {
     assert!(err.contains(&active));
 
     // Rotate: the recording still opens with its (now retired) key pair.
-    d.client().post::<KeyPairView>("/v1/rotate").await.unwrap();
+    d.client().rotate().await.unwrap();
     let out = dir.join("call.out");
     let (code, _, err) = d.kekctl(&["open", sealed.to_str().unwrap(), out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
@@ -71,7 +71,7 @@ async fn seal_and_open_through_the_daemon_files_and_pipes() {
     assert!(leftovers.is_empty(), "temporary files removed");
 
     // The recorder's cached public key path.
-    let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+    let p: PublicKeyView = d.client().public_key().await.unwrap();
     let pem = dir.join("active.pem");
     std::fs::write(&pem, &p.pem).unwrap();
     let sealed2 = dir.join("call2.kekdrec");
@@ -189,7 +189,7 @@ async fn unwrap_errors_and_the_private_key_cache() {
     let d = TestDaemon::start_via(&proxy.endpoint, |dir| kms_config(dir, &alias, "")).await;
     let c = d.client();
     let first = d.wait_active().await.active_key_id.unwrap();
-    let p: PublicKeyView = c.get("/v1/public-key").await.unwrap();
+    let p: PublicKeyView = c.public_key().await.unwrap();
     // A real wrapped key, made like a recorder does.
     let mut sealed = Vec::new();
     kekd::recording::seal(
@@ -201,21 +201,11 @@ async fn unwrap_errors_and_the_private_key_cache() {
     )
     .unwrap();
     let h = kekd::recording::Header::read(&mut &sealed[..]).unwrap();
-    let body = serde_json::json!({"wrapped_key": B64.encode(&h.wrapped_key)});
-
-    let ok: serde_json::Value = c
-        .post_json(&format!("/v1/keypairs/{first}/unwrap"), &body)
-        .await
-        .unwrap();
-    assert_eq!(
-        B64.decode(ok["content_key"].as_str().unwrap())
-            .unwrap()
-            .len(),
-        32
-    );
+    let ok = c.unwrap(&first, &h.wrapped_key).await.unwrap();
+    assert_eq!(ok.content_key.len(), 32);
 
     let e = c
-        .post_json::<serde_json::Value, _>("/v1/keypairs/kek-0000000000000000/unwrap", &body)
+        .unwrap("kek-0000000000000000", &h.wrapped_key)
         .await
         .unwrap_err();
     assert!(
@@ -228,13 +218,7 @@ async fn unwrap_errors_and_the_private_key_cache() {
         w[17] ^= 1;
         w
     }] {
-        let e = c
-            .post_json::<serde_json::Value, _>(
-                &format!("/v1/keypairs/{first}/unwrap"),
-                &serde_json::json!({"wrapped_key": B64.encode(&bad)}),
-            )
-            .await
-            .unwrap_err();
+        let e = c.unwrap(&first, &bad).await.unwrap_err();
         match e {
             kekd::api::client::ClientError::Api {
                 status,
@@ -252,33 +236,25 @@ async fn unwrap_errors_and_the_private_key_cache() {
         1,
         "one opaque error whatever the cause: {messages:?}"
     );
-    let e = c
-        .post_json::<serde_json::Value, _>(
-            &format!("/v1/keypairs/{first}/unwrap"),
-            &serde_json::json!({"nope": 1}),
+    let (status, body) = c
+        .raw_with_body(
+            hyper::Method::POST,
+            &kekd::api::paths::unwrap(&first),
+            br#"{"nope": 1}"#.to_vec(),
         )
         .await
-        .unwrap_err();
-    assert!(
-        matches!(e, kekd::api::client::ClientError::Api { status: 400, .. }),
-        "{e}"
-    );
+        .unwrap();
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
 
     // A second key pair, never unwrapped: not cached.
-    let second: KeyPairView = c.post("/v1/rotate").await.unwrap();
+    let second: KeyPairView = c.rotate().await.unwrap();
     proxy.set(Fault::Refuse).await;
     // Cached: still works with KMS gone.
-    let ok: serde_json::Value = c
-        .post_json(&format!("/v1/keypairs/{first}/unwrap"), &body)
-        .await
-        .unwrap();
-    assert!(ok["content_key"].is_string());
+    let ok = c.unwrap(&first, &h.wrapped_key).await.unwrap();
+    assert_eq!(ok.content_key.len(), 32);
     // Not cached: 503 kms_unavailable, promptly.
     let t = std::time::Instant::now();
-    let e = c
-        .post_json::<serde_json::Value, _>(&format!("/v1/keypairs/{}/unwrap", second.id), &body)
-        .await
-        .unwrap_err();
+    let e = c.unwrap(&second.id, &h.wrapped_key).await.unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(30));
     match e {
         kekd::api::client::ClientError::Api { status, code, .. } => {
@@ -287,7 +263,7 @@ async fn unwrap_errors_and_the_private_key_cache() {
         other => panic!("{other}"),
     }
     // Each unwrap is audited, without the content key.
-    let s: kekd::api::views::StatusView = c.get("/v1/status").await.unwrap();
+    let s: kekd::api::views::StatusView = c.status().await.unwrap();
     let audit = std::fs::read_to_string(&s.audit.path).unwrap();
     assert!(
         audit
@@ -296,5 +272,5 @@ async fn unwrap_errors_and_the_private_key_cache() {
             .count()
             >= 4
     );
-    assert!(!audit.contains(ok["content_key"].as_str().unwrap()));
+    assert!(!audit.contains(&B64.encode(&ok.content_key)));
 }

@@ -2,8 +2,8 @@
 //! and by `kekctl rotate`, history, decryptability, restart.
 
 use crate::harness::*;
-use kekd::api::views::{ExportView, KeyPairView, PublicKeyView, StatusView};
-use kekd::store::{KeyState, Reason};
+use kekd::api::views::{ExportView, KeyPairView, PublicKeyView, ServiceState, StatusView};
+use kekd::domain::{KeyState, Reason};
 use std::time::Duration;
 
 async fn daemon(moto: &Moto, alias: &str) -> (TestDaemon, String) {
@@ -16,8 +16,8 @@ async fn daemon(moto: &Moto, alias: &str) -> (TestDaemon, String) {
 async fn initial_key_pair_is_active_and_wrapped_by_the_key_arn_behind_the_alias() {
     let moto = Moto::start().await;
     let (d, key_arn) = daemon(&moto, "kekd-initial").await;
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
-    assert_eq!(s.state, "ok");
+    let s: StatusView = d.client().status().await.unwrap();
+    assert_eq!(s.state, ServiceState::Ok);
     assert!(s.last_error.is_none());
     let h = d.history().await;
     assert_eq!(h.keypairs.len(), 1);
@@ -30,7 +30,7 @@ async fn initial_key_pair_is_active_and_wrapped_by_the_key_arn_behind_the_alias(
     );
     assert!(k.wrapping_key_arn.contains(":key/"));
     assert_eq!(s.active_key_id.as_deref(), Some(k.id.as_str()));
-    let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+    let p: PublicKeyView = d.client().public_key().await.unwrap();
     assert_eq!(p.id, k.id);
     assert_eq!(
         kekd::keypair::key_pair_id(&pem_der(&p.pem)),
@@ -38,7 +38,12 @@ async fn initial_key_pair_is_active_and_wrapped_by_the_key_arn_behind_the_alias(
         "id derives from the public key"
     );
     // Timestamps are RFC 3339 UTC on the wire.
-    let raw: serde_json::Value = d.client().get("/v1/keypairs").await.unwrap();
+    let (_, body) = d
+        .client()
+        .raw(hyper::Method::GET, kekd::api::paths::KEYPAIRS)
+        .await
+        .unwrap();
+    let raw: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let created = raw["keypairs"][0]["created_at"].as_str().unwrap();
     assert!(
         created.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(created).is_ok(),
@@ -57,7 +62,7 @@ async fn sigusr1_and_kekctl_rotate_make_new_active_key_pairs_in_order() {
         Duration::from_secs(30),
         "rotation after SIGUSR1",
         || async {
-            let s: StatusView = d.client().get("/v1/status").await.ok()?;
+            let s: StatusView = d.client().status().await.ok()?;
             s.active_key_id.filter(|id| *id != first)
         },
     )
@@ -106,8 +111,8 @@ async fn sigusr1_and_kekctl_rotate_make_new_active_key_pairs_in_order() {
 async fn every_stored_private_key_decrypts_through_kms_and_matches_its_public_key() {
     let moto = Moto::start().await;
     let (d, _) = daemon(&moto, "kekd-decrypt").await;
-    d.client().post::<KeyPairView>("/v1/rotate").await.unwrap();
-    d.client().post::<KeyPairView>("/v1/rotate").await.unwrap();
+    d.client().rotate().await.unwrap();
+    d.client().rotate().await.unwrap();
     let kms = moto.kms();
     let h = d.history().await;
     assert_eq!(h.keypairs.len(), 3);
@@ -138,11 +143,7 @@ async fn kms_refuses_a_wrong_encryption_context() {
     let moto = Moto::start().await;
     let (d, _) = daemon(&moto, "kekd-context").await;
     let id = d.wait_active().await.active_key_id.unwrap();
-    let export: ExportView = d
-        .client()
-        .get(&format!("/v1/keypairs/{id}/envelope"))
-        .await
-        .unwrap();
+    let export: ExportView = d.client().envelope(&id).await.unwrap();
     let mut ctx: std::collections::HashMap<String, String> = export
         .envelope
         .encryption_context
@@ -172,7 +173,7 @@ async fn kms_refuses_a_wrong_encryption_context() {
 async fn restart_keeps_every_key_pair_and_does_not_rotate() {
     let moto = Moto::start().await;
     let (mut d, _) = daemon(&moto, "kekd-restart").await;
-    d.client().post::<KeyPairView>("/v1/rotate").await.unwrap();
+    d.client().rotate().await.unwrap();
     let before = d.history().await.keypairs;
     let active = d.wait_active().await.active_key_id;
     let after_status = d.restart().await;
@@ -193,7 +194,7 @@ async fn a_signal_burst_is_coalesced_and_the_daemon_stays_responsive() {
         d.signal(libc::SIGUSR1);
     }
     // Status answers while the burst is being handled.
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    let s: StatusView = d.client().status().await.unwrap();
     assert!(s.active_key_id.is_some());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let s = d.wait_active().await;
@@ -203,7 +204,7 @@ async fn a_signal_burst_is_coalesced_and_the_daemon_stays_responsive() {
         "1,000 signals must coalesce into a few rotations, got {} key pairs",
         n
     );
-    assert_eq!(s.key_pairs.by_state.get("active"), Some(&1));
+    assert_eq!(s.key_pairs.by_state.get(&KeyState::Active), Some(&1));
 }
 
 /// README "Break-glass": the shipped script recovers a private key from an
@@ -234,7 +235,7 @@ async fn break_glass_script_recovers_a_private_key_with_only_an_aws_sdk() {
     let pem_text = String::from_utf8(out.stdout).unwrap();
     let private = pem::parse(&pem_text).unwrap();
     assert_eq!(private.tag(), "PRIVATE KEY");
-    let p: PublicKeyView = d.client().get("/v1/public-key").await.unwrap();
+    let p: PublicKeyView = d.client().public_key().await.unwrap();
     assert_eq!(public_der_of(private.contents()), pem_der(&p.pem));
 }
 
@@ -243,7 +244,8 @@ async fn break_glass_script_recovers_a_private_key_with_only_an_aws_sdk() {
 /// next restart.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missed_rotation_is_caught_up_exactly_once() {
-    use kekd::store::{KeyStore, RedbStore, Schedule};
+    use kekd::domain::Schedule;
+    use kekd::store::{KeyStore, RedbStore};
     let moto = Moto::start().await;
     let (_, alias_arn) = moto.create_key("kekd-catchup").await;
     let mut d = TestDaemon::start(&moto, |dir| {
@@ -255,18 +257,19 @@ async fn a_missed_rotation_is_caught_up_exactly_once() {
     assert!(d.stop().await.success());
     {
         // Simulate five days of downtime: the next rotation was due 4 days ago.
-        let store = RedbStore::open(&d.store_path()).unwrap();
+        let store = RedbStore::open(&d.store_path()).await.unwrap();
         let now = chrono::Utc::now();
         store
             .set_schedule(&Schedule {
                 last_rotation_at: Some(now - chrono::Duration::days(5)),
                 next_rotation_at: Some(now - chrono::Duration::days(4)),
             })
+            .await
             .unwrap();
     }
     d.spawn();
     let s = wait_for(Duration::from_secs(30), "catch-up rotation", || async {
-        let s: StatusView = d.client().get("/v1/status").await.ok()?;
+        let s: StatusView = d.client().status().await.ok()?;
         (s.key_pairs.total == 2 && !s.rotation_in_progress).then_some(s)
     })
     .await;
@@ -301,13 +304,13 @@ async fn sigterm_finishes_the_rotation_in_flight_then_exits_0() {
     .await;
     let rotate = {
         let c = d.client();
-        tokio::spawn(async move { c.post::<KeyPairView>("/v1/rotate").await })
+        tokio::spawn(async move { c.rotate().await })
     };
     wait_for(
         Duration::from_secs(10),
         "the rotation to be in flight",
         || async {
-            let s: StatusView = d.client().get("/v1/status").await.ok()?;
+            let s: StatusView = d.client().status().await.ok()?;
             s.rotation_in_progress.then_some(())
         },
     )
@@ -334,9 +337,9 @@ async fn retention_prunes_only_key_pairs_retired_longer_ago() {
     let (_, alias) = moto.create_key("kekd-retention").await;
     let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "retention = \"2s\"")).await;
     let first = d.wait_active().await.active_key_id.unwrap();
-    let second: KeyPairView = d.client().post("/v1/rotate").await.unwrap();
+    let second: KeyPairView = d.client().rotate().await.unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let third: KeyPairView = d.client().post("/v1/rotate").await.unwrap();
+    let third: KeyPairView = d.client().rotate().await.unwrap();
     let ids: Vec<String> = d
         .history()
         .await
@@ -350,7 +353,7 @@ async fn retention_prunes_only_key_pairs_retired_longer_ago() {
         "{first} (retired > 2 s ago) pruned; {} retired just now, kept",
         second.id
     );
-    let s: StatusView = d.client().get("/v1/status").await.unwrap();
+    let s: StatusView = d.client().status().await.unwrap();
     let audit = std::fs::read_to_string(&s.audit.path).unwrap();
     assert!(audit
         .lines()

@@ -3,18 +3,18 @@
 //! plus the caller's supplementary groups. Root and the daemon's own user
 //! always pass. A refusal is a 403 naming the missing role.
 
-use super::routes::AppState;
 use super::server::Peer;
+use super::state::AppState;
 use super::ApiError;
+use crate::audit::AuditEvent;
 use crate::config::access::{groups_of, Role};
-use crate::rotation::Current;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 
 /// Middleware: lets the request through only if the peer holds `role`.
-pub async fn require_role(
+pub(crate) async fn require_role(
     State((st, role)): State<(AppState, Role)>,
     req: Request,
     next: Next,
@@ -27,7 +27,7 @@ pub async fn require_role(
             "the caller's credentials are unknown (SO_PEERCRED unavailable)",
         ));
     };
-    let access = Current::get(&st.current).settings.access.clone();
+    let access = st.current.settings().access.clone();
     let daemon_uid = rustix::process::geteuid().as_raw();
     let groups = tokio::task::spawn_blocking(move || groups_of(peer.uid, peer.gid))
         .await
@@ -41,17 +41,16 @@ pub async fn require_role(
             .strip_prefix("/v1/keypairs/")
             .and_then(|rest| rest.split('/').next())
             .map(str::to_string);
-        let event = serde_json::json!({
-            "type": "api",
-            "method": req.method().as_str(),
-            "path": path,
-            "uid": peer.uid,
-            "gid": peer.gid,
-            "pid": peer.pid,
-            "role": role.name(),
-            "key_pair_id": key_pair_id,
-            "outcome": if allowed { "allowed" } else { "refused" },
-        });
+        let event = AuditEvent::Api {
+            method: req.method().to_string(),
+            path,
+            uid: peer.uid,
+            gid: peer.gid,
+            pid: peer.pid,
+            role: role.name().to_string(),
+            key_pair_id,
+            outcome: if allowed { "allowed" } else { "refused" }.to_string(),
+        };
         if let Err(e) = st.audit.record_async(event).await {
             if allowed {
                 return Err(ApiError::new(

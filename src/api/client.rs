@@ -1,5 +1,10 @@
-//! A small HTTP/1.1 client over the Unix socket, for `kekctl` and the tests.
+//! The typed client of the API, over the Unix socket: what `kekctl`, the
+//! integration tests and the benchmarks use, so none of them spells a path
+//! or a JSON field by hand.
 
+use super::paths;
+use super::views::*;
+use super::ErrorBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
@@ -59,7 +64,95 @@ impl Client {
         &self.socket
     }
 
-    /// Sends a request; returns status and body of any answer.
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> Result<StatusView, ClientError> {
+        self.call(Method::GET, paths::STATUS, None).await
+    }
+
+    /// `GET /v1/keypairs`: one page of the history, newest first.
+    pub async fn history(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<KeyPairList, ClientError> {
+        self.call(Method::GET, &paths::keypairs(limit, cursor), None)
+            .await
+    }
+
+    /// `GET /v1/keypairs/{id}`.
+    pub async fn keypair(&self, id: &str) -> Result<KeyPairView, ClientError> {
+        self.call(Method::GET, &paths::keypair(id), None).await
+    }
+
+    /// `GET /v1/keypairs/{id}/envelope` (role `edit`).
+    pub async fn envelope(&self, id: &str) -> Result<ExportView, ClientError> {
+        self.call(Method::GET, &paths::envelope(id), None).await
+    }
+
+    /// `GET /v1/public-key`.
+    pub async fn public_key(&self) -> Result<PublicKeyView, ClientError> {
+        self.call(Method::GET, paths::PUBLIC_KEY, None).await
+    }
+
+    /// `POST /v1/rotate`: Change Key Now, answered with the new key pair.
+    pub async fn rotate(&self) -> Result<KeyPairView, ClientError> {
+        self.call(Method::POST, paths::ROTATE, None).await
+    }
+
+    /// `POST /v1/test`: the Test round trip with the running KMS key.
+    pub async fn test(&self) -> Result<TestReport, ClientError> {
+        self.call(Method::POST, paths::TEST, None).await
+    }
+
+    /// `POST /v1/reload`.
+    pub async fn reload(&self) -> Result<ReloadOutcome, ClientError> {
+        self.call(Method::POST, paths::RELOAD, None).await
+    }
+
+    /// `POST /v1/check`: the decryptability canary, now.
+    pub async fn check(&self) -> Result<CanaryReport, ClientError> {
+        self.call(Method::POST, paths::CHECK, None).await
+    }
+
+    /// `POST /v1/keypairs/{id}/unwrap` (role `decrypt`).
+    pub async fn unwrap(&self, id: &str, wrapped_key: &[u8]) -> Result<UnwrapView, ClientError> {
+        let body = serde_json::to_vec(&UnwrapRequest {
+            wrapped_key: wrapped_key.to_vec(),
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.call(Method::POST, &paths::unwrap(id), Some(body))
+            .await
+    }
+
+    /// `GET /metrics`: Prometheus text.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let (status, body) = self.raw(Method::GET, paths::METRICS).await?;
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// `POST /v1/rewrap`, handing each progress event to `on_event` as it
+    /// arrives.
+    pub async fn rewrap(&self, mut on_event: impl FnMut(RewrapEvent)) -> Result<(), ClientError> {
+        self.stream_lines(
+            Method::POST,
+            paths::REWRAP,
+            |line| match serde_json::from_str::<RewrapEvent>(line) {
+                Ok(e) => {
+                    on_event(e);
+                    Ok(())
+                }
+                Err(e) => Err(ClientError::Protocol(format!(
+                    "unexpected rewrap progress line: {e}"
+                ))),
+            },
+        )
+        .await
+    }
+
+    /// Sends any request (bad-input tests, tools); returns status and body.
     pub async fn raw(
         &self,
         method: Method,
@@ -68,7 +161,28 @@ impl Client {
         self.exchange(method, path, Vec::new()).await
     }
 
-    /// Sends `body`; returns status and body of any answer.
+    /// Sends any request with a body; returns status and body.
+    pub async fn raw_with_body(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        self.exchange(method, path, body).await
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        let (status, body) = self
+            .exchange(method, path, body.unwrap_or_default())
+            .await?;
+        decode(status, &body)
+    }
+
     async fn exchange(
         &self,
         method: Method,
@@ -124,13 +238,12 @@ impl Client {
     }
 
     /// Sends a request whose answer is JSON lines and hands each line to
-    /// `on_line` as it arrives (long operations with progress). An error
-    /// status is returned as [`ClientError::Api`].
-    pub async fn stream_lines(
+    /// `on_line` as it arrives (long operations with progress).
+    async fn stream_lines(
         &self,
         method: Method,
         path: &str,
-        mut on_line: impl FnMut(&str),
+        mut on_line: impl FnMut(&str) -> Result<(), ClientError>,
     ) -> Result<(), ClientError> {
         let resp = self.send(method, path, Vec::new()).await?;
         let status = resp.status();
@@ -150,57 +263,27 @@ impl Client {
                 buf.extend_from_slice(data);
                 while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=pos).collect();
-                    on_line(String::from_utf8_lossy(&line).trim_end());
+                    on_line(String::from_utf8_lossy(&line).trim_end())?;
                 }
             }
         }
         Ok(())
     }
-
-    /// Sends a request and decodes a success body as `T`, or the error body
-    /// as [`ClientError::Api`].
-    pub async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-    ) -> Result<T, ClientError> {
-        let (status, body) = self.raw(method, path).await?;
-        decode(status, &body)
-    }
-
-    /// `GET path`.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.call(Method::GET, path).await
-    }
-
-    /// `POST path` with a JSON body.
-    pub async fn post_json<T: DeserializeOwned, B: serde::Serialize>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T, ClientError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let (status, body) = self.exchange(Method::POST, path, bytes).await?;
-        decode(status, &body)
-    }
-
-    /// `POST path` with an empty body.
-    pub async fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.call(Method::POST, path).await
-    }
 }
 
 /// An error answer (`{"error": {"code", "message"}}`) as a [`ClientError`].
 fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
-    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let err = &v["error"];
-    ClientError::Api {
-        status: status.as_u16(),
-        code: err["code"].as_str().unwrap_or("unknown").to_string(),
-        message: err["message"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => ClientError::Api {
+            status: status.as_u16(),
+            code: b.error.code,
+            message: b.error.message,
+        },
+        Err(_) => ClientError::Api {
+            status: status.as_u16(),
+            code: "unknown".into(),
+            message: String::from_utf8_lossy(body).into_owned(),
+        },
     }
 }
 

@@ -1,39 +1,47 @@
 //! The local API: HTTP/1.1 + JSON over a Unix socket, versioned under `/v1/`.
 //!
+//! - `paths.rs`: every route, named once for the server and the client.
+//! - `views.rs`: the JSON shapes of every answer, shared with `kekctl`.
+//! - `client.rs`: the typed client `kekctl`, the tests and benches use.
+//! - `state.rs`: what every handler can reach ([`state::AppState`]).
 //! - `auth.rs`: roles by peer credentials (403 naming the missing role).
-//! - `server.rs`: binding the socket (stale-file handling, mode) and serving
-//!   with graceful shutdown.
-//! - `routes.rs`: the handlers. None of the read paths touches KMS (I4).
-//! - `views.rs`: the JSON shapes of the API, shared with `kekctl`.
-//! - `client.rs`: the small client `kekctl` and the tests use.
+//! - `routes.rs`: the router and handlers. No read path touches KMS (I4).
+//! - `server.rs`: binding the socket and serving with graceful shutdown.
 //!
 //! Errors are always `{"error": {"code", "message"}}` with a fitting status.
 
-pub mod auth;
+mod auth;
 pub mod client;
-pub mod routes;
-pub mod server;
+pub mod paths;
+pub(crate) mod routes;
+pub(crate) mod server;
+pub(crate) mod state;
 pub mod views;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::{Deserialize, Serialize};
 
 /// An API error: HTTP status, a stable machine-readable code, a message for
 /// people. Never carries key material.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// HTTP status.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// Stable code, e.g. `not_found`, `kms_unavailable`.
-    pub code: &'static str,
+    pub(crate) code: &'static str,
     /// What went wrong, for a person.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl ApiError {
     /// A new error.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -42,9 +50,30 @@ impl ApiError {
     }
 }
 
+/// The error body on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// `error` in [`ErrorBody`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -5,14 +5,15 @@
 //! hangs (I4). `POST /v1/rotate` waits for the rotation it joins.
 
 use super::auth::require_role;
+use super::paths;
+use super::state::AppState;
 use super::views::*;
 use super::ApiError;
 use crate::config::access::Role;
+use crate::domain::{KeyPairRecord, Reason};
 use crate::keypair::public_key_pem;
-use crate::rotation::{
-    is_unavailable, Current, RotationError, RotationHandle, SharedCurrent, SharedState,
-};
-use crate::store::{KeyStore, Listed, Reason, StoreError};
+use crate::rotation::{EngineState, RotationError};
+use crate::store::{Listed, StoreError};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -20,58 +21,32 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use std::sync::Arc;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// The store (read transactions only, here).
-    pub store: Arc<dyn KeyStore>,
-    /// Engine state: the active key and health.
-    pub engine: SharedState,
-    /// To ask for rotations.
-    pub rotation: RotationHandle,
-    /// Configuration and provider in force (swapped on reload).
-    pub current: SharedCurrent,
-    /// Reloads the configuration.
-    pub reloader: Arc<crate::reload::Reloader>,
-    /// Prometheus metrics.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// The decryptability canary.
-    pub canary: Arc<crate::canary::Canary>,
-    /// Rewrap, one at a time.
-    pub rewrapper: Arc<crate::rewrap::Rewrapper>,
-    /// The audit trail.
-    pub audit: Arc<crate::audit::Audit>,
-    /// Content-key unwrap for players.
-    pub unwrapper: Arc<crate::unwrap::Unwrapper>,
-}
 
 /// The API router: each route group requires its role (see `auth.rs`).
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let view = Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/keypairs", get(list_keypairs))
-        .route("/v1/keypairs/{id}", get(get_keypair))
-        .route("/v1/public-key", get(public_key))
-        .route("/metrics", get(metrics))
+        .route(paths::STATUS, get(status))
+        .route(paths::KEYPAIRS, get(list_keypairs))
+        .route(paths::KEYPAIR, get(get_keypair))
+        .route(paths::PUBLIC_KEY, get(public_key))
+        .route(paths::METRICS, get(metrics))
         .route_layer(from_fn_with_state(
             (state.clone(), Role::View),
             require_role,
         ));
     let edit = Router::new()
-        .route("/v1/keypairs/{id}/envelope", get(get_envelope))
-        .route("/v1/rotate", post(rotate))
-        .route("/v1/test", post(test_round_trip))
-        .route("/v1/reload", post(reload))
-        .route("/v1/check", post(check))
-        .route("/v1/rewrap", post(rewrap))
+        .route(paths::ENVELOPE, get(get_envelope))
+        .route(paths::ROTATE, post(rotate))
+        .route(paths::TEST, post(test_round_trip))
+        .route(paths::RELOAD, post(reload))
+        .route(paths::CHECK, post(check))
+        .route(paths::REWRAP, post(rewrap))
         .route_layer(from_fn_with_state(
             (state.clone(), Role::Edit),
             require_role,
         ));
     let decrypt = Router::new()
-        .route("/v1/keypairs/{id}/unwrap", post(unwrap))
+        .route(paths::UNWRAP, post(unwrap))
         .route_layer(from_fn_with_state(
             (state.clone(), Role::Decrypt),
             require_role,
@@ -114,19 +89,7 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-/// Runs a store read on a blocking thread.
-async fn read<T: Send + 'static>(
-    st: &AppState,
-    f: impl FnOnce(&dyn KeyStore) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = st.store.clone();
-    tokio::task::spawn_blocking(move || f(&*store))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(store_error)
-}
-
-fn split(list: Vec<Listed>) -> (Vec<crate::store::KeyPairRecord>, Vec<CorruptRecord>) {
+fn split(list: Vec<Listed>) -> (Vec<KeyPairRecord>, Vec<CorruptRecord>) {
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for l in list {
@@ -146,11 +109,11 @@ struct Watch {
     canary: Option<crate::canary::CanaryReport>,
 }
 
-fn watch_items(st: &AppState, eng: &crate::rotation::EngineState) -> Watch {
+fn watch_items(st: &AppState, eng: &EngineState) -> Watch {
     let canary = st.canary.last();
     let canary_failed = canary.as_ref().is_some_and(|c| !c.ok);
     let mut warnings = Vec::new();
-    let limit = Current::get(&st.current).settings.max_key_age_warning;
+    let limit = st.current.settings().max_key_age_warning;
     let age = eng
         .active
         .as_ref()
@@ -165,26 +128,22 @@ fn watch_items(st: &AppState, eng: &crate::rotation::EngineState) -> Watch {
         ));
     }
     Watch {
-        degraded: StatusView::state_of(&eng.health, canary_failed) == "degraded",
+        degraded: eng.health.degraded_since.is_some()
+            || eng.health.kms_key_problem.is_some()
+            || canary_failed,
         key_too_old,
         warnings,
         canary,
     }
 }
 
-fn count(records: &[crate::store::KeyPairRecord]) -> KeyPairCounts {
+fn count(records: &[KeyPairRecord]) -> KeyPairCounts {
     let mut counts = KeyPairCounts {
         total: records.len(),
         ..Default::default()
     };
     for r in records {
-        let state = serde_json::to_value(r.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string));
-        *counts
-            .by_state
-            .entry(state.unwrap_or_default())
-            .or_default() += 1;
+        *counts.by_state.entry(r.state).or_default() += 1;
         *counts
             .by_wrapping_key
             .entry(r.wrapping_key_arn.clone())
@@ -197,9 +156,9 @@ fn count(records: &[crate::store::KeyPairRecord]) -> KeyPairCounts {
 /// snapshot status uses.
 async fn metrics(State(st): State<AppState>) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let (records, _) = split(read(&st, |s| s.list()).await?);
+    let (records, _) = split(st.store.list().await.map_err(store_error)?);
     let counts = count(&records);
-    let eng = st.engine.read().expect("state lock").clone();
+    let eng = st.engine.snapshot();
     let now = chrono::Utc::now();
     let w = watch_items(&st, &eng);
     let snapshot = crate::metrics::Snapshot {
@@ -213,7 +172,11 @@ async fn metrics(State(st): State<AppState>) -> Result<axum::response::Response,
             .next_rotation_at
             .map(|t| t.timestamp_millis() as f64 / 1000.0),
         degraded: w.degraded,
-        by_state: counts.by_state.into_iter().collect(),
+        by_state: counts
+            .by_state
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         by_wrapping_key: counts.by_wrapping_key.into_iter().collect(),
         canary_ok: w.canary.as_ref().map(|c| c.ok),
         key_too_old: w.key_too_old,
@@ -230,14 +193,18 @@ async fn metrics(State(st): State<AppState>) -> Result<axum::response::Response,
 }
 
 async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError> {
-    let (records, corrupt_records) = split(read(&st, |s| s.list()).await?);
+    let (records, corrupt_records) = split(st.store.list().await.map_err(store_error)?);
     let counts = count(&records);
-    let eng = st.engine.read().expect("state lock").clone();
-    let cur = Current::get(&st.current);
+    let eng = st.engine.snapshot();
+    let cur = st.current.get();
     let settings = &cur.settings;
     let w = watch_items(&st, &eng);
     Ok(Json(StatusView {
-        state: if w.degraded { "degraded" } else { "ok" }.into(),
+        state: if w.degraded {
+            ServiceState::Degraded
+        } else {
+            ServiceState::Ok
+        },
         version: env!("CARGO_PKG_VERSION").into(),
         organization_id: settings.organization_id.clone(),
         kms_key: cur.provider.configured_key(),
@@ -251,7 +218,7 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
         degraded_since: eng.health.degraded_since,
         failed_attempts: eng.health.attempts,
         next_retry_at: eng.health.next_retry_at,
-        last_error: eng.health.last_error.as_ref().map(LastErrorView::from),
+        last_error: eng.health.last_error.clone(),
         kms_key_problem: eng.health.kms_key_problem.clone(),
         last_reload: st.reloader.last(),
         last_canary: w.canary,
@@ -287,7 +254,7 @@ async fn list_keypairs(
             format!("limit {limit} is out of range; allowed: 1 to {MAX_LIMIT}"),
         ));
     }
-    let (records, corrupt_records) = split(read(&st, |s| s.list()).await?);
+    let (records, corrupt_records) = split(st.store.list().await.map_err(store_error)?);
     let start = match &page.cursor {
         None => 0,
         Some(c) => records
@@ -318,15 +285,18 @@ async fn list_keypairs(
     }))
 }
 
-async fn find(st: &AppState, id: String) -> Result<crate::store::KeyPairRecord, ApiError> {
-    let shown = id.clone();
-    read(st, move |s| s.get(&id)).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no key pair with id {shown:?}"),
-        )
-    })
+async fn find(st: &AppState, id: String) -> Result<KeyPairRecord, ApiError> {
+    st.store
+        .get(&id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no key pair with id {id:?}"),
+            )
+        })
 }
 
 async fn get_keypair(
@@ -350,7 +320,7 @@ async fn get_envelope(
 }
 
 async fn public_key(State(st): State<AppState>) -> Result<Json<PublicKeyView>, ApiError> {
-    let active = st.engine.read().expect("state lock").active.clone();
+    let active = st.engine.read(|e| e.active.clone());
     let a = active.ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -375,7 +345,7 @@ async fn rotate(State(st): State<AppState>) -> Result<Json<KeyPairView>, ApiErro
 
 fn rotation_error(e: RotationError) -> ApiError {
     match &e {
-        RotationError::Provider(p) if is_unavailable(p.kind) => ApiError::new(
+        RotationError::Provider(p) if p.kind.is_unavailable() => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "kms_unavailable",
             format!("rotation failed, the active key pair stays active: {p}"),
@@ -400,8 +370,8 @@ fn rotation_error(e: RotationError) -> ApiError {
 
 /// The Test round trip against the configured KMS key. Always 200: a failed
 /// test is a successful answer whose `ok` is false and whose steps say where.
-async fn test_round_trip(State(st): State<AppState>) -> Json<crate::kms_check::TestReport> {
-    let cur = Current::get(&st.current);
+async fn test_round_trip(State(st): State<AppState>) -> Json<TestReport> {
+    let cur = st.current.get();
     let report = crate::kms_check::round_trip(&*cur.provider, &cur.settings).await;
     match report.failure() {
         None => tracing::info!(kms_key = %report.kms_key, "Test round trip passed"),
@@ -416,11 +386,9 @@ async fn test_round_trip(State(st): State<AppState>) -> Json<crate::kms_check::T
 /// or unchanged; 422 `reload_failed` (the running configuration stays) when
 /// the file is invalid, names fields that cannot change, or the new KMS key
 /// fails its Test round trip.
-async fn reload(
-    State(st): State<AppState>,
-) -> Result<Json<crate::reload::ReloadOutcome>, ApiError> {
+async fn reload(State(st): State<AppState>) -> Result<Json<ReloadOutcome>, ApiError> {
     let out = st.reloader.reload().await;
-    if out.outcome == "failed" {
+    if out.outcome == ReloadResult::Failed {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "reload_failed",
@@ -432,7 +400,7 @@ async fn reload(
 
 /// Runs the decryptability canary now (`kekctl check`). Always 200; `ok`
 /// says whether it passed.
-async fn check(State(st): State<AppState>) -> Json<crate::canary::CanaryReport> {
+async fn check(State(st): State<AppState>) -> Json<CanaryReport> {
     Json(st.canary.run().await)
 }
 
@@ -461,43 +429,25 @@ async fn rewrap(State(st): State<AppState>) -> Result<axum::response::Response, 
         .into_response())
 }
 
-/// `POST /v1/keypairs/{id}/unwrap` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UnwrapRequest {
-    /// The recording header's RSA-OAEP wrapped content key, base64.
-    wrapped_key: String,
-}
-
 /// Unwraps a recording's content key with the key pair's private key
-/// (role `decrypt`). Answers `{"content_key": base64}`.
+/// (role `decrypt`).
 async fn unwrap(
     State(st): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<UnwrapRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<UnwrapView>, ApiError> {
     use crate::unwrap::UnwrapError;
-    use base64::Engine;
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
-    let wrapped = base64::engine::general_purpose::STANDARD
-        .decode(&req.wrapped_key)
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("wrapped_key is not base64: {e}"),
-            )
-        })?;
-    match st.unwrapper.unwrap(&id, &wrapped).await {
-        Ok(key) => Ok(Json(serde_json::json!({
-            "content_key": base64::engine::general_purpose::STANDARD.encode(&*key)
-        }))),
+    match st.unwrapper.unwrap(&id, &req.wrapped_key).await {
+        Ok(key) => Ok(Json(UnwrapView {
+            content_key: key.to_vec(),
+        })),
         Err(e) => Err(match e {
             UnwrapError::NotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
-            UnwrapError::Provider(p) if is_unavailable(p.kind) => ApiError::new(
+            UnwrapError::Provider(p) if p.kind.is_unavailable() => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "kms_unavailable",
                 format!("the private key of {id} is not cached and KMS cannot decrypt it now: {p}"),
@@ -512,6 +462,13 @@ async fn unwrap(
             }
             UnwrapError::Failed => {
                 ApiError::new(StatusCode::BAD_REQUEST, "unwrap_failed", e.to_string())
+            }
+            UnwrapError::Store(StoreError::Corrupt { .. }) | UnwrapError::Proof(_) => {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "corrupt_record",
+                    e.to_string(),
+                )
             }
             UnwrapError::Store(_) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -23,13 +23,13 @@ pub enum BindError {
 
 /// Who is on the other end of a connection (`SO_PEERCRED`).
 #[derive(Debug, Clone, Copy)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// User id.
-    pub uid: u32,
+    pub(crate) uid: u32,
     /// Primary group id.
-    pub gid: u32,
+    pub(crate) gid: u32,
     /// Process id, if the kernel told.
-    pub pid: Option<i32>,
+    pub(crate) pid: Option<i32>,
 }
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, UnixListener>>
@@ -54,7 +54,7 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Unix
 
 /// Binds `path` with mode 0660. A stale socket file (nobody listening) is
 /// replaced; a live one is refused, so two daemons never share a socket.
-pub async fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, BindError> {
+pub(crate) async fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, BindError> {
     let io = |source| BindError::Io {
         path: path.to_path_buf(),
         source,
@@ -75,7 +75,7 @@ pub async fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, BindE
 }
 
 /// Gives the socket to `group` (the `[access] socket_group`), if set.
-pub fn set_group(path: &Path, group: Option<u32>) -> std::io::Result<()> {
+pub(crate) fn set_group(path: &Path, group: Option<u32>) -> std::io::Result<()> {
     match group {
         Some(gid) => std::os::unix::fs::chown(path, None, Some(gid)),
         None => Ok(()),
@@ -84,7 +84,7 @@ pub fn set_group(path: &Path, group: Option<u32>) -> std::io::Result<()> {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: UnixListener,
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,

@@ -1,13 +1,19 @@
-//! JSON shapes of the API. The daemon serializes them; `kekctl` and the tests
-//! deserialize them, so both sides agree by construction.
+//! JSON shapes of the API. The daemon serializes them; `kekctl`, the tests
+//! and third-party clients deserialize them, so both sides agree by
+//! construction. Every shape the API answers with is named here.
 
-use crate::envelope::Envelope;
+use crate::domain::{Envelope, KeyPairRecord, KeyState, Reason};
 use crate::keypair::public_key_pem;
-use crate::rotation::{Health, LastError};
-use crate::store::{KeyPairRecord, KeyState, Reason};
 use crate::time::{rfc3339, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+pub use crate::audit::Head as AuditHead;
+pub use crate::canary::{CanaryReport, CheckedKeyPair};
+pub use crate::kms_check::{TestReport, TestStep};
+pub use crate::reload::{ReloadOutcome, ReloadResult};
+pub use crate::rewrap::{RewrapEvent, RewrapOutcome};
+pub use crate::rotation::{FailureCause, LastError, RotationStep};
 
 /// A key pair as the API shows it: everything but the envelope.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -86,7 +92,7 @@ pub struct PublicKeyView {
 }
 
 /// `GET /v1/keypairs/{id}/envelope`: the encrypted private key and what is
-/// needed to decrypt it with KMS (README, "Envelope format").
+/// needed to decrypt it with KMS (docs/envelope-format.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExportView {
     /// The envelope itself.
@@ -97,22 +103,65 @@ pub struct ExportView {
     pub state: KeyState,
 }
 
+/// `POST /v1/keypairs/{id}/unwrap` request body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnwrapRequest {
+    /// The recording header's RSA-OAEP wrapped content key.
+    #[serde(with = "crate::domain::b64")]
+    pub wrapped_key: Vec<u8>,
+}
+
+/// `POST /v1/keypairs/{id}/unwrap` answer: the one API answer that carries a
+/// secret (the recording's content key), for role `decrypt` only.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct UnwrapView {
+    /// The 32-byte content key.
+    #[serde(with = "crate::domain::b64")]
+    pub content_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for UnwrapView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnwrapView { content_key: <redacted> }")
+    }
+}
+
+impl Drop for UnwrapView {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.content_key);
+    }
+}
+
 /// Counts of stored key pairs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyPairCounts {
     /// All decodable records.
     pub total: usize,
     /// By state.
-    pub by_state: BTreeMap<String, usize>,
+    pub by_state: BTreeMap<KeyState, usize>,
     /// By wrapping KMS key ARN.
     pub by_wrapping_key: BTreeMap<String, usize>,
 }
+
+/// The daemon's overall state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceState {
+    /// Everything works.
+    Ok,
+    /// Still serving the active public key, but something needs attention:
+    /// rotations fail, the KMS key failed a check, or the canary failed.
+    Degraded,
+}
+
+crate::domain::display_as_serde!(ServiceState);
 
 /// `GET /v1/status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusView {
     /// `ok` or `degraded`.
-    pub state: String,
+    pub state: ServiceState,
     /// kekd version.
     pub version: String,
     /// The organization bound into every encryption context.
@@ -145,16 +194,16 @@ pub struct StatusView {
     #[serde(with = "rfc3339::option")]
     pub next_retry_at: Option<Timestamp>,
     /// The most recent failure, `null` if none since start.
-    pub last_error: Option<LastErrorView>,
+    pub last_error: Option<LastError>,
     /// A failed check of the configured KMS key (preflight), `null` if none.
     pub kms_key_problem: Option<String>,
     /// The last reload since start, `null` if none.
-    pub last_reload: Option<crate::reload::ReloadOutcome>,
+    pub last_reload: Option<ReloadOutcome>,
     /// The last decryptability canary, `null` if none ran yet.
-    pub last_canary: Option<crate::canary::CanaryReport>,
+    pub last_canary: Option<CanaryReport>,
     /// The audit trail: file, records, head hash (compare with a copy kept
     /// elsewhere to notice a truncated tail).
-    pub audit: crate::audit::Head,
+    pub audit: AuditHead,
     /// Things to look at that do not stop anything (e.g. the active key pair
     /// is older than `max_key_age_warning`).
     pub warnings: Vec<String>,
@@ -162,50 +211,4 @@ pub struct StatusView {
     pub key_pairs: KeyPairCounts,
     /// Records that do not decode.
     pub corrupt_records: Vec<CorruptRecord>,
-}
-
-/// [`LastError`] as JSON (owned strings so it deserializes too).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LastErrorView {
-    /// When.
-    #[serde(with = "rfc3339")]
-    pub at: Timestamp,
-    /// The rotation's reason.
-    pub reason: Reason,
-    /// KMS operation.
-    pub operation: Option<String>,
-    /// Classified cause.
-    pub kind: String,
-    /// KMS error code.
-    pub code: Option<String>,
-    /// Message.
-    pub message: String,
-    /// AWS request id.
-    pub request_id: Option<String>,
-}
-
-impl From<&LastError> for LastErrorView {
-    fn from(e: &LastError) -> Self {
-        LastErrorView {
-            at: e.at,
-            reason: e.reason,
-            operation: e.operation.map(str::to_string),
-            kind: e.kind.clone(),
-            code: e.code.clone(),
-            message: e.message.clone(),
-            request_id: e.request_id.clone(),
-        }
-    }
-}
-
-impl StatusView {
-    /// `degraded` while rotations fail, the KMS key failed its check, or the
-    /// last canary failed; else `ok`.
-    pub fn state_of(health: &Health, canary_failed: bool) -> &'static str {
-        if health.degraded_since.is_some() || health.kms_key_problem.is_some() || canary_failed {
-            "degraded"
-        } else {
-            "ok"
-        }
-    }
 }

@@ -63,13 +63,10 @@ fn main() -> ExitCode {
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return match Settings::load(file) {
             Ok(s) => {
-                println!(
-                    "{}: valid (organization {}, cadence {}, key_bits {})",
-                    file.display(),
-                    s.organization_id,
-                    s.cadence,
-                    s.key_bits.bits()
-                );
+                println!("{}: valid", file.display());
+                for (name, value) in s.describe() {
+                    println!("  {name:<14} {value}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -91,16 +88,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let (mut settings, config_path) = if cli.dev {
         let dir = std::path::absolute(&cli.state_dir)
             .with_context(|| format!("state directory {}", cli.state_dir.display()))?;
-        (Settings::dev(&dir), None)
+        (Settings::dev(&dir).context("--dev settings")?, None)
     } else {
         let settings = Settings::load(&cli.config).context("invalid configuration")?;
         (settings, Some(cli.config.clone()))
     };
     if let Some(f) = cli.log_format {
-        settings.log_format = match f {
+        settings.set_log_format(match f {
             LogFormatArg::Plain => LogFormat::Plain,
             LogFormatArg::Json => LogFormat::Json,
-        };
+        });
     }
     init_logging(&settings);
 
@@ -131,12 +128,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// level.
 fn init_logging(settings: &Settings) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
+    let log = settings.log();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match settings.log_format {
+    match log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Plain if std::env::var_os("JOURNAL_STREAM").is_some() => builder
             .with_ansi(false)

@@ -66,13 +66,13 @@ impl Access {
 }
 
 /// A name that does not resolve.
-pub struct Unknown {
+pub(crate) struct Unknown {
     /// Dotted field.
-    pub field: String,
+    pub(crate) field: String,
     /// The name.
-    pub value: String,
+    pub(crate) value: String,
     /// `user` or `group`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
 }
 
 fn uid_of(name: &str) -> Option<u32> {
@@ -110,8 +110,8 @@ fn grant(role: &str, raw: Option<RawGrant>) -> Result<Grant, Unknown> {
 }
 
 /// Resolves every name in `[access]`.
-pub fn resolve(raw: Option<RawAccess>) -> Result<Access, Unknown> {
-    let raw = raw.unwrap_or_default();
+pub(crate) fn resolve(raw: Option<&RawAccess>) -> Result<Access, Unknown> {
+    let raw = raw.cloned().unwrap_or_default();
     let socket_group = match raw.socket_group {
         None => None,
         Some(name) => Some(gid_of(&name).ok_or(Unknown {

@@ -9,7 +9,7 @@
 use serde::Deserialize;
 
 /// The whole file.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub organization_id: Option<String>,
@@ -33,7 +33,7 @@ pub struct RawConfig {
 }
 
 /// `[provider]`: which key provider wraps the data keys.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     #[serde(rename = "type")]
@@ -43,7 +43,7 @@ pub struct RawProvider {
 }
 
 /// `[kms]`: client timeouts.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawKms {
     pub connect_timeout: Option<String>,
@@ -52,7 +52,7 @@ pub struct RawKms {
 }
 
 /// `[retry]`: backoff after a failed rotation.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
     pub initial_delay: Option<String>,
@@ -60,7 +60,7 @@ pub struct RawRetry {
 }
 
 /// `[log]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     pub level: Option<String>,
@@ -68,7 +68,7 @@ pub struct RawLog {
 }
 
 /// `[access]`: who may do what over the socket.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAccess {
     pub socket_group: Option<String>,
@@ -78,7 +78,7 @@ pub struct RawAccess {
 }
 
 /// `[access.<role>]`: user and group names granted the role.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawGrant {
     pub users: Option<Vec<String>>,
@@ -86,7 +86,7 @@ pub struct RawGrant {
 }
 
 /// `[canary]`: the periodic decryptability check.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCanary {
     pub interval: Option<String>,
@@ -94,7 +94,7 @@ pub struct RawCanary {
 }
 
 /// `[unwrap]`: the in-memory cache of decrypted private keys.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUnwrap {
     pub cache_ttl: Option<String>,

@@ -5,7 +5,7 @@
 //! timeouts (the SDK has no operation timeout by default, so a hung KMS would
 //! hang the caller), and takes its endpoint from the standard
 //! `AWS_ENDPOINT_URL_KMS` / `AWS_ENDPOINT_URL` variables — nothing
-//! project-specific. Errors are classified per `../shared/KMS-NOTES.md`.
+//! project-specific. Errors are classified into [`FailureKind`]s.
 
 use super::{
     DataKey, Decrypted, EncryptionContext, FailureKind, KeyDescription, KeyProvider, ProviderError,
@@ -49,11 +49,6 @@ impl AwsKmsProvider {
             client: aws_sdk_kms::Client::new(&sdk),
             key: key.to_string(),
         }
-    }
-
-    /// The underlying client (tests use it to talk to the same endpoint).
-    pub fn client(&self) -> &aws_sdk_kms::Client {
-        &self.client
     }
 }
 

@@ -8,10 +8,9 @@ use super::{
     DataKey, Decrypted, EncryptionContext, FailureKind, KeyDescription, KeyProvider, ProviderError,
     ReEncrypted,
 };
-use crate::audit::Audit;
+use crate::audit::{Audit, AuditEvent};
 use crate::metrics::Metrics;
 use async_trait::async_trait;
-use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -51,16 +50,15 @@ impl Instrumented {
         };
         self.metrics
             .kms_call(operation, &outcome, started.elapsed().as_secs_f64());
-        let event = json!({
-            "type": "kms_call",
-            "operation": operation,
-            "key_arn": key_arn,
-            "encryption_context": context.map(|c| serde_json::to_value(c).unwrap_or(Value::Null)),
-            "request_id": rid,
-            "outcome": outcome,
-            "error_code": code,
-            "duration_ms": started.elapsed().as_millis() as u64,
-        });
+        let event = AuditEvent::KmsCall {
+            operation: operation.to_string(),
+            key_arn: key_arn.to_string(),
+            encryption_context: context.cloned(),
+            request_id: rid,
+            outcome: outcome.clone(),
+            error_code: code,
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
         match self.audit.record_async(event).await {
             Ok(()) => result,
             Err(e) => Err(ProviderError {

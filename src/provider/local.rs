@@ -103,7 +103,8 @@ impl LocalProvider {
         aad
     }
 
-    fn wrap(&self, plaintext: &[u8], context: &EncryptionContext) -> Vec<u8> {
+    /// Wraps `plaintext` under the root key, bound to `context`.
+    pub(crate) fn wrap(&self, plaintext: &[u8], context: &EncryptionContext) -> Vec<u8> {
         let (nonce, ct) = aead::seal(&self.root, &self.aad(context), plaintext);
         let mut blob = vec![BLOB_VERSION];
         blob.extend_from_slice(&nonce);

@@ -7,18 +7,18 @@
 //! classified [`ProviderError`] that keeps KMS's code, message and request id
 //! for the operator — never key material.
 
-pub mod aws_kms;
-pub mod instrumented;
-pub mod local;
+mod aws_kms;
+mod instrumented;
+pub(crate) mod local;
 
+pub(crate) use crate::domain::EncryptionContext;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 use zeroize::Zeroizing;
 
-pub use aws_kms::AwsKmsProvider;
-pub use local::LocalProvider;
+pub(crate) use aws_kms::AwsKmsProvider;
+pub(crate) use local::LocalProvider;
 
 /// Builds the provider `settings` ask for. `create_root_key` lets the local
 /// provider create a missing root key file (the daemon); a check that must
@@ -52,35 +52,6 @@ pub async fn instrumented(
 ) -> Result<std::sync::Arc<dyn KeyProvider>, local::RootKeyError> {
     let inner = from_settings(settings, true).await?;
     Ok(instrumented::Instrumented::wrap(inner, metrics, audit))
-}
-
-/// The KMS encryption context: non-secret key/value pairs that must be
-/// presented again to decrypt. kekd puts the organization id and the key-pair
-/// id in it, and uses [`EncryptionContext::canonical_bytes`] as the AES-GCM
-/// associated data of the envelope.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct EncryptionContext(pub BTreeMap<String, String>);
-
-impl EncryptionContext {
-    /// Canonical, unambiguous encoding: for each pair in ascending byte order
-    /// of the key, `u16 BE len(key) ‖ key ‖ u16 BE len(value) ‖ value` (UTF-8).
-    pub fn canonical_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (k, v) in &self.0 {
-            for s in [k, v] {
-                let len = u16::try_from(s.len()).expect("context strings are validated short");
-                out.extend_from_slice(&len.to_be_bytes());
-                out.extend_from_slice(s.as_bytes());
-            }
-        }
-        out
-    }
-
-    /// The pairs as a map, e.g. for the SDK.
-    pub fn as_map(&self) -> &BTreeMap<String, String> {
-        &self.0
-    }
 }
 
 /// A fresh 256-bit data key: the plaintext (zeroized on drop, never printed)
@@ -152,7 +123,7 @@ pub struct KeyDescription {
 }
 
 /// Why a provider call failed, in the operator's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum FailureKind {
@@ -185,27 +156,26 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    /// Whether retrying later can help without an operator acting.
-    pub fn is_transient(self) -> bool {
+    /// The one availability rule: KMS (or its network) cannot serve right
+    /// now, and asking again later can succeed without anyone acting. The API
+    /// answers these with `kms_unavailable`; preflight does not stop a start
+    /// for them. Access, key-state and ciphertext problems are never
+    /// "unavailable": they need an operator and must not be masked.
+    pub fn is_unavailable(self) -> bool {
         matches!(
             self,
             FailureKind::Unreachable
                 | FailureKind::Timeout
                 | FailureKind::Throttled
-                | FailureKind::Other
+                | FailureKind::ServiceUnavailable
         )
     }
 }
 
-impl fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = serde_json::to_value(self).ok();
-        f.write_str(s.as_ref().and_then(|v| v.as_str()).unwrap_or("other"))
-    }
-}
+crate::domain::display_as_serde!(FailureKind);
 
 /// A failed provider call. Carries KMS's diagnostics, never key material.
-#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
 #[error("{operation} failed ({kind}){}: {message}{}", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default(), request_id.as_ref().map(|r| format!(" [request id {r}]")).unwrap_or_default())]
 pub struct ProviderError {
     /// The operation, e.g. `GenerateDataKey`.
@@ -252,28 +222,4 @@ pub trait KeyProvider: Send + Sync + 'static {
 
     /// Describes the configured key (KMS `DescribeKey`).
     async fn describe_key(&self) -> Result<KeyDescription, ProviderError>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Pins the byte format documented in README "Envelope format".
-    #[test]
-    fn canonical_encoding_matches_the_documented_example() {
-        let ctx = EncryptionContext(
-            [
-                ("organization-id".to_string(), "acme".to_string()),
-                (
-                    "key-pair-id".to_string(),
-                    "kek-0123456789abcdef".to_string(),
-                ),
-            ]
-            .into(),
-        );
-        assert_eq!(
-            hex::encode(ctx.canonical_bytes()),
-            "000b6b65792d706169722d696400146b656b2d30313233343536373839616263646566000f6f7267616e697a6174696f6e2d6964000461636d65"
-        );
-    }
 }

@@ -252,7 +252,7 @@ impl TestDaemon {
         wait_for(
             Duration::from_secs(30),
             "kekd to answer on its socket",
-            || async { c.get::<StatusView>("/v1/status").await.ok() },
+            || async { c.status().await.ok() },
         )
         .await;
         d
@@ -268,7 +268,7 @@ impl TestDaemon {
         let c = d.client();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
-            if c.get::<StatusView>("/v1/status").await.is_ok() {
+            if c.status().await.is_ok() {
                 return d;
             }
             if d.child
@@ -367,7 +367,7 @@ impl TestDaemon {
         let log = self.log.clone();
         let start = Instant::now();
         loop {
-            if let Ok(s) = c.get::<StatusView>("/v1/status").await {
+            if let Ok(s) = c.status().await {
                 if s.active_key_id.is_some() && !s.rotation_in_progress {
                     return s;
                 }
@@ -431,7 +431,7 @@ impl TestDaemon {
 
     /// The full history.
     pub async fn history(&self) -> KeyPairList {
-        self.client().get("/v1/keypairs?limit=1000").await.unwrap()
+        self.client().history(1000, None).await.unwrap()
     }
 
     /// The store file.
@@ -565,11 +565,7 @@ impl TestDaemon {
         id: &str,
         public_key_pem: &str,
     ) -> ExportView {
-        let export: ExportView = self
-            .client()
-            .get(&format!("/v1/keypairs/{id}/envelope"))
-            .await
-            .unwrap();
+        let export: ExportView = self.client().envelope(id).await.unwrap();
         let secrets = recover(kms, &export).await;
         assert_eq!(
             public_der_of(&secrets.private_pkcs8),

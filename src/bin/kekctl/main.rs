@@ -5,13 +5,14 @@
 //! failure such as an unwritable --out file); 2 bad command line; 3 the
 //! daemon cannot be reached; 4 permission denied (socket or role).
 
+mod files;
+mod render;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use files::{open_input, progress_bar, write_output, write_text};
 use kekd::api::client::{Client, ClientError};
-use kekd::api::views::{ExportView, KeyPairList, KeyPairView, PublicKeyView, StatusView};
-use kekd::kms_check::TestReport;
-use kekd::time::format;
+use kekd::api::views::RewrapEvent;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 #[command(name = "kekctl", version, about = "Talk to kekd over its local socket")]
 struct Cli {
     /// The daemon's socket.
-    #[arg(long, env = "KEKD_SOCKET", default_value = kekd::config::DEFAULT_SOCKET, global = true)]
+    #[arg(long, env = "KEKD_SOCKET", default_value = kekd::config::defaults::SOCKET, global = true)]
     socket: PathBuf,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
@@ -155,151 +156,23 @@ fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn opt(t: &Option<kekd::time::Timestamp>) -> String {
-    t.as_ref().map(format).unwrap_or_else(|| "-".into())
-}
-
-fn write_out(out: &Option<PathBuf>, text: &str) -> anyhow::Result<()> {
-    match out {
-        Some(path) => {
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-        }
-        None => {
-            print!("{text}");
-            Ok(())
-        }
-    }
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = Client::new(&cli.socket);
+    let json = cli.json;
     match cli.command {
         Command::Status => {
-            let s: StatusView = client.get("/v1/status").await?;
-            if cli.json {
+            let s = client.status().await?;
+            if json {
                 return print_json(&s);
             }
-            let mut t = Table::new();
-            t.load_preset(UTF8_BORDERS_ONLY);
-            let rows: Vec<(&str, String)> = vec![
-                ("state", s.state.clone()),
-                ("organization", s.organization_id.clone()),
-                ("kms key", s.kms_key.clone()),
-                (
-                    "active key pair",
-                    s.active_key_id.clone().unwrap_or_else(|| "-".into()),
-                ),
-                ("active since", opt(&s.active_since)),
-                ("cadence", format!("{} ({})", s.cadence, s.timezone)),
-                ("last rotation", opt(&s.last_rotation_at)),
-                ("next rotation", opt(&s.next_rotation_at)),
-                ("rotating now", s.rotation_in_progress.to_string()),
-                ("degraded since", opt(&s.degraded_since)),
-                ("next retry", opt(&s.next_retry_at)),
-                (
-                    "last error",
-                    s.last_error
-                        .as_ref()
-                        .map(|e| {
-                            format!(
-                                "{} {} {}: {}{}",
-                                format(&e.at),
-                                e.operation.as_deref().unwrap_or("-"),
-                                e.code.as_deref().unwrap_or(&e.kind),
-                                e.message,
-                                e.request_id
-                                    .as_ref()
-                                    .map(|r| format!(" [request {r}]"))
-                                    .unwrap_or_default()
-                            )
-                        })
-                        .unwrap_or_else(|| "-".into()),
-                ),
-                (
-                    "key pairs",
-                    s.key_pairs
-                        .by_state
-                        .iter()
-                        .map(|(k, v)| format!("{v} {k}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                ),
-            ];
-            for (k, v) in rows {
-                t.add_row(vec![k.to_string(), v]);
-            }
-            for (arn, n) in &s.key_pairs.by_wrapping_key {
-                t.add_row(vec!["wrapped by".to_string(), format!("{n} under {arn}")]);
-            }
-            for c in &s.corrupt_records {
-                t.add_row(vec![
-                    "CORRUPT RECORD".to_string(),
-                    format!("{}: {}", c.id, c.problem),
-                ]);
-            }
-            if let Some(c) = &s.last_canary {
-                let failed: Vec<&str> = c
-                    .key_pairs
-                    .iter()
-                    .filter(|k| !k.ok)
-                    .map(|k| k.id.as_str())
-                    .collect();
-                let text = if c.ok {
-                    format!("{} ok ({} key pairs)", format(&c.at), c.key_pairs.len())
-                } else {
-                    format!(
-                        "{} FAILED: {} {}",
-                        format(&c.at),
-                        c.kms_key_problem.as_deref().unwrap_or(""),
-                        failed.join(", ")
-                    )
-                };
-                t.add_row(vec!["last canary".to_string(), text]);
-            }
-            if let Some(r) = &s.last_reload {
-                t.add_row(vec![
-                    "last reload".to_string(),
-                    format!("{} {}: {}", format(&r.at), r.outcome, r.message),
-                ]);
-            }
-            if let Some(p) = &s.kms_key_problem {
-                t.add_row(vec!["KMS KEY PROBLEM".to_string(), p.clone()]);
-            }
-            for w in &s.warnings {
-                t.add_row(vec!["WARNING".to_string(), w.clone()]);
-            }
-            println!("{t}");
+            println!("{}", render::status(&s));
         }
         Command::History { limit } => {
-            let l: KeyPairList = client.get(&format!("/v1/keypairs?limit={limit}")).await?;
-            if cli.json {
+            let l = client.history(limit, None).await?;
+            if json {
                 return print_json(&l);
             }
-            let mut t = Table::new();
-            t.load_preset(UTF8_BORDERS_ONLY);
-            t.set_header(vec![
-                "id",
-                "state",
-                "reason",
-                "bits",
-                "created",
-                "activated",
-                "retired",
-                "wrapping key",
-            ]);
-            for k in &l.keypairs {
-                t.add_row(vec![
-                    k.id.clone(),
-                    format!("{:?}", k.state).to_lowercase(),
-                    k.reason.to_string(),
-                    k.key_bits.to_string(),
-                    format(&k.created_at),
-                    opt(&k.activated_at),
-                    opt(&k.retired_at),
-                    k.wrapping_key_arn.clone(),
-                ]);
-            }
-            println!("{t}");
+            println!("{}", render::history(&l));
             for c in &l.corrupt_records {
                 eprintln!(
                     "warning: stored record {} does not decode: {}",
@@ -308,24 +181,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::PublicKey { out } => {
-            let p: PublicKeyView = client.get("/v1/public-key").await?;
-            if cli.json {
+            let p = client.public_key().await?;
+            if json {
                 return print_json(&p);
             }
-            write_out(&out, &p.pem)?;
-            if out.is_some() {
-                eprintln!(
-                    "wrote public key of {} to {}",
-                    p.id,
-                    out.as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
-                );
+            write_text(&out, &p.pem)?;
+            if let Some(path) = &out {
+                eprintln!("wrote public key of {} to {}", p.id, path.display());
             }
         }
         Command::Rotate => {
-            let k: KeyPairView = client.post("/v1/rotate").await?;
-            if cli.json {
+            let k = client.rotate().await?;
+            if json {
                 return print_json(&k);
             }
             println!(
@@ -334,52 +201,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Test { config } => {
-            let report: TestReport = match config {
-                None => client.post("/v1/test").await?,
+            let report = match config {
+                None => client.test().await?,
                 Some(file) => {
                     let settings =
                         kekd::config::Settings::load(&file).context("invalid configuration")?;
-                    let provider = kekd::provider::from_settings(&settings, false)
-                        .await
-                        .context("cannot use the key provider")?;
-                    kekd::kms_check::round_trip(&*provider, &settings).await
+                    kekd::kms_check::test_candidate(&settings).await
                 }
             };
-            if cli.json {
+            if json {
                 print_json(&report)?;
             } else {
-                let mut t = Table::new();
-                t.load_preset(UTF8_BORDERS_ONLY);
-                t.set_header(vec!["step", "result", "detail"]);
-                for s in &report.steps {
-                    t.add_row(vec![
-                        s.step.clone(),
-                        if s.ok { "ok".into() } else { "FAILED".into() },
-                        s.detail.clone(),
-                    ]);
-                }
-                println!("Test round trip with {}\n{t}", report.kms_key);
+                println!("{}", render::test_report(&report));
             }
             if let Some(f) = report.failure() {
                 anyhow::bail!("Test round trip failed at {}: {}", f.step, f.detail);
             }
-            if !cli.json {
+            if !json {
                 println!("passed");
             }
         }
-        Command::Rewrap => rewrap(&client, cli.json).await?,
+        Command::Rewrap => rewrap(&client, json).await?,
         Command::Audit {
             command: AuditCommand::Verify { file },
         } => {
             let path = match file {
                 Some(f) => f,
-                None => {
-                    let s: StatusView = client.get("/v1/status").await?;
-                    PathBuf::from(s.audit.path)
-                }
+                None => PathBuf::from(client.status().await?.audit.path),
             };
             let head = kekd::audit::verify(&path)?;
-            if cli.json {
+            if json {
                 print_json(&head)?;
             } else {
                 println!(
@@ -411,13 +262,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     (id, der)
                 }
                 _ => {
-                    let p: PublicKeyView = client.get("/v1/public-key").await?;
-                    (
-                        p.id.clone(),
-                        pem::parse(&p.pem)
-                            .context("daemon sent a bad PEM")?
-                            .into_contents(),
-                    )
+                    let p = client.public_key().await?;
+                    let der = pem::parse(&p.pem)
+                        .context("daemon sent a bad PEM")?
+                        .into_contents();
+                    (p.id, der)
                 }
             };
             let (mut reader, len) = open_input(&input)?;
@@ -435,18 +284,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (mut reader, len) = open_input(&input)?;
             let header = kekd::recording::Header::read(&mut reader)
                 .context("reading the recording header")?;
-            use base64::Engine;
-            let b64 = base64::engine::general_purpose::STANDARD;
-            let answer: serde_json::Value = client
-                .post_json(
-                    &format!("/v1/keypairs/{}/unwrap", header.key_pair_id),
-                    &serde_json::json!({ "wrapped_key": b64.encode(&header.wrapped_key) }),
-                )
+            let answer = client
+                .unwrap(&header.key_pair_id, &header.wrapped_key)
                 .await?;
-            let key = zeroize::Zeroizing::new(
-                b64.decode(answer["content_key"].as_str().unwrap_or_default())
-                    .context("daemon sent a bad content key")?,
-            );
+            let key = zeroize::Zeroizing::new(answer.content_key.clone());
             let bar = progress_bar(len);
             let n = write_output(&output, |w| {
                 kekd::recording::open_body(&header, key, &mut reader, w, |done| {
@@ -463,35 +304,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Check => {
-            let r: kekd::canary::CanaryReport = client.post("/v1/check").await?;
-            if cli.json {
+            let r = client.check().await?;
+            if json {
                 print_json(&r)?;
             } else {
-                let mut t = Table::new();
-                t.load_preset(UTF8_BORDERS_ONLY);
-                t.set_header(vec!["check", "result", "detail"]);
-                t.add_row(vec![
-                    "KMS key".to_string(),
-                    if r.kms_key_problem.is_none() {
-                        "ok"
-                    } else {
-                        "FAILED"
-                    }
-                    .to_string(),
-                    r.kms_key_problem
-                        .clone()
-                        .unwrap_or_else(|| "enabled, usable".into()),
-                ]);
-                for k in &r.key_pairs {
-                    t.add_row(vec![
-                        k.id.clone(),
-                        if k.ok { "ok" } else { "FAILED" }.to_string(),
-                        k.problem
-                            .clone()
-                            .unwrap_or_else(|| "decrypts through KMS and matches".into()),
-                    ]);
-                }
-                println!("{t}");
+                println!("{}", render::canary(&r));
             }
             if !r.ok {
                 anyhow::bail!(
@@ -508,28 +325,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_json(&v)?;
         }
         Command::Export { id, out } => {
-            let e: ExportView = client.get(&format!("/v1/keypairs/{id}/envelope")).await?;
-            write_out(&out, &(serde_json::to_string_pretty(&e)? + "\n"))?;
+            let e = client.envelope(&id).await?;
+            write_text(&out, &(serde_json::to_string_pretty(&e)? + "\n"))?;
         }
     }
     Ok(())
 }
 
-/// `kekctl rewrap`: follows the daemon's JSON-lines progress with a bar on a
-/// terminal (`--json` passes the lines through).
+/// `kekctl rewrap`: follows the daemon's progress with a bar on a terminal
+/// (`--json` prints each event as a JSON line).
 async fn rewrap(client: &Client, json: bool) -> anyhow::Result<()> {
-    use kekd::rewrap::RewrapEvent;
     let bar = indicatif::ProgressBar::hidden();
     let mut last: Option<RewrapEvent> = None;
     let mut failures = Vec::new();
     client
-        .stream_lines(hyper::Method::POST, "/v1/rewrap", |line| {
+        .rewrap(|event| {
             if json {
-                println!("{line}");
+                println!("{}", serde_json::to_string(&event).unwrap_or_default());
             }
-            let Ok(event) = serde_json::from_str::<RewrapEvent>(line) else {
-                return;
-            };
             match &event {
                 RewrapEvent::Start {
                     total,
@@ -585,64 +398,5 @@ async fn rewrap(client: &Client, json: bool) -> anyhow::Result<()> {
         _ => anyhow::bail!(
             "rewrap ended without a result (did the daemon stop?); run it again, it resumes"
         ),
-    }
-}
-
-/// `-` is stdin; a file also reports its length for the progress bar.
-fn open_input(input: &str) -> anyhow::Result<(Box<dyn std::io::Read>, Option<u64>)> {
-    if input == "-" {
-        return Ok((
-            Box::new(std::io::BufReader::new(std::io::stdin().lock())),
-            None,
-        ));
-    }
-    let f = std::fs::File::open(input).with_context(|| format!("opening {input}"))?;
-    let len = f.metadata().ok().map(|m| m.len());
-    Ok((Box::new(std::io::BufReader::with_capacity(1 << 20, f)), len))
-}
-
-/// `-` is stdout; a file is written to a temporary file beside it and
-/// renamed only when `write` succeeded, so a failure leaves no partial file.
-fn write_output(
-    output: &str,
-    write: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<u64>,
-) -> anyhow::Result<u64> {
-    if output == "-" {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        return write(&mut out);
-    }
-    let path = std::path::Path::new(output);
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    let n = {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
-        let n = write(&mut w)?;
-        std::io::Write::flush(&mut w)?;
-        n
-    };
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {output}"))?;
-    Ok(n)
-}
-
-/// A byte progress bar on a terminal for inputs of 16 MiB or more.
-fn progress_bar(len: Option<u64>) -> indicatif::ProgressBar {
-    match len {
-        Some(n) if n >= 16 << 20 && std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
-            let bar = indicatif::ProgressBar::new(n);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        }
-        _ => indicatif::ProgressBar::hidden(),
     }
 }

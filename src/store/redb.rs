@@ -1,17 +1,18 @@
-//! The durable record of every key pair: the only copies of the (encrypted)
-//! private keys.
+//! The embedded store: one redb file. Commits use `Durability::Immediate`
+//! (one fdatasync per commit) and redb repairs its file on open after a
+//! crash. Records are JSON so a record that fails to decode can be reported
+//! by id, skipped and kept — never deleted (I5).
 //!
-//! [`KeyStore`] is the small seam DESIGN.md asks for; [`RedbStore`] is the
-//! backend. redb commits with `Durability::Immediate` (one fdatasync per
-//! commit) and repairs its file on open after a crash. Records are JSON so a
-//! record that fails to decode can be reported by id, skipped and kept —
-//! never deleted (I5).
+//! redb is synchronous; every [`KeyStore`] method runs its transaction on
+//! tokio's blocking pool, here and nowhere else.
 
-use crate::envelope::Envelope;
-use crate::time::{rfc3339, Timestamp};
+use super::{KeyStore, Listed, StoreError};
+use crate::domain::{Envelope, KeyPairRecord, KeyState, Schedule};
+use crate::time::Timestamp;
+use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Key pair id → JSON [`KeyPairRecord`].
 const KEYPAIRS: TableDefinition<&str, &[u8]> = TableDefinition::new("keypairs");
@@ -23,169 +24,16 @@ const META_ACTIVE: &str = "active";
 const META_SCHEDULE: &str = "schedule";
 
 /// The store layout this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 1;
+const SCHEMA_VERSION: u64 = 1;
 
-/// Life cycle of a key pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyState {
-    /// Stored, not yet verified; never served.
-    Pending,
-    /// The one key pair recorders use now.
-    Active,
-    /// Kept to open older recordings.
-    Retired,
-}
-
-/// Why a key pair was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reason {
-    /// The first key pair of an empty store.
-    Initial,
-    /// The cadence came due.
-    Scheduled,
-    /// An operator asked (SIGUSR1 or the API).
-    ChangeKeyNow,
-    /// The configured KMS key changed.
-    KmsKeyChanged,
-    /// A rotation was missed while the daemon was down.
-    CatchUp,
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
-        f.write_str(v.as_str().unwrap_or("?"))
-    }
-}
-
-/// One stored key pair.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyPairRecord {
-    /// `kek-…`, derived from the public key.
-    pub id: String,
-    /// Life-cycle state.
-    pub state: KeyState,
-    /// RSA modulus size.
-    pub key_bits: u32,
-    /// Why it was made.
-    pub reason: Reason,
-    /// When it was generated.
-    #[serde(with = "rfc3339")]
-    pub created_at: Timestamp,
-    /// When it became active (never, for a pending key abandoned by a crash).
-    #[serde(with = "rfc3339::option")]
-    pub activated_at: Option<Timestamp>,
-    /// When it stopped being active.
-    #[serde(with = "rfc3339::option")]
-    pub retired_at: Option<Timestamp>,
-    /// The KMS key ARN that wraps its data key.
-    pub wrapping_key_arn: String,
-    /// SPKI DER public key, base64.
-    #[serde(with = "crate::envelope::b64")]
-    pub public_key_der: Vec<u8>,
-    /// The encrypted private key.
-    pub envelope: Envelope,
-}
-
-/// The rotation schedule, persisted so a restart never rotates twice.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Schedule {
-    /// The last completed rotation.
-    #[serde(with = "rfc3339::option")]
-    pub last_rotation_at: Option<Timestamp>,
-    /// When the next scheduled rotation is due; `None` = on demand only.
-    #[serde(with = "rfc3339::option")]
-    pub next_rotation_at: Option<Timestamp>,
-}
-
-/// A listed record: decoded, or kept aside because it does not decode.
-#[derive(Debug, Clone)]
-pub enum Listed {
-    /// A good record.
-    Ok(Box<KeyPairRecord>),
-    /// A record that fails to decode; reported, never deleted.
-    Corrupt {
-        /// Its key in the table.
-        id: String,
-        /// What is wrong with it.
-        problem: String,
-    },
-}
-
-/// Store failures.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// redb failed (I/O, lock, corruption it could not repair).
-    #[error("store {path}: {source}")]
-    Backend {
-        /// The store file.
-        path: String,
-        /// redb's error.
-        source: redb::Error,
-    },
-    /// The file was written by another kekd version.
-    #[error("store {path}: schema version {found} is not the supported version {SCHEMA_VERSION}")]
-    Schema {
-        /// The store file.
-        path: String,
-        /// What the file says.
-        found: String,
-    },
-    /// A record does not decode; the id names it.
-    #[error("store record {id} is corrupt: {problem}")]
-    Corrupt {
-        /// The record's id.
-        id: String,
-        /// What is wrong.
-        problem: String,
-    },
-    /// A state change that does not fit the record's state.
-    #[error("key pair {id}: {problem}")]
-    Conflict {
-        /// The record's id.
-        id: String,
-        /// What is wrong.
-        problem: String,
-    },
-}
-
-/// What the rotation engine and the API need from a store. Synchronous:
-/// callers run writes on a blocking thread.
-pub trait KeyStore: Send + Sync + 'static {
-    /// Durably stores a new key pair in state `pending`.
-    fn insert_pending(&self, record: &KeyPairRecord) -> Result<(), StoreError>;
-    /// In one transaction: `id` (pending) becomes active, the previous active
-    /// key pair is retired, and the schedule is updated. Returns the record.
-    fn activate(
-        &self,
-        id: &str,
-        at: Timestamp,
-        schedule: &Schedule,
-    ) -> Result<KeyPairRecord, StoreError>;
-    /// A pending key pair that will never be activated becomes retired.
-    fn abandon(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
-    /// One record.
-    fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError>;
-    /// The active record, if any.
-    fn active(&self) -> Result<Option<KeyPairRecord>, StoreError>;
-    /// Every record, newest first; undecodable ones as [`Listed::Corrupt`].
-    fn list(&self) -> Result<Vec<Listed>, StoreError>;
-    /// The persisted schedule.
-    fn schedule(&self) -> Result<Schedule, StoreError>;
-    /// Replaces the persisted schedule.
-    fn set_schedule(&self, schedule: &Schedule) -> Result<(), StoreError>;
-    /// Replaces a record's envelope (rewrap), keeping everything else.
-    fn replace_envelope(&self, id: &str, envelope: &Envelope) -> Result<(), StoreError>;
-    /// Deletes a retired key pair (retention pruning). Refuses anything
-    /// that is not retired.
-    fn delete_retired(&self, id: &str) -> Result<(), StoreError>;
-}
-
-/// redb-backed [`KeyStore`].
+/// redb-backed [`KeyStore`]. Cheap to clone.
+#[derive(Clone)]
 pub struct RedbStore {
+    inner: Arc<Inner>,
+}
+
+/// The database and the synchronous operations on it.
+struct Inner {
     db: redb::Database,
     path: String,
 }
@@ -193,21 +41,44 @@ pub struct RedbStore {
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedbStore")
-            .field("path", &self.path)
+            .field("path", &self.inner.path)
             .finish()
     }
 }
 
 impl RedbStore {
     /// Opens (or creates) the store at `path` and checks its schema version.
-    pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
+    pub async fn open(path: &Path) -> Result<RedbStore, StoreError> {
+        let path = path.to_path_buf();
+        let inner = tokio::task::spawn_blocking(move || Inner::open(&path))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))??;
+        Ok(RedbStore {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Runs `f` on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+}
+
+impl Inner {
+    fn open(path: &Path) -> Result<Inner, StoreError> {
         let path_s = path.display().to_string();
         let be = |e: redb::Error| StoreError::Backend {
             path: path_s.clone(),
             source: e,
         };
         let db = redb::Database::create(path).map_err(|e| be(e.into()))?;
-        let store = RedbStore {
+        let store = Inner {
             db,
             path: path_s.clone(),
         };
@@ -229,6 +100,7 @@ impl RedbStore {
                     return Err(StoreError::Schema {
                         path: path_s,
                         found: String::from_utf8_lossy(&v).into_owned(),
+                        supported: SCHEMA_VERSION,
                     })
                 }
             }
@@ -307,7 +179,7 @@ impl RedbStore {
     }
 }
 
-impl KeyStore for RedbStore {
+impl Inner {
     fn insert_pending(&self, record: &KeyPairRecord) -> Result<(), StoreError> {
         self.write(|kp, _| {
             if kp.get(record.id.as_str()).map_err(self.be())?.is_some() {
@@ -489,10 +361,66 @@ impl KeyStore for RedbStore {
     }
 }
 
+#[async_trait]
+impl KeyStore for RedbStore {
+    async fn insert_pending(&self, record: &KeyPairRecord) -> Result<(), StoreError> {
+        let record = record.clone();
+        self.blocking(move |s| s.insert_pending(&record)).await
+    }
+
+    async fn activate(
+        &self,
+        id: &str,
+        at: Timestamp,
+        schedule: &Schedule,
+    ) -> Result<KeyPairRecord, StoreError> {
+        let (id, schedule) = (id.to_string(), schedule.clone());
+        self.blocking(move |s| s.activate(&id, at, &schedule)).await
+    }
+
+    async fn abandon(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.blocking(move |s| s.abandon(&id, at)).await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError> {
+        let id = id.to_string();
+        self.blocking(move |s| s.get(&id)).await
+    }
+
+    async fn active(&self) -> Result<Option<KeyPairRecord>, StoreError> {
+        self.blocking(|s| s.active()).await
+    }
+
+    async fn list(&self) -> Result<Vec<Listed>, StoreError> {
+        self.blocking(|s| s.list()).await
+    }
+
+    async fn schedule(&self) -> Result<Schedule, StoreError> {
+        self.blocking(|s| s.schedule()).await
+    }
+
+    async fn set_schedule(&self, schedule: &Schedule) -> Result<(), StoreError> {
+        let schedule = schedule.clone();
+        self.blocking(move |s| s.set_schedule(&schedule)).await
+    }
+
+    async fn replace_envelope(&self, id: &str, envelope: &Envelope) -> Result<(), StoreError> {
+        let (id, envelope) = (id.to_string(), envelope.clone());
+        self.blocking(move |s| s.replace_envelope(&id, &envelope))
+            .await
+    }
+
+    async fn delete_retired(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.blocking(move |s| s.delete_retired(&id)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{context_for, FORMAT_V1};
+    use crate::domain::{context_for, Reason, ENVELOPE_V1};
 
     fn record(id: &str, minute: u32) -> KeyPairRecord {
         let t = chrono::DateTime::parse_from_rfc3339(&format!("2026-11-23T10:{minute:02}:00Z"))
@@ -509,7 +437,7 @@ mod tests {
             wrapping_key_arn: "arn:k".into(),
             public_key_der: vec![1, 2, 3],
             envelope: Envelope {
-                format: FORMAT_V1.into(),
+                format: ENVELOPE_V1.into(),
                 key_pair_id: id.into(),
                 wrapping_key_arn: "arn:k".into(),
                 encryption_context: context_for("organization-id", "o", id),
@@ -520,28 +448,29 @@ mod tests {
         }
     }
 
-    fn open() -> (tempfile::TempDir, RedbStore) {
+    async fn open() -> (tempfile::TempDir, RedbStore) {
         let dir = tempfile::tempdir().unwrap();
-        let s = RedbStore::open(&dir.path().join("s.redb")).unwrap();
+        let s = RedbStore::open(&dir.path().join("s.redb")).await.unwrap();
         (dir, s)
     }
 
-    #[test]
-    fn activation_retires_previous_in_one_step() {
-        let (_d, s) = open();
+    #[tokio::test]
+    async fn activation_retires_previous_in_one_step() {
+        let (_d, s) = open().await;
         let sched = Schedule::default();
-        s.insert_pending(&record("a", 1)).unwrap();
-        assert_eq!(s.active().unwrap(), None, "pending is never active");
-        s.activate("a", crate::time::now(), &sched).unwrap();
-        s.insert_pending(&record("b", 2)).unwrap();
-        let b = s.activate("b", crate::time::now(), &sched).unwrap();
+        s.insert_pending(&record("a", 1)).await.unwrap();
+        assert_eq!(s.active().await.unwrap(), None, "pending is never active");
+        s.activate("a", crate::time::now(), &sched).await.unwrap();
+        s.insert_pending(&record("b", 2)).await.unwrap();
+        let b = s.activate("b", crate::time::now(), &sched).await.unwrap();
         assert_eq!(b.state, KeyState::Active);
-        assert_eq!(s.active().unwrap().unwrap().id, "b");
-        let a = s.get("a").unwrap().unwrap();
+        assert_eq!(s.active().await.unwrap().unwrap().id, "b");
+        let a = s.get("a").await.unwrap().unwrap();
         assert_eq!(a.state, KeyState::Retired);
         assert!(a.retired_at.is_some());
         let ids: Vec<String> = s
             .list()
+            .await
             .unwrap()
             .into_iter()
             .map(|l| match l {
@@ -552,22 +481,22 @@ mod tests {
         assert_eq!(ids, ["b", "a"], "newest first");
         // Activating twice, or an unknown id, is refused and changes nothing.
         assert!(matches!(
-            s.activate("b", crate::time::now(), &sched),
+            s.activate("b", crate::time::now(), &sched).await,
             Err(StoreError::Conflict { .. })
         ));
         assert!(matches!(
-            s.activate("zz", crate::time::now(), &sched),
+            s.activate("zz", crate::time::now(), &sched).await,
             Err(StoreError::Conflict { .. })
         ));
         assert!(matches!(
-            s.insert_pending(&record("a", 3)),
+            s.insert_pending(&record("a", 3)).await,
             Err(StoreError::Conflict { .. })
         ));
-        assert_eq!(s.active().unwrap().unwrap().id, "b");
+        assert_eq!(s.active().await.unwrap().unwrap().id, "b");
     }
 
-    #[test]
-    fn schedule_and_reopen_persist() {
+    #[tokio::test]
+    async fn schedule_and_reopen_persist() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.redb");
         let sched = Schedule {
@@ -575,61 +504,72 @@ mod tests {
             next_rotation_at: Some(crate::time::now()),
         };
         {
-            let s = RedbStore::open(&path).unwrap();
-            s.insert_pending(&record("a", 1)).unwrap();
-            s.activate("a", crate::time::now(), &sched).unwrap();
+            let s = RedbStore::open(&path).await.unwrap();
+            s.insert_pending(&record("a", 1)).await.unwrap();
+            s.activate("a", crate::time::now(), &sched).await.unwrap();
         }
-        let s = RedbStore::open(&path).unwrap();
-        assert_eq!(s.schedule().unwrap(), sched);
-        assert_eq!(s.active().unwrap().unwrap().id, "a");
+        let s = RedbStore::open(&path).await.unwrap();
+        assert_eq!(s.schedule().await.unwrap(), sched);
+        assert_eq!(s.active().await.unwrap().unwrap().id, "a");
     }
 
-    #[test]
-    fn only_retired_key_pairs_can_be_deleted() {
-        let (_d, s) = open();
+    #[tokio::test]
+    async fn only_retired_key_pairs_can_be_deleted() {
+        let (_d, s) = open().await;
         let sched = Schedule::default();
-        s.insert_pending(&record("a", 1)).unwrap();
+        s.insert_pending(&record("a", 1)).await.unwrap();
         assert!(
-            matches!(s.delete_retired("a"), Err(StoreError::Conflict { .. })),
+            matches!(
+                s.delete_retired("a").await,
+                Err(StoreError::Conflict { .. })
+            ),
             "pending"
         );
-        s.activate("a", crate::time::now(), &sched).unwrap();
+        s.activate("a", crate::time::now(), &sched).await.unwrap();
         assert!(
-            matches!(s.delete_retired("a"), Err(StoreError::Conflict { .. })),
+            matches!(
+                s.delete_retired("a").await,
+                Err(StoreError::Conflict { .. })
+            ),
             "active"
         );
-        s.insert_pending(&record("b", 2)).unwrap();
-        s.activate("b", crate::time::now(), &sched).unwrap();
-        s.delete_retired("a").unwrap();
-        assert!(s.get("a").unwrap().is_none());
-        assert_eq!(s.active().unwrap().unwrap().id, "b");
+        s.insert_pending(&record("b", 2)).await.unwrap();
+        s.activate("b", crate::time::now(), &sched).await.unwrap();
+        s.delete_retired("a").await.unwrap();
+        assert!(s.get("a").await.unwrap().is_none());
+        assert_eq!(s.active().await.unwrap().unwrap().id, "b");
     }
 
-    #[test]
-    fn corrupt_record_is_listed_not_lost() {
-        let (_d, s) = open();
-        s.insert_pending(&record("a", 1)).unwrap();
-        s.write(|kp, _| {
-            kp.insert("kek-bad", b"{not json".as_slice()).unwrap();
-            Ok(())
-        })
-        .unwrap();
-        let list = s.list().unwrap();
+    #[tokio::test]
+    async fn corrupt_record_is_listed_not_lost() {
+        let (_d, s) = open().await;
+        s.insert_pending(&record("a", 1)).await.unwrap();
+        s.inner
+            .write(|kp, _| {
+                kp.insert("kek-bad", b"{not json".as_slice()).unwrap();
+                Ok(())
+            })
+            .unwrap();
+        let list = s.list().await.unwrap();
         assert_eq!(list.len(), 2);
         assert!(matches!(&list[1], Listed::Corrupt { id, .. } if id == "kek-bad"));
-        assert!(matches!(s.get("kek-bad"), Err(StoreError::Corrupt { id, .. }) if id == "kek-bad"));
+        assert!(
+            matches!(s.get("kek-bad").await, Err(StoreError::Corrupt { id, .. }) if id == "kek-bad")
+        );
     }
 
-    #[test]
-    fn other_schema_version_is_refused() {
-        let (d, s) = open();
-        s.write(|_, meta| {
-            meta.insert(META_SCHEMA, b"99".as_slice()).unwrap();
-            Ok(())
-        })
-        .unwrap();
+    #[tokio::test]
+    async fn other_schema_version_is_refused() {
+        let (d, s) = open().await;
+        s.inner
+            .write(|_, meta| {
+                meta.insert(META_SCHEMA, b"99".as_slice()).unwrap();
+                Ok(())
+            })
+            .unwrap();
         drop(s);
         let e = RedbStore::open(&d.path().join("s.redb"))
+            .await
             .unwrap_err()
             .to_string();
         assert!(e.contains("schema version 99"), "{e}");

@@ -13,6 +13,10 @@
 //! reported done; if the file cannot be written, state-changing operations
 //! fail closed, while serving the public key goes on.
 
+mod event;
+
+pub use event::{AuditEvent, Outcome};
+
 use crate::time;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -117,8 +121,9 @@ impl Audit {
         })
     }
 
-    /// Appends `event` (an object with a `type`) and syncs it. Blocking.
-    pub fn record(&self, event: Value) -> Result<(), AuditError> {
+    /// Appends `event` and syncs it. Blocking.
+    pub fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        let event = serde_json::to_value(event).expect("audit events serialize");
         let mut inner = self.inner.lock().expect("audit lock");
         let line = serde_json::to_string(&Line {
             seq: inner.seq + 1,
@@ -142,10 +147,23 @@ impl Audit {
         Ok(())
     }
 
+    /// [`Audit::open`] off the async runtime.
+    pub async fn open_async(path: &Path) -> Result<Audit, AuditError> {
+        let owned = path.to_path_buf();
+        tokio::task::spawn_blocking(move || Audit::open(&owned))
+            .await
+            .unwrap_or_else(|e| {
+                Err(AuditError {
+                    path: path.display().to_string(),
+                    problem: e.to_string(),
+                })
+            })
+    }
+
     /// [`Audit::record`] off the async runtime.
-    pub async fn record_async(self: &Arc<Self>, event: Value) -> Result<(), AuditError> {
+    pub async fn record_async(self: &Arc<Self>, event: AuditEvent) -> Result<(), AuditError> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.record(event))
+        tokio::task::spawn_blocking(move || me.record(&event))
             .await
             .unwrap_or_else(|e| {
                 Err(AuditError {
@@ -222,14 +240,17 @@ pub fn verify(path: &Path) -> Result<Head, Broken> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn log_with(n: usize) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let a = Audit::open(&path).unwrap();
         for i in 0..n {
-            a.record(json!({"type": "test", "i": i})).unwrap();
+            a.record(&AuditEvent::Prune {
+                key_pair_id: format!("kek-{i:016x}"),
+                retired_at: None,
+            })
+            .unwrap();
         }
         (dir, path)
     }
@@ -251,7 +272,8 @@ mod tests {
         let (_d, path) = log_with(3);
         let a = Audit::open(&path).unwrap();
         assert_eq!(a.head().records, 3);
-        a.record(json!({"type": "more"})).unwrap();
+        a.record(&AuditEvent::ConfigReloadStarted { file: None })
+            .unwrap();
         let h = verify(&path).unwrap();
         assert_eq!(h.records, 4);
         assert_eq!(h, a.head());
@@ -277,7 +299,7 @@ mod tests {
         assert_eq!(verify(&path).unwrap_err().line, 2);
 
         let mut edited = orig.clone();
-        edited[1] = edited[1].replace("\"i\":1", "\"i\":7");
+        edited[1] = edited[1].replace("kek-0000000000000001", "kek-0000000000000007");
         write(&path, &edited);
         let e = verify(&path).unwrap_err();
         assert_eq!(

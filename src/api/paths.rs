@@ -1,0 +1,50 @@
+//! Every route of the API, named once: the router mounts these and the
+//! client requests them, so they cannot drift apart.
+
+/// `GET`: daemon state.
+pub const STATUS: &str = "/v1/status";
+/// `GET`: key pair history, newest first (`?limit=&cursor=`).
+pub const KEYPAIRS: &str = "/v1/keypairs";
+/// `GET`: one key pair (router pattern).
+pub const KEYPAIR: &str = "/v1/keypairs/{id}";
+/// `GET`: one key pair's envelope (router pattern).
+pub const ENVELOPE: &str = "/v1/keypairs/{id}/envelope";
+/// `POST`: unwrap a content key with one key pair (router pattern).
+pub const UNWRAP: &str = "/v1/keypairs/{id}/unwrap";
+/// `GET`: the active public key.
+pub const PUBLIC_KEY: &str = "/v1/public-key";
+/// `POST`: Change Key Now.
+pub const ROTATE: &str = "/v1/rotate";
+/// `POST`: the Test round trip.
+pub const TEST: &str = "/v1/test";
+/// `POST`: reload the configuration file.
+pub const RELOAD: &str = "/v1/reload";
+/// `POST`: run the decryptability canary now.
+pub const CHECK: &str = "/v1/check";
+/// `POST`: re-wrap every key pair under the current KMS key (JSON lines).
+pub const REWRAP: &str = "/v1/rewrap";
+/// `GET`: Prometheus metrics.
+pub const METRICS: &str = "/metrics";
+
+/// The path of one key pair.
+pub fn keypair(id: &str) -> String {
+    KEYPAIR.replace("{id}", id)
+}
+
+/// The path of one key pair's envelope.
+pub fn envelope(id: &str) -> String {
+    ENVELOPE.replace("{id}", id)
+}
+
+/// The path of one key pair's unwrap.
+pub fn unwrap(id: &str) -> String {
+    UNWRAP.replace("{id}", id)
+}
+
+/// A history page.
+pub fn keypairs(limit: usize, cursor: Option<&str>) -> String {
+    match cursor {
+        Some(c) => format!("{KEYPAIRS}?limit={limit}&cursor={c}"),
+        None => format!("{KEYPAIRS}?limit={limit}"),
+    }
+}

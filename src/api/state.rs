@@ -1,0 +1,37 @@
+//! What every handler can reach: the services the daemon wired together.
+
+use crate::audit::Audit;
+use crate::canary::Canary;
+use crate::current::SharedCurrent;
+use crate::metrics::Metrics;
+use crate::reload::Reloader;
+use crate::rewrap::Rewrapper;
+use crate::rotation::{RotationHandle, SharedState};
+use crate::store::KeyStore;
+use crate::unwrap::Unwrapper;
+use std::sync::Arc;
+
+/// The handlers' shared state. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    /// The store (reads only, here).
+    pub(crate) store: Arc<dyn KeyStore>,
+    /// Engine state: the active key and health.
+    pub(crate) engine: SharedState,
+    /// To ask for rotations.
+    pub(crate) rotation: RotationHandle,
+    /// Configuration and provider in force (swapped on reload).
+    pub(crate) current: SharedCurrent,
+    /// Reloads the configuration.
+    pub(crate) reloader: Arc<Reloader>,
+    /// Prometheus metrics.
+    pub(crate) metrics: Arc<Metrics>,
+    /// The decryptability canary.
+    pub(crate) canary: Arc<Canary>,
+    /// Rewrap, one at a time.
+    pub(crate) rewrapper: Arc<Rewrapper>,
+    /// The audit trail.
+    pub(crate) audit: Arc<Audit>,
+    /// Content-key unwrap for players.
+    pub(crate) unwrapper: Arc<Unwrapper>,
+}

@@ -1,0 +1,120 @@
+//! What the audit trail records: one typed event per line, so every record
+//! of a kind has the same fields and a reader can rely on them. Events carry
+//! ids, ARNs, encryption contexts and request ids — never key material.
+
+use crate::domain::{EncryptionContext, Reason};
+use crate::time::{rfc3339, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// One audited event. `type` on the wire names the variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuditEvent {
+    /// One KMS (key provider) call.
+    KmsCall {
+        /// e.g. `GenerateDataKey`.
+        operation: String,
+        /// The key (or `source -> destination` for ReEncrypt).
+        key_arn: String,
+        /// The encryption context sent.
+        encryption_context: Option<EncryptionContext>,
+        /// KMS's request id.
+        request_id: Option<String>,
+        /// `ok` or the failure kind.
+        outcome: String,
+        /// KMS's error code.
+        error_code: Option<String>,
+        /// How long the call took.
+        duration_ms: u64,
+    },
+    /// A rotation finished.
+    Rotation {
+        /// Why it ran.
+        reason: Reason,
+        /// `success` or `failure`.
+        outcome: Outcome,
+        /// The key pair active before.
+        old_key_pair_id: Option<String>,
+        /// The key pair active after a success.
+        new_key_pair_id: Option<String>,
+        /// Why it failed.
+        error: Option<String>,
+    },
+    /// Rotations started failing.
+    OutageStarted {
+        /// The classified cause.
+        cause: String,
+        /// The KMS operation, when KMS failed.
+        operation: Option<String>,
+        /// KMS's error code.
+        code: Option<String>,
+        /// The message.
+        message: String,
+        /// KMS's request id.
+        request_id: Option<String>,
+    },
+    /// Rotations work again.
+    OutageEnded {
+        /// When the outage started.
+        #[serde(with = "rfc3339")]
+        since: Timestamp,
+        /// How long it lasted.
+        duration_ms: i64,
+        /// The last cause seen.
+        cause: Option<String>,
+    },
+    /// An API call that changes state or reveals key material.
+    Api {
+        /// HTTP method.
+        method: String,
+        /// Request path (bounded; see `api::auth`).
+        path: String,
+        /// Caller's uid (`SO_PEERCRED`).
+        uid: u32,
+        /// Caller's primary gid.
+        gid: u32,
+        /// Caller's pid.
+        pid: Option<i32>,
+        /// The role the call needs.
+        role: String,
+        /// The key pair the call is about.
+        key_pair_id: Option<String>,
+        /// `allowed` or `refused`.
+        outcome: String,
+    },
+    /// A reload began (written before anything changes: fail closed).
+    ConfigReloadStarted {
+        /// The configuration file.
+        file: Option<String>,
+    },
+    /// A reload ended.
+    ConfigReload {
+        /// What happened.
+        outcome: String,
+        /// Details.
+        message: String,
+        /// The key pair made under a new KMS key.
+        new_key_pair_id: Option<String>,
+    },
+    /// A retired key pair was deleted (retention).
+    Prune {
+        /// The key pair.
+        key_pair_id: String,
+        /// When it was retired.
+        #[serde(with = "rfc3339::option")]
+        retired_at: Option<Timestamp>,
+    },
+}
+
+/// Success or failure of an audited operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It worked.
+    Success,
+    /// It did not.
+    Failure,
+}
+
+crate::domain::display_as_serde!(Outcome);

@@ -1,0 +1,179 @@
+//! How `kekctl` shows answers to people: tables and one-line summaries.
+//! (`--json` prints the API's own shapes instead.)
+
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use kekd::api::views::{CanaryReport, KeyPairList, StatusView, TestReport};
+use kekd::time::{format, Timestamp};
+
+fn table() -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY);
+    t
+}
+
+fn opt(t: &Option<Timestamp>) -> String {
+    t.as_ref().map(format).unwrap_or_else(|| "-".into())
+}
+
+/// `kekctl status`: one record, one row per field.
+pub(crate) fn status(s: &StatusView) -> String {
+    let mut t = table();
+    let rows: Vec<(&str, String)> = vec![
+        ("state", s.state.to_string()),
+        ("organization", s.organization_id.clone()),
+        ("kms key", s.kms_key.clone()),
+        (
+            "active key pair",
+            s.active_key_id.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("active since", opt(&s.active_since)),
+        ("cadence", format!("{} ({})", s.cadence, s.timezone)),
+        ("last rotation", opt(&s.last_rotation_at)),
+        ("next rotation", opt(&s.next_rotation_at)),
+        ("rotating now", s.rotation_in_progress.to_string()),
+        ("degraded since", opt(&s.degraded_since)),
+        ("next retry", opt(&s.next_retry_at)),
+        (
+            "last error",
+            s.last_error
+                .as_ref()
+                .map(|e| {
+                    format!(
+                        "{} {} {}: {}{}",
+                        format(&e.at),
+                        e.operation.as_deref().unwrap_or("-"),
+                        e.code.clone().unwrap_or_else(|| e.kind.to_string()),
+                        e.message,
+                        e.request_id
+                            .as_ref()
+                            .map(|r| format!(" [request {r}]"))
+                            .unwrap_or_default()
+                    )
+                })
+                .unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "key pairs",
+            s.key_pairs
+                .by_state
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    ];
+    for (k, v) in rows {
+        t.add_row(vec![k.to_string(), v]);
+    }
+    for (arn, n) in &s.key_pairs.by_wrapping_key {
+        t.add_row(vec!["wrapped by".to_string(), format!("{n} under {arn}")]);
+    }
+    for c in &s.corrupt_records {
+        t.add_row(vec![
+            "CORRUPT RECORD".to_string(),
+            format!("{}: {}", c.id, c.problem),
+        ]);
+    }
+    if let Some(c) = &s.last_canary {
+        let failed: Vec<&str> = c
+            .key_pairs
+            .iter()
+            .filter(|k| !k.ok)
+            .map(|k| k.id.as_str())
+            .collect();
+        let text = if c.ok {
+            format!("{} ok ({} key pairs)", format(&c.at), c.key_pairs.len())
+        } else {
+            format!(
+                "{} FAILED: {} {}",
+                format(&c.at),
+                c.kms_key_problem.as_deref().unwrap_or(""),
+                failed.join(", ")
+            )
+        };
+        t.add_row(vec!["last canary".to_string(), text]);
+    }
+    if let Some(r) = &s.last_reload {
+        t.add_row(vec![
+            "last reload".to_string(),
+            format!("{} {}: {}", format(&r.at), r.outcome, r.message),
+        ]);
+    }
+    if let Some(p) = &s.kms_key_problem {
+        t.add_row(vec!["KMS KEY PROBLEM".to_string(), p.clone()]);
+    }
+    for w in &s.warnings {
+        t.add_row(vec!["WARNING".to_string(), w.clone()]);
+    }
+    t.to_string()
+}
+
+/// `kekctl history`: one row per key pair.
+pub(crate) fn history(l: &KeyPairList) -> String {
+    let mut t = table();
+    t.set_header(vec![
+        "id",
+        "state",
+        "reason",
+        "bits",
+        "created",
+        "activated",
+        "retired",
+        "wrapping key",
+    ]);
+    for k in &l.keypairs {
+        t.add_row(vec![
+            k.id.clone(),
+            k.state.to_string(),
+            k.reason.to_string(),
+            k.key_bits.to_string(),
+            format(&k.created_at),
+            opt(&k.activated_at),
+            opt(&k.retired_at),
+            k.wrapping_key_arn.clone(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// `kekctl test`: one row per step.
+pub(crate) fn test_report(r: &TestReport) -> String {
+    let mut t = table();
+    t.set_header(vec!["step", "result", "detail"]);
+    for s in &r.steps {
+        t.add_row(vec![
+            s.step.clone(),
+            if s.ok { "ok".into() } else { "FAILED".into() },
+            s.detail.clone(),
+        ]);
+    }
+    format!("Test round trip with {}\n{t}", r.kms_key)
+}
+
+/// `kekctl check`: the KMS key, then one row per key pair.
+pub(crate) fn canary(r: &CanaryReport) -> String {
+    let mut t = table();
+    t.set_header(vec!["check", "result", "detail"]);
+    t.add_row(vec![
+        "KMS key".to_string(),
+        if r.kms_key_problem.is_none() {
+            "ok"
+        } else {
+            "FAILED"
+        }
+        .to_string(),
+        r.kms_key_problem
+            .clone()
+            .unwrap_or_else(|| "enabled, usable".into()),
+    ]);
+    for k in &r.key_pairs {
+        t.add_row(vec![
+            k.id.clone(),
+            if k.ok { "ok" } else { "FAILED" }.to_string(),
+            k.problem
+                .clone()
+                .unwrap_or_else(|| "decrypts through KMS and matches".into()),
+        ]);
+    }
+    t.to_string()
+}

@@ -1,0 +1,51 @@
+//! Every default of the configuration, in one table. The sections in
+//! `sections.rs`, `--dev` and `kekctl` all read them from here, so a default
+//! is changed in one place and documented in one place (`config/kekd.toml`).
+
+use std::time::Duration;
+
+/// The API socket, under systemd's `RuntimeDirectory=kekd`.
+pub const SOCKET: &str = "/run/kekd/kekd.sock";
+/// The state directory (systemd `StateDirectory=kekd`).
+pub const STATE_DIR: &str = "/var/lib/kekd";
+/// The store file, inside the state directory.
+pub const STORE_FILE: &str = "kekd.redb";
+/// The audit trail, inside the state directory unless `audit_log` says.
+pub const AUDIT_FILE: &str = "audit.jsonl";
+/// RSA modulus size of new key pairs.
+pub const KEY_BITS: u32 = 3072;
+/// Rotation cadence.
+pub const CADENCE: &str = "monthly";
+/// The time zone the cadence is evaluated in.
+pub const TIMEZONE: &str = "UTC";
+/// The encryption-context key that carries the organization id.
+pub const CONTEXT_KEY: &str = "organization-id";
+/// KMS TCP/TLS connect timeout.
+pub const KMS_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// KMS per-attempt timeout.
+pub const KMS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// KMS whole-operation timeout (retries included).
+pub const KMS_OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
+/// First backoff cap after a failed rotation.
+pub const RETRY_INITIAL_DELAY: Duration = Duration::from_secs(5);
+/// Longest backoff after failed rotations.
+pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(300);
+/// How long a decrypted private key stays cached for `unwrap`.
+pub const UNWRAP_CACHE_TTL: Duration = Duration::from_secs(300);
+/// How many decrypted private keys may be cached.
+pub const UNWRAP_CACHE_MAX: usize = 16;
+/// Time between decryptability canaries.
+pub const CANARY_INTERVAL: Duration = Duration::from_secs(3600);
+/// Retired key pairs the canary checks besides the active one.
+pub const CANARY_RECENT: usize = 3;
+/// Log level filter.
+pub const LOG_LEVEL: &str = "info";
+
+/// `--dev`: the organization id.
+pub const DEV_ORGANIZATION: &str = "dev";
+/// `--dev`: a daily cadence, so a new user sees a schedule.
+pub const DEV_CADENCE: &str = "daily";
+/// `--dev`: the local root key file, inside the state directory.
+pub const DEV_ROOT_KEY_FILE: &str = "root.key";
+/// `--dev`: the socket file, inside the state directory.
+pub const DEV_SOCKET_FILE: &str = "kekd.sock";

@@ -1,0 +1,422 @@
+//! Validation, section by section. Each section turns its raw serde struct
+//! into typed settings and owns its defaults (read from `defaults.rs`), as
+//! zincati's `with_config` does; `mod.rs` only puts the sections together.
+
+use super::access;
+use super::arn::{self, KmsKeyArn, ARN_FORMS};
+use super::defaults;
+use super::raw::{RawCanary, RawConfig, RawKms, RawLog, RawProvider, RawRetry, RawUnwrap};
+use super::validate::Validator;
+use super::ConfigError;
+use crate::domain::{is_context_value, KeyBits, KEY_PAIR_CONTEXT_KEY};
+use crate::schedule::{Cadence, CADENCE_FORMS};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const CONTEXT_VALUE_FORMS: &str = "1-128 characters of A-Z a-z 0-9 . _ -";
+
+/// Which provider wraps the data keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderSettings {
+    /// The customer's AWS KMS symmetric key.
+    AwsKms {
+        /// Alias or key ARN, parsed.
+        key: KmsKeyArn,
+    },
+    /// A local 256-bit root key file (development, tests).
+    Local {
+        /// Where the root key lives; created 0600 on first use.
+        root_key_path: PathBuf,
+    },
+}
+
+impl std::fmt::Display for ProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProviderSettings::AwsKms { key } => write!(f, "{key}"),
+            ProviderSettings::Local { root_key_path } => {
+                write!(f, "local root key {}", root_key_path.display())
+            }
+        }
+    }
+}
+
+/// KMS client timeouts: the SDK has no operation timeout by default, so a hung
+/// KMS would hang the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KmsTimeouts {
+    /// TCP/TLS connect.
+    pub connect: Duration,
+    /// One HTTP attempt.
+    pub attempt: Duration,
+    /// The whole operation, retries included.
+    pub operation: Duration,
+}
+
+/// Backoff after a failed rotation: capped exponential with full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The first delay's cap.
+    pub initial_delay: Duration,
+    /// No delay is longer than this.
+    pub max_delay: Duration,
+}
+
+/// The in-memory cache of decrypted private keys behind `unwrap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnwrapCache {
+    /// How long a decrypted private key stays cached.
+    pub ttl: Duration,
+    /// How many may be cached; 0 disables the cache.
+    pub max: usize,
+}
+
+/// The decryptability canary: how often, and how many key pairs besides
+/// the active one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Canary {
+    /// Time between checks; `None` = only on demand (`kekctl check`).
+    pub interval: Option<Duration>,
+    /// How many of the most recent retired key pairs to check as well.
+    pub recent: usize,
+}
+
+/// Log output shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human lines; without timestamps under journald, which adds its own.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Level filter (tracing `EnvFilter` syntax); `RUST_LOG` wins.
+    pub level: String,
+    /// Output shape.
+    pub format: LogFormat,
+}
+
+/// The top-level identity fields: who kekd serves and where KMS lives.
+pub(crate) struct Identity {
+    pub(crate) organization_id: String,
+    pub(crate) region: Option<String>,
+    pub(crate) context_key: String,
+}
+
+impl Identity {
+    pub(crate) fn with_config(raw: &RawConfig, v: &Validator) -> Result<Identity, ConfigError> {
+        let organization_id = raw
+            .organization_id
+            .clone()
+            .ok_or_else(|| v.invalid("organization_id", None, "missing", CONTEXT_VALUE_FORMS))?;
+        if !is_context_value(&organization_id) {
+            return Err(v.invalid(
+                "organization_id",
+                Some(&organization_id),
+                "not a valid organization id",
+                CONTEXT_VALUE_FORMS,
+            ));
+        }
+        let region = match &raw.region {
+            Some(r) if arn::is_region(r) => Some(r.clone()),
+            Some(r) => {
+                return Err(v.invalid(
+                    "region",
+                    Some(r),
+                    "not an AWS region name",
+                    "a region such as eu-west-1",
+                ))
+            }
+            None => None,
+        };
+        let context_key = raw
+            .encryption_context_key
+            .clone()
+            .unwrap_or_else(|| defaults::CONTEXT_KEY.into());
+        if !is_context_value(&context_key) || context_key == KEY_PAIR_CONTEXT_KEY {
+            return Err(v.invalid(
+                "encryption_context_key",
+                Some(&context_key),
+                "not usable as an encryption-context key",
+                &format!("{CONTEXT_VALUE_FORMS}, other than {KEY_PAIR_CONTEXT_KEY}"),
+            ));
+        }
+        Ok(Identity {
+            organization_id,
+            region,
+            context_key,
+        })
+    }
+}
+
+impl ProviderSettings {
+    pub(crate) fn with_config(
+        raw: Option<&RawProvider>,
+        region: Option<&str>,
+        v: &Validator,
+    ) -> Result<ProviderSettings, ConfigError> {
+        let raw = raw.ok_or_else(|| {
+            v.invalid(
+                "provider",
+                None,
+                "missing section [provider]",
+                "type = \"aws-kms-symmetric\" or \"local\"",
+            )
+        })?;
+        match raw.kind.as_deref() {
+            Some("aws-kms-symmetric") => {
+                if raw.root_key_path.is_some() {
+                    return Err(v.invalid(
+                        "provider.root_key_path",
+                        raw.root_key_path.as_deref(),
+                        "only valid with type = \"local\"",
+                        "kms_key_arn for aws-kms-symmetric",
+                    ));
+                }
+                let text = raw
+                    .kms_key_arn
+                    .as_deref()
+                    .ok_or_else(|| v.invalid("provider.kms_key_arn", None, "missing", ARN_FORMS))?;
+                let key: KmsKeyArn = text.parse().map_err(|why: String| {
+                    v.invalid(
+                        "provider.kms_key_arn",
+                        Some(text),
+                        &format!("malformed ARN: {why}"),
+                        ARN_FORMS,
+                    )
+                })?;
+                let home = region.ok_or_else(|| {
+                    v.invalid(
+                        "region",
+                        None,
+                        "missing (required with aws-kms-symmetric)",
+                        "the KMS home region, e.g. eu-west-1",
+                    )
+                })?;
+                if key.region != home {
+                    return Err(v.invalid(
+                        "provider.kms_key_arn",
+                        Some(text),
+                        &format!(
+                            "the ARN's region {} is not the configured region {home}",
+                            key.region
+                        ),
+                        "a key or alias ARN in the configured region",
+                    ));
+                }
+                Ok(ProviderSettings::AwsKms { key })
+            }
+            Some("local") => {
+                if raw.kms_key_arn.is_some() {
+                    return Err(v.invalid(
+                        "provider.kms_key_arn",
+                        raw.kms_key_arn.as_deref(),
+                        "only valid with type = \"aws-kms-symmetric\"",
+                        "root_key_path for local",
+                    ));
+                }
+                let path = raw.root_key_path.as_deref().ok_or_else(|| {
+                    v.invalid(
+                        "provider.root_key_path",
+                        None,
+                        "missing",
+                        "a path to a 32-byte root key file",
+                    )
+                })?;
+                Ok(ProviderSettings::Local {
+                    root_key_path: PathBuf::from(path),
+                })
+            }
+            other => Err(v.invalid(
+                "provider.type",
+                other,
+                if other.is_some() {
+                    "unknown provider"
+                } else {
+                    "missing"
+                },
+                "aws-kms-symmetric, local",
+            )),
+        }
+    }
+}
+
+pub(crate) fn key_bits(raw: Option<i64>, v: &Validator) -> Result<KeyBits, ConfigError> {
+    let bits = raw.unwrap_or(i64::from(defaults::KEY_BITS));
+    u32::try_from(bits)
+        .ok()
+        .and_then(|b| KeyBits::try_from(b).ok())
+        .ok_or_else(|| {
+            v.invalid(
+                "key_bits",
+                Some(&bits.to_string()),
+                "unsupported RSA key size",
+                "2048, 3072, 4096",
+            )
+        })
+}
+
+pub(crate) fn cadence(raw: Option<&str>, v: &Validator) -> Result<Cadence, ConfigError> {
+    let text = raw.unwrap_or(defaults::CADENCE);
+    text.parse::<Cadence>()
+        .map_err(|why| v.invalid("cadence", Some(text), &why, CADENCE_FORMS))
+}
+
+pub(crate) fn timezone(raw: Option<&str>, v: &Validator) -> Result<chrono_tz::Tz, ConfigError> {
+    let text = raw.unwrap_or(defaults::TIMEZONE);
+    text.parse::<chrono_tz::Tz>().map_err(|_| {
+        v.invalid(
+            "timezone",
+            Some(text),
+            "unknown time zone",
+            "an IANA time zone name such as UTC or Europe/Berlin",
+        )
+    })
+}
+
+impl KmsTimeouts {
+    pub(crate) fn with_config(raw: Option<&RawKms>, v: &Validator) -> Result<Self, ConfigError> {
+        let raw = raw.cloned().unwrap_or_default();
+        let t = KmsTimeouts {
+            connect: v.duration_or(
+                "kms.connect_timeout",
+                raw.connect_timeout.as_deref(),
+                defaults::KMS_CONNECT_TIMEOUT,
+            )?,
+            attempt: v.duration_or(
+                "kms.attempt_timeout",
+                raw.attempt_timeout.as_deref(),
+                defaults::KMS_ATTEMPT_TIMEOUT,
+            )?,
+            operation: v.duration_or(
+                "kms.operation_timeout",
+                raw.operation_timeout.as_deref(),
+                defaults::KMS_OPERATION_TIMEOUT,
+            )?,
+        };
+        if t.attempt > t.operation {
+            return Err(v.invalid(
+                "kms.attempt_timeout",
+                Some(&humantime::format_duration(t.attempt).to_string()),
+                "longer than kms.operation_timeout",
+                "an attempt timeout no longer than the operation timeout",
+            ));
+        }
+        Ok(t)
+    }
+}
+
+impl RetryPolicy {
+    pub(crate) fn with_config(raw: Option<&RawRetry>, v: &Validator) -> Result<Self, ConfigError> {
+        let raw = raw.cloned().unwrap_or_default();
+        let r = RetryPolicy {
+            initial_delay: v.duration_or(
+                "retry.initial_delay",
+                raw.initial_delay.as_deref(),
+                defaults::RETRY_INITIAL_DELAY,
+            )?,
+            max_delay: v.duration_or(
+                "retry.max_delay",
+                raw.max_delay.as_deref(),
+                defaults::RETRY_MAX_DELAY,
+            )?,
+        };
+        if r.initial_delay > r.max_delay {
+            return Err(v.invalid(
+                "retry.initial_delay",
+                Some(&humantime::format_duration(r.initial_delay).to_string()),
+                "longer than retry.max_delay",
+                "an initial delay no longer than the maximum delay",
+            ));
+        }
+        Ok(r)
+    }
+}
+
+impl UnwrapCache {
+    pub(crate) fn with_config(raw: Option<&RawUnwrap>, v: &Validator) -> Result<Self, ConfigError> {
+        let raw = raw.cloned().unwrap_or_default();
+        Ok(UnwrapCache {
+            ttl: v.duration_or(
+                "unwrap.cache_ttl",
+                raw.cache_ttl.as_deref(),
+                defaults::UNWRAP_CACHE_TTL,
+            )?,
+            max: v.count(
+                "unwrap.cache_max",
+                raw.cache_max,
+                0..=10_000,
+                defaults::UNWRAP_CACHE_MAX,
+                "0 (no cache) to 10000",
+            )?,
+        })
+    }
+}
+
+impl Canary {
+    pub(crate) fn with_config(raw: Option<&RawCanary>, v: &Validator) -> Result<Self, ConfigError> {
+        let raw = raw.cloned().unwrap_or_default();
+        Ok(Canary {
+            interval: match raw.interval.as_deref() {
+                Some("off") => None,
+                other => v.duration("canary.interval", other, Some(defaults::CANARY_INTERVAL))?,
+            },
+            recent: v.count(
+                "canary.recent",
+                raw.recent,
+                0..=1000,
+                defaults::CANARY_RECENT,
+                "0 to 1000",
+            )?,
+        })
+    }
+}
+
+impl LogSettings {
+    pub(crate) fn with_config(raw: Option<&RawLog>, v: &Validator) -> Result<Self, ConfigError> {
+        let raw = raw.cloned().unwrap_or_default();
+        let level = raw.level.unwrap_or_else(|| defaults::LOG_LEVEL.into());
+        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+            return Err(v.invalid(
+                "log.level",
+                Some(&level),
+                "not a log filter",
+                "error, warn, info, debug, trace, or a filter like kekd=debug",
+            ));
+        }
+        let format = match raw.format.as_deref() {
+            None | Some("plain") => LogFormat::Plain,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(v.invalid(
+                    "log.format",
+                    Some(other),
+                    "unknown log format",
+                    "plain, json",
+                ))
+            }
+        };
+        Ok(LogSettings { level, format })
+    }
+}
+
+pub(crate) fn access(
+    raw: Option<&super::raw::RawAccess>,
+    v: &Validator,
+) -> Result<access::Access, ConfigError> {
+    access::resolve(raw).map_err(|u| {
+        v.invalid(
+            &u.field,
+            Some(&u.value),
+            &format!("no such {} on this system", u.kind),
+            &format!(
+                "an existing {} name (see getent {})",
+                u.kind,
+                if u.kind == "user" { "passwd" } else { "group" }
+            ),
+        )
+    })
+}

@@ -1,0 +1,288 @@
+//! Wiring: start-up, signals, systemd, graceful shutdown.
+//!
+//! [`Daemon::start`] does everything that can fail at start (state dir,
+//! store, provider, socket) so the binary can report it and exit non-zero;
+//! [`Daemon::run`] then serves until SIGTERM/SIGINT. Shutdown, as in
+//! mini-redis: the API stops accepting and drains its in-flight requests,
+//! then every background task is told to stop and waited for (an in-flight
+//! rotation finishes first) — no `process::exit` anywhere.
+//!
+//! - `tasks.rs`: the background tasks and their bounded drain.
+//! - `signals.rs`: SIGUSR1 (Change Key Now) and SIGHUP (reload).
+//! - `systemd.rs`: READY/STATUS/STOPPING and the watchdog.
+
+mod signals;
+mod systemd;
+mod tasks;
+
+use crate::api::routes::router;
+use crate::api::server;
+pub use crate::api::server::BindError;
+use crate::api::state::AppState;
+use crate::audit::Audit;
+use crate::canary::Canary;
+use crate::config::Settings;
+use crate::current::SharedCurrent;
+use crate::domain::KeyState;
+use crate::kms_check::{self, PreflightError};
+use crate::metrics::Metrics;
+use crate::provider::local::RootKeyError;
+use crate::provider::KeyProvider;
+use crate::reload::{ReloadParts, Reloader};
+use crate::rewrap::Rewrapper;
+use crate::rotation::{Engine, EngineParts, EngineState, Pruner, Rotator, SharedState};
+use crate::store::{KeyStore, Listed, RedbStore, StoreError};
+use crate::unwrap::Unwrapper;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+/// How long shutdown waits for background tasks after the API drained.
+const DRAIN_BOUND: Duration = Duration::from_secs(30);
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The state directory cannot be created or secured.
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The audit log cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    /// The store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The local root key cannot be used.
+    #[error(transparent)]
+    RootKey(#[from] RootKeyError),
+    /// The socket cannot be bound, or serving it failed.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The KMS key is unusable and there is no active key pair to serve.
+    #[error("preflight of the KMS key failed: {0}")]
+    Preflight(#[from] PreflightError),
+    /// Signal handlers cannot be installed.
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// A started daemon: store open, socket bound, not yet serving.
+pub struct Daemon {
+    settings: Arc<Settings>,
+    config_path: Option<std::path::PathBuf>,
+    listener: UnixListener,
+    app: AppState,
+    engine: Engine,
+}
+
+impl Daemon {
+    /// Opens everything the daemon needs. Nothing is served yet.
+    pub async fn start(
+        settings: Settings,
+        config_path: Option<std::path::PathBuf>,
+    ) -> Result<Daemon, StartError> {
+        disable_core_dumps();
+        let settings = Arc::new(settings);
+        let dir = &settings.state_dir;
+        let dir_err = |source| StartError::StateDir {
+            path: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(dir_err)?;
+
+        let store: Arc<dyn KeyStore> = Arc::new(RedbStore::open(&settings.store_path()).await?);
+        let metrics = Arc::new(Metrics::new());
+        let audit = Arc::new(Audit::open_async(&settings.audit_path).await?);
+        let provider =
+            crate::provider::instrumented(&settings, metrics.clone(), audit.clone()).await?;
+        let mut state = recover(&*store).await?;
+        state.health.kms_key_problem =
+            preflight_at_start(&*provider, &settings, state.active.is_some()).await?;
+        let listener = server::bind(&settings.socket_path, settings.access.socket_group).await?;
+        let engine_state = SharedState::new(state);
+        let current = SharedCurrent::new(settings.clone(), provider);
+        let (engine, rotation) = Engine::new(EngineParts {
+            rotator: Rotator::new(store.clone(), current.clone()),
+            pruner: Pruner::new(store.clone(), current.clone(), Some(audit.clone())),
+            state: engine_state.clone(),
+            current: current.clone(),
+            metrics: metrics.clone(),
+            audit: Some(audit.clone()),
+        });
+        let reloader = Arc::new(Reloader::new(ReloadParts {
+            config_path: config_path.clone(),
+            current: current.clone(),
+            engine: engine_state.clone(),
+            rotation: rotation.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+            audit: audit.clone(),
+        }));
+        let app = AppState {
+            canary: Arc::new(Canary::new(store.clone(), current.clone(), metrics.clone())),
+            rewrapper: Arc::new(Rewrapper::new(store.clone(), current.clone())),
+            unwrapper: Arc::new(Unwrapper::new(store.clone(), current.clone())),
+            store,
+            engine: engine_state,
+            rotation,
+            current,
+            reloader,
+            metrics,
+            audit,
+        };
+        Ok(Daemon {
+            settings,
+            config_path,
+            listener,
+            app,
+            engine,
+        })
+    }
+
+    /// The socket the API listens on.
+    pub fn socket_path(&self) -> &std::path::Path {
+        &self.settings.socket_path
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains and returns.
+    pub async fn run(self) -> Result<(), StartError> {
+        let stop = CancellationToken::new();
+        let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+        let usr1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
+        let hup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
+
+        let app = &self.app;
+        let mut tasks = tasks::Tasks::new(stop.child_token());
+        let rotation = app.rotation.clone();
+        tasks.spawn("change-key-now", |s| {
+            signals::change_key_now_on_usr1(usr1, rotation, s)
+        });
+        let reloader = app.reloader.clone();
+        tasks.spawn("reload", |s| signals::reload_on_hup(hup, reloader, s));
+        let active = self.engine.subscribe();
+        tasks.spawn("systemd", |s| systemd::tell_systemd(active, s));
+        let (store, active) = (app.store.clone(), self.engine.subscribe());
+        tasks.spawn("watchdog", |s| systemd::watchdog(store, active, s));
+        let canary = app.canary.clone();
+        tasks.spawn(
+            "canary",
+            |s| async move { canary.run_periodically(s).await },
+        );
+        // The engine goes last: the others stop at once, it may be finishing
+        // a rotation that an API caller waits for.
+        let engine = self.engine;
+        tasks.spawn("rotation-engine", |s| engine.run(s));
+
+        let stop_on_signal = stop.clone();
+        let signal_task = tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+                _ = stop_on_signal.cancelled() => {}
+            }
+            stop_on_signal.cancel();
+        });
+
+        tracing::info!(
+            socket = %self.settings.socket_path.display(),
+            config = ?self.config_path,
+            "kekd is serving"
+        );
+        let unwrapper = app.unwrapper.clone();
+        let shutdown = stop.clone();
+        let served = server::serve(self.listener, router(self.app), async move {
+            shutdown.cancelled().await
+        })
+        .await;
+        stop.cancel();
+        let _ = signal_task.await;
+        systemd::notify(&[sd_notify::NotifyState::Stopping]);
+        // The API has drained; now every task stops, and an in-flight
+        // rotation finishes.
+        tasks.drain(DRAIN_BOUND).await;
+        let _ = std::fs::remove_file(&self.settings.socket_path);
+        unwrapper.clear(); // decrypted private keys are freed (and cleansed) now
+        tracing::info!("kekd stopped");
+        served.map_err(|source| {
+            StartError::Bind(BindError::Io {
+                path: self.settings.socket_path.clone(),
+                source,
+            })
+        })
+    }
+}
+
+/// Preflight at start. A key that is definitely unusable (wrong spec or
+/// usage, disabled, pending deletion, wrong region, denied, missing) stops
+/// the start only when there is no active key pair to serve; with one, kekd
+/// serves it and the failure shows up in status through the failing
+/// rotations. KMS being unavailable never stops the start. Returns the
+/// problem to show in status when kekd starts anyway.
+async fn preflight_at_start(
+    provider: &dyn KeyProvider,
+    settings: &Settings,
+    has_active: bool,
+) -> Result<Option<String>, PreflightError> {
+    match kms_check::preflight(provider, settings).await {
+        Ok(d) => {
+            tracing::info!(kms_key = %d.arn, "preflight passed: {} {} {}", d.key_spec, d.key_usage, d.key_state);
+            Ok(None)
+        }
+        Err(e) if e.is_unavailable() || has_active => {
+            tracing::warn!(error = %e, "preflight failed; serving the stored active key pair (if any) and retrying rotations");
+            Ok(Some(e.to_string()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the store after a (possibly unclean) stop: abandons key pairs left
+/// `pending` by a crash (they were never served), reports corrupt records,
+/// and loads the active key and schedule.
+async fn recover(store: &dyn KeyStore) -> Result<EngineState, StoreError> {
+    for item in store.list().await? {
+        match item {
+            Listed::Ok(r) if r.state == KeyState::Pending => {
+                tracing::warn!(key_pair_id = %r.id, "key pair left pending by an earlier stop; retiring it unused");
+                store.abandon(&r.id, crate::time::now()).await?;
+            }
+            Listed::Corrupt { id, problem } => {
+                tracing::error!(record = %id, %problem, "stored record does not decode; skipped and kept");
+            }
+            Listed::Ok(_) => {}
+        }
+    }
+    let active = match store.active().await {
+        Ok(a) => a,
+        Err(StoreError::Corrupt { id, problem }) => {
+            tracing::error!(record = %id, %problem, "the active record does not decode; a new key pair will be made");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(EngineState {
+        active: active.map(Arc::new),
+        schedule: store.schedule().await?,
+        health: Default::default(),
+    })
+}
+
+/// No core dumps and no same-user ptrace: this process holds decrypted keys.
+fn disable_core_dumps() {
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        tracing::warn!(error = %e, "could not disable core dumps (PR_SET_DUMPABLE)");
+    }
+}

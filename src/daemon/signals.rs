@@ -1,0 +1,57 @@
+//! Signals: SIGUSR1 is Change Key Now, SIGHUP reloads the configuration.
+//! (SIGTERM and SIGINT stop the daemon; see `mod.rs`.)
+
+use super::systemd::notify;
+use crate::domain::Reason;
+use crate::reload::Reloader;
+use crate::rotation::RotationHandle;
+use std::sync::Arc;
+use tokio::signal::unix::Signal;
+use tokio_util::sync::CancellationToken;
+
+/// SIGUSR1 = Change Key Now. Signals that arrive while a request is queued or
+/// a rotation runs are folded into it.
+pub(crate) async fn change_key_now_on_usr1(
+    mut usr1: Signal,
+    rotation: RotationHandle,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            got = usr1.recv() => if got.is_none() { return },
+        }
+        if rotation.request(Reason::ChangeKeyNow) {
+            tracing::info!("SIGUSR1: Change Key Now requested");
+        } else {
+            tracing::debug!("SIGUSR1: folded into a queued rotation");
+        }
+    }
+}
+
+/// SIGHUP = reload, told to systemd as RELOADING=1 … READY=1.
+pub(crate) async fn reload_on_hup(
+    mut hup: Signal,
+    reloader: Arc<Reloader>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            got = hup.recv() => if got.is_none() { return },
+        }
+        tracing::info!("SIGHUP: reloading the configuration");
+        let usec = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let usec = i128::from(usec.tv_sec) * 1_000_000 + i128::from(usec.tv_nsec) / 1_000;
+        notify(&[
+            sd_notify::NotifyState::Reloading,
+            sd_notify::NotifyState::MonotonicUsec(usec),
+        ]);
+        let out = reloader.reload().await;
+        let status = format!("reload {}: {}", out.outcome, out.message);
+        notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&status),
+        ]);
+    }
+}

@@ -1,0 +1,32 @@
+//! The domain vocabulary every other module speaks: key-pair states and
+//! reasons, the stored key-pair record and its envelope, RSA sizes, and the
+//! KMS encryption context.
+//!
+//! A leaf: it imports nothing from the rest of the crate but [`crate::time`],
+//! so config, store, api and the rotation engine can all depend on it without
+//! depending on each other.
+
+mod context;
+mod record;
+
+pub use context::{context_for, is_context_value, EncryptionContext, KEY_PAIR_CONTEXT_KEY};
+pub(crate) use record::b64;
+pub use record::{
+    is_key_pair_id, Envelope, KeyBits, KeyPairRecord, KeyState, Reason, Schedule, ENVELOPE_V1,
+};
+
+/// Implements `Display` as the value's serde name, so an enum is spelled one
+/// way everywhere: on the wire, in logs, in metrics labels and in tables.
+macro_rules! display_as_serde {
+    ($($t:ty),+ $(,)?) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match serde_json::to_value(self) {
+                    Ok(serde_json::Value::String(s)) => f.write_str(&s),
+                    _ => Err(std::fmt::Error),
+                }
+            }
+        }
+    )+};
+}
+pub(crate) use display_as_serde;

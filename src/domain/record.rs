@@ -1,0 +1,207 @@
+//! A key pair as kekd stores it: its life-cycle state, why it was made, its
+//! timestamps, and its envelope (the encrypted private key).
+//!
+//! These types are the store's record format and part of the API, so their
+//! serde names are a public format: change them only with a schema version.
+
+use super::context::EncryptionContext;
+use super::display_as_serde;
+use crate::time::{rfc3339, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Life cycle of a key pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Stored, not yet proven; never served.
+    Pending,
+    /// The one key pair recorders use now.
+    Active,
+    /// Kept to open older recordings.
+    Retired,
+}
+
+/// Why a key pair was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The first key pair of an empty store.
+    Initial,
+    /// The cadence came due.
+    Scheduled,
+    /// An operator asked (SIGUSR1 or the API).
+    ChangeKeyNow,
+    /// The configured KMS key changed.
+    KmsKeyChanged,
+    /// A rotation was missed while the daemon was down.
+    CatchUp,
+}
+
+display_as_serde!(KeyState, Reason);
+
+/// RSA modulus sizes kekd generates (all inside the FIPS-approved set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub enum KeyBits {
+    /// RSA-2048.
+    Rsa2048,
+    /// RSA-3072 (default).
+    Rsa3072,
+    /// RSA-4096.
+    Rsa4096,
+}
+
+impl KeyBits {
+    /// The modulus size in bits.
+    pub fn bits(self) -> u32 {
+        match self {
+            KeyBits::Rsa2048 => 2048,
+            KeyBits::Rsa3072 => 3072,
+            KeyBits::Rsa4096 => 4096,
+        }
+    }
+}
+
+impl TryFrom<u32> for KeyBits {
+    type Error = String;
+    fn try_from(v: u32) -> Result<Self, String> {
+        match v {
+            2048 => Ok(KeyBits::Rsa2048),
+            3072 => Ok(KeyBits::Rsa3072),
+            4096 => Ok(KeyBits::Rsa4096),
+            other => Err(format!("unsupported RSA key size {other}")),
+        }
+    }
+}
+
+impl From<KeyBits> for u32 {
+    fn from(k: KeyBits) -> u32 {
+        k.bits()
+    }
+}
+
+/// `kek-` + 16 lower-case hex digits: the only shape of a key-pair id.
+/// Anything else (from a URL, a recording header, a request) is refused
+/// before it is used or recorded.
+pub fn is_key_pair_id(s: &str) -> bool {
+    s.len() == 20
+        && s.starts_with("kek-")
+        && s.bytes()
+            .skip(4)
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The `format` value of the single-wrapping envelope.
+pub const ENVELOPE_V1: &str = "kekd-envelope-v1";
+
+/// An encrypted private key and everything needed to decrypt it with KMS.
+/// Its JSON form is the `export` format (docs/envelope-format.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Always [`ENVELOPE_V1`].
+    pub format: String,
+    /// The key pair this private key belongs to.
+    pub key_pair_id: String,
+    /// The KMS key ARN that wrapped the data key.
+    pub wrapping_key_arn: String,
+    /// The KMS encryption context; canonically encoded, the GCM associated data.
+    pub encryption_context: EncryptionContext,
+    /// KMS `CiphertextBlob` of the 256-bit data key (base64).
+    #[serde(with = "b64")]
+    pub encrypted_data_key: Vec<u8>,
+    /// The 12-byte GCM nonce (base64).
+    #[serde(with = "b64")]
+    pub nonce: Vec<u8>,
+    /// AES-256-GCM ciphertext of the PKCS#8 DER private key, 16-byte tag
+    /// appended (base64).
+    #[serde(with = "b64")]
+    pub ciphertext: Vec<u8>,
+}
+
+/// One stored key pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPairRecord {
+    /// `kek-…`, derived from the public key.
+    pub id: String,
+    /// Life-cycle state.
+    pub state: KeyState,
+    /// RSA modulus size.
+    pub key_bits: u32,
+    /// Why it was made.
+    pub reason: Reason,
+    /// When it was generated.
+    #[serde(with = "rfc3339")]
+    pub created_at: Timestamp,
+    /// When it became active (never, for a pending key abandoned by a crash).
+    #[serde(with = "rfc3339::option")]
+    pub activated_at: Option<Timestamp>,
+    /// When it stopped being active.
+    #[serde(with = "rfc3339::option")]
+    pub retired_at: Option<Timestamp>,
+    /// The KMS key ARN that wraps its data key.
+    pub wrapping_key_arn: String,
+    /// SPKI DER public key, base64.
+    #[serde(with = "b64")]
+    pub public_key_der: Vec<u8>,
+    /// The encrypted private key.
+    pub envelope: Envelope,
+}
+
+/// The rotation schedule, persisted so a restart never rotates twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// The last completed rotation.
+    #[serde(with = "rfc3339::option")]
+    pub last_rotation_at: Option<Timestamp>,
+    /// When the next scheduled rotation is due; `None` = on demand only.
+    #[serde(with = "rfc3339::option")]
+    pub next_rotation_at: Option<Timestamp>,
+}
+
+/// serde helpers: bytes as standard, padded base64 (RFC 4648 §4), the one
+/// binary encoding of the envelope, the store and the API.
+pub(crate) mod b64 {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(v))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        B64.decode(String::deserialize(d)?)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_on_the_wire_and_in_text_agree() {
+        assert_eq!(Reason::ChangeKeyNow.to_string(), "change-key-now");
+        assert_eq!(KeyState::Retired.to_string(), "retired");
+        assert_eq!(
+            serde_json::to_string(&Reason::KmsKeyChanged).unwrap(),
+            "\"kms-key-changed\""
+        );
+    }
+
+    #[test]
+    fn key_pair_ids_have_one_shape() {
+        assert!(is_key_pair_id("kek-0123456789abcdef"));
+        for bad in [
+            "kek-0123456789ABCDEF",
+            "kek-0123456789abcde",
+            "kek-0123456789abcdef0",
+            "kek-0123456789abcdeg",
+            "%6B%65%6B",
+            "",
+        ] {
+            assert!(!is_key_pair_id(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The engine task that owns rotation: it sleeps until the next due instant
+//! *or* a request (mini-redis' background-task pattern), runs one rotation at
+//! a time, and retries a failed one with capped exponential backoff and
+//! jitter while the active key pair stays active.
+//!
+//! Requests that arrive while a rotation runs are answered with that
+//! rotation's outcome (coalesced), so a signal storm yields a bounded number
+//! of rotations. A retry covers anything due meanwhile: the rotation due
+//! during an outage happens once.
+
+use super::health::{LastError, SharedState};
+use super::prune::Pruner;
+use super::rotate::{RotationError, Rotator};
+use crate::audit::{Audit, AuditEvent, Outcome as AuditOutcome};
+use crate::config::RetryPolicy;
+use crate::current::SharedCurrent;
+use crate::domain::{KeyPairRecord, Reason, Schedule};
+use crate::metrics::Metrics;
+use crate::time::{self, Timestamp};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// The outcome every waiter of one rotation receives.
+pub(crate) type Outcome = Result<Arc<KeyPairRecord>, RotationError>;
+
+struct Request {
+    reason: Reason,
+    reply: Option<oneshot::Sender<Outcome>>,
+}
+
+/// Asks the engine to rotate. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct RotationHandle {
+    tx: mpsc::Sender<Request>,
+    reschedule: Arc<Notify>,
+}
+
+impl RotationHandle {
+    /// Fire and forget (signals). Returns false if a request is already
+    /// queued and this one was folded into it, or the engine is gone.
+    pub(crate) fn request(&self, reason: Reason) -> bool {
+        self.tx
+            .try_send(Request {
+                reason,
+                reply: None,
+            })
+            .is_ok()
+    }
+
+    /// Tells the engine the schedule changed (reload), so it re-reads the
+    /// next due instant instead of sleeping until the old one.
+    pub(crate) fn reschedule(&self) {
+        self.reschedule.notify_one();
+    }
+
+    /// Rotates and waits for the outcome (the API's `POST /v1/rotate`).
+    pub(crate) async fn rotate(&self, reason: Reason) -> Outcome {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request {
+                reason,
+                reply: Some(reply),
+            })
+            .await
+            .map_err(|_| RotationError::ShuttingDown)?;
+        rx.await.unwrap_or(Err(RotationError::ShuttingDown))
+    }
+}
+
+/// What the engine needs besides the rotation itself.
+pub(crate) struct EngineParts {
+    pub(crate) rotator: Rotator,
+    pub(crate) pruner: Pruner,
+    pub(crate) state: SharedState,
+    pub(crate) current: SharedCurrent,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) audit: Option<Arc<Audit>>,
+}
+
+/// The background task that owns rotation.
+pub(crate) struct Engine {
+    parts: EngineParts,
+    rx: mpsc::Receiver<Request>,
+    started_at: Timestamp,
+    activated: watch::Sender<Option<String>>,
+    reschedule: Arc<Notify>,
+}
+
+impl Engine {
+    /// Creates the engine and the handle that feeds it.
+    pub(crate) fn new(parts: EngineParts) -> (Engine, RotationHandle) {
+        // Requests queue here while a rotation runs and are all answered by
+        // the next one (or the running one). Signals use try_send: when the
+        // queue is full, the signal is already covered by a queued request.
+        let (tx, rx) = mpsc::channel(64);
+        let active_id = parts
+            .state
+            .read(|s| s.active.as_ref().map(|a| a.id.clone()));
+        let reschedule = Arc::new(Notify::new());
+        (
+            Engine {
+                parts,
+                rx,
+                started_at: time::now(),
+                activated: watch::Sender::new(active_id),
+                reschedule: reschedule.clone(),
+            },
+            RotationHandle { tx, reschedule },
+        )
+    }
+
+    /// Follows the active key pair id (systemd readiness and status).
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Option<String>> {
+        self.activated.subscribe()
+    }
+
+    /// Runs until `shutdown` is cancelled. A rotation in flight is finished
+    /// first; shutdown is only looked at between rotations.
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
+        let mut retry: Option<(Reason, tokio::time::Instant)> = None;
+        let has_active = self.parts.state.read(|s| s.active.is_some());
+        let mut initial = (!has_active).then_some(Reason::Initial);
+        self.parts.pruner.prune().await;
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let (reason, mut waiters) = if let Some(r) = initial.take() {
+                (r, Vec::new())
+            } else {
+                let (wake, wake_reason) = self.next_wake(&retry);
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => continue,
+                    _ = self.reschedule.notified() => continue,
+                    req = self.rx.recv() => match req {
+                        None => break,
+                        Some(req) => {
+                            let mut reqs = vec![req];
+                            while let Ok(r) = self.rx.try_recv() {
+                                reqs.push(r);
+                            }
+                            let reason = reqs[0].reason;
+                            (reason, reqs.into_iter().filter_map(|r| r.reply).collect())
+                        }
+                    },
+                    _ = sleep_until_opt(wake) => (wake_reason, Vec::new()),
+                }
+            };
+
+            self.parts.state.update(|s| s.health.rotating = true);
+            tracing::info!(%reason, "rotation started");
+            let outcome: Outcome = self.parts.rotator.rotate(reason).await.map(Arc::new);
+            if outcome.is_ok() {
+                self.parts.pruner.prune().await;
+            }
+            // Coalesce: whoever asked while it ran gets this outcome.
+            while let Ok(r) = self.rx.try_recv() {
+                waiters.extend(r.reply);
+            }
+            self.record(reason, &outcome, &mut retry).await;
+            for w in waiters {
+                let _ = w.send(outcome.clone());
+            }
+        }
+        tracing::info!("rotation engine stopped");
+    }
+
+    fn next_wake(
+        &self,
+        retry: &Option<(Reason, tokio::time::Instant)>,
+    ) -> (Option<tokio::time::Instant>, Reason) {
+        if let Some((reason, at)) = retry {
+            // A failed rotation being retried covers anything due meanwhile:
+            // the rotation due during an outage happens once.
+            return (Some(*at), *reason);
+        }
+        match self.parts.state.read(|s| s.schedule.next_rotation_at) {
+            None => (None, Reason::Scheduled),
+            Some(due) => {
+                let reason = if due < self.started_at {
+                    Reason::CatchUp
+                } else {
+                    Reason::Scheduled
+                };
+                let wait = (due - time::now()).to_std().unwrap_or(Duration::ZERO);
+                (Some(tokio::time::Instant::now() + wait), reason)
+            }
+        }
+    }
+
+    /// Puts a finished rotation into the state, the metrics, the log and the
+    /// audit trail, and schedules the retry of a failed one.
+    async fn record(
+        &self,
+        reason: Reason,
+        outcome: &Outcome,
+        retry: &mut Option<(Reason, tokio::time::Instant)>,
+    ) {
+        let result = if outcome.is_ok() {
+            AuditOutcome::Success
+        } else {
+            AuditOutcome::Failure
+        };
+        self.parts
+            .metrics
+            .rotation(&reason.to_string(), &result.to_string());
+        let settings = self.parts.current.settings();
+        let mut events = Vec::new();
+        self.parts.state.update(|st| {
+            st.health.rotating = false;
+            events.push(AuditEvent::Rotation {
+                reason,
+                outcome: result,
+                old_key_pair_id: st.active.as_ref().map(|a| a.id.clone()),
+                new_key_pair_id: outcome.as_ref().ok().map(|r| r.id.clone()),
+                error: outcome.as_ref().err().map(|e| e.to_string()),
+            });
+            match outcome {
+                Ok(rec) => {
+                    tracing::info!(%reason, key_pair_id = %rec.id, wrapping_key_arn = %rec.wrapping_key_arn, "rotation complete: new key pair active");
+                    st.schedule = Schedule {
+                        last_rotation_at: rec.activated_at,
+                        next_rotation_at: settings
+                            .next_rotation_after(rec.activated_at.unwrap_or_else(time::now)),
+                    };
+                    st.active = Some(rec.clone());
+                    self.activated.send_replace(Some(rec.id.clone()));
+                    if let Some(since) = st.health.degraded_since.take() {
+                        tracing::info!(since = %time::format(&since), "rotation recovered; state ok");
+                        events.push(AuditEvent::OutageEnded {
+                            since,
+                            duration_ms: (time::now() - since).num_milliseconds(),
+                            cause: st.health.last_error.as_ref().map(|e| e.kind.to_string()),
+                        });
+                    }
+                    st.health.attempts = 0;
+                    st.health.next_retry_at = None;
+                    st.health.kms_key_problem = None;
+                    *retry = None;
+                }
+                Err(e) => {
+                    st.health.attempts += 1;
+                    let delay = backoff(&settings.retry, st.health.attempts);
+                    let last = LastError::new(reason, e);
+                    if st.health.degraded_since.is_none() {
+                        events.push(AuditEvent::OutageStarted {
+                            cause: last.kind.to_string(),
+                            operation: last.operation.clone(),
+                            code: last.code.clone(),
+                            message: last.message.clone(),
+                            request_id: last.request_id.clone(),
+                        });
+                    }
+                    st.health.degraded_since.get_or_insert(last.at);
+                    st.health.next_retry_at =
+                        chrono::Duration::from_std(delay).ok().map(|d| last.at + d);
+                    tracing::warn!(
+                        %reason,
+                        error = %e,
+                        attempt = st.health.attempts,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "rotation failed; the active key pair stays active"
+                    );
+                    st.health.last_error = Some(last);
+                    *retry = Some((reason, tokio::time::Instant::now() + delay));
+                }
+            }
+        });
+        if let Some(audit) = &self.parts.audit {
+            for e in events {
+                if let Err(err) = audit.record_async(e).await {
+                    tracing::error!(error = %err, "cannot write the audit record of a rotation");
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Capped exponential backoff with full jitter: a uniformly random delay in
+/// `[0, min(max, initial·2^(attempt-1))]`, floored at 100 ms so a retry
+/// storm cannot form.
+pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let cap = policy
+        .initial_delay
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(30)))
+        .min(policy.max_delay);
+    let r = u64::from_le_bytes(crate::aead::random::<8>());
+    let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(if millis == 0 { 0 } else { r % (millis + 1) })
+        .max(Duration::from_millis(100))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::decodable;
+    use crate::testing::fixture;
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let p = RetryPolicy {
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(8),
+        };
+        for attempt in 1..40 {
+            let d = backoff(&p, attempt);
+            assert!(d <= Duration::from_secs(8).max(Duration::from_millis(100)));
+            assert!(d >= Duration::from_millis(100));
+        }
+        let samples: std::collections::HashSet<_> = (0..20).map(|_| backoff(&p, 5)).collect();
+        assert!(samples.len() > 1, "delays are jittered");
+    }
+
+    #[tokio::test]
+    async fn engine_makes_the_initial_key_and_coalesces_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, current) = fixture(dir.path()).await;
+        let state = SharedState::default();
+        let (engine, handle) = Engine::new(EngineParts {
+            rotator: Rotator::new(store.clone(), current.clone()),
+            pruner: Pruner::new(store.clone(), current.clone(), None),
+            state: state.clone(),
+            current,
+            metrics: Default::default(),
+            audit: None,
+        });
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(engine.run(stop.clone()));
+        // Many concurrent requests: far fewer rotations than requests.
+        let waits: Vec<_> = (0..20)
+            .map(|_| {
+                let h = handle.clone();
+                tokio::spawn(async move { h.rotate(Reason::ChangeKeyNow).await })
+            })
+            .collect();
+        for w in waits {
+            w.await.unwrap().unwrap();
+        }
+        let n = decodable(store.list().await.unwrap()).len();
+        assert!(
+            n <= 3,
+            "20 requests must coalesce into few rotations, got {n}"
+        );
+        assert_eq!(
+            state.read(|s| s.active.as_ref().unwrap().id.clone()),
+            store.active().await.unwrap().unwrap().id
+        );
+        stop.cancel();
+        task.await.unwrap();
+    }
+}

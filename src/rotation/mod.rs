@@ -1,0 +1,22 @@
+//! Rotation: making a new key pair active without ever serving a key whose
+//! private half is not stored and proven (invariant I1), on schedule, on
+//! Change Key Now, and again after a failure.
+//!
+//! - `rotate.rs`: one rotation — generate, seal, store as `pending`, prove,
+//!   activate ([`Rotator`]).
+//! - `engine.rs`: the task that decides *when*: sleeps until the next due
+//!   instant or a request, coalesces requests, retries with backoff, records
+//!   outages ([`Engine`], [`RotationHandle`]).
+//! - `health.rs`: what status shows about it ([`EngineState`], [`Health`]).
+//! - `prune.rs`: retention pruning after a rotation.
+
+mod engine;
+mod health;
+mod prune;
+mod rotate;
+
+pub(crate) use engine::{Engine, EngineParts, RotationHandle};
+pub(crate) use health::{EngineState, SharedState};
+pub use health::{FailureCause, LastError, RotationStep};
+pub(crate) use prune::Pruner;
+pub(crate) use rotate::{RotationError, Rotator};

@@ -1,0 +1,210 @@
+//! One rotation, enforcing I1: generate → seal (KMS `GenerateDataKey`) →
+//! store as `pending` (durable commit) → decrypt back through the provider
+//! and prove the private key matches the public key → in one transaction
+//! activate it and retire the previous one. Only then can the new public key
+//! be served, because the API reads the active key from the engine state,
+//! which is updated after that commit.
+
+use crate::current::SharedCurrent;
+use crate::domain::{context_for, KeyPairRecord, KeyState, Reason, Schedule};
+use crate::envelope;
+use crate::keypair::{self, KeyPairError};
+use crate::proof::{self, ProofError};
+use crate::provider::ProviderError;
+use crate::store::{KeyStore, StoreError};
+use crate::time;
+use std::sync::Arc;
+
+/// Why a rotation failed. Cloned to every coalesced waiter.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum RotationError {
+    /// RSA generation failed.
+    #[error("key generation failed: {0}")]
+    Generate(KeyPairError),
+    /// KMS (or the local provider) failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The stored envelope did not decrypt to the generated private key.
+    #[error("verification failed: {0}")]
+    Verify(ProofError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(Arc<StoreError>),
+    /// The engine is gone (shutting down).
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}
+
+impl From<StoreError> for RotationError {
+    fn from(e: StoreError) -> Self {
+        RotationError::Store(Arc::new(e))
+    }
+}
+
+impl From<ProofError> for RotationError {
+    fn from(e: ProofError) -> Self {
+        match e {
+            ProofError::Provider(p) => RotationError::Provider(p),
+            other => RotationError::Verify(other),
+        }
+    }
+}
+
+/// Performs single rotations. Holds no state between them except what the
+/// store holds.
+pub(crate) struct Rotator {
+    store: Arc<dyn KeyStore>,
+    current: SharedCurrent,
+}
+
+impl Rotator {
+    pub(crate) fn new(store: Arc<dyn KeyStore>, current: SharedCurrent) -> Rotator {
+        Rotator { store, current }
+    }
+
+    /// One rotation. On failure after the pending record was stored, that
+    /// record is retired unused (it was never served).
+    pub(crate) async fn rotate(&self, reason: Reason) -> Result<KeyPairRecord, RotationError> {
+        let cur = self.current.get();
+        let (settings, provider) = (&cur.settings, &*cur.provider);
+        let bits = settings.key_bits;
+        // RSA generation is CPU-bound (tens to hundreds of ms): off the
+        // async workers.
+        let generated = tokio::task::spawn_blocking(move || keypair::generate(bits))
+            .await
+            .map_err(|_| RotationError::Generate(KeyPairError::Generation))?
+            .map_err(RotationError::Generate)?;
+        let id = generated.id.clone();
+        let context = context_for(&settings.context_key, &settings.organization_id, &id);
+        let env = envelope::seal(provider, context, &id, &generated.private_pkcs8).await?;
+        let record = KeyPairRecord {
+            id: id.clone(),
+            state: KeyState::Pending,
+            key_bits: bits.bits(),
+            reason,
+            created_at: time::now(),
+            activated_at: None,
+            retired_at: None,
+            wrapping_key_arn: env.wrapping_key_arn.clone(),
+            public_key_der: generated.public_key_der.clone(),
+            envelope: env,
+        };
+        drop(generated); // the plaintext private key is zeroized here
+        self.store.insert_pending(&record).await?;
+
+        if let Err(e) = proof::prove(provider, &record).await {
+            if let Err(abandon) = self.store.abandon(&id, time::now()).await {
+                tracing::warn!(key_pair_id = %id, error = %abandon, "cannot retire the unproven key pair; it is retired at the next start");
+            }
+            return Err(e.into());
+        }
+
+        let now = time::now();
+        let schedule = Schedule {
+            last_rotation_at: Some(now),
+            next_rotation_at: settings.next_rotation_after(now),
+        };
+        Ok(self.store.activate(&id, now, &schedule).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::{
+        DataKey, Decrypted, EncryptionContext, KeyDescription, KeyProvider, LocalProvider,
+        ReEncrypted,
+    };
+    use crate::store::decodable;
+    use crate::testing::fixture;
+
+    #[tokio::test]
+    async fn rotation_activates_only_after_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, current) = fixture(dir.path()).await;
+        let r = Rotator::new(store.clone(), current.clone());
+        let a = r.rotate(Reason::Initial).await.unwrap();
+        assert_eq!(a.state, KeyState::Active);
+        let b = r.rotate(Reason::ChangeKeyNow).await.unwrap();
+        assert_eq!(store.active().await.unwrap().unwrap().id, b.id);
+        let a = store.get(&a.id).await.unwrap().unwrap();
+        assert_eq!(a.state, KeyState::Retired);
+        proof::prove(&*current.get().provider, &a).await.unwrap();
+        assert!(store.schedule().await.unwrap().next_rotation_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_key_that_does_not_verify_is_never_activated() {
+        // The provider is swapped for another root key between seal and
+        // verify: the stored envelope cannot be decrypted, so I1 forbids
+        // activation.
+        let dir = tempfile::tempdir().unwrap();
+        let (store, current) = fixture(dir.path()).await;
+        let first = Rotator::new(store.clone(), current.clone())
+            .rotate(Reason::Initial)
+            .await
+            .unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let broken = SharedCurrent::new(
+            current.settings(),
+            Arc::new(SealOnly {
+                seal: LocalProvider::open_or_create(&dir.path().join("root.key")).unwrap(),
+                open: LocalProvider::open_or_create(&other.path().join("root.key")).unwrap(),
+            }),
+        );
+        assert!(Rotator::new(store.clone(), broken)
+            .rotate(Reason::ChangeKeyNow)
+            .await
+            .is_err());
+        assert_eq!(
+            store.active().await.unwrap().unwrap().id,
+            first.id,
+            "active key unchanged"
+        );
+        let states: Vec<KeyState> = decodable(store.list().await.unwrap())
+            .into_iter()
+            .map(|r| r.state)
+            .collect();
+        assert_eq!(states.iter().filter(|s| **s == KeyState::Active).count(), 1);
+        assert!(
+            !states.contains(&KeyState::Pending),
+            "the failed key pair was retired unused"
+        );
+    }
+
+    /// Seals with one root key, decrypts with another.
+    struct SealOnly {
+        seal: LocalProvider,
+        open: LocalProvider,
+    }
+
+    #[async_trait::async_trait]
+    impl KeyProvider for SealOnly {
+        fn configured_key(&self) -> String {
+            self.seal.configured_key()
+        }
+        async fn generate_data_key(&self, c: &EncryptionContext) -> Result<DataKey, ProviderError> {
+            self.seal.generate_data_key(c).await
+        }
+        async fn decrypt(
+            &self,
+            _arn: &str,
+            ct: &[u8],
+            c: &EncryptionContext,
+        ) -> Result<Decrypted, ProviderError> {
+            self.open.decrypt(&self.open.configured_key(), ct, c).await
+        }
+        async fn re_encrypt(
+            &self,
+            a: &str,
+            ct: &[u8],
+            c: &EncryptionContext,
+        ) -> Result<ReEncrypted, ProviderError> {
+            self.seal.re_encrypt(a, ct, c).await
+        }
+        async fn describe_key(&self) -> Result<KeyDescription, ProviderError> {
+            self.seal.describe_key().await
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The durable record of every key pair: the only copies of the (encrypted)
+//! private keys.
+//!
+//! [`KeyStore`] is the one seam between kekd and its storage: an async trait
+//! the rest of the code awaits. Each backend does its own blocking or network
+//! I/O behind it — `redb.rs` (an embedded file, the default) runs its
+//! transactions on tokio's blocking pool — so nothing above this module calls
+//! `spawn_blocking` for the store.
+
+mod redb;
+
+pub use self::redb::RedbStore;
+use crate::domain::{Envelope, KeyPairRecord, Schedule};
+use crate::time::Timestamp;
+use async_trait::async_trait;
+
+/// A listed record: decoded, or kept aside because it does not decode.
+#[derive(Debug, Clone)]
+pub enum Listed {
+    /// A good record.
+    Ok(Box<KeyPairRecord>),
+    /// A record that fails to decode; reported, never deleted.
+    Corrupt {
+        /// Its key in the store.
+        id: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend failed (I/O, lock, corruption it could not repair).
+    #[error("store {path}: {source}")]
+    Backend {
+        /// The store's location.
+        path: String,
+        /// The backend's error.
+        source: ::redb::Error,
+    },
+    /// The store was written by another kekd version.
+    #[error("store {path}: schema version {found} is not the supported version {supported}")]
+    Schema {
+        /// The store's location.
+        path: String,
+        /// What the store says.
+        found: String,
+        /// What this build reads and writes.
+        supported: u64,
+    },
+    /// A record does not decode; the id names it.
+    #[error("store record {id} is corrupt: {problem}")]
+    Corrupt {
+        /// The record's id.
+        id: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A state change that does not fit the record's state.
+    #[error("key pair {id}: {problem}")]
+    Conflict {
+        /// The record's id.
+        id: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The worker running the store operation died (a bug; reported, never
+    /// a silent success).
+    #[error("store operation failed: {0}")]
+    Worker(String),
+}
+
+/// What the rotation engine, the API and the operations on key pairs need
+/// from a store.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Durably stores a new key pair in state `pending`.
+    async fn insert_pending(&self, record: &KeyPairRecord) -> Result<(), StoreError>;
+    /// In one transaction: `id` (pending) becomes active, the previous active
+    /// key pair is retired, and the schedule is updated. Returns the record.
+    async fn activate(
+        &self,
+        id: &str,
+        at: Timestamp,
+        schedule: &Schedule,
+    ) -> Result<KeyPairRecord, StoreError>;
+    /// A pending key pair that will never be activated becomes retired.
+    async fn abandon(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
+    /// One record.
+    async fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError>;
+    /// The active record, if any.
+    async fn active(&self) -> Result<Option<KeyPairRecord>, StoreError>;
+    /// Every record, newest first; undecodable ones as [`Listed::Corrupt`].
+    async fn list(&self) -> Result<Vec<Listed>, StoreError>;
+    /// The persisted schedule.
+    async fn schedule(&self) -> Result<Schedule, StoreError>;
+    /// Replaces the persisted schedule.
+    async fn set_schedule(&self, schedule: &Schedule) -> Result<(), StoreError>;
+    /// Replaces a record's envelope (rewrap), keeping everything else.
+    async fn replace_envelope(&self, id: &str, envelope: &Envelope) -> Result<(), StoreError>;
+    /// Deletes a retired key pair (retention pruning). Refuses anything
+    /// that is not retired.
+    async fn delete_retired(&self, id: &str) -> Result<(), StoreError>;
+}
+
+/// The decodable records of a listing (corrupt ones are reported elsewhere).
+pub(crate) fn decodable(list: Vec<Listed>) -> Vec<KeyPairRecord> {
+    list.into_iter()
+        .filter_map(|l| match l {
+            Listed::Ok(r) => Some(*r),
+            Listed::Corrupt { .. } => None,
+        })
+        .collect()
+}
