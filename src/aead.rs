@@ -6,20 +6,20 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LE
 use zeroize::Zeroizing;
 
 /// A GCM nonce.
-pub type NonceBytes = [u8; NONCE_LEN];
+pub(crate) type NonceBytes = [u8; NONCE_LEN];
 
 /// Decryption failed: wrong key, wrong associated data, or tampered bytes.
 /// Deliberately opaque, as in rage: the cause is not an oracle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("authenticated decryption failed")]
-pub struct OpenError;
+pub(crate) struct OpenError;
 
 fn key(bytes: &[u8; 32]) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, bytes).expect("32 bytes is an AES-256 key"))
 }
 
 /// Random bytes from the system CSPRNG.
-pub fn random<const N: usize>() -> [u8; N] {
+pub(crate) fn random<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     aws_lc_rs::rand::fill(&mut b).expect("system RNG available");
     b
@@ -27,7 +27,7 @@ pub fn random<const N: usize>() -> [u8; N] {
 
 /// Seals `plaintext` under `k` with a fresh random nonce; returns the nonce
 /// and `ciphertext ‖ 16-byte tag`.
-pub fn seal(k: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> (NonceBytes, Vec<u8>) {
+pub(crate) fn seal(k: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> (NonceBytes, Vec<u8>) {
     let nonce = random::<NONCE_LEN>();
     let mut out = plaintext.to_vec();
     key(k)
@@ -41,7 +41,7 @@ pub fn seal(k: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> (NonceBytes, Vec<u8>)
 }
 
 /// Opens `ciphertext ‖ tag`; the plaintext is zeroized when dropped.
-pub fn open(
+pub(crate) fn open(
     k: &[u8; 32],
     nonce: &NonceBytes,
     aad: &[u8],

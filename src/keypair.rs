@@ -83,7 +83,10 @@ pub fn public_key_pem(public_key_der: &[u8]) -> String {
 /// Proves `private_pkcs8` is the private half of `public_key_der`: the public
 /// key derived from it must be byte-identical, and an RSA-OAEP round trip of a
 /// random message through the stored public key must come back.
-pub fn verify_matches(private_pkcs8: &[u8], public_key_der: &[u8]) -> Result<(), KeyPairError> {
+pub(crate) fn verify_matches(
+    private_pkcs8: &[u8],
+    public_key_der: &[u8],
+) -> Result<(), KeyPairError> {
     let private =
         PrivateDecryptingKey::from_pkcs8(private_pkcs8).map_err(|_| KeyPairError::Mismatch)?;
     let derived = private

@@ -75,7 +75,7 @@ impl From<ProviderError> for PreflightError {
 }
 
 /// Checks the configured key with `DescribeKey`.
-pub async fn preflight(
+pub(crate) async fn preflight(
     provider: &dyn KeyProvider,
     settings: &Settings,
 ) -> Result<KeyDescription, PreflightError> {
@@ -85,7 +85,10 @@ pub async fn preflight(
 }
 
 /// The checks on a `DescribeKey` answer, separate so they are unit-tested.
-pub fn check_description(d: &KeyDescription, region: Option<&str>) -> Result<(), PreflightError> {
+pub(crate) fn check_description(
+    d: &KeyDescription,
+    region: Option<&str>,
+) -> Result<(), PreflightError> {
     if d.key_spec != "SYMMETRIC_DEFAULT" {
         return Err(PreflightError::WrongKeySpec(d.key_spec.clone()));
     }
@@ -186,7 +189,7 @@ pub async fn test_candidate(settings: &Settings) -> TestReport {
 
 /// Preflight, then GenerateDataKey → encrypt → Decrypt → decrypt → compare.
 /// Writes nothing anywhere.
-pub async fn round_trip(provider: &dyn KeyProvider, settings: &Settings) -> TestReport {
+pub(crate) async fn round_trip(provider: &dyn KeyProvider, settings: &Settings) -> TestReport {
     let mut r = TestReport {
         ok: false,
         kms_key: provider.configured_key(),

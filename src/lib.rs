@@ -9,8 +9,8 @@
 //!
 //! # Layout
 //!
-//! Data flows one way, top to bottom; no module imports one listed above it
-//! in a later group:
+//! Data flows one way, top to bottom: a module imports only modules of its
+//! own line or of the lines above it.
 //!
 //! ```text
 //! domain, time, aead            vocabulary and primitives (leaves)

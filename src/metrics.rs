@@ -24,7 +24,7 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 }
 
 /// All of kekd's metrics and their registry.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Mutex<Registry>,
     rotations: Family<Labels, Counter>,
     kms_calls: Family<Labels, Counter>,
@@ -53,26 +53,26 @@ impl Default for Metrics {
 
 /// A snapshot of state-describing values, taken at scrape time.
 #[derive(Debug, Default)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// Seconds since the active key pair was activated.
-    pub active_key_age_seconds: Option<f64>,
+    pub(crate) active_key_age_seconds: Option<f64>,
     /// Unix time of the next scheduled rotation.
-    pub next_rotation_unix: Option<f64>,
+    pub(crate) next_rotation_unix: Option<f64>,
     /// Whether status says degraded.
-    pub degraded: bool,
+    pub(crate) degraded: bool,
     /// Count per state name.
-    pub by_state: Vec<(String, usize)>,
+    pub(crate) by_state: Vec<(String, usize)>,
     /// Count per wrapping key ARN.
-    pub by_wrapping_key: Vec<(String, usize)>,
+    pub(crate) by_wrapping_key: Vec<(String, usize)>,
     /// The last canary passed (`None`: none ran yet).
-    pub canary_ok: Option<bool>,
+    pub(crate) canary_ok: Option<bool>,
     /// The active key pair is older than `max_key_age_warning`.
-    pub key_too_old: bool,
+    pub(crate) key_too_old: bool,
 }
 
 impl Metrics {
     /// Registers every metric.
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let m = Metrics {
             registry: Mutex::new(Registry::with_prefix("kekd")),
             rotations: Family::default(),
@@ -153,21 +153,21 @@ impl Metrics {
     }
 
     /// Counts a finished rotation.
-    pub fn rotation(&self, reason: &str, outcome: &str) {
+    pub(crate) fn rotation(&self, reason: &str, outcome: &str) {
         self.rotations
             .get_or_create(&labels(&[("reason", reason), ("outcome", outcome)]))
             .inc();
     }
 
     /// Counts a canary run.
-    pub fn canary(&self, outcome: &str) {
+    pub(crate) fn canary(&self, outcome: &str) {
         self.canary_runs
             .get_or_create(&labels(&[("outcome", outcome)]))
             .inc();
     }
 
     /// Counts and times one provider call.
-    pub fn kms_call(&self, operation: &str, outcome: &str, seconds: f64) {
+    pub(crate) fn kms_call(&self, operation: &str, outcome: &str, seconds: f64) {
         self.kms_calls
             .get_or_create(&labels(&[("operation", operation), ("outcome", outcome)]))
             .inc();
@@ -178,7 +178,7 @@ impl Metrics {
 
     /// Sets the state gauges from `s` and renders everything as Prometheus
     /// text (OpenMetrics-compatible).
-    pub fn render(&self, s: &Snapshot) -> String {
+    pub(crate) fn render(&self, s: &Snapshot) -> String {
         self.active_key_age
             .set(s.active_key_age_seconds.unwrap_or(0.0));
         self.next_rotation.set(s.next_rotation_unix.unwrap_or(0.0));

@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 /// How often key pairs rotate on their own.
 #[derive(Clone)]
-pub enum Cadence {
+pub(crate) enum Cadence {
     /// Every day at 00:00 local time.
     Daily,
     /// Mondays at 00:00.
@@ -28,7 +28,7 @@ pub enum Cadence {
 }
 
 /// The words accepted for `cadence`, quoted in errors.
-pub const CADENCE_FORMS: &str =
+pub(crate) const CADENCE_FORMS: &str =
     "daily, weekly, monthly, yearly, never, or a cron expression such as \"0 3 * * MON\"";
 
 impl FromStr for Cadence {
@@ -85,7 +85,7 @@ impl Cadence {
 
     /// The first rotation instant strictly after `after`, in time zone `tz`;
     /// `None` for `never` (or a pattern with no future match).
-    pub fn next_after(&self, after: Timestamp, tz: Tz) -> Option<Timestamp> {
+    pub(crate) fn next_after(&self, after: Timestamp, tz: Tz) -> Option<Timestamp> {
         let cron = self.pattern()?;
         // Whole seconds: croner keeps sub-second parts, and a rotation due
         // "at 00:00" should be due at 00:00:00.000.

@@ -53,7 +53,7 @@ struct Inner {
 }
 
 /// The audit writer. Cheap to share (`Arc`).
-pub struct Audit {
+pub(crate) struct Audit {
     path: PathBuf,
     inner: Mutex<Inner>,
 }
@@ -81,7 +81,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 impl Audit {
     /// Opens (or creates, mode 0600) the log and continues its chain.
-    pub fn open(path: &Path) -> Result<Audit, AuditError> {
+    pub(crate) fn open(path: &Path) -> Result<Audit, AuditError> {
         let err = |problem: String| AuditError {
             path: path.display().to_string(),
             problem,
@@ -122,7 +122,7 @@ impl Audit {
     }
 
     /// Appends `event` and syncs it. Blocking.
-    pub fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+    pub(crate) fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
         let event = serde_json::to_value(event).expect("audit events serialize");
         let mut inner = self.inner.lock().expect("audit lock");
         let line = serde_json::to_string(&Line {
@@ -148,7 +148,7 @@ impl Audit {
     }
 
     /// [`Audit::open`] off the async runtime.
-    pub async fn open_async(path: &Path) -> Result<Audit, AuditError> {
+    pub(crate) async fn open_async(path: &Path) -> Result<Audit, AuditError> {
         let owned = path.to_path_buf();
         tokio::task::spawn_blocking(move || Audit::open(&owned))
             .await
@@ -161,7 +161,10 @@ impl Audit {
     }
 
     /// [`Audit::record`] off the async runtime.
-    pub async fn record_async(self: &Arc<Self>, event: AuditEvent) -> Result<(), AuditError> {
+    pub(crate) async fn record_async(
+        self: &Arc<Self>,
+        event: AuditEvent,
+    ) -> Result<(), AuditError> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.record(&event))
             .await
@@ -174,7 +177,7 @@ impl Audit {
     }
 
     /// Where the chain stands.
-    pub fn head(&self) -> Head {
+    pub(crate) fn head(&self) -> Head {
         let inner = self.inner.lock().expect("audit lock");
         Head {
             path: self.path.display().to_string(),

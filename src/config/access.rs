@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 /// What a caller may do over the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
+pub(crate) enum Role {
     /// Status, history, public key, metrics.
     View,
     /// Rotate, test, reload, rewrap, envelope export (implies `view`).
@@ -18,7 +18,7 @@ pub enum Role {
 
 impl Role {
     /// The name used in the config and in errors.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Role::View => "view",
             Role::Edit => "edit",
@@ -29,30 +29,30 @@ impl Role {
 
 /// One role's grant, by numeric id (names kept for messages).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grant {
+pub(crate) struct Grant {
     /// Granted user ids.
-    pub uids: BTreeSet<u32>,
+    pub(crate) uids: BTreeSet<u32>,
     /// Granted group ids (primary or supplementary membership counts).
-    pub gids: BTreeSet<u32>,
+    pub(crate) gids: BTreeSet<u32>,
 }
 
 /// The validated `[access]` section.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Access {
+pub(crate) struct Access {
     /// Group that owns the socket (mode 0660); `None` = the daemon's group.
-    pub socket_group: Option<u32>,
+    pub(crate) socket_group: Option<u32>,
     /// `view` grant.
-    pub view: Grant,
+    pub(crate) view: Grant,
     /// `edit` grant.
-    pub edit: Grant,
+    pub(crate) edit: Grant,
     /// `decrypt` grant.
-    pub decrypt: Grant,
+    pub(crate) decrypt: Grant,
 }
 
 impl Access {
     /// Whether a caller with `uid` and group ids `gids` holds `role`. Root
     /// and the daemon's own user always do; `edit` implies `view`.
-    pub fn allows(&self, role: Role, uid: u32, gids: &[u32], daemon_uid: u32) -> bool {
+    pub(crate) fn allows(&self, role: Role, uid: u32, gids: &[u32], daemon_uid: u32) -> bool {
         if uid == 0 || uid == daemon_uid {
             return true;
         }
@@ -130,7 +130,7 @@ pub(crate) fn resolve(raw: Option<&RawAccess>) -> Result<Access, Unknown> {
 
 /// The caller's groups: the primary one from the socket credentials plus
 /// the user's supplementary groups. Blocking (NSS): call off the runtime.
-pub fn groups_of(uid: u32, primary_gid: u32) -> Vec<u32> {
+pub(crate) fn groups_of(uid: u32, primary_gid: u32) -> Vec<u32> {
     let mut out = vec![primary_gid];
     if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
         if let Ok(name) = std::ffi::CString::new(user.name) {

@@ -6,7 +6,7 @@ use std::fmt;
 
 /// What the ARN points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KmsKeyTarget {
+pub(crate) enum KmsKeyTarget {
     /// `alias/{name}`: resolved by KMS to a key on every call.
     Alias(String),
     /// `key/{id}`: a key id (UUID, or `mrk-…` for a multi-Region key).
@@ -15,15 +15,15 @@ pub enum KmsKeyTarget {
 
 /// A parsed KMS key or alias ARN.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KmsKeyArn {
+pub(crate) struct KmsKeyArn {
     /// `aws`, `aws-cn` or `aws-us-gov`.
-    pub partition: String,
+    pub(crate) partition: String,
     /// The region the key lives in.
-    pub region: String,
+    pub(crate) region: String,
     /// The 12-digit account id.
-    pub account: String,
+    pub(crate) account: String,
     /// Alias or key.
-    pub target: KmsKeyTarget,
+    pub(crate) target: KmsKeyTarget,
 }
 
 impl fmt::Display for KmsKeyArn {
@@ -41,7 +41,7 @@ impl fmt::Display for KmsKeyArn {
 }
 
 /// The accepted shape, quoted in error messages.
-pub const ARN_FORMS: &str =
+pub(crate) const ARN_FORMS: &str =
     "arn:aws:kms:{region}:{12-digit account}:alias/{name} or arn:aws:kms:{region}:{12-digit account}:key/{key id}";
 
 impl std::str::FromStr for KmsKeyArn {
@@ -105,7 +105,7 @@ impl std::str::FromStr for KmsKeyArn {
 }
 
 /// `xx-xxxx-N` style, lower-case: `eu-west-1`, `us-gov-west-1`, `ap-southeast-3`.
-pub fn is_region(s: &str) -> bool {
+pub(crate) fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
         && parts[..parts.len() - 1]

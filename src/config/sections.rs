@@ -17,7 +17,7 @@ const CONTEXT_VALUE_FORMS: &str = "1-128 characters of A-Z a-z 0-9 . _ -";
 
 /// Which provider wraps the data keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProviderSettings {
+pub(crate) enum ProviderSettings {
     /// The customer's AWS KMS symmetric key.
     AwsKms {
         /// Alias or key ARN, parsed.
@@ -44,41 +44,41 @@ impl std::fmt::Display for ProviderSettings {
 /// KMS client timeouts: the SDK has no operation timeout by default, so a hung
 /// KMS would hang the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KmsTimeouts {
+pub(crate) struct KmsTimeouts {
     /// TCP/TLS connect.
-    pub connect: Duration,
+    pub(crate) connect: Duration,
     /// One HTTP attempt.
-    pub attempt: Duration,
+    pub(crate) attempt: Duration,
     /// The whole operation, retries included.
-    pub operation: Duration,
+    pub(crate) operation: Duration,
 }
 
 /// Backoff after a failed rotation: capped exponential with full jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// The first delay's cap.
-    pub initial_delay: Duration,
+    pub(crate) initial_delay: Duration,
     /// No delay is longer than this.
-    pub max_delay: Duration,
+    pub(crate) max_delay: Duration,
 }
 
 /// The in-memory cache of decrypted private keys behind `unwrap`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnwrapCache {
+pub(crate) struct UnwrapCache {
     /// How long a decrypted private key stays cached.
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
     /// How many may be cached; 0 disables the cache.
-    pub max: usize,
+    pub(crate) max: usize,
 }
 
 /// The decryptability canary: how often, and how many key pairs besides
 /// the active one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Canary {
+pub(crate) struct Canary {
     /// Time between checks; `None` = only on demand (`kekctl check`).
-    pub interval: Option<Duration>,
+    pub(crate) interval: Option<Duration>,
     /// How many of the most recent retired key pairs to check as well.
-    pub recent: usize,
+    pub(crate) recent: usize,
 }
 
 /// Log output shape.

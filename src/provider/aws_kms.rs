@@ -25,14 +25,14 @@ use zeroize::{Zeroize, Zeroizing};
 
 /// KMS through aws-sdk-kms.
 #[derive(Debug, Clone)]
-pub struct AwsKmsProvider {
+pub(crate) struct AwsKmsProvider {
     client: aws_sdk_kms::Client,
     key: String,
 }
 
 impl AwsKmsProvider {
     /// A client for `key` (alias or key ARN) in `region`.
-    pub async fn new(region: &str, key: &str, timeouts: KmsTimeouts) -> AwsKmsProvider {
+    pub(crate) async fn new(region: &str, key: &str, timeouts: KmsTimeouts) -> AwsKmsProvider {
         let sdk = aws_config::defaults(BehaviorVersion::v2026_01_12())
             .region(Region::new(region.to_string()))
             .timeout_config(

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Measures and audits the calls of `inner`.
-pub struct Instrumented {
+pub(crate) struct Instrumented {
     inner: Arc<dyn KeyProvider>,
     metrics: Arc<Metrics>,
     audit: Arc<Audit>,
@@ -23,7 +23,7 @@ pub struct Instrumented {
 
 impl Instrumented {
     /// Wraps `inner`.
-    pub fn wrap(
+    pub(crate) fn wrap(
         inner: Arc<dyn KeyProvider>,
         metrics: Arc<Metrics>,
         audit: Arc<Audit>,

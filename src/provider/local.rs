@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 const BLOB_VERSION: u8 = 1;
 
 /// A root key file acting as the wrapping key.
-pub struct LocalProvider {
+pub(crate) struct LocalProvider {
     root: Zeroizing<[u8; 32]>,
     key_id: String,
 }
@@ -45,12 +45,12 @@ pub struct RootKeyError {
 impl LocalProvider {
     /// Opens the root key at `path`, creating it (mode 0600, 32 random bytes)
     /// if it does not exist yet.
-    pub fn open_or_create(path: &Path) -> Result<LocalProvider, RootKeyError> {
+    pub(crate) fn open_or_create(path: &Path) -> Result<LocalProvider, RootKeyError> {
         Self::open(path, true)
     }
 
     /// Opens an existing root key; a missing file is an error.
-    pub fn open_existing(path: &Path) -> Result<LocalProvider, RootKeyError> {
+    pub(crate) fn open_existing(path: &Path) -> Result<LocalProvider, RootKeyError> {
         Self::open(path, false)
     }
 

@@ -19,11 +19,12 @@ use zeroize::Zeroizing;
 
 pub(crate) use aws_kms::AwsKmsProvider;
 pub(crate) use local::LocalProvider;
+pub use local::RootKeyError;
 
 /// Builds the provider `settings` ask for. `create_root_key` lets the local
 /// provider create a missing root key file (the daemon); a check that must
 /// write nothing (`kekctl test --config`) passes false.
-pub async fn from_settings(
+pub(crate) async fn from_settings(
     settings: &crate::config::Settings,
     create_root_key: bool,
 ) -> Result<std::sync::Arc<dyn KeyProvider>, local::RootKeyError> {
@@ -45,7 +46,7 @@ pub async fn from_settings(
 
 /// The provider the daemon uses: built from `settings`, every call counted
 /// and timed for `/metrics` and recorded in the audit trail.
-pub async fn instrumented(
+pub(crate) async fn instrumented(
     settings: &crate::config::Settings,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     audit: std::sync::Arc<crate::audit::Audit>,
@@ -56,23 +57,23 @@ pub async fn instrumented(
 
 /// A fresh 256-bit data key: the plaintext (zeroized on drop, never printed)
 /// and the provider's ciphertext of it.
-pub struct DataKey {
+pub(crate) struct DataKey {
     /// Plaintext AES-256 key; use once, then drop.
-    pub plaintext: Zeroizing<[u8; 32]>,
+    pub(crate) plaintext: Zeroizing<[u8; 32]>,
     /// The wrapped data key (KMS `CiphertextBlob`).
-    pub ciphertext: Vec<u8>,
+    pub(crate) ciphertext: Vec<u8>,
     /// The key that wrapped it: the key ARN KMS reports, not the alias.
-    pub wrapping_key_arn: String,
+    pub(crate) wrapping_key_arn: String,
     /// KMS's request id (for the audit trail).
-    pub request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
 }
 
 /// An unwrapped data key (zeroized on drop, never printed).
-pub struct Decrypted {
+pub(crate) struct Decrypted {
     /// The plaintext data key.
-    pub plaintext: Zeroizing<Vec<u8>>,
+    pub(crate) plaintext: Zeroizing<Vec<u8>>,
     /// KMS's request id.
-    pub request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
 }
 
 impl fmt::Debug for Decrypted {
@@ -86,13 +87,13 @@ impl fmt::Debug for Decrypted {
 
 /// A data key re-wrapped under the configured key.
 #[derive(Debug, Clone)]
-pub struct ReEncrypted {
+pub(crate) struct ReEncrypted {
     /// The new wrapped data key.
-    pub ciphertext: Vec<u8>,
+    pub(crate) ciphertext: Vec<u8>,
     /// The key ARN that wraps it now.
-    pub wrapping_key_arn: String,
+    pub(crate) wrapping_key_arn: String,
     /// KMS's request id.
-    pub request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
 }
 
 impl fmt::Debug for DataKey {
@@ -107,19 +108,19 @@ impl fmt::Debug for DataKey {
 
 /// What a provider says about its key (KMS `DescribeKey`).
 #[derive(Debug, Clone, Serialize)]
-pub struct KeyDescription {
+pub(crate) struct KeyDescription {
     /// The key ARN.
-    pub arn: String,
+    pub(crate) arn: String,
     /// e.g. `SYMMETRIC_DEFAULT`.
-    pub key_spec: String,
+    pub(crate) key_spec: String,
     /// e.g. `ENCRYPT_DECRYPT`.
-    pub key_usage: String,
+    pub(crate) key_usage: String,
     /// e.g. `Enabled`, `Disabled`, `PendingDeletion`.
-    pub key_state: String,
+    pub(crate) key_state: String,
     /// A multi-Region key (primary or replica).
-    pub multi_region: bool,
+    pub(crate) multi_region: bool,
     /// KMS's request id.
-    pub request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
 }
 
 /// Why a provider call failed, in the operator's terms.
@@ -192,7 +193,7 @@ pub struct ProviderError {
 
 /// The operations kekd needs from a key provider.
 #[async_trait]
-pub trait KeyProvider: Send + Sync + 'static {
+pub(crate) trait KeyProvider: Send + Sync + 'static {
     /// The configured key, as the operator wrote it (ARN or local key id).
     fn configured_key(&self) -> String;
 

@@ -37,13 +37,6 @@ pub enum RotationStep {
 
 crate::domain::display_as_serde!(FailureCause);
 
-impl FailureCause {
-    /// Whether this is "KMS cannot serve now" (the one availability rule).
-    pub fn is_unavailable(self) -> bool {
-        matches!(self, FailureCause::Provider(k) if k.is_unavailable())
-    }
-}
-
 /// The last failure, as status shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastError {

@@ -1,0 +1,308 @@
+//! The real `kekd` binary as a [`TestDaemon`]: its own directory, config,
+//! log and socket, started against moto (or a fault proxy in front of it).
+
+use super::moto::{Moto, REGION};
+use super::{run, wait_for};
+use kekd::api::client::Client;
+use kekd::api::views::{KeyPairList, StatusView};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A config file for a daemon in `dir` using KMS key `kms_key_arn`.
+pub fn kms_config(dir: &Path, kms_key_arn: &str, extra: &str) -> String {
+    format!(
+        r#"organization_id = "acme-test"
+region = "{REGION}"
+key_bits = 2048
+cadence = "never"
+state_dir = "{state}"
+socket_path = "{sock}"
+{extra}
+
+[provider]
+type = "aws-kms-symmetric"
+kms_key_arn = "{kms_key_arn}"
+
+[kms]
+connect_timeout = "1s"
+attempt_timeout = "2s"
+operation_timeout = "5s"
+
+[retry]
+initial_delay = "200ms"
+max_delay = "1s"
+"#,
+        state = dir.join("state").display(),
+        sock = dir.join("kekd.sock").display(),
+    )
+}
+
+/// The real `kekd` binary with its own directory, config and log.
+pub struct TestDaemon {
+    child: Option<Child>,
+    /// Everything of this daemon lives here.
+    pub dir: tempfile::TempDir,
+    /// The API socket.
+    pub socket: PathBuf,
+    /// The config file.
+    pub config: PathBuf,
+    /// stderr of every run of the daemon, appended.
+    pub log: PathBuf,
+    endpoint: Option<String>,
+    /// Extra environment for the next spawn.
+    pub env: Vec<(String, String)>,
+}
+
+impl TestDaemon {
+    /// Writes `config` (made by `make_config(dir)`) and starts kekd against
+    /// moto; returns once the daemon serves an active key.
+    pub async fn start(moto: &Moto, make_config: impl FnOnce(&Path) -> String) -> TestDaemon {
+        let d = TestDaemon::launch(moto, make_config);
+        d.wait_active().await;
+        d
+    }
+
+    /// Like [`TestDaemon::start`], with KMS at `endpoint` (e.g. a
+    /// [`FaultProxy`] in front of moto).
+    pub async fn start_via(
+        endpoint: &str,
+        make_config: impl FnOnce(&Path) -> String,
+    ) -> TestDaemon {
+        let mut d = TestDaemon::launch_with(None, make_config);
+        d.endpoint = Some(endpoint.to_string());
+        d.spawn();
+        d.wait_active().await;
+        d
+    }
+
+    /// Like [`TestDaemon::start`], but returns as soon as the socket answers,
+    /// active key or not.
+    pub async fn start_serving(
+        moto: &Moto,
+        make_config: impl FnOnce(&Path) -> String,
+    ) -> TestDaemon {
+        let d = TestDaemon::launch(moto, make_config);
+        let c = d.client();
+        wait_for(
+            Duration::from_secs(30),
+            "kekd to answer on its socket",
+            || async { c.status().await.ok() },
+        )
+        .await;
+        d
+    }
+
+    /// Starts kekd and returns once it either answers on its socket or has
+    /// exited (start-up failure tests).
+    pub async fn start_serving_or_exit(
+        moto: &Moto,
+        make_config: impl FnOnce(&Path) -> String,
+    ) -> TestDaemon {
+        let mut d = TestDaemon::launch(moto, make_config);
+        let c = d.client();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if c.status().await.is_ok() {
+                return d;
+            }
+            if d.child
+                .as_mut()
+                .expect("running")
+                .try_wait()
+                .unwrap()
+                .is_some()
+            {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("kekd neither served nor exited within 30 s");
+    }
+
+    fn launch(moto: &Moto, make_config: impl FnOnce(&Path) -> String) -> TestDaemon {
+        let mut d = TestDaemon::launch_with(Some(moto.endpoint.clone()), make_config);
+        d.spawn();
+        d
+    }
+
+    /// Writes the config; does not start anything.
+    fn launch_with(
+        endpoint: Option<String>,
+        make_config: impl FnOnce(&Path) -> String,
+    ) -> TestDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("kekd.toml");
+        let text = make_config(dir.path());
+        std::fs::write(&config, &text).unwrap();
+        // The socket the config names (tests may move it).
+        let socket = toml::from_str::<toml::Value>(&text).unwrap()["socket_path"]
+            .as_str()
+            .map(PathBuf::from)
+            .unwrap();
+        let d = TestDaemon {
+            child: None,
+            socket,
+            log: dir.path().join("kekd.log"),
+            config,
+            dir,
+            endpoint,
+            env: Vec::new(),
+        };
+        d
+    }
+
+    /// Points the next [`TestDaemon::spawn`] at another KMS endpoint.
+    pub fn set_kms_endpoint(&mut self, endpoint: &str) {
+        self.endpoint = Some(endpoint.to_string());
+    }
+
+    /// Starts the process (again), without waiting.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "daemon already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kekd"));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .env("RUST_LOG", "kekd=debug,info")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("JOURNAL_STREAM");
+        if let Some(e) = &self.endpoint {
+            cmd.env("AWS_ENDPOINT_URL_KMS", e);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        self.child = Some(cmd.spawn().expect("spawn kekd"));
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// A client for the API.
+    pub fn client(&self) -> Client {
+        Client::new(&self.socket)
+    }
+
+    /// Waits until status shows an active key pair.
+    pub async fn wait_active(&self) -> StatusView {
+        let c = self.client();
+        let log = self.log.clone();
+        let start = Instant::now();
+        loop {
+            if let Ok(s) = c.status().await {
+                if s.active_key_id.is_some() && !s.rotation_in_progress {
+                    return s;
+                }
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                panic!(
+                    "kekd did not serve an active key within 60 s; its log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on a child we own; no memory is involved.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill({sig})");
+    }
+
+    /// SIGTERM, then waits for the exit (at most 30 s).
+    pub async fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit().await
+    }
+
+    /// kill -9, as a crash.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Waits for an exit already asked for (at most 30 s).
+    pub async fn stop_wait(&mut self) -> ExitStatus {
+        self.wait_exit().await
+    }
+
+    async fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.as_mut().expect("running").try_wait().unwrap() {
+                self.child = None;
+                return st;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                panic!("kekd did not exit within 30 s of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops (SIGTERM) and starts again; waits for an active key.
+    pub async fn restart(&mut self) -> StatusView {
+        let st = self.stop().await;
+        assert!(st.success(), "kekd exited with {st} on SIGTERM");
+        self.spawn();
+        self.wait_active().await
+    }
+
+    /// The full history.
+    pub async fn history(&self) -> KeyPairList {
+        self.client().history(1000, None).await.unwrap()
+    }
+
+    /// The store file.
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.path().join("state/kekd.redb")
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `kekctl --socket … ARGS`; returns (exit code, stdout, stderr).
+    pub fn kekctl(&self, args: &[&str]) -> (i32, String, String) {
+        kekctl(&self.socket, args)
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `kekctl --socket SOCKET ARGS`.
+pub fn kekctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
+    run(Command::new(env!("CARGO_BIN_EXE_kekctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args))
+}
+
+/// Runs `kekd ARGS` to completion.
+pub fn kekd(args: &[&str]) -> (i32, String, String) {
+    run(Command::new(env!("CARGO_BIN_EXE_kekd")).args(args))
+}

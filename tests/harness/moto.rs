@@ -1,0 +1,147 @@
+//! moto's KMS server on a free loopback port, and the environment that
+//! points a command at it.
+
+use super::{free_port, wait_for};
+use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The region every test uses.
+pub const REGION: &str = "us-east-1";
+
+/// How to get moto, said wherever it is missing.
+const INSTALL_MOTO: &str = "moto_server not found. Run the tests with scripts/test (it installs moto[server]==5.2.5 into .venv-moto), \
+     or install it yourself: python3 -m venv .venv-moto && .venv-moto/bin/pip install 'moto[server]==5.2.5' \
+     (or point KEKD_MOTO_SERVER at a moto_server executable)";
+
+/// The moto_server executable: `KEKD_MOTO_SERVER`, else `.venv-moto/`, else PATH.
+fn moto_server_exe() -> PathBuf {
+    std::env::var_os("KEKD_MOTO_SERVER")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-moto/bin/moto_server");
+            venv.exists().then_some(venv)
+        })
+        .unwrap_or_else(|| PathBuf::from("moto_server"))
+}
+
+/// The Python beside moto (it has boto3 and cryptography).
+pub fn moto_python() -> PathBuf {
+    let exe = moto_server_exe();
+    let py = exe
+        .parent()
+        .map(|d| d.join("python3"))
+        .filter(|p| p.exists());
+    py.unwrap_or_else(|| panic!("{INSTALL_MOTO} (no python3 beside {})", exe.display()))
+}
+
+/// A moto KMS server, killed on drop.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto on a free port and waits until it answers.
+    pub async fn start() -> Moto {
+        Moto::start_on(free_port()).await
+    }
+
+    /// Starts moto on `port` (e.g. again, after [`Moto::stop`]); it starts
+    /// with no keys.
+    pub async fn start_on(port: u16) -> Moto {
+        let exe = moto_server_exe();
+        let child = Command::new(&exe)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{INSTALL_MOTO} ({}: {e})", exe.display()));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let moto = Moto { child, endpoint };
+        wait_for(Duration::from_secs(30), "moto_server to listen", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+        moto
+    }
+
+    /// A KMS client for moto (what a customer's own tooling would use).
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        let conf = aws_sdk_kms::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "kekd-tests",
+            ))
+            .build();
+        aws_sdk_kms::Client::from_conf(conf)
+    }
+
+    /// Creates a symmetric key with `alias/{alias}`; returns (key ARN, alias ARN).
+    pub async fn create_key(&self, alias: &str) -> (String, String) {
+        let kms = self.kms();
+        // Explicit spec and usage: real KMS defaults to these, moto leaves
+        // KeyUsage out of DescribeKey unless it was given.
+        let key = kms
+            .create_key()
+            .key_spec(aws_sdk_kms::types::KeySpec::SymmetricDefault)
+            .key_usage(aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
+            .send()
+            .await
+            .expect("moto CreateKey");
+        let meta = key.key_metadata().unwrap();
+        kms.create_alias()
+            .alias_name(format!("alias/{alias}"))
+            .target_key_id(meta.key_id())
+            .send()
+            .await
+            .expect("moto CreateAlias");
+        (
+            meta.arn().unwrap().to_string(),
+            format!("arn:aws:kms:{REGION}:123456789012:alias/{alias}"),
+        )
+    }
+}
+
+impl Moto {
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.endpoint.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Stops the server: from now on its port refuses connections.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The environment that points a command at moto with test credentials, as
+/// the daemon is (for kekctl --config, the Python scripts, a second kekd):
+/// `Command::envs(moto_env(&moto))`.
+pub fn moto_env(moto: &Moto) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL_KMS", moto.endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+}
