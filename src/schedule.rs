@@ -96,6 +96,36 @@ impl Cadence {
     }
 }
 
+/// A cadence whose pattern matches no instant (e.g. 30 February).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NeverFires;
+
+impl Cadence {
+    /// The shortest time between two of the next few rotation instants
+    /// after `from`; `None` for `never`. Used to refuse cadences that never
+    /// fire or fire too often.
+    pub(crate) fn shortest_gap(
+        &self,
+        from: Timestamp,
+        tz: Tz,
+    ) -> Result<Option<std::time::Duration>, NeverFires> {
+        if matches!(self, Cadence::Never) {
+            return Ok(None);
+        }
+        let mut at = self.next_after(from, tz).ok_or(NeverFires)?;
+        let mut shortest: Option<std::time::Duration> = None;
+        for _ in 0..4 {
+            let Some(next) = self.next_after(at, tz) else {
+                break;
+            };
+            let gap = (next - at).to_std().unwrap_or_default();
+            shortest = Some(shortest.map_or(gap, |s| s.min(gap)));
+            at = next;
+        }
+        Ok(shortest)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +171,24 @@ mod tests {
                 .unwrap()
                 .with_timezone(&chrono::Utc)
         );
+    }
+
+    #[test]
+    fn gaps_between_rotations_are_measured_and_impossible_dates_found() {
+        let from = utc("2026-11-23T10:00:00Z");
+        let z = chrono_tz::UTC;
+        let gap = |c: &str| c.parse::<Cadence>().unwrap().shortest_gap(from, z);
+        assert_eq!(
+            gap("daily"),
+            Ok(Some(std::time::Duration::from_secs(86_400)))
+        );
+        assert_eq!(gap("never"), Ok(None));
+        assert_eq!(
+            gap("* * * * * *"),
+            Ok(Some(std::time::Duration::from_secs(1)))
+        );
+        assert_eq!(gap("0 0 30 2 *"), Err(NeverFires));
+        assert!(gap("0 0 29 2 *").unwrap().is_some(), "leap days exist");
     }
 
     #[test]

@@ -99,45 +99,143 @@ async fn audit_records_kms_calls_rotations_config_and_api_calls_and_detects_tamp
     );
 }
 
-/// When the audit log cannot be written, state-changing operations fail
-/// closed with a clear error, while the public key is still served.
+/// Regression (a full disk left kekd unable to start): when the audit log
+/// cannot be written, state-changing operations fail closed with a clear
+/// error while the public key is still served; status says degraded; no
+/// half record is left behind; once space is back everything works again
+/// and the chain verifies. The full disk is a file size limit (RLIMIT_FSIZE)
+/// on the running daemon: a write past it fails part-way, as on a full disk.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_unwritable_audit_log_fails_closed_but_the_public_key_is_served() {
+async fn a_full_disk_fails_closed_leaves_no_torn_record_and_recovers() {
     let moto = Moto::start().await;
     let (_, alias) = moto.create_key("kekd-audit-full").await;
     let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
-    let active = d.wait_active().await.active_key_id.unwrap();
-    assert!(d.stop().await.success());
-    // /dev/full accepts the open and fails every write (ENOSPC).
-    let text = std::fs::read_to_string(&d.config).unwrap();
-    std::fs::write(&d.config, format!("audit_log = \"/dev/full\"\n{text}")).unwrap();
-    d.spawn();
     let c = d.client();
-    wait_for(Duration::from_secs(30), "the daemon", || async {
-        c.status().await.ok()
-    })
-    .await;
+    let active = d.wait_active().await.active_key_id.unwrap();
+    let audit_path = std::path::PathBuf::from(c.status().await.unwrap().audit.path);
+    let before = std::fs::read(&audit_path).unwrap();
+    // Room for 60 more bytes: less than one record.
+    d.limit_file_size(Some(before.len() as u64 + 60));
 
     let p: PublicKeyView = c.public_key().await.unwrap();
     assert_eq!(p.id, active, "public-key serving goes on");
-    let (status, body) = c.raw(hyper::Method::POST, "/v1/rotate").await.unwrap();
+    let (status, body) = c
+        .raw(hyper::Method::POST, kekd::api::paths::ROTATE)
+        .await
+        .unwrap();
     assert_eq!(status, 503);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["error"]["code"], "audit_unavailable");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("/dev/full"));
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains(audit_path.to_str().unwrap()), "{message}");
+    assert_eq!(
+        std::fs::read(&audit_path).unwrap(),
+        before,
+        "the failed append left nothing behind"
+    );
+    let s = c.status().await.unwrap();
+    assert_eq!(
+        s.state,
+        ServiceState::Degraded,
+        "status shows the failing trail"
+    );
+    assert!(s.audit.problem.is_some());
 
     // A rotation by signal fails closed too, and says why.
     d.signal(libc::SIGUSR1);
     let s = wait_for(Duration::from_secs(30), "the refused rotation", || async {
         let s: StatusView = c.status().await.ok()?;
+        if s.last_error.is_none() {
+            eprintln!("{:?}\n{}", s, d.log_text());
+        }
         s.last_error.is_some().then_some(s)
     })
     .await;
-    assert_eq!(s.state, ServiceState::Degraded);
     assert_eq!(s.last_error.unwrap().kind.to_string(), "audit_unavailable");
     assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
     assert_eq!(d.history().await.keypairs.len(), 1, "nothing was made");
+
+    // Space is back: rotation works, the chain verifies, a restart works.
+    d.limit_file_size(None);
+    let rotated = c.rotate().await.unwrap();
+    let s = d.wait_active().await;
+    assert_eq!(s.active_key_id.as_deref(), Some(rotated.id.as_str()));
+    assert_eq!(s.state, ServiceState::Ok);
+    assert!(s.audit.problem.is_none());
+    let (code, out, err) = d.kekctl(&["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    d.restart().await;
+}
+
+/// Regression (kekd refused to start on "last records do not parse"): a
+/// torn last record — an append cut short by a crash — is cut back at start,
+/// the repair is recorded, and kekd serves.
+#[tokio::test(flavor = "multi_thread")]
+async fn kekd_starts_and_serves_with_a_torn_audit_tail() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-audit-torn").await;
+    let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let active = d.wait_active().await;
+    assert!(d.stop().await.success());
+    let path = std::path::PathBuf::from(&active.audit.path);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        br#"{"seq":99,"at":"2026-11-23T10:00:00.000Z","prev":"0f"#,
+    )
+    .unwrap();
+    drop(f);
+    d.spawn();
+    let s = d.wait_active().await;
+    assert_eq!(s.active_key_id, active.active_key_id);
+    assert!(
+        s.audit
+            .repaired
+            .as_deref()
+            .unwrap_or_default()
+            .contains("torn"),
+        "{:?}",
+        s.audit
+    );
+    assert!(
+        s.warnings.iter().any(|w| w.contains("torn")),
+        "{:?}",
+        s.warnings
+    );
+    let (code, out, err) = d.kekctl(&["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("audit_repaired"));
+}
+
+/// Regression: a log write that failed part-way (the daemon's stderr on a
+/// full disk) made the logger panic, killing the rotation engine mid-update:
+/// the failure was never recorded and later rotations never ran.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_that_cannot_be_written_never_stops_the_engine() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-log-full").await;
+    let mut d = TestDaemon::launch_only(&moto, |dir| kms_config(dir, &alias, ""));
+    d.log_direct = true;
+    d.spawn();
+    let c = d.client();
+    let first = d.wait_active().await.active_key_id.unwrap();
+    // Neither the audit trail nor the log can grow any more.
+    let audit = std::fs::metadata(c.status().await.unwrap().audit.path).unwrap();
+    let log = std::fs::metadata(&d.log).unwrap();
+    d.limit_file_size(Some(audit.len().min(log.len())));
+    d.signal(libc::SIGUSR1);
+    let s = wait_for(Duration::from_secs(30), "the refused rotation", || async {
+        let s: StatusView = c.status().await.ok()?;
+        (s.last_error.is_some() && !s.rotation_in_progress).then_some(s)
+    })
+    .await;
+    assert_eq!(s.active_key_id.as_deref(), Some(first.as_str()));
+    d.limit_file_size(None);
+    let rotated = c.rotate().await.expect("the engine still runs");
+    assert_ne!(rotated.id, first);
 }

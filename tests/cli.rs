@@ -95,3 +95,94 @@ fn kekctl_policy_prints_paste_ready_statements_and_rejects_bad_input() {
     assert_eq!(code, 2);
     assert!(err.contains("is not an IAM principal ARN"), "{err}");
 }
+
+/// Regression: values that were accepted but dangerous — a state_dir kekd
+/// would chmod 0700 (/, /tmp), a cadence that never fires or fires every
+/// second, a retention of an hour or of 300,000 years (which panicked the
+/// engine), an audit log on /dev/null, a relative root key path, a log
+/// level that silences everything — are each refused with file, field,
+/// value and what is allowed.
+#[test]
+fn check_config_refuses_dangerous_values() {
+    let local = |extra: &str, provider: &str| {
+        format!("organization_id = \"acme\"\n{extra}\n[provider]\ntype = \"local\"\n{provider}\n")
+    };
+    let root = "root_key_path = \"/var/lib/kekd/root.key\"";
+    let cases = [
+        (
+            local("state_dir = \"/tmp\"", root),
+            "field `state_dir`: is / or a top-level directory",
+        ),
+        (
+            local("state_dir = \"/\"", root),
+            "field `state_dir`: is / or a top-level directory",
+        ),
+        (
+            local("state_dir = \"/var/tmp\"", root),
+            "field `state_dir`: is world-writable",
+        ),
+        (
+            local("cadence = \"0 0 30 2 *\"", root),
+            "field `cadence`: never fires",
+        ),
+        (
+            local("cadence = \"* * * * * *\"", root),
+            "field `cadence`: fires every 1s",
+        ),
+        (
+            local("retention = \"1h\"", root),
+            "field `retention`: shorter than 1day",
+        ),
+        (
+            local("retention = \"300000y\"", root),
+            "field `retention`: longer than 100 years",
+        ),
+        (
+            local("max_key_age_warning = \"300000y\"", root),
+            "field `max_key_age_warning`: longer than 100 years",
+        ),
+        (
+            local("audit_log = \"/dev/null\"", root),
+            "field `audit_log`: is a device or kernel file",
+        ),
+        (
+            local("", "root_key_path = \"keys/root.key\""),
+            "field `provider.root_key_path`: not an absolute path",
+        ),
+        (
+            local("[log]\nlevel = \"verbose\"", root),
+            "field `log.level`: not a log filter (value: \"verbose\")",
+        ),
+    ];
+    for (text, want) in cases {
+        let (code, out, err) = check(&text);
+        assert_eq!(code, 1, "{text}: {out}");
+        assert!(
+            err.starts_with("kekd: invalid configuration: FILE:"),
+            "{err}"
+        );
+        assert!(err.contains(want), "want {want:?} in {err}");
+        assert!(err.contains("; allowed: "), "{err}");
+    }
+}
+
+/// The explicit overrides make short retentions and frequent rotations
+/// acceptable — with a warning check-config prints.
+#[test]
+fn overrides_accept_short_retention_and_frequent_rotation_with_warnings() {
+    let text = "organization_id = \"acme\"\nretention = \"1h\"\ncadence = \"*/10 * * * *\"\n\
+        [provider]\ntype = \"local\"\nroot_key_path = \"/var/lib/kekd/root.key\"\n\
+        [overrides]\nallow_short_retention = true\nallow_frequent_rotation = true\n";
+    let (code, out, err) = check(text);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("warning: retention 1h is shorter than 1day"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: cadence \"*/10 * * * *\" rotates every 10m"),
+        "{out}"
+    );
+    let (_, _, err) = check(&text.replace("allow_short_retention = true\n", ""));
+    assert!(err.contains("field `retention`"), "{err}");
+}

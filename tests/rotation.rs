@@ -335,7 +335,11 @@ async fn sigterm_finishes_the_rotation_in_flight_then_exits_0() {
 async fn retention_prunes_only_key_pairs_retired_longer_ago() {
     let moto = Moto::start().await;
     let (_, alias) = moto.create_key("kekd-retention").await;
-    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "retention = \"2s\"")).await;
+    let d = TestDaemon::start(&moto, |dir| {
+        kms_config(dir, &alias, "retention = \"2s\"")
+            + "\n[overrides]\nallow_short_retention = true\n"
+    })
+    .await;
     let first = d.wait_active().await.active_key_id.unwrap();
     let second: KeyPairView = d.client().rotate().await.unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;

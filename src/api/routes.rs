@@ -104,6 +104,7 @@ fn split(list: Vec<Listed>) -> (Vec<KeyPairRecord>, Vec<CorruptRecord>) {
 /// What status and metrics both derive from the engine state.
 struct Watch {
     degraded: bool,
+    audit: AuditHead,
     key_too_old: bool,
     warnings: Vec<String>,
     canary: Option<crate::canary::CanaryReport>,
@@ -127,10 +128,16 @@ fn watch_items(st: &AppState, eng: &EngineState) -> Watch {
             humantime::format_duration(limit.unwrap_or_default())
         ));
     }
+    let audit = st.audit.head();
+    if let Some(r) = &audit.repaired {
+        warnings.push(format!("audit trail: {r}"));
+    }
     Watch {
         degraded: eng.health.degraded_since.is_some()
             || eng.health.kms_key_problem.is_some()
-            || canary_failed,
+            || canary_failed
+            || audit.problem.is_some(),
+        audit,
         key_too_old,
         warnings,
         canary,
@@ -222,7 +229,7 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
         kms_key_problem: eng.health.kms_key_problem.clone(),
         last_reload: st.reloader.last(),
         last_canary: w.canary,
-        audit: st.audit.head(),
+        audit: w.audit,
         warnings: w.warnings,
         key_pairs: counts,
         corrupt_records,

@@ -97,6 +97,11 @@ pub enum AuditEvent {
         /// The key pair made under a new KMS key.
         new_key_pair_id: Option<String>,
     },
+    /// The trail itself was repaired at start.
+    AuditRepaired {
+        /// What was repaired.
+        what: String,
+    },
     /// A retired key pair was deleted (retention).
     Prune {
         /// The key pair.

@@ -11,7 +11,12 @@
 //!
 //! Writes are synced (`fdatasync`) before the operation they record is
 //! reported done; if the file cannot be written, state-changing operations
-//! fail closed, while serving the public key goes on.
+//! fail closed, while serving the public key goes on. An append is all or
+//! nothing: a write that fails part-way (a full disk) is cut back to the
+//! last complete record, so later records never land on half of one. A torn
+//! tail left by a crash or power loss is cut back the same way at open, and
+//! that repair is itself the first record written. While writes fail, status
+//! says so (degraded).
 
 mod event;
 
@@ -20,7 +25,7 @@ pub use event::{AuditEvent, Outcome};
 use crate::time;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -46,16 +51,42 @@ struct Line {
     event: Value,
 }
 
+/// Where appends go: the file, or (in tests) a file that fails like a full
+/// disk.
+trait Sink: Write + Send {
+    /// Cuts the file back to `len` bytes.
+    fn truncate(&mut self, len: u64) -> std::io::Result<()>;
+    /// `fdatasync`.
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+impl Sink for std::fs::File {
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.set_len(len)
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+}
+
 struct Inner {
-    file: std::fs::File,
+    sink: Box<dyn Sink>,
+    /// Bytes of complete records in the file.
+    len: u64,
     prev: String,
     seq: u64,
+    /// Set while appends fail; cleared by the next successful one.
+    failing: Option<String>,
 }
 
 /// The audit writer. Cheap to share (`Arc`).
 pub(crate) struct Audit {
     path: PathBuf,
     inner: Mutex<Inner>,
+    /// A damaged record found at open that could not be repaired.
+    damaged: Option<String>,
+    /// What was repaired at open.
+    repaired: Option<String>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -73,58 +104,153 @@ pub struct Head {
     pub records: u64,
     /// SHA-256 of the last record's line.
     pub head: String,
+    /// Why the trail needs attention now: appends are failing, or a damaged
+    /// record was found at start (`kekctl audit verify` tells where).
+    /// `null` when it is healthy.
+    #[serde(default)]
+    pub problem: Option<String>,
+    /// A torn tail that was cut back at start (recorded in the trail too).
+    #[serde(default)]
+    pub repaired: Option<String>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
 }
 
+/// What the end of an existing file says.
+struct Tail {
+    /// Bytes up to and including the last newline.
+    complete_len: u64,
+    /// The last complete line.
+    last_line: Option<Vec<u8>>,
+}
+
+/// Reads the last complete line of `f` without reading the whole file:
+/// start-up costs the same with a large trail.
+fn read_tail(f: &mut std::fs::File, size: u64) -> std::io::Result<Tail> {
+    let mut end = size;
+    let mut buf = Vec::new();
+    let mut last_newline: Option<u64> = None;
+    // Walk back in chunks until two newlines (or the start) bound a line.
+    loop {
+        let start = end.saturating_sub(64 * 1024);
+        let mut chunk = vec![0u8; (end - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&buf);
+        buf = chunk;
+        let base = start;
+        let newlines: Vec<u64> = buf
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| base + i as u64)
+            .collect();
+        if last_newline.is_none() {
+            last_newline = newlines.last().copied();
+        }
+        match last_newline {
+            None if start == 0 => {
+                return Ok(Tail {
+                    complete_len: 0,
+                    last_line: None,
+                })
+            }
+            None => {}
+            Some(nl) => {
+                let before = newlines.iter().rev().find(|p| **p < nl).copied();
+                if before.is_some() || start == 0 {
+                    let from = before.map(|p| p + 1).unwrap_or(0);
+                    let line = buf[(from - base) as usize..(nl - base) as usize].to_vec();
+                    return Ok(Tail {
+                        complete_len: nl + 1,
+                        last_line: Some(line),
+                    });
+                }
+            }
+        }
+        end = start;
+    }
+}
+
 impl Audit {
-    /// Opens (or creates, mode 0600) the log and continues its chain.
+    /// Opens (or creates, mode 0600) the log and continues its chain. A torn
+    /// tail (bytes after the last newline) is cut back and the repair is
+    /// recorded; a complete last record that does not parse is kept as
+    /// evidence and reported (degraded), and the chain continues from it.
     pub(crate) fn open(path: &Path) -> Result<Audit, AuditError> {
         let err = |problem: String| AuditError {
             path: path.display().to_string(),
             problem,
         };
-        let (mut prev, mut seq) = (GENESIS.to_string(), 0);
-        // Only a regular file has a chain to continue (e.g. /dev/full does not).
-        let regular = std::fs::metadata(path)
-            .map(|m| m.is_file())
-            .unwrap_or(false);
-        if let Some(f) = regular
-            .then(|| std::fs::File::open(path))
-            .and_then(Result::ok)
-        {
-            for line in std::io::BufReader::new(f).lines() {
-                let line = line.map_err(|e| err(format!("cannot read: {e}")))?;
-                if line.is_empty() {
-                    continue;
-                }
-                let l: Line = serde_json::from_str(&line).map_err(|e| {
-                    err(format!(
-                        "last records do not parse ({e}); run kekctl audit verify"
-                    ))
-                })?;
-                seq = l.seq;
-                prev = sha256_hex(line.as_bytes());
-            }
-        }
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .mode(0o600)
             .open(path)
             .map_err(|e| err(format!("cannot open for appending: {e}")))?;
-        Ok(Audit {
+        let size = file
+            .metadata()
+            .map_err(|e| err(format!("cannot read: {e}")))?
+            .len();
+        let tail = read_tail(&mut file, size).map_err(|e| err(format!("cannot read: {e}")))?;
+        let mut repaired = None;
+        if tail.complete_len < size {
+            let torn = size - tail.complete_len;
+            file.set_len(tail.complete_len)
+                .and_then(|_| file.sync_data())
+                .map_err(|e| err(format!("cannot cut back a torn last record: {e}")))?;
+            tracing::warn!(audit_log = %path.display(), bytes = torn, "cut back a torn last audit record (an append interrupted by a crash or a full disk)");
+            repaired = Some(format!(
+                "a torn last record ({torn} bytes, an append interrupted by a crash or a full disk) was cut back at start"
+            ));
+        }
+        let (mut seq, mut prev, mut damaged) = (0, GENESIS.to_string(), None);
+        if let Some(line) = &tail.last_line {
+            prev = sha256_hex(line);
+            match serde_json::from_slice::<Line>(line) {
+                Ok(l) => seq = l.seq,
+                Err(e) => {
+                    // Evidence of tampering or corruption: keep it, count
+                    // the lines for a sequence number, and say so.
+                    let lines = std::io::BufReader::new(
+                        std::fs::File::open(path).map_err(|e| err(format!("cannot read: {e}")))?,
+                    )
+                    .split(b'\n')
+                    .filter(|l| l.as_ref().map_or(true, |l| !l.is_empty()))
+                    .count() as u64;
+                    seq = lines;
+                    damaged = Some(format!(
+                        "the last record (line {lines}) does not parse ({e}); new records chain on from it; run kekctl audit verify"
+                    ));
+                    tracing::error!(audit_log = %path.display(), problem = damaged.as_deref().unwrap_or_default(), "damaged audit trail");
+                }
+            }
+        }
+        let audit = Audit {
             path: path.to_path_buf(),
-            inner: Mutex::new(Inner { file, prev, seq }),
-        })
+            inner: Mutex::new(Inner {
+                sink: Box::new(file),
+                len: tail.complete_len,
+                prev,
+                seq,
+                failing: None,
+            }),
+            damaged,
+            repaired: repaired.clone(),
+        };
+        if let Some(what) = repaired {
+            audit.record(&AuditEvent::AuditRepaired { what })?;
+        }
+        Ok(audit)
     }
 
-    /// Appends `event` and syncs it. Blocking.
+    /// Appends `event` and syncs it — all or nothing. Blocking.
     pub(crate) fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
         let event = serde_json::to_value(event).expect("audit events serialize");
-        let mut inner = self.inner.lock().expect("audit lock");
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let line = serde_json::to_string(&Line {
             seq: inner.seq + 1,
             at: time::format(&time::now()),
@@ -134,16 +260,28 @@ impl Audit {
         .expect("audit lines serialize");
         let mut bytes = line.clone().into_bytes();
         bytes.push(b'\n');
-        inner
-            .file
-            .write_all(&bytes)
-            .and_then(|_| inner.file.sync_data())
-            .map_err(|e| AuditError {
+        let len = inner.len;
+        let written = inner.sink.write_all(&bytes).and_then(|_| inner.sink.sync());
+        if let Err(e) = written {
+            // Cut back whatever part of the record reached the file, so the
+            // next append starts on a record boundary.
+            let cut = inner.sink.truncate(len).and_then(|_| inner.sink.sync());
+            let problem = match cut {
+                Ok(()) => format!("cannot append: {e}"),
+                Err(c) => format!("cannot append: {e}; and cannot cut back the partial record: {c} (it is cut back at the next start)"),
+            };
+            inner.failing = Some(problem.clone());
+            return Err(AuditError {
                 path: self.path.display().to_string(),
-                problem: format!("cannot append: {e}"),
-            })?;
+                problem,
+            });
+        }
+        inner.len += bytes.len() as u64;
         inner.seq += 1;
         inner.prev = sha256_hex(line.as_bytes());
+        if inner.failing.take().is_some() {
+            tracing::info!(audit_log = %self.path.display(), "audit appends work again");
+        }
         Ok(())
     }
 
@@ -178,11 +316,13 @@ impl Audit {
 
     /// Where the chain stands.
     pub(crate) fn head(&self) -> Head {
-        let inner = self.inner.lock().expect("audit lock");
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         Head {
             path: self.path.display().to_string(),
             records: inner.seq,
             head: inner.prev.clone(),
+            problem: inner.failing.clone().or_else(|| self.damaged.clone()),
+            repaired: self.repaired.clone(),
         }
     }
 }
@@ -237,23 +377,29 @@ pub fn verify(path: &Path) -> Result<Head, Broken> {
         path: path.display().to_string(),
         records: n,
         head: prev,
+        problem: None,
+        repaired: None,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn event(i: usize) -> AuditEvent {
+        AuditEvent::Prune {
+            key_pair_id: format!("kek-{i:016x}"),
+            retired_at: None,
+        }
+    }
 
     fn log_with(n: usize) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let a = Audit::open(&path).unwrap();
         for i in 0..n {
-            a.record(&AuditEvent::Prune {
-                key_pair_id: format!("kek-{i:016x}"),
-                retired_at: None,
-            })
-            .unwrap();
+            a.record(&event(i)).unwrap();
         }
         (dir, path)
     }
@@ -315,5 +461,115 @@ mod tests {
         assert_eq!(verify(&path).unwrap().records, 5);
     }
 
-    use std::os::unix::fs::PermissionsExt;
+    /// A file that takes `room` more bytes and then fails like a full disk
+    /// (a short write, then ENOSPC) until `room` is raised again.
+    struct FullDisk {
+        file: std::fs::File,
+        room: Arc<Mutex<u64>>,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut room = self.room.lock().unwrap();
+            if *room == 0 {
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            let n = buf.len().min(*room as usize);
+            let n = self.file.write(&buf[..n])?;
+            *room -= n as u64;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.file.flush()
+        }
+    }
+
+    impl Sink for FullDisk {
+        fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+            self.file.set_len(len)
+        }
+        fn sync(&mut self) -> std::io::Result<()> {
+            self.file.sync_data()
+        }
+    }
+
+    /// Regression: a failed append on a full disk left half a record that
+    /// later records were appended onto, breaking the chain for good.
+    #[test]
+    fn a_full_disk_never_leaves_half_a_record() {
+        let (_d, path) = log_with(3);
+        let a = Audit::open(&path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let room = Arc::new(Mutex::new(40u64)); // less than one record
+        {
+            let file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            a.inner.lock().unwrap().sink = Box::new(FullDisk {
+                file,
+                room: room.clone(),
+            });
+        }
+        let e = a.record(&event(3)).unwrap_err();
+        assert!(e.to_string().contains("cannot append"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "nothing torn left");
+        assert!(a.head().problem.is_some(), "status shows the failure");
+        // Space comes back: the next record lands on a record boundary and
+        // the chain is intact.
+        *room.lock().unwrap() = u64::MAX;
+        a.record(&event(4)).unwrap();
+        assert!(a.head().problem.is_none());
+        assert_eq!(verify(&path).unwrap().records, 4);
+    }
+
+    /// Regression: a torn last record made kekd refuse to start.
+    #[test]
+    fn a_torn_tail_is_cut_back_at_open_and_the_repair_recorded() {
+        let (_d, path) = log_with(3);
+        let whole = std::fs::read(&path).unwrap();
+        let mut torn = whole.clone();
+        torn.extend_from_slice(br#"{"seq":4,"at":"2026-11-23T00:00:00.000Z","prev":"ab"#);
+        std::fs::write(&path, &torn).unwrap();
+        let a = Audit::open(&path).unwrap();
+        let h = a.head();
+        assert_eq!(h.records, 4, "three records and the repair");
+        assert!(h.repaired.as_deref().unwrap().contains("torn"));
+        assert!(h.problem.is_none());
+        assert!(std::fs::read(&path).unwrap().starts_with(&whole));
+        assert_eq!(verify(&path).unwrap().records, 4);
+        assert!(lines(&path)[3].contains("audit_repaired"));
+    }
+
+    #[test]
+    fn a_damaged_last_record_is_kept_and_reported() {
+        let (_d, path) = log_with(2);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("not a record\n");
+        std::fs::write(&path, &text).unwrap();
+        let a = Audit::open(&path).unwrap();
+        let p = a.head().problem.unwrap();
+        assert!(p.contains("(line 3) does not parse"), "{p}");
+        a.record(&event(9)).unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().starts_with(&text));
+        assert!(verify(&path).is_err(), "the evidence stays visible");
+    }
+
+    #[test]
+    fn the_tail_is_found_across_read_chunks() {
+        let (_d, path) = log_with(0);
+        let a = Audit::open(&path).unwrap();
+        // Long records so the last one spans more than one 64 KiB chunk.
+        for i in 0..3 {
+            a.record(&AuditEvent::ConfigReload {
+                outcome: "applied".into(),
+                message: "x".repeat(70_000 + i),
+                new_key_pair_id: None,
+            })
+            .unwrap();
+        }
+        drop(a);
+        let again = Audit::open(&path).unwrap();
+        assert_eq!(again.head(), verify(&path).unwrap());
+    }
 }

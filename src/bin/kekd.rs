@@ -67,6 +67,9 @@ fn main() -> ExitCode {
                 for (name, value) in s.describe() {
                     println!("  {name:<14} {value}");
                 }
+                for w in s.warnings() {
+                    println!("warning: {w}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -130,9 +133,13 @@ fn init_logging(settings: &Settings) {
     use tracing_subscriber::EnvFilter;
     let log = settings.log();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    // A log that cannot be written (full disk, file size limit) is dropped:
+    // the default reports it with eprintln!, which panics when stderr is
+    // the file that cannot be written — and takes the task logging with it.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Plain if std::env::var_os("JOURNAL_STREAM").is_some() => builder

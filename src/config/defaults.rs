@@ -41,6 +41,15 @@ pub const CANARY_RECENT: usize = 3;
 /// Log level filter.
 pub const LOG_LEVEL: &str = "info";
 
+/// The shortest `retention` accepted without `[overrides]
+/// allow_short_retention`: pruning deletes retired key pairs, and with them
+/// the ability to play back the recordings they sealed.
+pub const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// The shortest time between two scheduled rotations accepted without
+/// `[overrides] allow_frequent_rotation`: every rotation is a key pair kept
+/// for the retention period, a KMS call and an audit record.
+pub const MIN_ROTATION_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// `--dev`: the organization id.
 pub const DEV_ORGANIZATION: &str = "dev";
 /// `--dev`: a daily cadence, so a new user sees a schedule.

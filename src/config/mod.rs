@@ -98,6 +98,9 @@ pub struct Settings {
     pub(crate) log: LogSettings,
     /// Who may do what over the socket.
     pub(crate) access: access::Access,
+    /// Accepted but worth a second look (overrides in use); printed by
+    /// `check-config` and logged at start.
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Settings {
@@ -154,26 +157,31 @@ impl Settings {
         let id = sections::Identity::with_config(raw, &v)?;
         let provider =
             ProviderSettings::with_config(raw.provider.as_ref(), id.region.as_deref(), &v)?;
-        let state_dir =
-            v.absolute_path("state_dir", raw.state_dir.as_deref(), defaults::STATE_DIR)?;
+        let state_dir = sections::state_dir(raw.state_dir.as_deref(), &v)?;
         let socket_path =
             v.absolute_path("socket_path", raw.socket_path.as_deref(), defaults::SOCKET)?;
-        let audit_path = match raw.audit_log.as_deref() {
-            None => state_dir.join(defaults::AUDIT_FILE),
-            Some(p) => v.absolute_path("audit_log", Some(p), "")?,
-        };
+        let audit_path = sections::audit_log(raw.audit_log.as_deref(), &state_dir, &v)?;
+        let overrides = sections::Overrides::with_config(raw.overrides.as_ref());
+        let mut warnings = Vec::new();
+        let timezone = sections::timezone(raw.timezone.as_deref(), &v)?;
         Ok(Settings {
             organization_id: id.organization_id,
             region: id.region,
             context_key: id.context_key,
             provider,
             key_bits: sections::key_bits(raw.key_bits, &v)?,
-            cadence: sections::cadence(raw.cadence.as_deref(), &v)?,
-            timezone: sections::timezone(raw.timezone.as_deref(), &v)?,
+            cadence: sections::cadence(
+                raw.cadence.as_deref(),
+                timezone,
+                overrides,
+                &v,
+                &mut warnings,
+            )?,
+            timezone,
             state_dir,
             socket_path,
             audit_path,
-            retention: v.duration("retention", raw.retention.as_deref(), None)?,
+            retention: sections::retention(raw.retention.as_deref(), overrides, &v, &mut warnings)?,
             max_key_age_warning: v.duration(
                 "max_key_age_warning",
                 raw.max_key_age_warning.as_deref(),
@@ -185,6 +193,7 @@ impl Settings {
             canary: Canary::with_config(raw.canary.as_ref(), &v)?,
             log: LogSettings::with_config(raw.log.as_ref(), &v)?,
             access: sections::access(raw.access.as_ref(), &v)?,
+            warnings,
         })
     }
 
@@ -196,6 +205,11 @@ impl Settings {
     /// Overrides the log format (the `--log-format` flag).
     pub fn set_log_format(&mut self, format: LogFormat) {
         self.log.format = format;
+    }
+
+    /// Values accepted only because `[overrides]` allows them.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The socket the API listens on.

@@ -30,6 +30,7 @@ pub(crate) struct RawConfig {
     pub(crate) canary: Option<RawCanary>,
     pub(crate) log: Option<RawLog>,
     pub(crate) access: Option<RawAccess>,
+    pub(crate) overrides: Option<RawOverrides>,
 }
 
 /// `[provider]`: which key provider wraps the data keys.
@@ -99,4 +100,12 @@ pub(crate) struct RawCanary {
 pub(crate) struct RawUnwrap {
     pub(crate) cache_ttl: Option<String>,
     pub(crate) cache_max: Option<i64>,
+}
+
+/// `[overrides]`: explicit consent to values kekd refuses by default.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOverrides {
+    pub(crate) allow_short_retention: Option<bool>,
+    pub(crate) allow_frequent_rotation: Option<bool>,
 }

@@ -5,12 +5,14 @@
 use super::access;
 use super::arn::{self, KmsKeyArn, ARN_FORMS};
 use super::defaults;
-use super::raw::{RawCanary, RawConfig, RawKms, RawLog, RawProvider, RawRetry, RawUnwrap};
-use super::validate::Validator;
+use super::raw::{
+    RawCanary, RawConfig, RawKms, RawLog, RawOverrides, RawProvider, RawRetry, RawUnwrap,
+};
+use super::validate::{Validator, DURATION_FORMS};
 use super::ConfigError;
 use crate::domain::{is_context_value, KeyBits, KEY_PAIR_CONTEXT_KEY};
 use crate::schedule::{Cadence, CADENCE_FORMS};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const CONTEXT_VALUE_FORMS: &str = "1-128 characters of A-Z a-z 0-9 . _ -";
@@ -223,11 +225,13 @@ impl ProviderSettings {
                         "provider.root_key_path",
                         None,
                         "missing",
-                        "a path to a 32-byte root key file",
+                        "an absolute path to a 32-byte root key file",
                     )
                 })?;
+                // Relative to what? The daemon's working directory differs
+                // between a shell, systemd and a reload.
                 Ok(ProviderSettings::Local {
-                    root_key_path: PathBuf::from(path),
+                    root_key_path: v.absolute_path("provider.root_key_path", Some(path), "")?,
                 })
             }
             other => Err(v.invalid(
@@ -259,10 +263,181 @@ pub(crate) fn key_bits(raw: Option<i64>, v: &Validator) -> Result<KeyBits, Confi
         })
 }
 
-pub(crate) fn cadence(raw: Option<&str>, v: &Validator) -> Result<Cadence, ConfigError> {
+/// Explicit consent to values refused by default (`[overrides]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Overrides {
+    pub(crate) allow_short_retention: bool,
+    pub(crate) allow_frequent_rotation: bool,
+}
+
+impl Overrides {
+    pub(crate) fn with_config(raw: Option<&RawOverrides>) -> Overrides {
+        let raw = raw.cloned().unwrap_or_default();
+        Overrides {
+            allow_short_retention: raw.allow_short_retention.unwrap_or(false),
+            allow_frequent_rotation: raw.allow_frequent_rotation.unwrap_or(false),
+        }
+    }
+}
+
+/// The cadence, checked to fire at all and not more often than
+/// [`defaults::MIN_ROTATION_INTERVAL`] (unless overridden).
+pub(crate) fn cadence(
+    raw: Option<&str>,
+    tz: chrono_tz::Tz,
+    overrides: Overrides,
+    v: &Validator,
+    warnings: &mut Vec<String>,
+) -> Result<Cadence, ConfigError> {
     let text = raw.unwrap_or(defaults::CADENCE);
-    text.parse::<Cadence>()
-        .map_err(|why| v.invalid("cadence", Some(text), &why, CADENCE_FORMS))
+    let cadence = text
+        .parse::<Cadence>()
+        .map_err(|why| v.invalid("cadence", Some(text), &why, CADENCE_FORMS))?;
+    let min = defaults::MIN_ROTATION_INTERVAL;
+    match cadence.shortest_gap(crate::time::now(), tz) {
+        Err(_) => Err(v.invalid(
+            "cadence",
+            Some(text),
+            "never fires (no date matches it)",
+            "a pattern that matches real dates, or \"never\" for rotation on demand only",
+        )),
+        Ok(Some(gap)) if gap < min && !overrides.allow_frequent_rotation => Err(v.invalid(
+            "cadence",
+            Some(text),
+            &format!(
+                "fires every {}, more often than once every {}",
+                humantime::format_duration(gap),
+                humantime::format_duration(min)
+            ),
+            "a cadence of at least an hour between rotations, or [overrides] allow_frequent_rotation = true",
+        )),
+        Ok(Some(gap)) if gap < min => {
+            warnings.push(format!(
+                "cadence {text:?} rotates every {} ([overrides] allow_frequent_rotation): each rotation keeps a key pair for the retention period",
+                humantime::format_duration(gap)
+            ));
+            Ok(cadence)
+        }
+        Ok(_) => Ok(cadence),
+    }
+}
+
+/// `retention`, checked against [`defaults::MIN_RETENTION`] (unless
+/// overridden).
+pub(crate) fn retention(
+    raw: Option<&str>,
+    overrides: Overrides,
+    v: &Validator,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Duration>, ConfigError> {
+    let Some(retention) = v.duration("retention", raw, None)? else {
+        return Ok(None);
+    };
+    let min = defaults::MIN_RETENTION;
+    if retention < min {
+        if !overrides.allow_short_retention {
+            return Err(v.invalid(
+                "retention",
+                raw,
+                &format!(
+                    "shorter than {}: retired key pairs, and the ability to play back the recordings they sealed, would be deleted that soon",
+                    humantime::format_duration(min)
+                ),
+                &format!("{DURATION_FORMS}, of at least 1 day; or [overrides] allow_short_retention = true"),
+            ));
+        }
+        warnings.push(format!(
+            "retention {} is shorter than {} ([overrides] allow_short_retention): recordings sealed with a key pair retired longer ago can no longer be played back",
+            humantime::format_duration(retention),
+            humantime::format_duration(min)
+        ));
+    }
+    Ok(Some(retention))
+}
+
+/// The state directory: kekd makes it 0700 and keeps the only copies of the
+/// encrypted private keys in it, so it must be a directory of its own — not
+/// `/`, a top-level directory, a kernel file system, or a shared
+/// world-writable directory such as `/tmp`.
+pub(crate) fn state_dir(raw: Option<&str>, v: &Validator) -> Result<PathBuf, ConfigError> {
+    let dir = v.absolute_path("state_dir", raw, defaults::STATE_DIR)?;
+    const ALLOWED: &str = "a directory of kekd's own, e.g. /var/lib/kekd";
+    let shown = dir.display().to_string();
+    if dir.components().count() < 3 {
+        return Err(v.invalid(
+            "state_dir",
+            Some(&shown),
+            "is / or a top-level directory; kekd would make it private (mode 0700) to itself",
+            ALLOWED,
+        ));
+    }
+    if is_kernel_fs(&dir) {
+        return Err(v.invalid(
+            "state_dir",
+            Some(&shown),
+            "is on a kernel file system",
+            ALLOWED,
+        ));
+    }
+    if let Ok(meta) = std::fs::metadata(&dir) {
+        use std::os::unix::fs::PermissionsExt;
+        if !meta.is_dir() {
+            return Err(v.invalid(
+                "state_dir",
+                Some(&shown),
+                "exists and is not a directory",
+                ALLOWED,
+            ));
+        }
+        if meta.permissions().mode() & 0o002 != 0 {
+            return Err(v.invalid(
+                "state_dir",
+                Some(&shown),
+                "is world-writable (shared, like /tmp); kekd would make it private (mode 0700) to itself",
+                ALLOWED,
+            ));
+        }
+    }
+    Ok(dir)
+}
+
+/// The audit log: a regular file (never a device such as `/dev/null`, which
+/// would silently discard the trail).
+pub(crate) fn audit_log(
+    raw: Option<&str>,
+    state_dir: &Path,
+    v: &Validator,
+) -> Result<PathBuf, ConfigError> {
+    let Some(text) = raw else {
+        return Ok(state_dir.join(defaults::AUDIT_FILE));
+    };
+    let path = v.absolute_path("audit_log", Some(text), "")?;
+    const ALLOWED: &str = "an absolute path to a regular file (created if missing)";
+    if is_kernel_fs(&path) {
+        return Err(v.invalid(
+            "audit_log",
+            Some(text),
+            "is a device or kernel file, not a file that keeps records",
+            ALLOWED,
+        ));
+    }
+    if let Ok(meta) = std::fs::metadata(&path) {
+        if !meta.is_file() {
+            return Err(v.invalid(
+                "audit_log",
+                Some(text),
+                "exists and is not a regular file",
+                ALLOWED,
+            ));
+        }
+    }
+    Ok(path)
+}
+
+fn is_kernel_fs(path: &Path) -> bool {
+    ["/dev", "/proc", "/sys"]
+        .iter()
+        .any(|root| path.starts_with(root))
 }
 
 pub(crate) fn timezone(raw: Option<&str>, v: &Validator) -> Result<chrono_tz::Tz, ConfigError> {
@@ -379,7 +554,7 @@ impl LogSettings {
     pub(crate) fn with_config(raw: Option<&RawLog>, v: &Validator) -> Result<Self, ConfigError> {
         let raw = raw.cloned().unwrap_or_default();
         let level = raw.level.unwrap_or_else(|| defaults::LOG_LEVEL.into());
-        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        if !is_log_filter(&level) || tracing_subscriber::EnvFilter::try_new(&level).is_err() {
             return Err(v.invalid(
                 "log.level",
                 Some(&level),
@@ -401,6 +576,19 @@ impl LogSettings {
         };
         Ok(LogSettings { level, format })
     }
+}
+
+/// A level, or comma-separated `target=level` directives. A bare word that
+/// is not a level (`verbose`) would be taken as a target name and silence
+/// everything else, so it is refused.
+fn is_log_filter(text: &str) -> bool {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let is_level = |s: &str| LEVELS.contains(&s.trim().to_ascii_lowercase().as_str());
+    !text.trim().is_empty()
+        && text.split(',').all(|d| match d.split_once('=') {
+            Some((target, level)) => !target.trim().is_empty() && is_level(level),
+            None => is_level(d),
+        })
 }
 
 pub(crate) fn access(

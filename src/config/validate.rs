@@ -12,7 +12,11 @@ pub(crate) struct Validator<'a> {
 
 /// What durations may be written as, quoted in errors.
 pub(crate) const DURATION_FORMS: &str =
-    "a duration such as 500ms, 30s, 10m, 12h, 400d, 7y (units ms, s, m, h, d, w, M, y)";
+    "a duration from 1ms to 100y such as 500ms, 30s, 10m, 12h, 400d, 7y (units ms, s, m, h, d, w, M, y)";
+
+/// No configured duration is longer: beyond it timestamp arithmetic could
+/// overflow, and no retention, timeout or interval needs more.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl<'a> Validator<'a> {
     pub(crate) fn new(file: &'a str) -> Validator<'a> {
@@ -46,6 +50,9 @@ impl<'a> Validator<'a> {
         match value {
             None => Ok(default),
             Some(s) => match humantime::parse_duration(s) {
+                Ok(d) if d > MAX_DURATION => {
+                    Err(self.invalid(field, Some(s), "longer than 100 years", DURATION_FORMS))
+                }
                 Ok(d) if !d.is_zero() => Ok(Some(d)),
                 Ok(_) => Err(self.invalid(field, Some(s), "must be positive", DURATION_FORMS)),
                 Err(e) => Err(self.invalid(

@@ -91,6 +91,9 @@ impl Daemon {
         config_path: Option<std::path::PathBuf>,
     ) -> Result<Daemon, StartError> {
         disable_core_dumps();
+        for w in settings.warnings() {
+            tracing::warn!("configuration: {w}");
+        }
         let settings = Arc::new(settings);
         let dir = &settings.state_dir;
         let dir_err = |source| StartError::StateDir {
@@ -161,6 +164,7 @@ impl Daemon {
         let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
         let usr1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
         let hup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
+        let xfsz = signal(SignalKind::from_raw(libc::SIGXFSZ)).map_err(StartError::Signals)?;
 
         let app = &self.app;
         let mut tasks = tasks::Tasks::new(stop.child_token());
@@ -170,6 +174,7 @@ impl Daemon {
         });
         let reloader = app.reloader.clone();
         tasks.spawn("reload", |s| signals::reload_on_hup(hup, reloader, s));
+        tasks.spawn("file-size-limit", |s| signals::log_file_size_limit(xfsz, s));
         let active = self.engine.subscribe();
         tasks.spawn("systemd", |s| systemd::tell_systemd(active, s));
         let (store, active) = (app.store.clone(), self.engine.subscribe());

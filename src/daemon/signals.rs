@@ -1,5 +1,6 @@
-//! Signals: SIGUSR1 is Change Key Now, SIGHUP reloads the configuration.
-//! (SIGTERM and SIGINT stop the daemon; see `mod.rs`.)
+//! Signals: SIGUSR1 is Change Key Now, SIGHUP reloads the configuration,
+//! SIGXFSZ is only logged. (SIGTERM and SIGINT stop the daemon; see
+//! `mod.rs`.)
 
 use super::systemd::notify;
 use crate::domain::Reason;
@@ -53,5 +54,19 @@ pub(crate) async fn reload_on_hup(
             sd_notify::NotifyState::Ready,
             sd_notify::NotifyState::Status(&status),
         ]);
+    }
+}
+
+/// SIGXFSZ (a write reached `RLIMIT_FSIZE`) would kill the process by
+/// default, losing the chance to fail the write cleanly; with a handler the
+/// write fails with `EFBIG`, which the audit trail and the store report and
+/// recover from like a full disk.
+pub(crate) async fn log_file_size_limit(mut xfsz: Signal, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            got = xfsz.recv() => if got.is_none() { return },
+        }
+        tracing::warn!("a write reached the file size limit (SIGXFSZ, RLIMIT_FSIZE); it fails like a full disk");
     }
 }

@@ -46,11 +46,14 @@ impl Pruner {
                 return Vec::new();
             }
         };
-        let now = time::now();
+        // Checked: a retention reaching before the calendar's start prunes
+        // nothing, it never panics.
+        let Some(cutoff) = time::now().checked_sub_signed(limit) else {
+            return Vec::new();
+        };
         let mut pruned = Vec::new();
         for r in records {
-            let expired =
-                r.state == KeyState::Retired && r.retired_at.is_some_and(|t| t + limit < now);
+            let expired = r.state == KeyState::Retired && r.retired_at.is_some_and(|t| t < cutoff);
             if !expired {
                 continue;
             }

@@ -52,6 +52,9 @@ pub struct TestDaemon {
     endpoint: Option<String>,
     /// Extra environment for the next spawn.
     pub env: Vec<(String, String)>,
+    /// Write the daemon's stderr straight into the log file (subject to
+    /// the daemon's own file limits) instead of through a pipe.
+    pub log_direct: bool,
 }
 
 impl TestDaemon {
@@ -121,9 +124,15 @@ impl TestDaemon {
     }
 
     fn launch(moto: &Moto, make_config: impl FnOnce(&Path) -> String) -> TestDaemon {
-        let mut d = TestDaemon::launch_with(Some(moto.endpoint.clone()), make_config);
+        let mut d = TestDaemon::launch_only(moto, make_config);
         d.spawn();
         d
+    }
+
+    /// Writes the config for a daemon against moto; starts nothing (set
+    /// options, then [`TestDaemon::spawn`]).
+    pub fn launch_only(moto: &Moto, make_config: impl FnOnce(&Path) -> String) -> TestDaemon {
+        TestDaemon::launch_with(Some(moto.endpoint.clone()), make_config)
     }
 
     /// Writes the config; does not start anything.
@@ -148,6 +157,7 @@ impl TestDaemon {
             dir,
             endpoint,
             env: Vec::new(),
+            log_direct: false,
         };
         d
     }
@@ -160,7 +170,7 @@ impl TestDaemon {
     /// Starts the process (again), without waiting.
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "daemon already running");
-        let log = std::fs::OpenOptions::new()
+        let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
@@ -169,7 +179,13 @@ impl TestDaemon {
         cmd.arg("--config")
             .arg(&self.config)
             .stdout(Stdio::null())
-            .stderr(log)
+            // Through a pipe, copied by a thread of the test: the daemon's
+            // own file limits (limit_file_size) must not cut its log.
+            .stderr(if self.log_direct {
+                Stdio::from(log.try_clone().unwrap())
+            } else {
+                Stdio::piped()
+            })
             .env("RUST_LOG", "kekd=debug,info")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -183,7 +199,11 @@ impl TestDaemon {
             cmd.env("AWS_ENDPOINT_URL_KMS", e);
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        self.child = Some(cmd.spawn().expect("spawn kekd"));
+        let mut child = cmd.spawn().expect("spawn kekd");
+        if let Some(mut stderr) = child.stderr.take() {
+            std::thread::spawn(move || std::io::copy(&mut stderr, &mut log));
+        }
+        self.child = Some(child);
     }
 
     /// The process id.
@@ -215,6 +235,21 @@ impl TestDaemon {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Limits the size of every file the daemon writes (`RLIMIT_FSIZE`, soft
+    /// limit) — a write past it fails part-way, as on a full disk — or
+    /// lifts the limit with `None`.
+    pub fn limit_file_size(&self, bytes: Option<u64>) {
+        let limit = match bytes {
+            Some(n) => format!("--fsize={n}:unlimited"),
+            None => "--fsize=unlimited:unlimited".to_string(),
+        };
+        let (code, _, err) = run(Command::new("prlimit")
+            .arg("--pid")
+            .arg(self.pid().to_string())
+            .arg(limit));
+        assert_eq!(code, 0, "prlimit (util-linux) failed: {err}");
     }
 
     /// Sends `sig` to the daemon.
