@@ -94,6 +94,7 @@ mod current;
 pub mod daemon;
 pub mod domain;
 mod envelope;
+mod failpoint;
 pub mod keypair;
 pub mod kms_check;
 mod metrics;

@@ -161,6 +161,7 @@ impl Rewrapper {
                     }
                 }
             };
+            crate::failpoint::crash_point!("rewrap-between-key-pairs");
             progress(RewrapEvent::Progress {
                 done: i + 1,
                 total,

@@ -9,60 +9,13 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use kekd::api::views::{ExportView, KeyPairView, PublicKeyView, ServiceState, StatusView};
 use kekd::domain::KeyState;
-use kekd::store::{KeyStore, Listed, RedbStore};
+use kekd::store::{KeyStore, RedbStore};
 use std::collections::HashSet;
 use std::time::Duration;
 
 async fn daemon(moto: &Moto, alias: &str) -> TestDaemon {
     let (_, alias_arn) = moto.create_key(alias).await;
     TestDaemon::start(moto, |dir| kms_config(dir, &alias_arn, "")).await
-}
-
-/// Checks a store file directly: exactly one active key pair, and every
-/// stored private key decrypts through KMS and matches its public key.
-async fn assert_store_consistent(store_path: &std::path::Path, kms: &aws_sdk_kms::Client) -> usize {
-    let store = RedbStore::open(store_path)
-        .await
-        .expect("store opens after a crash");
-    let records: Vec<_> = store
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| match l {
-            Listed::Ok(r) => *r,
-            Listed::Corrupt { id, problem } => panic!("record {id} corrupt after crash: {problem}"),
-        })
-        .collect();
-    let active = records
-        .iter()
-        .filter(|r| r.state == KeyState::Active)
-        .count();
-    assert_eq!(
-        active,
-        1,
-        "exactly one active key pair: {:?}",
-        records.iter().map(|r| (&r.id, r.state)).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        store.active().await.unwrap().unwrap().state,
-        KeyState::Active
-    );
-    for r in &records {
-        let export = ExportView {
-            envelope: r.envelope.clone(),
-            public_key_pem: kekd::keypair::public_key_pem(&r.public_key_der),
-            state: r.state,
-        };
-        let secrets = recover(kms, &export).await;
-        assert_eq!(
-            public_der_of(&secrets.private_pkcs8),
-            r.public_key_der,
-            "{} decrypts and matches",
-            r.id
-        );
-    }
-    records.len()
 }
 
 /// I1: a poller sees every public key the daemon serves during a series of
@@ -126,7 +79,7 @@ async fn i2_kill_9_at_any_instant_leaves_a_consistent_store() {
         d.signal(libc::SIGUSR1);
         tokio::time::sleep(Duration::from_millis(*ms)).await;
         d.kill9();
-        let n = assert_store_consistent(&d.store_path(), &kms).await;
+        let n = assert_store_consistent(&d.store_path(), &kms).await.len();
         assert!(n >= 1, "round {round}");
         d.spawn();
         d.wait_active().await;

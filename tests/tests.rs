@@ -11,6 +11,7 @@ mod access;
 mod audit;
 mod canary;
 mod cli;
+mod crash;
 mod faults;
 mod invariants;
 mod kms_failures;

@@ -59,6 +59,9 @@ enum LogFormatArg {
 }
 
 fn main() -> ExitCode {
+    // Crash points for the crash tests (FAILPOINTS); absent in normal builds.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let cli = Cli::parse();
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return match Settings::load(file) {

@@ -73,6 +73,10 @@ pub enum StartError {
     /// Signal handlers cannot be installed.
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
+    /// A background task ended on its own (a bug); kekd stopped so that
+    /// systemd restarts it.
+    #[error("the {0} task stopped unexpectedly (see the log); exiting so kekd is restarted")]
+    TaskFailed(&'static str),
 }
 
 /// A started daemon: store open, socket bound, not yet serving.
@@ -167,7 +171,7 @@ impl Daemon {
         let xfsz = signal(SignalKind::from_raw(libc::SIGXFSZ)).map_err(StartError::Signals)?;
 
         let app = &self.app;
-        let mut tasks = tasks::Tasks::new(stop.child_token());
+        let mut tasks = tasks::Tasks::new(stop.clone());
         let rotation = app.rotation.clone();
         tasks.spawn("change-key-now", |s| {
             signals::change_key_now_on_usr1(usr1, rotation, s)
@@ -213,9 +217,9 @@ impl Daemon {
         stop.cancel();
         let _ = signal_task.await;
         systemd::notify(&[sd_notify::NotifyState::Stopping]);
-        // The API has drained; now every task stops, and an in-flight
-        // rotation finishes.
-        tasks.drain(DRAIN_BOUND).await;
+        // The API has drained; every task stops, and an in-flight rotation
+        // finishes.
+        let failed = tasks.drain(DRAIN_BOUND).await;
         let _ = std::fs::remove_file(&self.settings.socket_path);
         unwrapper.clear(); // decrypted private keys are freed (and cleansed) now
         tracing::info!("kekd stopped");
@@ -224,7 +228,11 @@ impl Daemon {
                 path: self.settings.socket_path.clone(),
                 source,
             })
-        })
+        })?;
+        match failed {
+            Some(task) => Err(StartError::TaskFailed(task)),
+            None => Ok(()),
+        }
     }
 }
 

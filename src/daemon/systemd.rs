@@ -53,6 +53,8 @@ pub(crate) async fn watchdog(
     stop: CancellationToken,
 ) {
     let Some(interval) = sd_notify::watchdog_enabled() else {
+        // Nothing to do outside a watchdog; end only with the daemon.
+        stop.cancelled().await;
         return;
     };
     let mut tick = tokio::time::interval(interval / 2);

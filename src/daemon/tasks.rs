@@ -1,8 +1,15 @@
 //! The daemon's background tasks and their shutdown, as in mini-redis: every
 //! task gets the same stop signal, finishes what it is doing, and is waited
 //! for — within a bound, so a wedged task cannot keep the process alive.
+//!
+//! A task that ends on its own (a bug, or a panic) stops the daemon with an
+//! error, so systemd restarts it (`Restart=on-failure`): a daemon whose
+//! rotation engine or watchdog is gone must not go on serving as if healthy.
 
+use futures_util::FutureExt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -10,14 +17,17 @@ use tokio_util::sync::CancellationToken;
 /// Background tasks that stop together.
 pub(crate) struct Tasks {
     stop: CancellationToken,
+    failed: Arc<Mutex<Option<&'static str>>>,
     running: Vec<(&'static str, JoinHandle<()>)>,
 }
 
 impl Tasks {
-    /// Tasks that stop when `stop` is cancelled.
+    /// Tasks that stop when `stop` is cancelled, and cancel it themselves
+    /// if one of them ends on its own.
     pub(crate) fn new(stop: CancellationToken) -> Tasks {
         Tasks {
             stop,
+            failed: Arc::default(),
             running: Vec::new(),
         }
     }
@@ -27,28 +37,52 @@ impl Tasks {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let handle = tokio::spawn(task(self.stop.clone()));
+        let (stop, failed) = (self.stop.clone(), self.failed.clone());
+        let fut = task(stop.clone());
+        let handle = tokio::spawn(async move {
+            let ended = AssertUnwindSafe(fut).catch_unwind().await;
+            if stop.is_cancelled() {
+                return;
+            }
+            match ended {
+                Ok(()) => tracing::error!(
+                    task = name,
+                    "a background task stopped on its own; stopping kekd so it is restarted"
+                ),
+                Err(p) => {
+                    let message = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(task = name, panic = %message, "a background task panicked; stopping kekd so it is restarted");
+                }
+            }
+            failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(name);
+            stop.cancel();
+        });
         self.running.push((name, handle));
     }
 
     /// Tells every task to stop and waits for each, at most `within` in all.
     /// A task that does not stop in time is named in the log and abandoned
-    /// (it dies with the process).
-    pub(crate) async fn drain(self, within: Duration) {
+    /// (it dies with the process). Returns the task that ended on its own
+    /// and so caused the stop, if any.
+    pub(crate) async fn drain(self, within: Duration) -> Option<&'static str> {
         self.stop.cancel();
         let deadline = tokio::time::Instant::now() + within;
         for (name, handle) in self.running {
             match tokio::time::timeout_at(deadline, handle).await {
-                Ok(Ok(())) => tracing::debug!(task = name, "stopped"),
-                Ok(Err(e)) if e.is_panic() => {
-                    tracing::error!(task = name, "had panicked before shutdown")
-                }
-                Ok(Err(_)) => tracing::debug!(task = name, "cancelled"),
+                Ok(_) => tracing::debug!(task = name, "stopped"),
                 Err(_) => tracing::warn!(
                     task = name,
                     "did not stop within the shutdown bound; abandoning it"
                 ),
             }
         }
+        *self.failed.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -17,6 +17,8 @@ use crate::current::SharedCurrent;
 use crate::domain::{KeyPairRecord, Reason, Schedule};
 use crate::metrics::Metrics;
 use crate::time::{self, Timestamp};
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -122,7 +124,7 @@ impl Engine {
         let mut retry: Option<(Reason, tokio::time::Instant)> = None;
         let has_active = self.parts.state.read(|s| s.active.is_some());
         let mut initial = (!has_active).then_some(Reason::Initial);
-        self.parts.pruner.prune().await;
+        self.prune().await;
         loop {
             if shutdown.is_cancelled() {
                 break;
@@ -152,9 +154,15 @@ impl Engine {
 
             self.parts.state.update(|s| s.health.rotating = true);
             tracing::info!(%reason, "rotation started");
-            let outcome: Outcome = self.parts.rotator.rotate(reason).await.map(Arc::new);
+            // A panic in a rotation is a failed rotation (degraded, retried),
+            // never a dead engine behind an API that serves stale state.
+            let outcome: Outcome = AssertUnwindSafe(self.parts.rotator.rotate(reason))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|p| Err(RotationError::Panicked(panic_message(&p))))
+                .map(Arc::new);
             if outcome.is_ok() {
-                self.parts.pruner.prune().await;
+                self.prune().await;
             }
             // Coalesce: whoever asked while it ran gets this outcome.
             while let Ok(r) = self.rx.try_recv() {
@@ -166,6 +174,16 @@ impl Engine {
             }
         }
         tracing::info!("rotation engine stopped");
+    }
+
+    /// Retention pruning; a panic in it is logged, never fatal.
+    async fn prune(&self) {
+        if let Err(p) = AssertUnwindSafe(self.parts.pruner.prune())
+            .catch_unwind()
+            .await
+        {
+            tracing::error!(panic = %panic_message(&p), "retention pruning panicked; nothing more was pruned");
+        }
     }
 
     fn next_wake(
@@ -277,6 +295,14 @@ impl Engine {
             }
         }
     }
+}
+
+/// The text of a caught panic.
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {

@@ -33,6 +33,8 @@ pub enum RotationStep {
     Generation,
     /// The daemon was stopping.
     ShuttingDown,
+    /// A bug in kekd (a caught panic).
+    Internal,
 }
 
 crate::domain::display_as_serde!(FailureCause);
@@ -72,6 +74,7 @@ impl LastError {
             RotationError::Store(_) => step(RotationStep::Store),
             RotationError::Generate(_) => step(RotationStep::Generation),
             RotationError::ShuttingDown => step(RotationStep::ShuttingDown),
+            RotationError::Panicked(_) => step(RotationStep::Internal),
         };
         LastError {
             at: time::now(),

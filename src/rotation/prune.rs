@@ -67,6 +67,7 @@ impl Pruner {
                     continue;
                 }
             }
+            crate::failpoint::crash_point!("prune-after-audit-before-delete");
             match self.store.delete_retired(&r.id).await {
                 Ok(()) => {
                     tracing::info!(key_pair_id = %r.id, "pruned: retired longer ago than the retention period");

@@ -34,6 +34,9 @@ pub(crate) enum RotationError {
     /// The engine is gone (shutting down).
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// A bug: the rotation panicked (caught; the active key pair stays).
+    #[error("internal error (the rotation panicked: {0})")]
+    Panicked(String),
 }
 
 impl From<StoreError> for RotationError {
@@ -75,9 +78,11 @@ impl Rotator {
             .await
             .map_err(|_| RotationError::Generate(KeyPairError::Generation))?
             .map_err(RotationError::Generate)?;
+        crate::failpoint::crash_point!("rotation-after-generate");
         let id = generated.id.clone();
         let context = context_for(&settings.context_key, &settings.organization_id, &id);
         let env = envelope::seal(provider, context, &id, &generated.private_pkcs8).await?;
+        crate::failpoint::crash_point!("rotation-after-seal");
         let record = KeyPairRecord {
             id: id.clone(),
             state: KeyState::Pending,
@@ -92,6 +97,7 @@ impl Rotator {
         };
         drop(generated); // the plaintext private key is zeroized here
         self.store.insert_pending(&record).await?;
+        crate::failpoint::crash_point!("rotation-after-pending-commit");
 
         if let Err(e) = proof::prove(provider, &record).await {
             if let Err(abandon) = self.store.abandon(&id, time::now()).await {
@@ -99,13 +105,16 @@ impl Rotator {
             }
             return Err(e.into());
         }
+        crate::failpoint::crash_point!("rotation-after-verify");
 
         let now = time::now();
         let schedule = Schedule {
             last_rotation_at: Some(now),
             next_rotation_at: settings.next_rotation_after(now),
         };
-        Ok(self.store.activate(&id, now, &schedule).await?)
+        let active = self.store.activate(&id, now, &schedule).await?;
+        crate::failpoint::crash_point!("rotation-after-activate");
+        Ok(active)
     }
 }
 

@@ -236,6 +236,7 @@ impl Inner {
                 serde_json::to_vec(schedule).expect("serializes").as_slice(),
             )
             .map_err(self.be())?;
+            crate::failpoint::crash_point!("store-activate-before-commit");
             Ok(rec)
         })
     }
@@ -344,6 +345,7 @@ impl Inner {
                 });
             }
             kp.remove(id).map_err(self.be())?;
+            crate::failpoint::crash_point!("store-delete-before-commit");
             Ok(())
         })
     }
@@ -356,7 +358,9 @@ impl Inner {
             })?;
             rec.wrapping_key_arn = envelope.wrapping_key_arn.clone();
             rec.envelope = envelope.clone();
-            self.write_record(kp, &rec)
+            self.write_record(kp, &rec)?;
+            crate::failpoint::crash_point!("store-replace-envelope-before-commit");
+            Ok(())
         })
     }
 }

@@ -6,6 +6,8 @@ use super::daemon::TestDaemon;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use kekd::api::views::ExportView;
+use kekd::domain::{KeyPairRecord, KeyState};
+use kekd::store::{KeyStore, Listed, RedbStore};
 
 /// The secrets behind one exported envelope, recovered the way a customer
 /// would in a break-glass case: KMS `Decrypt` with the envelope's context,
@@ -100,4 +102,55 @@ pub fn public_der_of(private_pkcs8: &[u8]) -> Vec<u8> {
 /// PEM → DER.
 pub fn pem_der(text: &str) -> Vec<u8> {
     pem::parse(text).unwrap().contents().to_vec()
+}
+
+/// Checks a store file directly (I2): exactly one active key pair, none left
+/// pending, and every stored private key decrypts through KMS and matches
+/// its public key. Returns the records.
+pub async fn assert_store_consistent(
+    store_path: &std::path::Path,
+    kms: &aws_sdk_kms::Client,
+) -> Vec<KeyPairRecord> {
+    let store = RedbStore::open(store_path)
+        .await
+        .expect("store opens after a crash");
+    let records: Vec<_> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| match l {
+            Listed::Ok(r) => *r,
+            Listed::Corrupt { id, problem } => panic!("record {id} corrupt after crash: {problem}"),
+        })
+        .collect();
+    let active = records
+        .iter()
+        .filter(|r| r.state == KeyState::Active)
+        .count();
+    assert_eq!(
+        active,
+        1,
+        "exactly one active key pair: {:?}",
+        records.iter().map(|r| (&r.id, r.state)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store.active().await.unwrap().unwrap().state,
+        KeyState::Active
+    );
+    for r in &records {
+        let export = ExportView {
+            envelope: r.envelope.clone(),
+            public_key_pem: kekd::keypair::public_key_pem(&r.public_key_der),
+            state: r.state,
+        };
+        let secrets = recover(kms, &export).await;
+        assert_eq!(
+            public_der_of(&secrets.private_pkcs8),
+            r.public_key_der,
+            "{} decrypts and matches",
+            r.id
+        );
+    }
+    records
 }
