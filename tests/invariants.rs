@@ -294,3 +294,38 @@ async fn i5_bad_requests_get_json_errors() {
         .collect();
     assert_eq!(ids, all);
 }
+
+/// Regression (the store never recovered after a write error): a rotation
+/// that fails because the store cannot grow (a full disk, here a file size
+/// limit on the daemon) leaves the active key pair active; once there is
+/// room again the next rotation works without a restart, and no stale
+/// `pending` key pair lingers in the history.
+#[tokio::test(flavor = "multi_thread")]
+async fn kekd_rotates_again_once_a_full_disk_has_room() {
+    let moto = Moto::start().await;
+    let d = daemon(&moto, "kekd-store-full").await;
+    let c = d.client();
+    let first = d.wait_active().await.active_key_id.unwrap();
+    // Room for the audit trail and the log, not for the store's pages.
+    let audit = std::fs::metadata(c.status().await.unwrap().audit.path).unwrap();
+    d.limit_file_size(Some(audit.len().max(16 * 1024) + 4096));
+    let e = c.rotate().await.unwrap_err();
+    assert!(e.to_string().contains("I/O error"), "{e}");
+    assert_eq!(c.public_key().await.unwrap().id, first, "still served");
+    d.limit_file_size(None);
+    let second = c.rotate().await.expect("the store works again");
+    assert_ne!(second.id, first);
+    let h = d.history().await;
+    assert!(
+        h.keypairs.iter().all(|k| k.state != KeyState::Pending),
+        "{:?}",
+        h.keypairs
+    );
+    assert_eq!(
+        h.keypairs
+            .iter()
+            .filter(|k| k.state == KeyState::Active)
+            .count(),
+        1
+    );
+}

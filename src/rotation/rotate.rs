@@ -54,21 +54,28 @@ impl From<ProofError> for RotationError {
     }
 }
 
-/// Performs single rotations. Holds no state between them except what the
-/// store holds.
+/// Performs single rotations. Holds nothing between them but the ids of
+/// pending key pairs it could not retire yet (the store was failing).
 pub(crate) struct Rotator {
     store: Arc<dyn KeyStore>,
     current: SharedCurrent,
+    orphans: std::sync::Mutex<Vec<String>>,
 }
 
 impl Rotator {
     pub(crate) fn new(store: Arc<dyn KeyStore>, current: SharedCurrent) -> Rotator {
-        Rotator { store, current }
+        Rotator {
+            store,
+            current,
+            orphans: Default::default(),
+        }
     }
 
     /// One rotation. On failure after the pending record was stored, that
-    /// record is retired unused (it was never served).
+    /// record is retired unused (it was never served) — now, or, if the
+    /// store is failing, before the next rotation.
     pub(crate) async fn rotate(&self, reason: Reason) -> Result<KeyPairRecord, RotationError> {
+        self.retire_orphans().await;
         let cur = self.current.get();
         let (settings, provider) = (&cur.settings, &*cur.provider);
         let bits = settings.key_bits;
@@ -100,9 +107,7 @@ impl Rotator {
         crate::failpoint::crash_point!("rotation-after-pending-commit");
 
         if let Err(e) = proof::prove(provider, &record).await {
-            if let Err(abandon) = self.store.abandon(&id, time::now()).await {
-                tracing::warn!(key_pair_id = %id, error = %abandon, "cannot retire the unproven key pair; it is retired at the next start");
-            }
+            self.retire_unused(&id).await;
             return Err(e.into());
         }
         crate::failpoint::crash_point!("rotation-after-verify");
@@ -112,9 +117,34 @@ impl Rotator {
             last_rotation_at: Some(now),
             next_rotation_at: settings.next_rotation_after(now),
         };
-        let active = self.store.activate(&id, now, &schedule).await?;
+        let active = match self.store.activate(&id, now, &schedule).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.retire_unused(&id).await;
+                return Err(e.into());
+            }
+        };
         crate::failpoint::crash_point!("rotation-after-activate");
         Ok(active)
+    }
+
+    /// Retires a pending key pair that will never be activated, or keeps its
+    /// id to retry (a stale `pending` must not linger in the history).
+    async fn retire_unused(&self, id: &str) {
+        if let Err(e) = self.store.abandon(id, time::now()).await {
+            tracing::warn!(key_pair_id = %id, error = %e, "cannot retire the unused key pair now; retrying before the next rotation");
+            self.orphans
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(id.to_string());
+        }
+    }
+
+    async fn retire_orphans(&self) {
+        let ids = std::mem::take(&mut *self.orphans.lock().unwrap_or_else(|p| p.into_inner()));
+        for id in ids {
+            self.retire_unused(&id).await;
+        }
     }
 }
 
@@ -180,6 +210,104 @@ mod tests {
             !states.contains(&KeyState::Pending),
             "the failed key pair was retired unused"
         );
+    }
+
+    /// Fails activation and abandonment while `failing` is set, as a store
+    /// on a full disk does.
+    struct FailingWrites {
+        inner: Arc<dyn KeyStore>,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl FailingWrites {
+        fn fail(&self) -> Result<(), StoreError> {
+            if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Worker("disk full".into()));
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl KeyStore for FailingWrites {
+        async fn insert_pending(&self, r: &KeyPairRecord) -> Result<(), StoreError> {
+            self.inner.insert_pending(r).await
+        }
+        async fn activate(
+            &self,
+            id: &str,
+            at: crate::time::Timestamp,
+            s: &Schedule,
+        ) -> Result<KeyPairRecord, StoreError> {
+            self.fail()?;
+            self.inner.activate(id, at, s).await
+        }
+        async fn abandon(&self, id: &str, at: crate::time::Timestamp) -> Result<(), StoreError> {
+            self.fail()?;
+            self.inner.abandon(id, at).await
+        }
+        async fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError> {
+            self.inner.get(id).await
+        }
+        async fn active(&self) -> Result<Option<KeyPairRecord>, StoreError> {
+            self.inner.active().await
+        }
+        async fn list(&self) -> Result<Vec<crate::store::Listed>, StoreError> {
+            self.inner.list().await
+        }
+        async fn schedule(&self) -> Result<Schedule, StoreError> {
+            self.inner.schedule().await
+        }
+        async fn set_schedule(&self, s: &Schedule) -> Result<(), StoreError> {
+            self.inner.set_schedule(s).await
+        }
+        async fn replace_envelope(
+            &self,
+            id: &str,
+            e: &crate::domain::Envelope,
+        ) -> Result<(), StoreError> {
+            self.inner.replace_envelope(id, e).await
+        }
+        async fn delete_retired(&self, id: &str) -> Result<(), StoreError> {
+            self.inner.delete_retired(id).await
+        }
+    }
+
+    /// Regression: a store write error between the pending commit and the
+    /// activation left a stale `pending` key pair in the history.
+    #[tokio::test]
+    async fn a_stale_pending_key_pair_never_lingers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inner, current) = fixture(dir.path()).await;
+        let store = Arc::new(FailingWrites {
+            inner,
+            failing: Default::default(),
+        });
+        let r = Rotator::new(store.clone(), current);
+        let first = r.rotate(Reason::Initial).await.unwrap();
+        store
+            .failing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(r.rotate(Reason::ChangeKeyNow).await.is_err());
+        let pending = |list: Vec<KeyPairRecord>| {
+            list.into_iter()
+                .filter(|k| k.state == KeyState::Pending)
+                .count()
+        };
+        assert_eq!(pending(decodable(store.list().await.unwrap())), 1);
+        store
+            .failing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let second = r.rotate(Reason::ChangeKeyNow).await.unwrap();
+        let all = decodable(store.list().await.unwrap());
+        assert_eq!(
+            pending(all.clone()),
+            0,
+            "the stale pending key pair was retired"
+        );
+        assert_eq!(all.len(), 3);
+        assert_ne!(first.id, second.id);
+        assert_eq!(store.active().await.unwrap().unwrap().id, second.id);
     }
 
     /// Seals with one root key, decrypts with another.

@@ -5,14 +5,22 @@
 //!
 //! redb is synchronous; every [`KeyStore`] method runs its transaction on
 //! tokio's blocking pool, here and nowhere else.
+//!
+//! After an I/O error redb refuses every later transaction ("Previous I/O
+//! error occurred") until the database is opened again, so a full disk
+//! would leave kekd unable to rotate for good even once space is back. The
+//! store therefore drops the database on an I/O error and reopens it —
+//! letting redb repair the file — at the next operation. The file is mode
+//! 0600: it holds the only copies of the (encrypted) private keys.
 
 use super::{KeyStore, Listed, StoreError};
 use crate::domain::{Envelope, KeyPairRecord, KeyState, Schedule};
 use crate::time::Timestamp;
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Key pair id → JSON [`KeyPairRecord`].
 const KEYPAIRS: TableDefinition<&str, &[u8]> = TableDefinition::new("keypairs");
@@ -32,9 +40,14 @@ pub struct RedbStore {
     inner: Arc<Inner>,
 }
 
+/// Opens the database (again): from the file, or in tests from a backend.
+pub(crate) type Opener = Box<dyn Fn() -> Result<redb::Database, redb::DatabaseError> + Send + Sync>;
+
 /// The database and the synchronous operations on it.
 struct Inner {
-    db: redb::Database,
+    /// `None` after an I/O error, until the next operation reopens it.
+    db: Mutex<Option<Arc<redb::Database>>>,
+    opener: Opener,
     path: String,
 }
 
@@ -47,10 +60,34 @@ impl std::fmt::Debug for RedbStore {
 }
 
 impl RedbStore {
-    /// Opens (or creates) the store at `path` and checks its schema version.
+    /// Opens (or creates, mode 0600) the store at `path` and checks its
+    /// schema version.
     pub async fn open(path: &Path) -> Result<RedbStore, StoreError> {
+        let owned = path.to_path_buf();
+        let opener: Opener = Box::new(move || redb::Database::create(&owned));
         let path = path.to_path_buf();
-        let inner = tokio::task::spawn_blocking(move || Inner::open(&path))
+        let shown = path.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            restrict_to_owner(&path).map_err(|e| StoreError::Backend {
+                path: path.display().to_string(),
+                source: e.into(),
+            })?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))??;
+        RedbStore::open_with(opener, shown).await
+    }
+
+    /// Opens a store whose database `opener` makes (tests: fault-injecting
+    /// and power-loss backends).
+    pub(crate) async fn open_with(opener: Opener, path: String) -> Result<RedbStore, StoreError> {
+        let inner = Inner {
+            db: Mutex::new(None),
+            opener,
+            path,
+        };
+        let inner = tokio::task::spawn_blocking(move || inner.db().map(|_| inner))
             .await
             .map_err(|e| StoreError::Worker(e.to_string()))??;
         Ok(RedbStore {
@@ -64,49 +101,91 @@ impl RedbStore {
         f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&inner))
-            .await
-            .map_err(|e| StoreError::Worker(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            let result = f(&inner);
+            inner.reopen_after_io_error(&result);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+}
+
+/// Creates the store file with mode 0600, or narrows an existing one to it.
+fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+            if mode != 0o600 {
+                tracing::warn!(store = %path.display(), mode = format!("{mode:o}"), "store file was readable by others; narrowing it to 0600");
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
 impl Inner {
-    fn open(path: &Path) -> Result<Inner, StoreError> {
-        let path_s = path.display().to_string();
-        let be = |e: redb::Error| StoreError::Backend {
-            path: path_s.clone(),
-            source: e,
-        };
-        let db = redb::Database::create(path).map_err(|e| be(e.into()))?;
-        let store = Inner {
-            db,
-            path: path_s.clone(),
-        };
-        let txn = store.db.begin_write().map_err(|e| be(e.into()))?;
+    /// The open database, opening it (again) if needed and checking its
+    /// schema version each time.
+    fn db(&self) -> Result<Arc<redb::Database>, StoreError> {
+        let mut slot = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(db) = slot.as_ref() {
+            return Ok(db.clone());
+        }
+        let db = (self.opener)().map_err(self.be())?;
+        self.check_schema(&db)?;
+        let db = Arc::new(db);
+        *slot = Some(db.clone());
+        Ok(db)
+    }
+
+    /// After an I/O error redb accepts nothing more from this handle: drop
+    /// it, so the next operation reopens (and repairs) the file.
+    fn reopen_after_io_error<T>(&self, result: &Result<T, StoreError>) {
+        if let Err(StoreError::Backend {
+            source: redb::Error::Io(_) | redb::Error::PreviousIo,
+            ..
+        }) = result
         {
-            txn.open_table(KEYPAIRS).map_err(|e| be(e.into()))?;
-            let mut meta = txn.open_table(META).map_err(|e| be(e.into()))?;
+            tracing::warn!(store = %self.path, "store I/O error; the store is reopened at the next operation");
+            *self.db.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
+    fn check_schema(&self, db: &redb::Database) -> Result<(), StoreError> {
+        let txn = db.begin_write().map_err(self.be())?;
+        {
+            txn.open_table(KEYPAIRS).map_err(self.be())?;
+            let mut meta = txn.open_table(META).map_err(self.be())?;
             let found = meta
                 .get(META_SCHEMA)
-                .map_err(|e| be(e.into()))?
+                .map_err(self.be())?
                 .map(|v| v.value().to_vec());
             match found {
                 None => {
                     meta.insert(META_SCHEMA, SCHEMA_VERSION.to_string().as_bytes())
-                        .map_err(|e| be(e.into()))?;
+                        .map_err(self.be())?;
                 }
                 Some(v) if v == SCHEMA_VERSION.to_string().as_bytes() => {}
                 Some(v) => {
                     return Err(StoreError::Schema {
-                        path: path_s,
+                        path: self.path.clone(),
                         found: String::from_utf8_lossy(&v).into_owned(),
                         supported: SCHEMA_VERSION,
                     })
                 }
             }
         }
-        txn.commit().map_err(|e| be(e.into()))?;
-        Ok(store)
+        txn.commit().map_err(self.be())?;
+        Ok(())
     }
 
     fn be<E: Into<redb::Error>>(&self) -> impl Fn(E) -> StoreError + '_ {
@@ -143,7 +222,7 @@ impl Inner {
             &mut redb::Table<&str, &[u8]>,
         ) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write().map_err(self.be())?;
+        let txn = self.db()?.begin_write().map_err(self.be())?;
         let out = {
             let mut kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
             let mut meta = txn.open_table(META).map_err(self.be())?;
@@ -255,13 +334,13 @@ impl Inner {
     }
 
     fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(self.be())?;
+        let txn = self.db()?.begin_read().map_err(self.be())?;
         let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
         Self::read_record(&kp, id)
     }
 
     fn active(&self) -> Result<Option<KeyPairRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(self.be())?;
+        let txn = self.db()?.begin_read().map_err(self.be())?;
         let meta = txn.open_table(META).map_err(self.be())?;
         let Some(id) = meta
             .get(META_ACTIVE)
@@ -275,7 +354,7 @@ impl Inner {
     }
 
     fn list(&self) -> Result<Vec<Listed>, StoreError> {
-        let txn = self.db.begin_read().map_err(self.be())?;
+        let txn = self.db()?.begin_read().map_err(self.be())?;
         let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
         let mut out = Vec::new();
         for entry in kp.iter().map_err(self.be())? {
@@ -306,7 +385,7 @@ impl Inner {
     }
 
     fn schedule(&self) -> Result<Schedule, StoreError> {
-        let txn = self.db.begin_read().map_err(self.be())?;
+        let txn = self.db()?.begin_read().map_err(self.be())?;
         let meta = txn.open_table(META).map_err(self.be())?;
         match meta.get(META_SCHEDULE).map_err(self.be())? {
             None => Ok(Schedule::default()),
@@ -560,6 +639,96 @@ mod tests {
         assert!(
             matches!(s.get("kek-bad").await, Err(StoreError::Corrupt { id, .. }) if id == "kek-bad")
         );
+    }
+
+    /// An in-memory redb backend whose writes and syncs fail (like a full
+    /// disk) while `failing` is set.
+    #[derive(Debug, Clone)]
+    struct Faulty {
+        mem: Arc<redb::backends::InMemoryBackend>,
+        failing: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Faulty {
+        fn check(&self) -> std::io::Result<()> {
+            if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl redb::StorageBackend for Faulty {
+        fn len(&self) -> std::io::Result<u64> {
+            self.mem.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.mem.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.check()?;
+            self.mem.set_len(len)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.check()?;
+            self.mem.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            self.mem.write(offset, data)
+        }
+    }
+
+    /// Regression: after a write error (a full disk) redb refused every
+    /// later write ("Previous I/O error occurred") even once space was back,
+    /// so kekd could never rotate again without a restart.
+    #[tokio::test]
+    async fn the_store_recovers_after_a_write_error() {
+        let backend = Faulty {
+            mem: Arc::new(redb::backends::InMemoryBackend::new()),
+            failing: Arc::default(),
+        };
+        let b = backend.clone();
+        let s = RedbStore::open_with(
+            Box::new(move || redb::Database::builder().create_with_backend(b.clone())),
+            "memory".into(),
+        )
+        .await
+        .unwrap();
+        s.insert_pending(&record("a", 1)).await.unwrap();
+        s.activate("a", crate::time::now(), &Schedule::default())
+            .await
+            .unwrap();
+
+        backend
+            .failing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let e = s.insert_pending(&record("b", 2)).await.unwrap_err();
+        assert!(matches!(e, StoreError::Backend { .. }), "{e}");
+        backend
+            .failing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+
+        // Space is back: writes work again, and nothing was half written.
+        s.insert_pending(&record("b", 2)).await.unwrap();
+        s.activate("b", crate::time::now(), &Schedule::default())
+            .await
+            .unwrap();
+        assert_eq!(s.active().await.unwrap().unwrap().id, "b");
+        assert_eq!(s.list().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_store_file_is_private_to_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        drop(RedbStore::open(&path).await.unwrap());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600, "created 0600");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(RedbStore::open(&path).await.unwrap());
+        assert_eq!(mode(&path), 0o600, "an existing 0644 file is narrowed");
     }
 
     #[tokio::test]

@@ -1,4 +1,7 @@
-//! Unit-test fixtures shared by several modules.
+//! Unit-test fixtures shared by several modules, and the power-loss tests of
+//! the store (`power_loss.rs`), which need the whole rotation.
+
+mod power_loss;
 
 use crate::current::SharedCurrent;
 use crate::domain::KeyBits;
