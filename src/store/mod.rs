@@ -9,8 +9,6 @@
 
 mod redb;
 
-#[cfg(test)]
-pub(crate) use self::redb::Opener;
 pub use self::redb::RedbStore;
 use crate::domain::{Envelope, KeyPairRecord, Schedule};
 use crate::time::Timestamp;
