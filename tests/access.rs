@@ -122,3 +122,207 @@ fn unknown_user_or_group_in_access_is_a_validation_error() {
         "{err}"
     );
 }
+
+/// Runs `cmd` (a program and its arguments) as uid/gid 65534 with no
+/// supplementary groups; returns (exit code, stdout, stderr).
+fn as_nobody(cmd: &mut std::process::Command) -> (i32, String, String) {
+    let out = cmd.uid(NOBODY).gid(NOBODY).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Regression (a peer with no role wrote 127 MB of audit log and 62 MB of
+/// log in 2.7 s): what a refused request records is bounded — the path cut
+/// short, no attacker-sized id — and refusals are rate-limited per uid, so
+/// hundreds of requests with 65,000-byte ids add a few kilobytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_by_a_peer_without_a_role_are_bounded() {
+    require_root();
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-access-flood").await;
+    let d = TestDaemon::start(&moto, |dir| {
+        config(dir, &alias, "[access]\nsocket_group = \"nogroup\"\n")
+    })
+    .await;
+    let audit = std::path::PathBuf::from(d.client().status().await.unwrap().audit.path);
+    let (audit_before, log_before) = (
+        std::fs::metadata(&audit).unwrap().len(),
+        std::fs::metadata(&d.log).unwrap().len(),
+    );
+    let huge_id = "a".repeat(65_000);
+    let (code, _, err) = as_nobody(
+        std::process::Command::new("sh").arg("-c").arg(format!(
+            "for i in $(seq 150); do {} --socket {} export {huge_id} 2>/dev/null; done; {} --socket {} export {huge_id}",
+            env!("CARGO_BIN_EXE_kekctl"),
+            d.socket.display(),
+            env!("CARGO_BIN_EXE_kekctl"),
+            d.socket.display()
+        )),
+    );
+    assert_eq!(code, 4, "refused: {err}");
+    assert!(
+        err.len() < 1_000,
+        "the refusal message is bounded too: {} bytes",
+        err.len()
+    );
+    let audit_growth = std::fs::metadata(&audit).unwrap().len() - audit_before;
+    let log_growth = std::fs::metadata(&d.log).unwrap().len() - log_before;
+    assert!(
+        audit_growth < 16 * 1024,
+        "audit trail grew {audit_growth} bytes"
+    );
+    assert!(log_growth < 16 * 1024, "log grew {log_growth} bytes");
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let refusals = text
+        .lines()
+        .filter(|l| l.contains("\"outcome\":\"refused\""))
+        .count();
+    assert_eq!(
+        refusals, 10,
+        "ten refusals a minute are recorded one by one"
+    );
+    assert!(!text.contains(&"a".repeat(1_000)));
+}
+
+/// Regression (404/405 answered before authorization let a peer with no
+/// role enumerate the routes): such a peer gets 403 for any path and
+/// method; a peer with a role still gets 404 and 405.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_without_a_role_cannot_enumerate_routes() {
+    require_root();
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-access-enum").await;
+    let d = TestDaemon::start(&moto, |dir| {
+        config(dir, &alias, "[access]\nsocket_group = \"nogroup\"\n")
+    })
+    .await;
+    let ask = |method: &str, path: &str| {
+        let (code, out, err) = as_nobody(
+            std::process::Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-X",
+                    method,
+                    "--unix-socket",
+                ])
+                .arg(&d.socket)
+                .arg(format!("http://kekd{path}")),
+        );
+        assert_eq!(code, 0, "curl (installed by .ci/run) failed: {err}");
+        out.trim().to_string()
+    };
+    assert_eq!(ask("GET", "/v1/nope"), "403");
+    assert_eq!(ask("DELETE", "/v1/status"), "403");
+    assert_eq!(ask("GET", "/v1/status"), "403");
+    // Root holds every role: routing answers.
+    let (s, _) = d
+        .client()
+        .raw(hyper::Method::GET, "/v1/nope")
+        .await
+        .unwrap();
+    assert_eq!(s, 404);
+    let (s, _) = d
+        .client()
+        .raw(hyper::Method::DELETE, "/v1/status")
+        .await
+        .unwrap();
+    assert_eq!(s, 405);
+}
+
+/// Regression (roles came from the group database, not the caller's
+/// groups): a process that dropped a granted group is refused, and one given
+/// the group at run time (as `SupplementaryGroups=` does) is allowed. The
+/// groups are the ones the kernel reports for the connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_come_from_the_callers_groups_not_the_group_database() {
+    require_root();
+    // A user listed as a member of a group in the group database.
+    let run = |args: &[&str]| {
+        std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .unwrap()
+    };
+    run(&["groupadd", "--system", "-f", "kekd-test-granted"]);
+    if !run(&["id", "kekd-test-member"]).status.success() {
+        let out = run(&[
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--gid",
+            "nogroup",
+            "--groups",
+            "kekd-test-granted",
+            "--shell",
+            "/usr/sbin/nologin",
+            "kekd-test-member",
+        ]);
+        assert!(
+            out.status.success(),
+            "useradd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let member_uid: u32 = String::from_utf8(run(&["id", "-u", "kekd-test-member"]).stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-access-groups").await;
+    let access =
+        "[access]\nsocket_group = \"nogroup\"\n[access.edit]\ngroups = [\"kekd-test-granted\"]\n";
+    let d = TestDaemon::start(&moto, |dir| config(dir, &alias, access)).await;
+
+    // The member, whose process dropped the group: refused.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .arg("rotate")
+        .uid(member_uid)
+        .gid(NOBODY)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // nobody, given the group at run time: allowed.
+    let (code, out, err) =
+        kekd_setpriv_nobody_with_group(&d.socket, "kekd-test-granted", &["rotate"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("new active key pair"), "{out}");
+}
+
+/// `kekctl ARGS` as nobody with one supplementary group, through setpriv
+/// (util-linux).
+fn kekd_setpriv_nobody_with_group(
+    socket: &Path,
+    group: &str,
+    args: &[&str],
+) -> (i32, String, String) {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534"])
+        .arg(format!("--groups={group}"))
+        .arg(env!("CARGO_BIN_EXE_kekctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

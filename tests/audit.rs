@@ -239,3 +239,30 @@ async fn a_log_that_cannot_be_written_never_stops_the_engine() {
     let rotated = c.rotate().await.expect("the engine still runs");
     assert_ne!(rotated.id, first);
 }
+
+/// Regression (an export of a percent-encoded id was audited under the
+/// encoded string): the audit record names the key pair the id resolves to.
+#[tokio::test(flavor = "multi_thread")]
+async fn percent_encoded_ids_are_audited_as_the_key_pair_they_name() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-audit-pct").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let id = d.wait_active().await.active_key_id.unwrap();
+    let encoded: String = id.bytes().map(|b| format!("%{b:02X}")).collect();
+    let (status, _) = d
+        .client()
+        .raw(hyper::Method::GET, &kekd::api::paths::envelope(&encoded))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let s = d.client().status().await.unwrap();
+    let line = std::fs::read_to_string(&s.audit.path)
+        .unwrap()
+        .lines()
+        .rev()
+        .find(|l| l.contains("/envelope"))
+        .unwrap()
+        .to_string();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["event"]["key_pair_id"], id.as_str(), "{line}");
+}

@@ -186,3 +186,27 @@ fn overrides_accept_short_retention_and_frequent_rotation_with_warnings() {
     let (_, _, err) = check(&text.replace("allow_short_retention = true\n", ""));
     assert!(err.contains("field `retention`"), "{err}");
 }
+
+/// Regression (kekctl had no client timeout and could hang for ever): a
+/// socket that accepts but never answers makes kekctl give up after
+/// --timeout with exit 3 and a message saying so.
+#[test]
+fn kekctl_never_hangs_on_a_daemon_that_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("silent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let held = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        drop(conn);
+    });
+    let start = std::time::Instant::now();
+    let (code, _, err) = kekctl(&sock, &["--timeout", "1s", "status"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("did not answer within 1s"), "{err}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "it gave up"
+    );
+    held.join().unwrap();
+}

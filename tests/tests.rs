@@ -8,6 +8,7 @@
 mod harness;
 
 mod access;
+mod api;
 mod audit;
 mod canary;
 mod cli;

@@ -1,88 +1,262 @@
-//! Roles by peer credentials: every request is checked against `[access]`
-//! with the uid/gid the kernel reports for the connection (`SO_PEERCRED`),
-//! plus the caller's supplementary groups. Root and the daemon's own user
-//! always pass. A refusal is a 403 naming the missing role.
+//! Authorization first: every request — a known route or not — is checked
+//! against `[access]` with the caller's uid and groups as the kernel reported
+//! them for the connection (`peer.rs`), before routing can answer 404 or
+//! 405, so a peer without a role learns nothing. Root and the daemon's own
+//! user always pass; a refusal is a 403 naming the missing role.
+//!
+//! Calls that change state or reveal key material are audited (and refused
+//! if they cannot be: fail closed), and so are refusals. What a request
+//! puts into the audit trail and the log is bounded: the path is cut to a
+//! few hundred bytes, a key-pair id is recorded only when it is one (after
+//! percent-decoding), and refusals are rate-limited per uid with a counted
+//! summary, so a peer cannot fill the disk by asking.
 
-use super::server::Peer;
+use super::paths;
+use super::peer::Peer;
 use super::state::AppState;
 use super::ApiError;
 use crate::audit::AuditEvent;
-use crate::config::access::{groups_of, Role};
-use axum::extract::{ConnectInfo, Request, State};
+use crate::config::access::Role;
+use crate::domain::is_key_pair_id;
+use crate::time::{self, Timestamp};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-/// Middleware: lets the request through only if the peer holds `role`.
-pub(crate) async fn require_role(
-    State((st, role)): State<(AppState, Role)>,
+/// Middleware: lets the request through only if the peer holds the role the
+/// path needs.
+pub(crate) async fn authorize(
+    State(st): State<AppState>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     // Without credentials nobody can be authorized; fail closed.
-    let Some(&ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<Peer>>() else {
+    let Some(peer) = req.extensions().get::<Peer>().cloned() else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "the caller's credentials are unknown (SO_PEERCRED unavailable)",
         ));
     };
-    let access = st.current.settings().access.clone();
+    let role = paths::required_role(req.uri().path());
     let daemon_uid = rustix::process::geteuid().as_raw();
-    let groups = tokio::task::spawn_blocking(move || groups_of(peer.uid, peer.gid))
-        .await
-        .unwrap_or_else(|_| vec![peer.gid]);
-    let allowed = access.allows(role, peer.uid, &groups, daemon_uid);
-    if role != Role::View {
-        // Calls that change state or reveal key material are audited — and
-        // refused if they cannot be (fail closed). Refusals are audited too.
-        let path = req.uri().path().to_string();
-        let key_pair_id = path
-            .strip_prefix("/v1/keypairs/")
-            .and_then(|rest| rest.split('/').next())
-            .map(str::to_string);
-        let event = AuditEvent::Api {
-            method: req.method().to_string(),
-            path,
-            uid: peer.uid,
-            gid: peer.gid,
-            pid: peer.pid,
-            role: role.name().to_string(),
-            key_pair_id,
-            outcome: if allowed { "allowed" } else { "refused" }.to_string(),
-        };
-        if let Err(e) = st.audit.record_async(event).await {
-            if allowed {
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "audit_unavailable",
-                    format!("{e}; the request is refused because it cannot be audited"),
-                ));
+    let allowed =
+        st.current
+            .settings()
+            .access
+            .allows(role, peer.uid, &peer.all_groups(), daemon_uid);
+    let path = bounded(req.uri().path());
+    let method = req.method().to_string();
+    let event = AuditEvent::Api {
+        method: method.clone(),
+        path: path.clone(),
+        uid: peer.uid,
+        gid: peer.gid,
+        pid: peer.pid,
+        role: role.name().to_string(),
+        key_pair_id: key_pair_id_in(req.uri().path()),
+        outcome: if allowed { "allowed" } else { "refused" }.to_string(),
+    };
+    if !allowed {
+        if st.refusals.note(peer.uid) {
+            tracing::warn!(uid = peer.uid, gid = peer.gid, pid = peer.pid, role = role.name(), %method, %path, "request refused: missing role");
+            if let Err(e) = st.audit.record_async(event).await {
+                tracing::error!(error = %e, "cannot audit a refused request");
             }
         }
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "uid {} lacks the `{}` role needed for {method} {path}; grant it under [access.{}] users or groups",
+                peer.uid,
+                role.name(),
+                role.name()
+            ),
+        ));
     }
-    if allowed {
-        return Ok(next.run(req).await);
+    if role != Role::View {
+        // Fail closed: a call that changes state or reveals key material
+        // and cannot be audited is not made.
+        if let Err(e) = st.audit.record_async(event).await {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                format!("{e}; the request is refused because it cannot be audited"),
+            ));
+        }
     }
-    tracing::warn!(
-        uid = peer.uid,
-        gid = peer.gid,
-        pid = peer.pid,
-        role = role.name(),
-        method = %req.method(),
-        path = %req.uri().path(),
-        "request refused: missing role"
-    );
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        format!(
-            "uid {} lacks the `{}` role needed for {} {}; grant it under [access.{}] users or groups",
-            peer.uid,
-            role.name(),
-            req.method(),
-            req.uri().path(),
-            role.name()
-        ),
-    ))
+    Ok(next.run(req).await)
+}
+
+/// The longest path recorded as is; longer ones are cut and their length
+/// noted.
+const MAX_RECORDED_PATH: usize = 256;
+
+/// `path`, cut to [`MAX_RECORDED_PATH`] bytes (on a character boundary).
+pub(crate) fn bounded(path: &str) -> String {
+    if path.len() <= MAX_RECORDED_PATH {
+        return path.to_string();
+    }
+    let mut cut = MAX_RECORDED_PATH;
+    while !path.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…[{} bytes]", &path[..cut], path.len())
+}
+
+/// The key-pair id a path names, percent-decoded, if it is a valid one.
+fn key_pair_id_in(path: &str) -> Option<String> {
+    let segment = path.strip_prefix("/v1/keypairs/")?.split('/').next()?;
+    let decoded = percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()?;
+    is_key_pair_id(&decoded).then(|| decoded.into_owned())
+}
+
+/// Refusals recorded per uid and minute; beyond it they are counted and
+/// summed up once the minute is over.
+const REFUSALS_PER_MINUTE: u32 = 10;
+const WINDOW: Duration = Duration::from_secs(60);
+
+struct Window {
+    started: Instant,
+    started_at: Timestamp,
+    recorded: u32,
+    suppressed: u64,
+}
+
+/// The per-uid refusal limiter.
+#[derive(Default)]
+pub(crate) struct Refusals {
+    windows: Mutex<HashMap<u32, Window>>,
+}
+
+/// Refusals of one uid that were counted but not recorded one by one.
+pub(crate) struct Suppressed {
+    pub(crate) uid: u32,
+    pub(crate) count: u64,
+    pub(crate) since: Timestamp,
+}
+
+impl Refusals {
+    /// Whether this refusal of `uid` is recorded (audit and log) one by one.
+    pub(crate) fn note(&self, uid: u32) -> bool {
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let window = w.entry(uid).or_insert_with(|| Window {
+            started: Instant::now(),
+            started_at: time::now(),
+            recorded: 0,
+            suppressed: 0,
+        });
+        if window.recorded < REFUSALS_PER_MINUTE {
+            window.recorded += 1;
+            true
+        } else {
+            window.suppressed += 1;
+            false
+        }
+    }
+
+    /// Ends the windows older than a minute; returns what they suppressed.
+    pub(crate) fn take_summaries(&self) -> Vec<Suppressed> {
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        w.retain(|uid, window| {
+            if window.started.elapsed() < WINDOW {
+                return true;
+            }
+            if window.suppressed > 0 {
+                out.push(Suppressed {
+                    uid: *uid,
+                    count: window.suppressed,
+                    since: window.started_at,
+                });
+            }
+            false
+        });
+        out
+    }
+}
+
+/// Writes the summaries of suppressed refusals every few seconds until
+/// `stop` (and once more then).
+pub(crate) async fn summarize_refusals(st: AppState, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        let stopping = tokio::select! {
+            _ = stop.cancelled() => true,
+            _ = tick.tick() => false,
+        };
+        for s in st.refusals.take_summaries() {
+            tracing::warn!(
+                uid = s.uid,
+                refused = s.count,
+                "more refused requests from this uid (not recorded one by one)"
+            );
+            let event = AuditEvent::ApiRefusalsSuppressed {
+                uid: s.uid,
+                refused: s.count,
+                since: s.since,
+            };
+            if let Err(e) = st.audit.record_async(event).await {
+                tracing::error!(error = %e, "cannot audit a refusal summary");
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_fields_are_bounded() {
+        let long = format!("/v1/keypairs/{}/unwrap", "a".repeat(65_000));
+        let b = bounded(&long);
+        assert!(b.len() < 300, "{}", b.len());
+        assert!(b.ends_with("[65020 bytes]"), "{b}");
+        assert_eq!(key_pair_id_in(&long), None);
+        assert_eq!(bounded("/v1/status"), "/v1/status");
+        let multibyte = "é".repeat(200);
+        assert!(bounded(&multibyte).starts_with('é'));
+    }
+
+    /// Regression: an export of a percent-encoded id was audited under the
+    /// encoded string, not the key pair it resolved to.
+    #[test]
+    fn percent_encoded_ids_are_recorded_decoded() {
+        let encoded: String = "kek-0123456789abcdef"
+            .bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect();
+        assert_eq!(
+            key_pair_id_in(&format!("/v1/keypairs/{encoded}/envelope")).as_deref(),
+            Some("kek-0123456789abcdef")
+        );
+        assert_eq!(key_pair_id_in("/v1/keypairs/%FF%FE/envelope"), None);
+    }
+
+    #[test]
+    fn refusals_are_limited_per_uid_and_summed_up() {
+        let r = Refusals::default();
+        let recorded = (0..1000).filter(|_| r.note(1000)).count();
+        assert_eq!(recorded, REFUSALS_PER_MINUTE as usize);
+        assert!(r.note(1001), "another uid has its own allowance");
+        assert!(r.take_summaries().is_empty(), "the minute is not over");
+        for w in r.windows.lock().unwrap().values_mut() {
+            w.started -= WINDOW;
+        }
+        let s = r.take_summaries();
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].uid, s[0].count), (1000, 990));
+        assert!(r.note(1000), "a new minute, a new allowance");
+    }
 }

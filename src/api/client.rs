@@ -11,6 +11,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What can go wrong talking to the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -40,23 +41,58 @@ pub enum ClientError {
         /// Message.
         message: String,
     },
+    /// The daemon accepted the connection but did not answer in time.
+    #[error("kekd at {path} did not answer within {}; it may be overloaded or stuck (use --timeout to wait longer)", humantime::format_duration(*.after))]
+    Timeout {
+        /// The socket path.
+        path: PathBuf,
+        /// How long we waited.
+        after: Duration,
+    },
     /// The exchange itself failed.
     #[error("talking to kekd: {0}")]
     Protocol(String),
 }
 
+/// How long a client waits for an answer (and, on a stream, for each next
+/// piece of it) unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A client bound to one socket path.
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
+    timeout: Duration,
 }
 
 impl Client {
-    /// A client for the daemon at `socket`.
+    /// A client for the daemon at `socket`, waiting at most
+    /// [`DEFAULT_TIMEOUT`] for an answer.
     pub fn new(socket: impl Into<PathBuf>) -> Client {
         Client {
             socket: socket.into(),
+            timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// The same client, waiting at most `timeout` for an answer — never
+    /// for ever.
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Bounds `fut` by the client's timeout.
+    async fn bounded<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                path: self.socket.clone(),
+                after: self.timeout,
+            })?
     }
 
     /// The socket path.
@@ -189,15 +225,18 @@ impl Client {
         path: &str,
         body: Vec<u8>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let resp = self.send(method, path, body).await?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
-            .to_bytes();
-        Ok((status, body))
+        self.bounded(async {
+            let resp = self.send(method, path, body).await?;
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Protocol(e.to_string()))?
+                .to_bytes();
+            Ok((status, body))
+        })
+        .await
     }
 
     async fn send(
@@ -245,19 +284,24 @@ impl Client {
         path: &str,
         mut on_line: impl FnMut(&str) -> Result<(), ClientError>,
     ) -> Result<(), ClientError> {
-        let resp = self.send(method, path, Vec::new()).await?;
+        let resp = self.bounded(self.send(method, path, Vec::new())).await?;
         let status = resp.status();
         let mut body = resp.into_body();
         if !status.is_success() {
-            let bytes = body
-                .collect()
-                .await
-                .map_err(|e| ClientError::Protocol(e.to_string()))?
+            let bytes = self
+                .bounded(async {
+                    body.collect()
+                        .await
+                        .map_err(|e| ClientError::Protocol(e.to_string()))
+                })
+                .await?
                 .to_bytes();
             return Err(api_error(status, &bytes));
         }
         let mut buf: Vec<u8> = Vec::new();
-        while let Some(frame) = body.frame().await {
+        // Each next piece of a stream within the timeout: a long operation
+        // that reports progress is never cut short.
+        while let Some(frame) = self.bounded(async { Ok(body.frame().await) }).await? {
             let frame = frame.map_err(|e| ClientError::Protocol(e.to_string()))?;
             if let Some(data) = frame.data_ref() {
                 buf.extend_from_slice(data);

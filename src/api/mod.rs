@@ -4,15 +4,20 @@
 //! - `views.rs`: the JSON shapes of every answer, shared with `kekctl`.
 //! - `client.rs`: the typed client `kekctl`, the tests and benches use.
 //! - `state.rs`: what every handler can reach ([`state::AppState`]).
-//! - `auth.rs`: roles by peer credentials (403 naming the missing role).
+//! - `auth.rs`: roles by peer credentials, checked before routing (403
+//!   naming the missing role); bounded, rate-limited records of refusals.
 //! - `routes.rs`: the router and handlers. No read path touches KMS (I4).
-//! - `server.rs`: binding the socket and serving with graceful shutdown.
+//! - `server.rs`: binding the socket, the accept loop with its timeouts,
+//!   and the graceful drain; `connections.rs` caps connections, `peer.rs`
+//!   reads the caller's credentials and groups once per connection.
 //!
 //! Errors are always `{"error": {"code", "message"}}` with a fitting status.
 
-mod auth;
+pub(crate) mod auth;
 pub mod client;
+pub(crate) mod connections;
 pub mod paths;
+mod peer;
 pub(crate) mod routes;
 pub(crate) mod server;
 pub(crate) mod state;

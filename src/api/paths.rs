@@ -48,3 +48,16 @@ pub fn keypairs(limit: usize, cursor: Option<&str>) -> String {
         None => format!("{KEYPAIRS}?limit={limit}"),
     }
 }
+
+/// The role a request for `path` needs, whatever its method — known routes
+/// and unknown paths alike, so authorization comes before routing.
+pub(crate) fn required_role(path: &str) -> crate::config::access::Role {
+    use crate::config::access::Role;
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["v1", "keypairs", _, "unwrap"] => Role::Decrypt,
+        ["v1", "keypairs", _, "envelope"]
+        | ["v1", "rotate" | "test" | "reload" | "check" | "rewrap"] => Role::Edit,
+        _ => Role::View,
+    }
+}

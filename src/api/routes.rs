@@ -4,65 +4,108 @@
 //! and redb read transactions only — never KMS — so they answer while KMS
 //! hangs (I4). `POST /v1/rotate` waits for the rotation it joins.
 
-use super::auth::require_role;
+use super::auth::{authorize, bounded};
 use super::paths;
 use super::state::AppState;
 use super::views::*;
 use super::ApiError;
-use crate::config::access::Role;
 use crate::domain::{KeyPairRecord, Reason};
 use crate::keypair::public_key_pem;
 use crate::rotation::{EngineState, RotationError};
 use crate::store::{Listed, StoreError};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-/// The API router: each route group requires its role (see `auth.rs`).
+/// The largest request body accepted (an unwrap request is well under 2 KiB).
+const MAX_BODY: usize = 64 * 1024;
+
+/// The API router. Authorization wraps everything, unknown paths and wrong
+/// methods included, so routing answers only a peer that holds a role.
 pub(crate) fn router(state: AppState) -> Router {
-    let view = Router::new()
+    Router::new()
         .route(paths::STATUS, get(status))
         .route(paths::KEYPAIRS, get(list_keypairs))
         .route(paths::KEYPAIR, get(get_keypair))
         .route(paths::PUBLIC_KEY, get(public_key))
         .route(paths::METRICS, get(metrics))
-        .route_layer(from_fn_with_state(
-            (state.clone(), Role::View),
-            require_role,
-        ));
-    let edit = Router::new()
         .route(paths::ENVELOPE, get(get_envelope))
         .route(paths::ROTATE, post(rotate))
         .route(paths::TEST, post(test_round_trip))
         .route(paths::RELOAD, post(reload))
         .route(paths::CHECK, post(check))
         .route(paths::REWRAP, post(rewrap))
-        .route_layer(from_fn_with_state(
-            (state.clone(), Role::Edit),
-            require_role,
-        ));
-    let decrypt = Router::new()
         .route(paths::UNWRAP, post(unwrap))
-        .route_layer(from_fn_with_state(
-            (state.clone(), Role::Decrypt),
-            require_role,
-        ));
-    view.merge(edit)
-        .merge(decrypt)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
         .with_state(state)
+}
+
+/// A key-pair id from the path: percent-decoded, its shape checked. A
+/// path segment that is not UTF-8 is a JSON 400, an id of another shape a
+/// JSON 404 — never a plain-text rejection, never an echo of the whole
+/// segment.
+struct KeyPairId(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyPairId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_path",
+                    format!(
+                        "the key-pair id in the path is not valid UTF-8 text ({})",
+                        e.body_text()
+                    ),
+                )
+            })?;
+        if !crate::domain::is_key_pair_id(&id) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no key pair with id {:?}; ids are kek- and 16 hex digits",
+                    bounded(&id)
+                ),
+            ));
+        }
+        Ok(KeyPairId(id))
+    }
+}
+
+/// A JSON body's rejection as a JSON error: 413 for a body over the limit,
+/// 400 for anything else.
+fn body_error(e: JsonRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {MAX_BODY} bytes"),
+        );
+    }
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        format!("no such endpoint: {}", uri.path()),
+        format!("no such endpoint: {}", bounded(uri.path())),
     )
 }
 
@@ -70,7 +113,7 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{method} is not allowed on {}", uri.path()),
+        format!("{method} is not allowed on {}", bounded(uri.path())),
     )
 }
 
@@ -308,14 +351,14 @@ async fn find(st: &AppState, id: String) -> Result<KeyPairRecord, ApiError> {
 
 async fn get_keypair(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    KeyPairId(id): KeyPairId,
 ) -> Result<Json<KeyPairView>, ApiError> {
     Ok(Json(KeyPairView::from(&find(&st, id).await?)))
 }
 
 async fn get_envelope(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    KeyPairId(id): KeyPairId,
 ) -> Result<Json<ExportView>, ApiError> {
     let rec = find(&st, id).await?;
     tracing::info!(key_pair_id = %rec.id, "envelope exported");
@@ -440,12 +483,11 @@ async fn rewrap(State(st): State<AppState>) -> Result<axum::response::Response, 
 /// (role `decrypt`).
 async fn unwrap(
     State(st): State<AppState>,
-    Path(id): Path<String>,
-    body: Result<Json<UnwrapRequest>, axum::extract::rejection::JsonRejection>,
+    KeyPairId(id): KeyPairId,
+    body: Result<Json<UnwrapRequest>, JsonRejection>,
 ) -> Result<Json<UnwrapView>, ApiError> {
     use crate::unwrap::UnwrapError;
-    let Json(req) =
-        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let Json(req) = body.map_err(body_error)?;
     match st.unwrapper.unwrap(&id, &req.wrapped_key).await {
         Ok(key) => Ok(Json(UnwrapView {
             content_key: key.to_vec(),

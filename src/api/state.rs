@@ -34,4 +34,6 @@ pub(crate) struct AppState {
     pub(crate) audit: Arc<Audit>,
     /// Content-key unwrap for players.
     pub(crate) unwrapper: Arc<Unwrapper>,
+    /// Per-uid limiter of recorded refusals.
+    pub(crate) refusals: Arc<super::auth::Refusals>,
 }

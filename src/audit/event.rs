@@ -83,6 +83,16 @@ pub enum AuditEvent {
         /// `allowed` or `refused`.
         outcome: String,
     },
+    /// Refusals of one uid beyond the per-minute allowance, summed up.
+    ApiRefusalsSuppressed {
+        /// The caller's uid.
+        uid: u32,
+        /// How many refusals were not recorded one by one.
+        refused: u64,
+        /// Since when.
+        #[serde(with = "rfc3339")]
+        since: Timestamp,
+    },
     /// A reload began (written before anything changes: fail closed).
     ConfigReloadStarted {
         /// The configuration file.

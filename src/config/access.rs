@@ -128,22 +128,6 @@ pub(crate) fn resolve(raw: Option<&RawAccess>) -> Result<Access, Unknown> {
     })
 }
 
-/// The caller's groups: the primary one from the socket credentials plus
-/// the user's supplementary groups. Blocking (NSS): call off the runtime.
-pub(crate) fn groups_of(uid: u32, primary_gid: u32) -> Vec<u32> {
-    let mut out = vec![primary_gid];
-    if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        if let Ok(name) = std::ffi::CString::new(user.name) {
-            if let Ok(list) =
-                nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(primary_gid))
-            {
-                out.extend(list.into_iter().map(|g| g.as_raw()));
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,15 @@ pub const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// for the retention period, a KMS call and an audit record.
 pub const MIN_ROTATION_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// How long a connection may take to send a request head, after connecting
+/// or after its previous response.
+pub const API_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections the API holds at once (also kept below the descriptor
+/// limit).
+pub const API_MAX_CONNECTIONS: usize = 512;
+/// Connections one peer uid may hold (root and kekd's own uid are exempt).
+pub const API_MAX_CONNECTIONS_PER_UID: usize = 64;
+
 /// `--dev`: the organization id.
 pub const DEV_ORGANIZATION: &str = "dev";
 /// `--dev`: a daily cadence, so a new user sees a schedule.

@@ -13,7 +13,9 @@ mod raw;
 mod sections;
 mod validate;
 
-pub(crate) use sections::{Canary, KmsTimeouts, ProviderSettings, RetryPolicy, UnwrapCache};
+pub(crate) use sections::{
+    ApiSettings, Canary, KmsTimeouts, ProviderSettings, RetryPolicy, UnwrapCache,
+};
 pub use sections::{LogFormat, LogSettings};
 
 use crate::domain::KeyBits;
@@ -98,6 +100,8 @@ pub struct Settings {
     pub(crate) log: LogSettings,
     /// Who may do what over the socket.
     pub(crate) access: access::Access,
+    /// How the socket treats connections.
+    pub(crate) api: ApiSettings,
     /// Accepted but worth a second look (overrides in use); printed by
     /// `check-config` and logged at start.
     pub(crate) warnings: Vec<String>,
@@ -193,6 +197,7 @@ impl Settings {
             canary: Canary::with_config(raw.canary.as_ref(), &v)?,
             log: LogSettings::with_config(raw.log.as_ref(), &v)?,
             access: sections::access(raw.access.as_ref(), &v)?,
+            api: ApiSettings::with_config(raw.api.as_ref(), &v)?,
             warnings,
         })
     }

@@ -31,6 +31,7 @@ pub(crate) struct RawConfig {
     pub(crate) log: Option<RawLog>,
     pub(crate) access: Option<RawAccess>,
     pub(crate) overrides: Option<RawOverrides>,
+    pub(crate) api: Option<RawApi>,
 }
 
 /// `[provider]`: which key provider wraps the data keys.
@@ -108,4 +109,13 @@ pub(crate) struct RawUnwrap {
 pub(crate) struct RawOverrides {
     pub(crate) allow_short_retention: Option<bool>,
     pub(crate) allow_frequent_rotation: Option<bool>,
+}
+
+/// `[api]`: how the socket treats connections.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApi {
+    pub(crate) header_timeout: Option<String>,
+    pub(crate) max_connections: Option<i64>,
+    pub(crate) max_connections_per_uid: Option<i64>,
 }

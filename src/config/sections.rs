@@ -6,7 +6,7 @@ use super::access;
 use super::arn::{self, KmsKeyArn, ARN_FORMS};
 use super::defaults;
 use super::raw::{
-    RawCanary, RawConfig, RawKms, RawLog, RawOverrides, RawProvider, RawRetry, RawUnwrap,
+    RawApi, RawCanary, RawConfig, RawKms, RawLog, RawOverrides, RawProvider, RawRetry, RawUnwrap,
 };
 use super::validate::{Validator, DURATION_FORMS};
 use super::ConfigError;
@@ -99,6 +99,56 @@ pub struct LogSettings {
     pub level: String,
     /// Output shape.
     pub format: LogFormat,
+}
+
+/// `[api]`: how the socket treats connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// A connection that has not sent a complete request head this long
+    /// after connecting or after its previous response is closed.
+    pub header_timeout: Duration,
+    /// Connections held at once (kept below the descriptor limit too).
+    pub max_connections: usize,
+    /// Connections one uid may hold (root and kekd's uid are exempt).
+    pub max_connections_per_uid: usize,
+}
+
+impl ApiSettings {
+    pub(crate) fn with_config(raw: Option<&RawApi>, v: &Validator) -> Result<Self, ConfigError> {
+        let raw = raw.cloned().unwrap_or_default();
+        let header_timeout = v.duration_or(
+            "api.header_timeout",
+            raw.header_timeout.as_deref(),
+            defaults::API_HEADER_TIMEOUT,
+        )?;
+        if header_timeout < Duration::from_secs(1) || header_timeout > Duration::from_secs(600) {
+            return Err(v.invalid(
+                "api.header_timeout",
+                raw.header_timeout.as_deref(),
+                "out of range",
+                "1s to 10m",
+            ));
+        }
+        let max_connections = v.count(
+            "api.max_connections",
+            raw.max_connections,
+            8..=65_536,
+            defaults::API_MAX_CONNECTIONS,
+            "8 to 65536",
+        )?;
+        let max_connections_per_uid = v.count(
+            "api.max_connections_per_uid",
+            raw.max_connections_per_uid,
+            1..=max_connections as i64,
+            defaults::API_MAX_CONNECTIONS_PER_UID.min(max_connections),
+            "1 to api.max_connections",
+        )?;
+        Ok(ApiSettings {
+            header_timeout,
+            max_connections,
+            max_connections_per_uid,
+        })
+    }
 }
 
 /// The top-level identity fields: who kekd serves and where KMS lives.

@@ -136,6 +136,7 @@ impl Daemon {
             audit: audit.clone(),
         }));
         let app = AppState {
+            refusals: Default::default(),
             canary: Arc::new(Canary::new(store.clone(), current.clone(), metrics.clone())),
             rewrapper: Arc::new(Rewrapper::new(store.clone(), current.clone())),
             unwrapper: Arc::new(Unwrapper::new(store.clone(), current.clone())),
@@ -188,6 +189,10 @@ impl Daemon {
             "canary",
             |s| async move { canary.run_periodically(s).await },
         );
+        let summaries = app.clone();
+        tasks.spawn("refusal-summaries", |s| {
+            crate::api::auth::summarize_refusals(summaries, s)
+        });
         // The engine goes last: the others stop at once, it may be finishing
         // a rotation that an API caller waits for.
         let engine = self.engine;
@@ -209,10 +214,14 @@ impl Daemon {
             "kekd is serving"
         );
         let unwrapper = app.unwrapper.clone();
-        let shutdown = stop.clone();
-        let served = server::serve(self.listener, router(self.app), async move {
-            shutdown.cancelled().await
-        })
+        let serving = serving(&self.settings.api);
+        server::serve(
+            self.listener,
+            router(self.app),
+            serving,
+            stop.clone(),
+            DRAIN_BOUND,
+        )
         .await;
         stop.cancel();
         let _ = signal_task.await;
@@ -223,16 +232,37 @@ impl Daemon {
         let _ = std::fs::remove_file(&self.settings.socket_path);
         unwrapper.clear(); // decrypted private keys are freed (and cleansed) now
         tracing::info!("kekd stopped");
-        served.map_err(|source| {
-            StartError::Bind(BindError::Io {
-                path: self.settings.socket_path.clone(),
-                source,
-            })
-        })?;
         match failed {
             Some(task) => Err(StartError::TaskFailed(task)),
             None => Ok(()),
         }
+    }
+}
+
+/// The API's connection rules: the configured caps, kept below the
+/// descriptor limit with room for the store, the audit log and KMS.
+fn serving(api: &crate::config::ApiSettings) -> server::Serving {
+    const RESERVED_FDS: u64 = 64;
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let room = nofile.saturating_sub(RESERVED_FDS).max(8);
+    let total = api
+        .max_connections
+        .min(usize::try_from(room).unwrap_or(usize::MAX));
+    if total < api.max_connections {
+        tracing::warn!(
+            nofile,
+            max_connections = total,
+            "the descriptor limit (LimitNOFILE) lowers api.max_connections"
+        );
+    }
+    server::Serving {
+        header_timeout: api.header_timeout,
+        limits: crate::api::connections::Limits {
+            total,
+            per_uid: api.max_connections_per_uid.min(total),
+        },
     }
 }
 

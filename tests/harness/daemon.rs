@@ -252,6 +252,16 @@ impl TestDaemon {
         assert_eq!(code, 0, "prlimit (util-linux) failed: {err}");
     }
 
+    /// Sets the daemon's open-file limit (`RLIMIT_NOFILE`), as systemd's
+    /// default of 1,024 would.
+    pub fn limit_open_files(&self, n: u64) {
+        let (code, _, err) = run(Command::new("prlimit")
+            .arg("--pid")
+            .arg(self.pid().to_string())
+            .arg(format!("--nofile={n}:{n}")));
+        assert_eq!(code, 0, "prlimit (util-linux) failed: {err}");
+    }
+
     /// Sends `sig` to the daemon.
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on a child we own; no memory is involved.

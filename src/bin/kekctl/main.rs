@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 success; 1 the daemon answered with an error (or a local
 //! failure such as an unwritable --out file); 2 bad command line; 3 the
-//! daemon cannot be reached; 4 permission denied (socket or role).
+//! daemon cannot be reached or did not answer within --timeout; 4
+//! permission denied (socket or role).
 
 mod files;
 mod render;
@@ -25,6 +26,10 @@ struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Give up when the daemon has not answered within this long (e.g. 10s,
+    /// 2m); for rewrap, between two progress lines.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -140,7 +145,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("kekctl: {e:#}");
             let code = match e.downcast_ref::<ClientError>() {
-                Some(ClientError::NotRunning { .. }) => 3,
+                Some(ClientError::NotRunning { .. } | ClientError::Timeout { .. }) => 3,
                 Some(ClientError::PermissionDenied { .. }) => 4,
                 Some(ClientError::Api { status: 403, .. }) => 4,
                 _ if e.is::<kekd::policy::PolicyError>() => 2,
@@ -157,7 +162,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::new(&cli.socket);
+    let client = Client::new(&cli.socket).with_timeout(cli.timeout);
     let json = cli.json;
     match cli.command {
         Command::Status => {
