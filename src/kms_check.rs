@@ -47,6 +47,9 @@ pub enum PreflightError {
     /// IAM or key policy refuses kekd.
     #[error("access denied by KMS: {0}")]
     AccessDenied(String),
+    /// kekd has no AWS credentials to ask with.
+    #[error("{}", .0.message)]
+    NoCredentials(ProviderError),
     /// KMS could not be asked, or failed in a way not named above.
     #[error("KMS unavailable: {0}")]
     Provider(ProviderError),
@@ -64,9 +67,8 @@ impl From<ProviderError> for PreflightError {
     fn from(e: ProviderError) -> Self {
         match e.kind {
             FailureKind::NotFound => PreflightError::NotFound(e.to_string()),
-            FailureKind::AccessDenied | FailureKind::Credentials => {
-                PreflightError::AccessDenied(e.to_string())
-            }
+            FailureKind::AccessDenied => PreflightError::AccessDenied(e.to_string()),
+            FailureKind::Credentials => PreflightError::NoCredentials(e),
             FailureKind::KeyDisabled => PreflightError::Disabled,
             FailureKind::InvalidKeyState => PreflightError::NotEnabled(e.to_string()),
             _ => PreflightError::Provider(e),

@@ -76,6 +76,7 @@
 //!   `routes.rs` (handlers), `server.rs` (socket).
 //! - [`daemon`]: `mod.rs` (start, run, shutdown), `tasks.rs` (background
 //!   tasks and their bounded drain), `signals.rs`, `systemd.rs`.
+//! - [`report`]: an error and its causes on one line, for the binaries.
 //! - `src/bin/kekd.rs`, `src/bin/kekctl/`: the thin binaries (`kekctl`'s
 //!   tables live in `render.rs`, its file handling in `files.rs`).
 //!
@@ -105,6 +106,7 @@ mod proof;
 pub mod provider;
 pub mod recording;
 mod reload;
+pub mod report;
 mod rewrap;
 mod rotation;
 mod schedule;

@@ -111,6 +111,13 @@ impl Header {
         let id_len = take(1, "key-pair id length", &mut bytes)?[0] as usize;
         let id = String::from_utf8(take(id_len, "key-pair id", &mut bytes)?)
             .map_err(|_| RecordingError::Header("key-pair id is not text".into()))?;
+        // Only a real id goes any further (into a URL, a log, a request).
+        if !crate::domain::is_key_pair_id(&id) {
+            return Err(RecordingError::Header(format!(
+                "key-pair id {:?} is not kek- and 16 hex digits",
+                id.chars().take(40).collect::<String>()
+            )));
+        }
         let wl = take(2, "wrapped key length", &mut bytes)?;
         let wrapped_len = u16::from_be_bytes([wl[0], wl[1]]) as usize;
         let wrapped_key = take(wrapped_len, "wrapped key", &mut bytes)?;
@@ -165,9 +172,9 @@ pub fn seal(
     public_key_der: &[u8],
     mut progress: impl FnMut(u64),
 ) -> Result<u64, RecordingError> {
-    if key_pair_id.is_empty() || key_pair_id.len() > 255 || !key_pair_id.is_ascii() {
+    if !crate::domain::is_key_pair_id(key_pair_id) {
         return Err(RecordingError::Header(
-            "key-pair id must be 1-255 ASCII characters".into(),
+            "the key-pair id must be kek- and 16 hex digits".into(),
         ));
     }
     let public =
@@ -454,5 +461,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("ends inside the header (key-pair id)"), "{e}");
+    }
+
+    /// Regression: kekctl put the header's key-pair id into the unwrap URL
+    /// unescaped (`…/unwrap?x=#` reached the real key pair): a header whose
+    /// id is not a key-pair id is not a recording.
+    #[test]
+    fn a_header_id_that_is_not_a_key_pair_id_is_refused() {
+        let id = b"kek-0123456789abcdef/unwrap?x=#";
+        let mut h = b"KEKDREC\x01".to_vec();
+        h.push(id.len() as u8);
+        h.extend_from_slice(id);
+        h.extend_from_slice(&[0, 1, 0xAA, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0]);
+        let e = Header::read(&mut &h[..]).unwrap_err().to_string();
+        assert!(e.contains("is not kek- and 16 hex digits"), "{e}");
     }
 }

@@ -280,3 +280,37 @@ async fn a_second_kekd_on_the_socket_is_refused_and_a_stale_socket_is_replaced()
     d.spawn();
     d.wait_active().await;
 }
+
+/// Regression (missing credentials were reported as "access denied by KMS"
+/// with ~2 KB of SDK debug text, twice): kekd says it found no AWS
+/// credentials and where they come from, once, in a few lines.
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_aws_credentials_are_said_plainly_and_once() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-no-credentials").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kekd.toml");
+    std::fs::write(&config, kms_config(dir.path(), &alias, "")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kekd"))
+        .arg("--config")
+        .arg(&config)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_ENDPOINT_URL_KMS", &moto.endpoint)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("no AWS credentials found").count(), 1, "{err}");
+    assert!(
+        err.contains("AWS_PROFILE") && err.contains("instance role"),
+        "{err}"
+    );
+    assert!(!err.contains("access denied"), "{err}");
+    assert!(err.len() < 600, "{} bytes: {err}", err.len());
+}

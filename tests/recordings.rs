@@ -274,3 +274,155 @@ async fn unwrap_errors_and_the_private_key_cache() {
     );
     assert!(!audit.contains(&B64.encode(&ok.content_key)));
 }
+
+/// Leftovers of an output: every file in `dir` other than `keep`.
+fn leftovers(dir: &std::path::Path, keep: &[&std::path::Path]) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !keep.contains(&p.as_path()))
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+/// Regression (SIGINT, SIGTERM or SIGHUP during `kekctl open` left a hidden
+/// temporary file with hundreds of MB of plaintext): whatever signal stops
+/// an open mid-way, no plaintext file is left in the output directory. The
+/// input is a FIFO that the test feeds half a recording and then holds, so
+/// the signal lands mid-open every time.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_open_leaves_no_plaintext_behind() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-rec-signal").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let dir = d.dir.path();
+    let input = dir.join("call.raw");
+    std::fs::write(&input, audio(4 << 20)).unwrap();
+    let sealed = dir.join("call.kekdrec");
+    let (code, _, err) = d.kekctl(&["seal", input.to_str().unwrap(), sealed.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let sealed_bytes = std::fs::read(&sealed).unwrap();
+    for (signal, name) in [
+        (libc::SIGINT, "INT"),
+        (libc::SIGTERM, "TERM"),
+        (libc::SIGHUP, "HUP"),
+    ] {
+        let out_dir = tempfile::tempdir().unwrap();
+        let fifo = out_dir.path().join("in.fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = out_dir.path().join("call.out");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"))
+            .arg("--socket")
+            .arg(&d.socket)
+            .arg("open")
+            .arg(&fifo)
+            .arg(&out)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Half the recording, then hold the FIFO open: kekctl is mid-way.
+        let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        std::io::Write::write_all(&mut writer, &sealed_bytes[..sealed_bytes.len() / 2]).unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // SAFETY: kill(2) on a child we own.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let status = child.wait().unwrap();
+        drop(writer);
+        assert!(!status.success(), "SIG{name}: kekctl stopped");
+        assert!(!out.exists(), "SIG{name}: no output file");
+        assert_eq!(
+            leftovers(out_dir.path(), &[&fifo]),
+            Vec::<String>::new(),
+            "SIG{name}: no temporary file left"
+        );
+    }
+}
+
+/// `open IN -` streams: each chunk is written as soon as it authenticates,
+/// so a truncated recording yields its authenticated prefix and exit 1 — a
+/// consumer must check the exit status (documented in the format page).
+#[tokio::test(flavor = "multi_thread")]
+async fn opening_to_stdout_streams_authenticated_chunks_and_fails_on_truncation() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-rec-stream").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let dir = d.dir.path();
+    let data = audio(1 << 20);
+    let input = dir.join("call.raw");
+    std::fs::write(&input, &data).unwrap();
+    let sealed = dir.join("call.kekdrec");
+    let (code, _, err) = d.kekctl(&["seal", input.to_str().unwrap(), sealed.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let bytes = std::fs::read(&sealed).unwrap();
+    let truncated = dir.join("truncated.kekdrec");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 1000]).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["open", truncated.to_str().unwrap(), "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+    assert!(!out.stdout.is_empty() && out.stdout.len() < data.len());
+    assert_eq!(
+        &data[..out.stdout.len()],
+        &out.stdout[..],
+        "only an authenticated prefix"
+    );
+}
+
+/// Regression (`kekctl history --json | true` panicked with exit 101): a
+/// reader that goes away is not an error.
+#[tokio::test(flavor = "multi_thread")]
+async fn kekctl_exits_quietly_when_its_reader_goes_away() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-rec-pipe").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    d.client().rotate().await.unwrap();
+    // A pipe whose reading end is already closed: every write fails EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["history", "--json"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Regression (kekctl put the recording header's key-pair id into the
+/// unwrap URL unescaped): a header naming `kek-…/unwrap?x=#` is refused
+/// before anything is asked of the daemon.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crafted_header_id_never_reaches_the_daemon() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-rec-crafted").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let id = d.wait_active().await.active_key_id.unwrap();
+    let crafted_id = format!("{id}/unwrap?x=#");
+    let mut h = b"KEKDREC\x01".to_vec();
+    h.push(crafted_id.len() as u8);
+    h.extend_from_slice(crafted_id.as_bytes());
+    h.extend_from_slice(&[0, 1, 0xAA, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0]);
+    let f = d.dir.path().join("crafted.kekdrec");
+    std::fs::write(&f, &h).unwrap();
+    let audit = std::path::PathBuf::from(d.client().status().await.unwrap().audit.path);
+    let before = std::fs::read_to_string(&audit).unwrap();
+    let (code, _, err) = d.kekctl(&["open", f.to_str().unwrap(), "-"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not kek- and 16 hex digits"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&audit).unwrap(),
+        before,
+        "no request was made"
+    );
+}

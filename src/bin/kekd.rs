@@ -84,7 +84,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kekd: {e:#}");
+            eprintln!("kekd: {}", kekd::report::one_line(e.chain()));
             ExitCode::from(1)
         }
     }

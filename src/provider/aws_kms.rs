@@ -77,17 +77,28 @@ where
             "no answer from KMS within the configured timeout".to_string(),
         ),
         SdkError::DispatchFailure(d) => {
-            let message = DisplayErrorContext(&err).to_string();
-            let kind = if d.is_timeout() {
-                FailureKind::Timeout
+            let chain = DisplayErrorContext(&err).to_string();
+            if d.is_timeout() {
+                (
+                    FailureKind::Timeout,
+                    None,
+                    format!("no answer from KMS in time ({})", root_cause(&err)),
+                )
             } else if d.is_io() {
-                FailureKind::Unreachable
-            } else if message.to_ascii_lowercase().contains("credential") {
-                FailureKind::Credentials
+                (
+                    FailureKind::Unreachable,
+                    None,
+                    format!("cannot reach KMS: {}", root_cause(&err)),
+                )
+            } else if chain.to_ascii_lowercase().contains("credential") {
+                (FailureKind::Credentials, None, NO_CREDENTIALS.to_string())
             } else {
-                FailureKind::Unreachable
-            };
-            (kind, None, message)
+                (
+                    FailureKind::Unreachable,
+                    None,
+                    format!("cannot reach KMS: {}", root_cause(&err)),
+                )
+            }
         }
         SdkError::ServiceError(s) => {
             let code = s.err().code().map(str::to_string);
@@ -134,11 +145,7 @@ where
                 r.raw().status().as_u16()
             ),
         ),
-        _ => (
-            FailureKind::Other,
-            None,
-            DisplayErrorContext(&err).to_string(),
-        ),
+        _ => (FailureKind::Other, None, root_cause(&err)),
     };
     ProviderError {
         operation,
@@ -146,6 +153,29 @@ where
         code,
         message,
         request_id,
+    }
+}
+
+/// What an operator reads when kekd has no AWS credentials at all — said
+/// once, with where credentials come from, instead of the SDK's attempt log.
+const NO_CREDENTIALS: &str = "no AWS credentials found: give the host an instance role (IMDS), \
+    or set AWS_PROFILE (with a config file the kekd user can read) or \
+    AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in kekd's environment \
+    (under systemd: a drop-in with Environment= or EnvironmentFile=)";
+
+/// The innermost cause of an SDK error, in one line: what happened, not the
+/// SDK's whole debug chain.
+fn root_cause(err: &dyn std::error::Error) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    let line = text.lines().next().unwrap_or_default();
+    if line.len() > 300 {
+        format!("{}…", &line[..line.floor_char_boundary(300)])
+    } else {
+        line.to_string()
     }
 }
 

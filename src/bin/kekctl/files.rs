@@ -17,21 +17,93 @@ pub(crate) fn open_input(input: &str) -> anyhow::Result<(Box<dyn std::io::Read>,
     Ok((Box::new(std::io::BufReader::with_capacity(1 << 20, f)), len))
 }
 
-/// `-` is stdout; a file is written to a temporary file beside it and
-/// renamed only when `write` succeeded, so a failure leaves no partial file.
+/// What an output file will hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Content {
+    /// Decrypted audio: never left behind in a temporary file.
+    Plaintext,
+    /// A sealed recording.
+    Ciphertext,
+}
+
+/// `-` is stdout. A file is written into an *unnamed* temporary file in its
+/// directory (`O_TMPFILE`) and given its name only when `write` succeeded:
+/// an error, SIGINT, SIGTERM, SIGHUP or even SIGKILL leaves no partial file
+/// — and for plaintext, no decrypted audio — behind, because until the end
+/// the file has no name. A file system without `O_TMPFILE` gets a named
+/// temporary file for ciphertext, and a clear refusal for plaintext.
 pub(crate) fn write_output(
     output: &str,
+    content: Content,
     write: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<u64>,
 ) -> anyhow::Result<u64> {
     if output == "-" {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        return write(&mut out);
+        let n = write(&mut out)?;
+        std::io::Write::flush(&mut out)?;
+        return Ok(n);
     }
     let path = std::path::Path::new(output);
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
+    let unnamed = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    );
+    let file = match unnamed {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(e) if content == Content::Plaintext => anyhow::bail!(
+            "cannot write decrypted audio into {}: its file system has no unnamed temporary files (O_TMPFILE: {e}), \
+             which kekctl needs so that an interrupted open leaves no plaintext behind; \
+             write to a directory on a local file system, or to stdout with `-`",
+            dir.display()
+        ),
+        Err(_) => return write_via_named_temp(dir, path, output, write),
+    };
+    let n = {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &file);
+        let n = write(&mut w)?;
+        std::io::Write::flush(&mut w)?;
+        n
+    };
+    file.sync_all()?;
+    // Name it: link the unnamed file under a temporary name, then rename it
+    // over the target (atomic, and never a half-written name).
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = dir.join(format!(".{name}.kekctl-{}", std::process::id()));
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file)),
+        rustix::fs::CWD,
+        &staging,
+        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+    )
+    .with_context(|| {
+        format!(
+            "naming the output {} (is /proc mounted?)",
+            staging.display()
+        )
+    })?;
+    std::fs::rename(&staging, path).with_context(|| {
+        let _ = std::fs::remove_file(&staging);
+        format!("renaming into {output}")
+    })?;
+    Ok(n)
+}
+
+/// The fallback for ciphertext on file systems without `O_TMPFILE`.
+fn write_via_named_temp(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    output: &str,
+    write: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<u64>,
+) -> anyhow::Result<u64> {
     let tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     let n = {
@@ -70,7 +142,7 @@ pub(crate) fn write_text(out: &Option<std::path::PathBuf>, text: &str) -> anyhow
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
         }
         None => {
-            print!("{text}");
+            std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
             Ok(())
         }
     }

@@ -11,11 +11,20 @@ mod render;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use files::{open_input, progress_bar, write_output, write_text};
+use files::{open_input, progress_bar, write_output, write_text, Content};
 use kekd::api::client::{Client, ClientError};
 use kekd::api::views::RewrapEvent;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// `println!` that returns an error instead of panicking when stdout is
+/// closed (`kekctl history | head`); see `main` for what happens then.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($t)*)?
+    };
+}
 
 #[derive(Parser)]
 #[command(name = "kekctl", version, about = "Talk to kekd over its local socket")]
@@ -142,8 +151,11 @@ fn main() -> ExitCode {
     };
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`, `| true`): not an error, as for
+        // any Unix tool.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kekctl: {e:#}");
+            eprintln!("kekctl: {}", kekd::report::one_line(e.chain()));
             let code = match e.downcast_ref::<ClientError>() {
                 Some(ClientError::NotRunning { .. } | ClientError::Timeout { .. }) => 3,
                 Some(ClientError::PermissionDenied { .. }) => 4,
@@ -156,8 +168,15 @@ fn main() -> ExitCode {
     }
 }
 
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -170,14 +189,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 return print_json(&s);
             }
-            println!("{}", render::status(&s));
+            outln!("{}", render::status(&s));
         }
         Command::History { limit } => {
             let l = client.history(limit, None).await?;
             if json {
                 return print_json(&l);
             }
-            println!("{}", render::history(&l));
+            outln!("{}", render::history(&l));
             for c in &l.corrupt_records {
                 eprintln!(
                     "warning: stored record {} does not decode: {}",
@@ -200,9 +219,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 return print_json(&k);
             }
-            println!(
+            outln!(
                 "new active key pair {} ({} bits) wrapped by {}",
-                k.id, k.key_bits, k.wrapping_key_arn
+                k.id,
+                k.key_bits,
+                k.wrapping_key_arn
             );
         }
         Command::Test { config } => {
@@ -217,13 +238,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&report)?;
             } else {
-                println!("{}", render::test_report(&report));
+                outln!("{}", render::test_report(&report));
             }
             if let Some(f) = report.failure() {
                 anyhow::bail!("Test round trip failed at {}: {}", f.step, f.detail);
             }
             if !json {
-                println!("passed");
+                outln!("passed");
             }
         }
         Command::Rewrap => rewrap(&client, json).await?,
@@ -238,9 +259,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&head)?;
             } else {
-                println!(
+                outln!(
                     "{}: {} records, chain intact, head {}",
-                    head.path, head.records, head.head
+                    head.path,
+                    head.records,
+                    head.head
                 );
             }
         }
@@ -276,7 +299,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let (mut reader, len) = open_input(&input)?;
             let bar = progress_bar(len);
-            let n = write_output(&output, |w| {
+            let n = write_output(&output, Content::Ciphertext, |w| {
                 kekd::recording::seal(&mut reader, w, &id, &der, |done| bar.set_position(done))
                     .map_err(anyhow::Error::from)
             })?;
@@ -294,7 +317,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?;
             let key = zeroize::Zeroizing::new(answer.content_key.clone());
             let bar = progress_bar(len);
-            let n = write_output(&output, |w| {
+            let n = write_output(&output, Content::Plaintext, |w| {
                 kekd::recording::open_body(&header, key, &mut reader, w, |done| {
                     bar.set_position(done)
                 })
@@ -313,7 +336,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&r)?;
             } else {
-                println!("{}", render::canary(&r));
+                outln!("{}", render::canary(&r));
             }
             if !r.ok {
                 anyhow::bail!(
@@ -343,10 +366,14 @@ async fn rewrap(client: &Client, json: bool) -> anyhow::Result<()> {
     let bar = indicatif::ProgressBar::hidden();
     let mut last: Option<RewrapEvent> = None;
     let mut failures = Vec::new();
+    // The rewrap goes on in the daemon whoever reads; stop printing once the
+    // reader is gone.
+    let mut pipe_closed = false;
     client
         .rewrap(|event| {
-            if json {
-                println!("{}", serde_json::to_string(&event).unwrap_or_default());
+            if json && !pipe_closed {
+                let line = serde_json::to_string(&event).unwrap_or_default();
+                pipe_closed = writeln!(std::io::stdout().lock(), "{line}").is_err();
             }
             match &event {
                 RewrapEvent::Start {
@@ -392,7 +419,7 @@ async fn rewrap(client: &Client, json: bool) -> anyhow::Result<()> {
             failed,
         }) => {
             if !json {
-                println!("rewrap done: {rewrapped} re-wrapped, {skipped} already under the current key, {failed} failed");
+                outln!("rewrap done: {rewrapped} re-wrapped, {skipped} already under the current key, {failed} failed");
             }
             if failed > 0 {
                 anyhow::bail!("{failed} key pairs could not be re-wrapped; they stay under their old KMS key (run rewrap again)");
