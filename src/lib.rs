@@ -76,6 +76,8 @@
 //!   `routes.rs` (handlers), `server.rs` (socket).
 //! - [`daemon`]: `mod.rs` (start, run, shutdown), `tasks.rs` (background
 //!   tasks and their bounded drain), `signals.rs`, `systemd.rs`.
+//! - `fuzzing.rs`: the outside inputs as functions of bytes, for the fuzz
+//!   targets in `fuzz/` and the corpus replay in `tests/`.
 //! - [`report`]: an error and its causes on one line, for the binaries.
 //! - `src/bin/kekd.rs`, `src/bin/kekctl/`: the thin binaries (`kekctl`'s
 //!   tables live in `render.rs`, its file handling in `files.rs`).
@@ -98,6 +100,8 @@ pub mod daemon;
 pub mod domain;
 mod envelope;
 mod failpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keypair;
 pub mod kms_check;
 mod metrics;

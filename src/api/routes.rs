@@ -18,7 +18,6 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 
 /// The largest request body accepted (an unwrap request is well under 2 KiB).
 const MAX_BODY: usize = 64 * 1024;
@@ -279,20 +278,12 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
     }))
 }
 
-/// `?limit=&cursor=` for the history.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Page {
-    limit: Option<usize>,
-    cursor: Option<String>,
-}
-
 /// Largest page a caller may ask for.
 const MAX_LIMIT: usize = 1000;
 
 async fn list_keypairs(
     State(st): State<AppState>,
-    page: Result<Query<Page>, QueryRejection>,
+    page: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<KeyPairList>, ApiError> {
     let Query(page) =
         page.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;

@@ -66,6 +66,16 @@ pub struct CorruptRecord {
     pub problem: String,
 }
 
+/// `GET /v1/keypairs?limit=&cursor=`: the query of a history page.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Key pairs per page (1 to 1000; 50 when absent).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
 /// `GET /v1/keypairs`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyPairList {
