@@ -5,11 +5,11 @@
 //! `kekctl check`; a failure shows in status, metrics and the log.
 
 use crate::current::SharedCurrent;
-use crate::domain::KeyState;
+use crate::domain::{KeyPairRecord, KeyState};
 use crate::kms_check;
 use crate::metrics::Metrics;
 use crate::proof;
-use crate::store::{decodable, KeyStore};
+use crate::store::{decodable, KeyStore, StoreError};
 use crate::time::{self, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -75,8 +75,8 @@ impl Canary {
             .err()
             .map(|e| e.to_string());
         let mut key_pairs = Vec::new();
-        let records = match self.store.list().await {
-            Ok(list) => decodable(list),
+        let chosen = match self.chosen(cur.settings.canary.recent).await {
+            Ok(c) => c,
             Err(e) => {
                 key_pairs.push(CheckedKeyPair {
                     id: "-".into(),
@@ -86,18 +86,7 @@ impl Canary {
                 Vec::new()
             }
         };
-        // The active key pair, then the most recent ones that were ever
-        // active (newest first, as listed).
-        let chosen = records
-            .iter()
-            .filter(|r| r.state == KeyState::Active)
-            .chain(
-                records
-                    .iter()
-                    .filter(|r| r.state == KeyState::Retired && r.activated_at.is_some())
-                    .take(cur.settings.canary.recent),
-            );
-        for r in chosen {
+        for r in &chosen {
             let result = proof::prove(&*cur.provider, r).await;
             key_pairs.push(CheckedKeyPair {
                 id: r.id.clone(),
@@ -128,6 +117,28 @@ impl Canary {
         }
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
         report
+    }
+
+    /// The active key pair, then the `recent` newest ones that were ever
+    /// active — read page by page from the newest, never the whole history.
+    async fn chosen(&self, recent: usize) -> Result<Vec<KeyPairRecord>, StoreError> {
+        let mut chosen: Vec<KeyPairRecord> = self.store.active().await?.into_iter().collect();
+        let (mut wanted, mut cursor, mut looked) = (recent, None::<String>, 0usize);
+        while wanted > 0 && looked < 10_000 {
+            let page = self.store.page(cursor.as_deref(), 100).await?;
+            looked += page.records.len();
+            for r in decodable(page.records) {
+                if wanted > 0 && r.state == KeyState::Retired && r.activated_at.is_some() {
+                    chosen.push(r);
+                    wanted -= 1;
+                }
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(chosen)
     }
 
     /// Runs on the configured interval (re-read after each run, so reloads

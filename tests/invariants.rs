@@ -185,7 +185,13 @@ async fn i5_a_corrupt_store_record_is_reported_skipped_and_kept() {
         txn.commit().unwrap();
     }
     d.spawn();
-    let s = d.wait_active().await;
+    d.wait_active().await;
+    // Found by the scan that runs beside the API after start.
+    let s = wait_for(Duration::from_secs(30), "the corrupt record", || async {
+        let s = d.client().status().await.ok()?;
+        (!s.corrupt_records.is_empty()).then_some(s)
+    })
+    .await;
     assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
     assert_eq!(s.corrupt_records.len(), 1);
     assert_eq!(s.corrupt_records[0].id, "kek-00000000deadbeef");

@@ -131,18 +131,6 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-fn split(list: Vec<Listed>) -> (Vec<KeyPairRecord>, Vec<CorruptRecord>) {
-    let mut good = Vec::new();
-    let mut bad = Vec::new();
-    for l in list {
-        match l {
-            Listed::Ok(r) => good.push(*r),
-            Listed::Corrupt { id, problem } => bad.push(CorruptRecord { id, problem }),
-        }
-    }
-    (good, bad)
-}
-
 /// What status and metrics both derive from the engine state.
 struct Watch {
     degraded: bool,
@@ -186,27 +174,25 @@ fn watch_items(st: &AppState, eng: &EngineState) -> Watch {
     }
 }
 
-fn count(records: &[KeyPairRecord]) -> KeyPairCounts {
-    let mut counts = KeyPairCounts {
-        total: records.len(),
-        ..Default::default()
-    };
-    for r in records {
-        *counts.by_state.entry(r.state).or_default() += 1;
-        *counts
+/// Status's counts, from the store's kept summary.
+fn counts(s: crate::store::Summary) -> KeyPairCounts {
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    KeyPairCounts {
+        total: size(s.total()),
+        by_state: s.by_state.into_iter().map(|(k, v)| (k, size(v))).collect(),
+        by_wrapping_key: s
             .by_wrapping_key
-            .entry(r.wrapping_key_arn.clone())
-            .or_default() += 1;
+            .into_iter()
+            .map(|(k, v)| (k, size(v)))
+            .collect(),
     }
-    counts
 }
 
 /// `GET /metrics`: Prometheus text. State gauges come from the same
 /// snapshot status uses.
 async fn metrics(State(st): State<AppState>) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let (records, _) = split(st.store.list().await.map_err(store_error)?);
-    let counts = count(&records);
+    let counts = counts(st.store.summary().await.map_err(store_error)?);
     let eng = st.engine.snapshot();
     let now = chrono::Utc::now();
     let w = watch_items(&st, &eng);
@@ -242,8 +228,10 @@ async fn metrics(State(st): State<AppState>) -> Result<axum::response::Response,
 }
 
 async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError> {
-    let (records, corrupt_records) = split(st.store.list().await.map_err(store_error)?);
-    let counts = count(&records);
+    // Everything here is in memory: the cost is the same with ten key
+    // pairs or ten thousand (I4).
+    let counts = counts(st.store.summary().await.map_err(store_error)?);
+    let corrupt_records = st.corrupt.get();
     let eng = st.engine.snapshot();
     let cur = st.current.get();
     let settings = &cur.settings;
@@ -295,30 +283,32 @@ async fn list_keypairs(
             format!("limit {limit} is out of range; allowed: 1 to {MAX_LIMIT}"),
         ));
     }
-    let (records, corrupt_records) = split(st.store.list().await.map_err(store_error)?);
-    let start = match &page.cursor {
-        None => 0,
-        Some(c) => records
-            .iter()
-            .position(|r| &r.id == c)
-            .map(|i| i + 1)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_query",
-                    format!("cursor {c:?} is not a stored key pair id"),
-                )
-            })?,
-    };
-    let page_items: Vec<KeyPairView> = records
-        .iter()
-        .skip(start)
-        .take(limit)
-        .map(KeyPairView::from)
-        .collect();
-    let next_cursor = (start + page_items.len() < records.len())
-        .then(|| page_items.last().map(|k| k.id.clone()))
-        .flatten();
+    // One page of the history index: the cost is the page, not the history.
+    let found = st
+        .store
+        .page(page.cursor.as_deref(), limit)
+        .await
+        .map_err(|e| match e {
+            StoreError::UnknownCursor(c) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("cursor {:?} is not a stored key pair id", bounded(&c)),
+            ),
+            other => store_error(other),
+        })?;
+    let mut corrupt_records = st.corrupt.get();
+    let mut page_items = Vec::with_capacity(found.records.len());
+    for l in found.records {
+        match l {
+            Listed::Ok(r) => page_items.push(KeyPairView::from(&*r)),
+            Listed::Corrupt { id, problem } => {
+                if !corrupt_records.iter().any(|c| c.id == id) {
+                    corrupt_records.push(CorruptRecord { id, problem });
+                }
+            }
+        }
+    }
+    let next_cursor = found.next;
     Ok(Json(KeyPairList {
         keypairs: page_items,
         next_cursor,

@@ -36,4 +36,22 @@ pub(crate) struct AppState {
     pub(crate) unwrapper: Arc<Unwrapper>,
     /// Per-uid limiter of recorded refusals.
     pub(crate) refusals: Arc<super::auth::Refusals>,
+    /// Stored records that do not decode, as the start-up scan found them.
+    pub(crate) corrupt: CorruptRecords,
+}
+
+/// The records that do not decode, found by a scan of the whole store in
+/// the background after start (status and history report them without
+/// reading the store).
+#[derive(Clone, Default)]
+pub(crate) struct CorruptRecords(Arc<std::sync::RwLock<Vec<super::views::CorruptRecord>>>);
+
+impl CorruptRecords {
+    pub(crate) fn get(&self) -> Vec<super::views::CorruptRecord> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set(&self, found: Vec<super::views::CorruptRecord>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = found;
+    }
 }

@@ -137,6 +137,7 @@ impl Daemon {
         }));
         let app = AppState {
             refusals: Default::default(),
+            corrupt: Default::default(),
             canary: Arc::new(Canary::new(store.clone(), current.clone(), metrics.clone())),
             rewrapper: Arc::new(Rewrapper::new(store.clone(), current.clone())),
             unwrapper: Arc::new(Unwrapper::new(store.clone(), current.clone())),
@@ -213,6 +214,9 @@ impl Daemon {
             config = ?self.config_path,
             "kekd is serving"
         );
+        // Records that do not decode are found by one scan of the whole
+        // store, beside the API rather than before it.
+        tokio::spawn(find_corrupt_records(app.store.clone(), app.corrupt.clone()));
         let unwrapper = app.unwrapper.clone();
         let serving = serving(&self.settings.api);
         server::serve(
@@ -291,19 +295,25 @@ async fn preflight_at_start(
 }
 
 /// Reads the store after a (possibly unclean) stop: abandons key pairs left
-/// `pending` by a crash (they were never served), reports corrupt records,
-/// and loads the active key and schedule.
+/// `pending` by a crash (they were never served) and loads the active key
+/// and schedule. Only a store that counts pending key pairs is scanned, so a
+/// clean start costs the same whatever the history.
 async fn recover(store: &dyn KeyStore) -> Result<EngineState, StoreError> {
-    for item in store.list().await? {
-        match item {
-            Listed::Ok(r) if r.state == KeyState::Pending => {
-                tracing::warn!(key_pair_id = %r.id, "key pair left pending by an earlier stop; retiring it unused");
-                store.abandon(&r.id, crate::time::now()).await?;
+    let pending = store
+        .summary()
+        .await?
+        .by_state
+        .get(&KeyState::Pending)
+        .copied()
+        .unwrap_or(0);
+    if pending > 0 {
+        for item in store.list().await? {
+            if let Listed::Ok(r) = item {
+                if r.state == KeyState::Pending {
+                    tracing::warn!(key_pair_id = %r.id, "key pair left pending by an earlier stop; retiring it unused");
+                    store.abandon(&r.id, crate::time::now()).await?;
+                }
             }
-            Listed::Corrupt { id, problem } => {
-                tracing::error!(record = %id, %problem, "stored record does not decode; skipped and kept");
-            }
-            Listed::Ok(_) => {}
         }
     }
     let active = match store.active().await {
@@ -319,6 +329,30 @@ async fn recover(store: &dyn KeyStore) -> Result<EngineState, StoreError> {
         schedule: store.schedule().await?,
         health: Default::default(),
     })
+}
+
+/// Scans every stored record once and keeps those that do not decode for
+/// status and history (I5: reported, skipped, never deleted).
+async fn find_corrupt_records(
+    store: Arc<dyn KeyStore>,
+    corrupt: crate::api::state::CorruptRecords,
+) {
+    match store.list().await {
+        Ok(list) => {
+            let found: Vec<_> = list
+                .into_iter()
+                .filter_map(|l| match l {
+                    Listed::Corrupt { id, problem } => {
+                        tracing::error!(record = %id, %problem, "stored record does not decode; skipped and kept");
+                        Some(crate::api::views::CorruptRecord { id, problem })
+                    }
+                    Listed::Ok(_) => None,
+                })
+                .collect();
+            corrupt.set(found);
+        }
+        Err(e) => tracing::error!(error = %e, "cannot scan the store for corrupt records"),
+    }
 }
 
 /// No core dumps and no same-user ptrace: this process holds decrypted keys.

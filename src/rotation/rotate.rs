@@ -255,6 +255,24 @@ mod tests {
         async fn list(&self) -> Result<Vec<crate::store::Listed>, StoreError> {
             self.inner.list().await
         }
+        async fn page(
+            &self,
+            after: Option<&str>,
+            limit: usize,
+        ) -> Result<crate::store::HistoryPage, StoreError> {
+            self.inner.page(after, limit).await
+        }
+        async fn summary(&self) -> Result<crate::store::Summary, StoreError> {
+            self.inner.summary().await
+        }
+        async fn import(
+            &self,
+            records: &[KeyPairRecord],
+            active: Option<&str>,
+            schedule: &Schedule,
+        ) -> Result<(), StoreError> {
+            self.inner.import(records, active, schedule).await
+        }
         async fn schedule(&self) -> Result<Schedule, StoreError> {
             self.inner.schedule().await
         }

@@ -8,11 +8,23 @@
 //! `spawn_blocking` for the store.
 
 mod redb;
+mod summary;
 
 pub use self::redb::RedbStore;
 use crate::domain::{Envelope, KeyPairRecord, Schedule};
 use crate::time::Timestamp;
 use async_trait::async_trait;
+pub use summary::Summary;
+
+/// One page of the history, newest first.
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    /// The key pairs of the page (a record that does not decode is listed
+    /// as [`Listed::Corrupt`] in its place).
+    pub records: Vec<Listed>,
+    /// The id to continue after, if there is more.
+    pub next: Option<String>,
+}
 
 /// A listed record: decoded, or kept aside because it does not decode.
 #[derive(Debug, Clone)]
@@ -58,6 +70,17 @@ pub enum StoreError {
         /// What is wrong.
         problem: String,
     },
+    /// A history cursor that names no stored key pair.
+    #[error("cursor {0:?} is not a stored key pair id")]
+    UnknownCursor(String),
+    /// A copy into a store that already holds key pairs.
+    #[error("store {path} already holds {count} key pairs; a copy goes only into an empty store")]
+    NotEmpty {
+        /// The store's location.
+        path: String,
+        /// How many it holds.
+        count: u64,
+    },
     /// A state change that does not fit the record's state.
     #[error("key pair {id}: {problem}")]
     Conflict {
@@ -93,7 +116,24 @@ pub trait KeyStore: Send + Sync + 'static {
     /// The active record, if any.
     async fn active(&self) -> Result<Option<KeyPairRecord>, StoreError>;
     /// Every record, newest first; undecodable ones as [`Listed::Corrupt`].
+    /// Costs the whole history: for start-up checks, rewrap, pruning and
+    /// copies, never for a request.
     async fn list(&self) -> Result<Vec<Listed>, StoreError>;
+    /// One page of the history, newest first, after the key pair `after`
+    /// (the previous page's last id). Costs the page, not the history.
+    async fn page(&self, after: Option<&str>, limit: usize) -> Result<HistoryPage, StoreError>;
+    /// Counts per state and per wrapping key, kept current by every write:
+    /// answered from memory.
+    async fn summary(&self) -> Result<Summary, StoreError>;
+    /// Stores key pairs exactly as they are, with the active pointer and
+    /// the schedule, in one transaction (a copy of another store). Refuses
+    /// a store that already holds key pairs.
+    async fn import(
+        &self,
+        records: &[KeyPairRecord],
+        active: Option<&str>,
+        schedule: &Schedule,
+    ) -> Result<(), StoreError>;
     /// The persisted schedule.
     async fn schedule(&self) -> Result<Schedule, StoreError>;
     /// Replaces the persisted schedule.

@@ -3,6 +3,14 @@
 //! crash. Records are JSON so a record that fails to decode can be reported
 //! by id, skipped and kept — never deleted (I5).
 //!
+//! Tables: `keypairs` (id → record), `history` ((created ms, id) → (), the
+//! index a history page is read from, newest last), `meta` (schema version,
+//! active pointer, schedule, and the [`Summary`] counts). Every write goes
+//! through [`Tables`], which keeps the index and the counts in step with the
+//! records in the same transaction; the counts are also cached in memory,
+//! so status never reads the store. Schema 1 stores (no index, no counts)
+//! are migrated on open.
+//!
 //! redb is synchronous; every [`KeyStore`] method runs its transaction on
 //! tokio's blocking pool, here and nowhere else.
 //!
@@ -13,26 +21,30 @@
 //! letting redb repair the file — at the next operation. The file is mode
 //! 0600: it holds the only copies of the (encrypted) private keys.
 
-use super::{KeyStore, Listed, StoreError};
+use super::{HistoryPage, KeyStore, Listed, StoreError, Summary};
 use crate::domain::{Envelope, KeyPairRecord, KeyState, Schedule};
 use crate::time::Timestamp;
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// Key pair id → JSON [`KeyPairRecord`].
 const KEYPAIRS: TableDefinition<&str, &[u8]> = TableDefinition::new("keypairs");
-/// Small named values: schema version, active pointer, schedule.
+/// (created_at in ms, id) → (): the history, oldest first.
+const HISTORY: TableDefinition<(u64, &str), ()> = TableDefinition::new("history");
+/// Small named values: schema version, active pointer, schedule, counts.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 const META_SCHEMA: &str = "schema_version";
 const META_ACTIVE: &str = "active";
 const META_SCHEDULE: &str = "schedule";
+const META_SUMMARY: &str = "summary";
 
-/// The store layout this build reads and writes.
-const SCHEMA_VERSION: u64 = 1;
+/// The store layout this build reads and writes (1: no history index, no
+/// counts — migrated on open).
+const SCHEMA_VERSION: u64 = 2;
 
 /// redb-backed [`KeyStore`]. Cheap to clone.
 #[derive(Clone)]
@@ -49,6 +61,8 @@ struct Inner {
     db: Mutex<Option<Arc<redb::Database>>>,
     opener: Opener,
     path: String,
+    /// The counts as of the last commit.
+    summary: Mutex<Summary>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -86,6 +100,7 @@ impl RedbStore {
             db: Mutex::new(None),
             opener,
             path,
+            summary: Mutex::default(),
         };
         let inner = tokio::task::spawn_blocking(move || inner.db().map(|_| inner))
             .await
@@ -132,16 +147,110 @@ fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The key of a record in the history index.
+fn history_key(r: &KeyPairRecord) -> (u64, &str) {
+    (
+        u64::try_from(r.created_at.timestamp_millis()).unwrap_or(0),
+        r.id.as_str(),
+    )
+}
+
+/// The tables of one write transaction. Every change of a record goes
+/// through [`Tables::put`] or [`Tables::remove`], which keep the history
+/// index and the counts in step with it.
+struct Tables<'t> {
+    kp: redb::Table<'t, &'static str, &'static [u8]>,
+    history: redb::Table<'t, (u64, &'static str), ()>,
+    meta: redb::Table<'t, &'static str, &'static [u8]>,
+    summary: Summary,
+    path: &'t str,
+}
+
+/// Wraps a redb error with the store's location.
+fn backend<E: Into<redb::Error>>(path: &str) -> impl Fn(E) -> StoreError + '_ {
+    move |e| StoreError::Backend {
+        path: path.to_string(),
+        source: e.into(),
+    }
+}
+
+impl Tables<'_> {
+    fn be<E: Into<redb::Error>>(&self) -> impl Fn(E) -> StoreError + '_ {
+        backend(self.path)
+    }
+
+    fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError> {
+        Inner::read_record(&self.kp, id)
+    }
+
+    fn get_existing(&self, id: &str) -> Result<KeyPairRecord, StoreError> {
+        self.get(id)?.ok_or_else(|| StoreError::Conflict {
+            id: id.into(),
+            problem: "not stored".into(),
+        })
+    }
+
+    /// Stores `new`, replacing `old` (the same key pair as it was, if it
+    /// was stored and decodes).
+    fn put(&mut self, old: Option<&KeyPairRecord>, new: &KeyPairRecord) -> Result<(), StoreError> {
+        let path = self.path;
+        if let Some(old) = old {
+            self.summary.remove(old);
+            self.history
+                .remove(history_key(old))
+                .map_err(backend(path))?;
+        }
+        self.kp
+            .insert(new.id.as_str(), Inner::encode(new).as_slice())
+            .map_err(backend(path))?;
+        self.history
+            .insert(history_key(new), ())
+            .map_err(backend(path))?;
+        self.summary.add(new);
+        Ok(())
+    }
+
+    fn remove(&mut self, old: &KeyPairRecord) -> Result<(), StoreError> {
+        let path = self.path;
+        self.kp.remove(old.id.as_str()).map_err(backend(path))?;
+        self.history
+            .remove(history_key(old))
+            .map_err(backend(path))?;
+        self.summary.remove(old);
+        Ok(())
+    }
+
+    fn active_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .meta
+            .get(META_ACTIVE)
+            .map_err(self.be())?
+            .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
+    }
+
+    fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let path = self.path;
+        self.meta.insert(key, value).map_err(backend(path))?;
+        Ok(())
+    }
+
+    fn set_schedule(&mut self, schedule: &Schedule) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(schedule).expect("schedules serialize");
+        self.set_meta(META_SCHEDULE, &bytes)
+    }
+}
+
 impl Inner {
-    /// The open database, opening it (again) if needed and checking its
-    /// schema version each time.
+    /// The open database, opening it (again) if needed, checking (and
+    /// migrating) its schema and loading its counts each time.
     fn db(&self) -> Result<Arc<redb::Database>, StoreError> {
         let mut slot = self.db.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(db) = slot.as_ref() {
             return Ok(db.clone());
         }
         let db = (self.opener)().map_err(self.be())?;
-        self.check_schema(&db)?;
+        let summary = self.check_schema(&db)?;
+        *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = summary;
         let db = Arc::new(db);
         *slot = Some(db.clone());
         Ok(db)
@@ -160,32 +269,73 @@ impl Inner {
         }
     }
 
-    fn check_schema(&self, db: &redb::Database) -> Result<(), StoreError> {
+    /// Checks the schema version; creates a new store's tables, or migrates
+    /// a schema 1 store (builds the history index and the counts). Returns
+    /// the counts.
+    fn check_schema(&self, db: &redb::Database) -> Result<Summary, StoreError> {
         let txn = db.begin_write().map_err(self.be())?;
-        {
-            txn.open_table(KEYPAIRS).map_err(self.be())?;
+        let summary = {
+            let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
+            let mut history = txn.open_table(HISTORY).map_err(self.be())?;
             let mut meta = txn.open_table(META).map_err(self.be())?;
             let found = meta
                 .get(META_SCHEMA)
                 .map_err(self.be())?
-                .map(|v| v.value().to_vec());
-            match found {
-                None => {
+                .map(|v| String::from_utf8_lossy(v.value()).into_owned());
+            match found.as_deref() {
+                None | Some("1") => {
+                    // New, or schema 1: index and count what is there.
+                    let mut records = Vec::new();
+                    for entry in kp.iter().map_err(self.be())? {
+                        let (k, v) = entry.map_err(self.be())?;
+                        if let Ok(r) = Self::decode(k.value(), v.value()) {
+                            records.push(r);
+                        }
+                    }
+                    for r in &records {
+                        history.insert(history_key(r), ()).map_err(self.be())?;
+                    }
+                    let summary = Summary::of(&records);
+                    if found.is_some() {
+                        tracing::info!(store = %self.path, key_pairs = records.len(), "store migrated to schema {SCHEMA_VERSION} (history index and counts)");
+                    }
+                    meta.insert(
+                        META_SUMMARY,
+                        serde_json::to_vec(&summary)
+                            .expect("counts serialize")
+                            .as_slice(),
+                    )
+                    .map_err(self.be())?;
                     meta.insert(META_SCHEMA, SCHEMA_VERSION.to_string().as_bytes())
                         .map_err(self.be())?;
+                    summary
                 }
-                Some(v) if v == SCHEMA_VERSION.to_string().as_bytes() => {}
+                Some(v) if v == SCHEMA_VERSION.to_string() => {
+                    Self::read_summary(&meta).map_err(|problem| StoreError::Corrupt {
+                        id: META_SUMMARY.into(),
+                        problem,
+                    })?
+                }
                 Some(v) => {
                     return Err(StoreError::Schema {
                         path: self.path.clone(),
-                        found: String::from_utf8_lossy(&v).into_owned(),
+                        found: v.to_string(),
                         supported: SCHEMA_VERSION,
                     })
                 }
             }
-        }
+        };
         txn.commit().map_err(self.be())?;
-        Ok(())
+        Ok(summary)
+    }
+
+    fn read_summary(
+        meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    ) -> Result<Summary, String> {
+        match meta.get(META_SUMMARY).map_err(|e| e.to_string())? {
+            None => Ok(Summary::default()),
+            Some(v) => serde_json::from_slice(v.value()).map_err(|e| e.to_string()),
+        }
     }
 
     fn be<E: Into<redb::Error>>(&self) -> impl Fn(E) -> StoreError + '_ {
@@ -214,21 +364,33 @@ impl Inner {
         serde_json::to_vec(rec).expect("records serialize")
     }
 
-    /// Runs `f` in one write transaction and commits durably.
+    /// Runs `f` in one write transaction and commits durably; the counts
+    /// are written with it and cached once it committed.
     fn write<T>(
         &self,
-        f: impl FnOnce(
-            &mut redb::Table<&str, &[u8]>,
-            &mut redb::Table<&str, &[u8]>,
-        ) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Tables) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let txn = self.db()?.begin_write().map_err(self.be())?;
-        let out = {
-            let mut kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
-            let mut meta = txn.open_table(META).map_err(self.be())?;
-            f(&mut kp, &mut meta)?
+        let (out, summary) = {
+            let meta = txn.open_table(META).map_err(self.be())?;
+            let summary = Self::read_summary(&meta).map_err(|problem| StoreError::Corrupt {
+                id: META_SUMMARY.into(),
+                problem,
+            })?;
+            let mut t = Tables {
+                kp: txn.open_table(KEYPAIRS).map_err(self.be())?,
+                history: txn.open_table(HISTORY).map_err(self.be())?,
+                meta,
+                summary,
+                path: &self.path,
+            };
+            let out = f(&mut t)?;
+            let bytes = serde_json::to_vec(&t.summary).expect("counts serialize");
+            t.set_meta(META_SUMMARY, &bytes)?;
+            (out, t.summary)
         };
         txn.commit().map_err(self.be())?;
+        *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = summary;
         Ok(out)
     }
 
@@ -246,22 +408,24 @@ impl Inner {
         }
     }
 
-    fn write_record(
-        &self,
-        table: &mut redb::Table<&str, &[u8]>,
-        rec: &KeyPairRecord,
-    ) -> Result<(), StoreError> {
-        table
-            .insert(rec.id.as_str(), Self::encode(rec).as_slice())
-            .map_err(self.be())?;
-        Ok(())
+    fn listed(id: &str, bytes: &[u8]) -> Listed {
+        match Self::decode(id, bytes) {
+            Ok(rec) => Listed::Ok(Box::new(rec)),
+            Err(e) => Listed::Corrupt {
+                id: id.to_string(),
+                problem: match e {
+                    StoreError::Corrupt { problem, .. } => problem,
+                    other => other.to_string(),
+                },
+            },
+        }
     }
 }
 
 impl Inner {
     fn insert_pending(&self, record: &KeyPairRecord) -> Result<(), StoreError> {
-        self.write(|kp, _| {
-            if kp.get(record.id.as_str()).map_err(self.be())?.is_some() {
+        self.write(|t| {
+            if t.kp.get(record.id.as_str()).map_err(t.be())?.is_some() {
                 return Err(StoreError::Conflict {
                     id: record.id.clone(),
                     problem: "a key pair with this id is already stored".into(),
@@ -269,7 +433,7 @@ impl Inner {
             }
             let mut rec = record.clone();
             rec.state = KeyState::Pending;
-            self.write_record(kp, &rec)
+            t.put(None, &rec)
         })
     }
 
@@ -279,54 +443,43 @@ impl Inner {
         at: Timestamp,
         schedule: &Schedule,
     ) -> Result<KeyPairRecord, StoreError> {
-        self.write(|kp, meta| {
-            let mut rec = Self::read_record(kp, id)?.ok_or_else(|| StoreError::Conflict {
-                id: id.into(),
-                problem: "not stored".into(),
-            })?;
-            if rec.state != KeyState::Pending {
+        self.write(|t| {
+            let old = t.get_existing(id)?;
+            if old.state != KeyState::Pending {
                 return Err(StoreError::Conflict {
                     id: id.into(),
-                    problem: format!(
-                        "is {:?}, only a pending key pair can be activated",
-                        rec.state
-                    ),
+                    problem: format!("is {}, only a pending key pair can be activated", old.state),
                 });
             }
-            let previous = meta
-                .get(META_ACTIVE)
-                .map_err(self.be())?
-                .map(|v| String::from_utf8_lossy(v.value()).into_owned());
-            if let Some(prev_id) = previous {
+            if let Some(prev_id) = t.active_id()? {
                 // A corrupt previous record must not block rotation: it stays
                 // as it is (reported elsewhere); only the pointer moves.
-                if let Ok(Some(mut prev)) = Self::read_record(kp, &prev_id) {
-                    prev.state = KeyState::Retired;
-                    prev.retired_at = Some(at);
-                    self.write_record(kp, &prev)?;
+                if let Ok(Some(prev)) = t.get(&prev_id) {
+                    let mut retired = prev.clone();
+                    retired.state = KeyState::Retired;
+                    retired.retired_at = Some(at);
+                    t.put(Some(&prev), &retired)?;
                 }
             }
+            let mut rec = old.clone();
             rec.state = KeyState::Active;
             rec.activated_at = Some(at);
-            self.write_record(kp, &rec)?;
-            meta.insert(META_ACTIVE, id.as_bytes()).map_err(self.be())?;
-            meta.insert(
-                META_SCHEDULE,
-                serde_json::to_vec(schedule).expect("serializes").as_slice(),
-            )
-            .map_err(self.be())?;
+            t.put(Some(&old), &rec)?;
+            t.set_meta(META_ACTIVE, id.as_bytes())?;
+            t.set_schedule(schedule)?;
             crate::failpoint::crash_point!("store-activate-before-commit");
             Ok(rec)
         })
     }
 
     fn abandon(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
-        self.write(|kp, _| {
-            if let Some(mut rec) = Self::read_record(kp, id)? {
-                if rec.state == KeyState::Pending {
+        self.write(|t| {
+            if let Some(old) = t.get(id)? {
+                if old.state == KeyState::Pending {
+                    let mut rec = old.clone();
                     rec.state = KeyState::Retired;
                     rec.retired_at = Some(at);
-                    self.write_record(kp, &rec)?;
+                    t.put(Some(&old), &rec)?;
                 }
             }
             Ok(())
@@ -359,29 +512,58 @@ impl Inner {
         let mut out = Vec::new();
         for entry in kp.iter().map_err(self.be())? {
             let (k, v) = entry.map_err(self.be())?;
-            let id = k.value().to_string();
-            out.push(match Self::decode(&id, v.value()) {
-                Ok(rec) => Listed::Ok(Box::new(rec)),
-                Err(e) => Listed::Corrupt {
-                    id,
-                    problem: match e {
-                        StoreError::Corrupt { problem, .. } => problem,
-                        other => other.to_string(),
-                    },
-                },
-            });
+            out.push(Self::listed(k.value(), v.value()));
         }
         // Newest first; corrupt records (no trustworthy time) last, by id.
         out.sort_by(|a, b| match (a, b) {
             (Listed::Ok(a), Listed::Ok(b)) => b
                 .created_at
                 .cmp(&a.created_at)
-                .then_with(|| a.id.cmp(&b.id)),
+                .then_with(|| b.id.cmp(&a.id)),
             (Listed::Ok(_), Listed::Corrupt { .. }) => std::cmp::Ordering::Less,
             (Listed::Corrupt { .. }, Listed::Ok(_)) => std::cmp::Ordering::Greater,
             (Listed::Corrupt { id: a, .. }, Listed::Corrupt { id: b, .. }) => a.cmp(b),
         });
         Ok(out)
+    }
+
+    fn page(&self, after: Option<&str>, limit: usize) -> Result<HistoryPage, StoreError> {
+        let txn = self.db()?.begin_read().map_err(self.be())?;
+        let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
+        let history = txn.open_table(HISTORY).map_err(self.be())?;
+        let start = match after {
+            None => None,
+            Some(id) => {
+                let rec = Self::read_record(&kp, id)?
+                    .ok_or_else(|| StoreError::UnknownCursor(id.to_string()))?;
+                Some((history_key(&rec).0, rec.id))
+            }
+        };
+        let mut ids = Vec::with_capacity(limit + 1);
+        let range = match &start {
+            None => history.iter().map_err(self.be())?,
+            Some((ms, id)) => history.range(..(*ms, id.as_str())).map_err(self.be())?,
+        };
+        for entry in range.rev().take(limit + 1) {
+            let (k, _) = entry.map_err(self.be())?;
+            ids.push(k.value().1.to_string());
+        }
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        let mut records = Vec::with_capacity(ids.len());
+        for id in &ids {
+            match kp.get(id.as_str()).map_err(self.be())? {
+                Some(v) => records.push(Self::listed(id, v.value())),
+                None => records.push(Listed::Corrupt {
+                    id: id.clone(),
+                    problem: "indexed but not stored".into(),
+                }),
+            }
+        }
+        Ok(HistoryPage {
+            next: if more { ids.last().cloned() } else { None },
+            records,
+        })
     }
 
     fn schedule(&self) -> Result<Schedule, StoreError> {
@@ -397,50 +579,68 @@ impl Inner {
     }
 
     fn set_schedule(&self, schedule: &Schedule) -> Result<(), StoreError> {
-        self.write(|_, meta| {
-            meta.insert(
-                META_SCHEDULE,
-                serde_json::to_vec(schedule).expect("serializes").as_slice(),
-            )
-            .map_err(self.be())?;
-            Ok(())
-        })
+        self.write(|t| t.set_schedule(schedule))
     }
 
     fn delete_retired(&self, id: &str) -> Result<(), StoreError> {
-        self.write(|kp, meta| {
-            let rec = Self::read_record(kp, id)?.ok_or_else(|| StoreError::Conflict {
-                id: id.into(),
-                problem: "not stored".into(),
-            })?;
-            let active = meta
-                .get(META_ACTIVE)
-                .map_err(self.be())?
-                .map(|v| v.value() == id.as_bytes());
-            if rec.state != KeyState::Retired || active == Some(true) {
+        self.write(|t| {
+            let rec = t.get_existing(id)?;
+            let active = t.active_id()?.is_some_and(|a| a == id);
+            if rec.state != KeyState::Retired || active {
                 return Err(StoreError::Conflict {
                     id: id.into(),
-                    problem: format!("is {:?}; only retired key pairs are pruned", rec.state),
+                    problem: format!("is {}; only retired key pairs are pruned", rec.state),
                 });
             }
-            kp.remove(id).map_err(self.be())?;
+            t.remove(&rec)?;
             crate::failpoint::crash_point!("store-delete-before-commit");
             Ok(())
         })
     }
 
     fn replace_envelope(&self, id: &str, envelope: &Envelope) -> Result<(), StoreError> {
-        self.write(|kp, _| {
-            let mut rec = Self::read_record(kp, id)?.ok_or_else(|| StoreError::Conflict {
-                id: id.into(),
-                problem: "not stored".into(),
-            })?;
+        self.write(|t| {
+            let old = t.get_existing(id)?;
+            let mut rec = old.clone();
             rec.wrapping_key_arn = envelope.wrapping_key_arn.clone();
             rec.envelope = envelope.clone();
-            self.write_record(kp, &rec)?;
+            t.put(Some(&old), &rec)?;
             crate::failpoint::crash_point!("store-replace-envelope-before-commit");
             Ok(())
         })
+    }
+
+    fn import(
+        &self,
+        records: &[KeyPairRecord],
+        active: Option<&str>,
+        schedule: &Schedule,
+    ) -> Result<(), StoreError> {
+        self.write(|t| {
+            let count = t.kp.len().map_err(t.be())?;
+            if count > 0 {
+                return Err(StoreError::NotEmpty {
+                    path: t.path.to_string(),
+                    count,
+                });
+            }
+            for r in records {
+                t.put(None, r)?;
+            }
+            if let Some(id) = active {
+                t.set_meta(META_ACTIVE, id.as_bytes())?;
+            }
+            t.set_schedule(schedule)
+        })
+    }
+
+    fn summary(&self) -> Result<Summary, StoreError> {
+        self.db()?; // reopened (and counts reloaded) after an I/O error
+        Ok(self
+            .summary
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone())
     }
 }
 
@@ -479,6 +679,34 @@ impl KeyStore for RedbStore {
         self.blocking(|s| s.list()).await
     }
 
+    async fn page(&self, after: Option<&str>, limit: usize) -> Result<HistoryPage, StoreError> {
+        let after = after.map(str::to_string);
+        self.blocking(move |s| s.page(after.as_deref(), limit))
+            .await
+    }
+
+    async fn summary(&self) -> Result<Summary, StoreError> {
+        // From memory: no blocking thread, no transaction.
+        let result = self.inner.summary();
+        self.inner.reopen_after_io_error(&result);
+        result
+    }
+
+    async fn import(
+        &self,
+        records: &[KeyPairRecord],
+        active: Option<&str>,
+        schedule: &Schedule,
+    ) -> Result<(), StoreError> {
+        let (records, active, schedule) = (
+            records.to_vec(),
+            active.map(str::to_string),
+            schedule.clone(),
+        );
+        self.blocking(move |s| s.import(&records, active.as_deref(), &schedule))
+            .await
+    }
+
     async fn schedule(&self) -> Result<Schedule, StoreError> {
         self.blocking(|s| s.schedule()).await
     }
@@ -504,6 +732,7 @@ impl KeyStore for RedbStore {
 mod tests {
     use super::*;
     use crate::domain::{context_for, Reason, ENVELOPE_V1};
+    use crate::store::decodable;
 
     fn record(id: &str, minute: u32) -> KeyPairRecord {
         let t = chrono::DateTime::parse_from_rfc3339(&format!("2026-11-23T10:{minute:02}:00Z"))
@@ -628,8 +857,8 @@ mod tests {
         let (_d, s) = open().await;
         s.insert_pending(&record("a", 1)).await.unwrap();
         s.inner
-            .write(|kp, _| {
-                kp.insert("kek-bad", b"{not json".as_slice()).unwrap();
+            .write(|t| {
+                t.kp.insert("kek-bad", b"{not json".as_slice()).unwrap();
                 Ok(())
             })
             .unwrap();
@@ -731,12 +960,104 @@ mod tests {
         assert_eq!(mode(&path), 0o600, "an existing 0644 file is narrowed");
     }
 
+    fn ids(page: &HistoryPage) -> Vec<String> {
+        page.records
+            .iter()
+            .map(|l| match l {
+                Listed::Ok(r) => r.id.clone(),
+                Listed::Corrupt { id, .. } => id.clone(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn history_pages_follow_the_cursor_newest_first() {
+        let (_d, s) = open().await;
+        for (i, id) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            s.insert_pending(&record(id, i as u32)).await.unwrap();
+        }
+        let p1 = s.page(None, 2).await.unwrap();
+        assert_eq!(ids(&p1), ["e", "d"]);
+        let p2 = s.page(p1.next.as_deref(), 2).await.unwrap();
+        assert_eq!(ids(&p2), ["c", "b"]);
+        let p3 = s.page(p2.next.as_deref(), 2).await.unwrap();
+        assert_eq!((ids(&p3), p3.next), (vec!["a".to_string()], None));
+        assert!(matches!(
+            s.page(Some("zz"), 2).await,
+            Err(StoreError::UnknownCursor(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn counts_follow_every_write_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let s = RedbStore::open(&path).await.unwrap();
+        let sched = Schedule::default();
+        for (i, id) in ["a", "b", "c"].iter().enumerate() {
+            s.insert_pending(&record(id, i as u32)).await.unwrap();
+            s.activate(id, crate::time::now(), &sched).await.unwrap();
+        }
+        s.insert_pending(&record("d", 9)).await.unwrap();
+        s.delete_retired("a").await.unwrap();
+        let mut env = record("b", 1).envelope;
+        env.wrapping_key_arn = "arn:new".into();
+        s.replace_envelope("b", &env).await.unwrap();
+        let want = Summary::of(&decodable(s.list().await.unwrap()));
+        assert_eq!(s.summary().await.unwrap(), want);
+        assert_eq!(want.total(), 3);
+        assert_eq!(want.by_state[&KeyState::Pending], 1);
+        assert_eq!(want.by_wrapping_key["arn:new"], 1);
+        drop(s);
+        let again = RedbStore::open(&path).await.unwrap();
+        assert_eq!(again.summary().await.unwrap(), want);
+    }
+
+    /// A schema 1 store (no history index, no counts) is migrated on open.
+    #[tokio::test]
+    async fn a_schema_1_store_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut kp = txn.open_table(KEYPAIRS).unwrap();
+                let mut meta = txn.open_table(META).unwrap();
+                for (i, id) in ["a", "b"].iter().enumerate() {
+                    let r = record(id, i as u32);
+                    kp.insert(*id, Inner::encode(&r).as_slice()).unwrap();
+                }
+                meta.insert(META_SCHEMA, b"1".as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let s = RedbStore::open(&path).await.unwrap();
+        assert_eq!(ids(&s.page(None, 10).await.unwrap()), ["b", "a"]);
+        assert_eq!(s.summary().await.unwrap().total(), 2);
+    }
+
+    #[tokio::test]
+    async fn import_copies_into_an_empty_store_only() {
+        let (_d, s) = open().await;
+        let mut a = record("a", 1);
+        a.state = KeyState::Active;
+        s.import(std::slice::from_ref(&a), Some("a"), &Schedule::default())
+            .await
+            .unwrap();
+        assert_eq!(s.active().await.unwrap(), Some(a.clone()));
+        assert!(matches!(
+            s.import(&[a], None, &Schedule::default()).await,
+            Err(StoreError::NotEmpty { count: 1, .. })
+        ));
+    }
+
     #[tokio::test]
     async fn other_schema_version_is_refused() {
         let (d, s) = open().await;
         s.inner
-            .write(|_, meta| {
-                meta.insert(META_SCHEMA, b"99".as_slice()).unwrap();
+            .write(|t| {
+                t.meta.insert(META_SCHEMA, b"99".as_slice()).unwrap();
                 Ok(())
             })
             .unwrap();
