@@ -363,3 +363,24 @@ async fn retention_prunes_only_key_pairs_retired_longer_ago() {
         .lines()
         .any(|l| l.contains("\"type\":\"prune\"") && l.contains(&first)));
 }
+
+/// `kekctl history --all` follows the cursor through the whole history,
+/// beyond one page's 1,000 key pairs, newest first and without repeats.
+#[tokio::test(flavor = "multi_thread")]
+async fn history_all_follows_the_cursor_through_the_whole_history() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-history-all").await;
+    let mut d = TestDaemon::launch_only(&moto, |dir| kms_config(dir, &alias, ""));
+    let ids = store_with_history(&d.store_path(), 2_500).await;
+    d.spawn();
+    let s = d.wait_active().await;
+    assert_eq!(s.active_key_id.as_deref(), ids.last().map(String::as_str));
+    assert_eq!(s.key_pairs.total, 2_500);
+    let (code, out, err) = d.kekctl(&["history", "--all", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let all: kekd::api::views::KeyPairList = serde_json::from_str(&out).unwrap();
+    let got: Vec<String> = all.keypairs.into_iter().map(|k| k.id).collect();
+    let want: Vec<String> = ids.into_iter().rev().collect();
+    assert_eq!(got, want);
+    assert!(all.next_cursor.is_none());
+}

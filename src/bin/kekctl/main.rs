@@ -60,9 +60,12 @@ enum Command {
     Status,
     /// Key pair history, newest first.
     History {
-        /// How many key pairs to show.
-        #[arg(long, default_value_t = 20)]
+        /// How many key pairs to show (the newest).
+        #[arg(long, default_value_t = 20, conflicts_with = "all")]
         limit: usize,
+        /// Every key pair, page after page (1,000 at a time).
+        #[arg(long)]
+        all: bool,
     },
     /// The active public key (PEM).
     PublicKey {
@@ -191,8 +194,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             outln!("{}", render::status(&s));
         }
-        Command::History { limit } => {
-            let l = client.history(limit, None).await?;
+        Command::History { limit, all } => {
+            let l = if all {
+                all_history(&client).await?
+            } else {
+                client.history(limit, None).await?
+            };
             if json {
                 return print_json(&l);
             }
@@ -358,6 +365,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The whole history, following the cursor one 1,000-key-pair page at a
+/// time (each page costs the daemon the page, not the history).
+async fn all_history(client: &Client) -> anyhow::Result<kekd::api::views::KeyPairList> {
+    let mut all = client.history(1000, None).await?;
+    while let Some(cursor) = all.next_cursor.take() {
+        let next = client.history(1000, Some(&cursor)).await?;
+        all.keypairs.extend(next.keypairs);
+        all.next_cursor = next.next_cursor;
+    }
+    Ok(all)
 }
 
 /// `kekctl rewrap`: follows the daemon's progress with a bar on a terminal

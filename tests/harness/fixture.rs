@@ -1,0 +1,57 @@
+//! A store with a long history, made fast: records written directly (one
+//! import transaction), all sharing one real public key and a placeholder
+//! envelope — they decode and list like real ones, but do not decrypt.
+//! For history and scale tests and the benchmarks, never for decryption.
+
+use kekd::domain::{context_for, Envelope, KeyPairRecord, KeyState, Reason, Schedule, ENVELOPE_V1};
+use kekd::store::{KeyStore, RedbStore};
+use std::path::Path;
+
+/// Writes `n` key pairs into a new store at `path` (the newest active, the
+/// rest retired, one second apart); returns their ids, oldest first.
+pub async fn store_with_history(path: &Path, n: usize) -> Vec<String> {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let public = kekd::keypair::generate(kekd::domain::KeyBits::Rsa2048)
+        .unwrap()
+        .public_key_der
+        .clone();
+    let base = chrono::Utc::now() - chrono::Duration::seconds(n as i64 + 10);
+    let records: Vec<KeyPairRecord> = (0..n)
+        .map(|i| {
+            let id = format!("kek-{:016x}", 0x1000_0000_0000 + i as u64);
+            let at = base + chrono::Duration::seconds(i as i64);
+            let last = i + 1 == n;
+            KeyPairRecord {
+                id: id.clone(),
+                state: if last {
+                    KeyState::Active
+                } else {
+                    KeyState::Retired
+                },
+                key_bits: 2048,
+                reason: Reason::Scheduled,
+                created_at: at,
+                activated_at: Some(at),
+                retired_at: (!last).then(|| at + chrono::Duration::seconds(1)),
+                wrapping_key_arn: "arn:aws:kms:us-east-1:123456789012:key/fixture".into(),
+                public_key_der: public.clone(),
+                envelope: Envelope {
+                    format: ENVELOPE_V1.into(),
+                    key_pair_id: id.clone(),
+                    wrapping_key_arn: "arn:aws:kms:us-east-1:123456789012:key/fixture".into(),
+                    encryption_context: context_for("organization-id", "acme-test", &id),
+                    encrypted_data_key: vec![0; 184],
+                    nonce: vec![0; 12],
+                    ciphertext: vec![0; 1232],
+                },
+            }
+        })
+        .collect();
+    let store = RedbStore::open(path).await.unwrap();
+    let active = records.last().map(|r| r.id.clone());
+    store
+        .import(&records, active.as_deref(), &Schedule::default())
+        .await
+        .unwrap();
+    records.into_iter().map(|r| r.id).collect()
+}
