@@ -243,6 +243,75 @@ async fn unwrap_rps() {
     );
 }
 
+/// `kekctl seal` of 256 MiB, file to file on tmpfs, next to `cp` of the
+/// same file (the copy limit), medians of 3, and kekctl's peak memory.
+fn kekctl_vs_cp() {
+    const SIZE: usize = 256 << 20;
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        std::path::PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let g = kekd::keypair::generate(kekd::domain::KeyBits::Rsa3072).unwrap();
+    let pem = dir.path().join("pub.pem");
+    std::fs::write(&pem, kekd::keypair::public_key_pem(&g.public_key_der)).unwrap();
+    let input = dir.path().join("in");
+    let data: Vec<u8> = (0..SIZE).map(|i| (i * 7) as u8).collect();
+    std::fs::write(&input, &data).unwrap();
+    drop(data);
+    let time = |cmd: &mut Command| {
+        let t = Instant::now();
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            t.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (mut cp, mut seal, mut rss) = (vec![], vec![], vec![]);
+    for run in 0..3 {
+        eprint!("\rkekctl seal vs cp, 256 MiB on tmpfs: run {}/3", run + 1);
+        let out = dir.path().join("copy");
+        cp.push(time(Command::new("cp").arg(&input).arg(&out)).0);
+        std::fs::remove_file(&out).unwrap();
+        let sealed = dir.path().join("sealed");
+        let (t, err) = time(
+            Command::new("/usr/bin/time")
+                .arg("-v")
+                .arg(env!("CARGO_BIN_EXE_kekctl"))
+                .arg("seal")
+                .arg(&input)
+                .arg(&sealed)
+                .arg("--public-key")
+                .arg(&pem),
+        );
+        seal.push(t);
+        rss.push(
+            err.lines()
+                .find(|l| l.contains("Maximum resident set size"))
+                .and_then(|l| l.split(':').nth(1))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / 1024.0,
+        );
+        std::fs::remove_file(&sealed).unwrap();
+    }
+    eprintln!();
+    let (c, s) = (median(cp), median(seal));
+    println!(
+        "kekctl seal, 256 MiB tmpfs -> tmpfs, median of 3: {:.3} s; cp of the same file {:.3} s; seal at {:.2}x the copy rate; peak RSS {:.1} MiB",
+        s,
+        c,
+        c / s,
+        median(rss)
+    );
+}
+
 fn peak_rss() {
     const SIZE: u64 = 1 << 30;
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
@@ -268,7 +337,6 @@ fn peak_rss() {
         .arg(dir.path().join("out"))
         .arg("--public-key")
         .arg(dir.path().join("pub.pem"))
-        .args(["--key-id", &g.id])
         .output()
         .expect("/usr/bin/time (apt-get install time)");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -293,6 +361,7 @@ fn peak_rss() {
 #[tokio::main]
 async fn main() {
     throughput();
+    kekctl_vs_cp();
     unwrap_rps().await;
     peak_rss();
 }

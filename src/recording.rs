@@ -166,11 +166,11 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// Seals `input` into `output` for the key pair `key_pair_id` whose SPKI DER
 /// public key is `public_key_der`. `progress` gets the plaintext bytes done.
 pub fn seal(
-    input: &mut impl Read,
-    output: &mut (impl Write + ?Sized),
+    input: &mut (impl Read + Send),
+    output: &mut (impl Write + Send + ?Sized),
     key_pair_id: &str,
     public_key_der: &[u8],
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<u64, RecordingError> {
     if !crate::domain::is_key_pair_id(key_pair_id) {
         return Err(RecordingError::Header(
@@ -192,40 +192,158 @@ pub fn seal(
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &*content_key).expect("32-byte key"));
     drop(content_key);
 
-    // One chunk of look-ahead tells whether the current chunk is the last.
-    let mut cur = vec![0u8; CHUNK_SIZE + TAG_LEN];
-    let mut next = vec![0u8; CHUNK_SIZE + TAG_LEN];
-    let mut cur_len = fill(input, &mut cur[..CHUNK_SIZE])?;
-    let (mut counter, mut total) = (0u32, 0u64);
-    loop {
-        let next_len = if cur_len == CHUNK_SIZE {
-            fill(input, &mut next[..CHUNK_SIZE])?
-        } else {
-            0
-        };
-        let last = next_len == 0;
-        let tag = key
-            .seal_in_place_separate_tag(
-                nonce(&prefix, counter, last),
-                Aad::from(&header[..]),
-                &mut cur[..cur_len],
-            )
-            .map_err(|_| RecordingError::Corrupt(counter))?;
-        cur[cur_len..cur_len + TAG_LEN].copy_from_slice(tag.as_ref());
-        output.write_all(&cur[..cur_len + TAG_LEN])?;
-        total += cur_len as u64;
-        progress(total);
-        if last {
-            break;
-        }
-        counter = counter.checked_add(1).ok_or_else(|| {
-            RecordingError::Header("recording too large for the chunk counter".into())
-        })?;
-        std::mem::swap(&mut cur, &mut next);
-        cur_len = next_len;
-    }
-    output.flush()?;
+    let total = pipeline(
+        input,
+        output,
+        CHUNK_SIZE,
+        TAG_LEN,
+        progress,
+        |counter, buf, len, last| {
+            let tag = key
+                .seal_in_place_separate_tag(
+                    nonce(&prefix, counter, last),
+                    Aad::from(&header[..]),
+                    &mut buf[..len],
+                )
+                .map_err(|_| RecordingError::Corrupt(counter))?;
+            buf[len..len + TAG_LEN].copy_from_slice(tag.as_ref());
+            Ok((len + TAG_LEN, len))
+        },
+    )?;
     Ok(total)
+}
+
+/// How many chunks may wait between two stages of the pipeline: enough to
+/// keep reading, sealing and writing busy at once, little enough that
+/// memory stays constant (a few hundred KiB whatever the recording's size).
+const DEPTH: usize = 4;
+
+/// A chunk on its way through the pipeline.
+struct Chunk {
+    buf: Zeroizing<Vec<u8>>,
+    len: usize,
+    last: bool,
+}
+
+/// Runs a recording through three overlapping stages: a reader thread that
+/// reads `chunk` bytes at a time (one chunk ahead, to know which is last),
+/// `transform` on the calling thread (seal or open in place: it returns the
+/// bytes to write and the plaintext bytes done), and a writer thread. So
+/// reading, AES-GCM and writing overlap instead of taking turns, while
+/// memory stays bounded by [`DEPTH`]. Chunks are written in order; the
+/// first error stops every stage. Returns the plaintext bytes.
+fn pipeline(
+    input: &mut (impl Read + Send),
+    output: &mut (impl Write + Send + ?Sized),
+    chunk: usize,
+    spare: usize,
+    mut progress: impl FnMut(u64),
+    mut transform: impl FnMut(u32, &mut [u8], usize, bool) -> Result<(usize, usize), RecordingError>,
+) -> Result<u64, RecordingError> {
+    use std::sync::mpsc::{channel, sync_channel};
+    let (read_tx, read_rx) = sync_channel::<std::io::Result<Chunk>>(DEPTH);
+    let (write_tx, write_rx) = sync_channel::<Chunk>(DEPTH);
+    let (free_tx, free_rx) = channel::<Zeroizing<Vec<u8>>>();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let buffer = || {
+                free_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Zeroizing::new(vec![0u8; chunk + spare]))
+            };
+            let mut cur = buffer();
+            let mut cur_len = match fill(input, &mut cur[..chunk]) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = read_tx.send(Err(e));
+                    return;
+                }
+            };
+            loop {
+                let mut next = buffer();
+                let next_len = if cur_len == chunk {
+                    match fill(input, &mut next[..chunk]) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            let _ = read_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                } else {
+                    0
+                };
+                let last = next_len == 0;
+                let sent = read_tx.send(Ok(Chunk {
+                    buf: cur,
+                    len: cur_len,
+                    last,
+                }));
+                if sent.is_err() || last {
+                    return;
+                }
+                cur = next;
+                cur_len = next_len;
+            }
+        });
+        let writer = scope.spawn(move || -> std::io::Result<()> {
+            for c in write_rx {
+                output.write_all(&c.buf[..c.len])?;
+                let _ = free_tx.send(c.buf);
+            }
+            output.flush()
+        });
+
+        let mut result = Ok(0u64);
+        let (mut counter, mut total) = (0u32, 0u64);
+        for read in read_rx.iter() {
+            let mut c = match read {
+                Ok(c) => c,
+                Err(e) => {
+                    result = Err(RecordingError::Io(e));
+                    break;
+                }
+            };
+            match transform(counter, &mut c.buf, c.len, c.last) {
+                Ok((out_len, plain)) => {
+                    total += plain as u64;
+                    let last = c.last;
+                    c.len = out_len;
+                    if write_tx.send(c).is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                    progress(total);
+                    result = Ok(total);
+                    if last {
+                        break;
+                    }
+                    counter = match counter.checked_add(1) {
+                        Some(n) => n,
+                        None => {
+                            result = Err(RecordingError::Header(
+                                "recording too large for the chunk counter".into(),
+                            ));
+                            break;
+                        }
+                    };
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(write_tx); // lets the writer finish what it has
+        drop(read_rx); // stops the reader if it is still going
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
+        let _ = reader.join();
+        match (result, written) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(RecordingError::Io(e)),
+            (Ok(n), Ok(())) => Ok(n),
+        }
+    })
 }
 
 /// Opens `input` into `output`; `unwrap` turns (key-pair id, wrapped key)
@@ -234,8 +352,8 @@ pub fn seal(
 /// authenticated; on error, callers discard the output (kekctl writes to a
 /// temporary file and renames on success).
 pub fn open(
-    input: &mut impl Read,
-    output: &mut (impl Write + ?Sized),
+    input: &mut (impl Read + Send),
+    output: &mut (impl Write + Send + ?Sized),
     unwrap: impl FnOnce(&Header) -> Result<Zeroizing<Vec<u8>>, String>,
     progress: impl FnMut(u64),
 ) -> Result<u64, RecordingError> {
@@ -249,9 +367,9 @@ pub fn open(
 pub fn open_body(
     header: &Header,
     content_key: Zeroizing<Vec<u8>>,
-    input: &mut impl Read,
-    output: &mut (impl Write + ?Sized),
-    mut progress: impl FnMut(u64),
+    input: &mut (impl Read + Send),
+    output: &mut (impl Write + Send + ?Sized),
+    progress: impl FnMut(u64),
 ) -> Result<u64, RecordingError> {
     if content_key.len() != 32 {
         return Err(RecordingError::Unwrap(
@@ -261,41 +379,27 @@ pub fn open_body(
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &content_key).expect("32-byte key"));
     drop(content_key);
     let size = header.chunk_size as usize + TAG_LEN;
-    let mut cur = Zeroizing::new(vec![0u8; size]);
-    let mut next = Zeroizing::new(vec![0u8; size]);
-    let mut cur_len = fill(input, &mut cur)?;
-    let (mut counter, mut total) = (0u32, 0u64);
-    loop {
-        if cur_len < TAG_LEN {
-            return Err(RecordingError::Corrupt(counter));
-        }
-        let next_len = if cur_len == size {
-            fill(input, &mut next)?
-        } else {
-            0
-        };
-        let last = next_len == 0;
-        let plain = key
-            .open_in_place(
-                nonce(&header.nonce_prefix, counter, last),
-                Aad::from(&header.bytes[..]),
-                &mut cur[..cur_len],
-            )
-            .map_err(|_| RecordingError::Corrupt(counter))?;
-        output.write_all(plain)?;
-        total += plain.len() as u64;
-        progress(total);
-        if last {
-            break;
-        }
-        counter = counter
-            .checked_add(1)
-            .ok_or(RecordingError::Corrupt(counter))?;
-        std::mem::swap(&mut cur, &mut next);
-        cur_len = next_len;
-    }
-    output.flush()?;
-    Ok(total)
+    pipeline(
+        input,
+        output,
+        size,
+        0,
+        progress,
+        |counter, buf, len, last| {
+            if len < TAG_LEN {
+                return Err(RecordingError::Corrupt(counter));
+            }
+            let plain = key
+                .open_in_place(
+                    nonce(&header.nonce_prefix, counter, last),
+                    Aad::from(&header.bytes[..]),
+                    &mut buf[..len],
+                )
+                .map_err(|_| RecordingError::Corrupt(counter))?
+                .len();
+            Ok((plain, plain))
+        },
+    )
 }
 
 /// A wrapped content key that does not decrypt. Opaque on purpose.

@@ -96,6 +96,17 @@ async fn seal_and_open_through_the_daemon_files_and_pipes() {
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("does not belong to"), "{err}");
+    // --key-id is optional: the id is computed from the key.
+    let (code, _, err) = d.kekctl(&[
+        "seal",
+        input.to_str().unwrap(),
+        sealed2.to_str().unwrap(),
+        "--public-key",
+        pem.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let h = kekd::recording::Header::read(&mut std::fs::File::open(&sealed2).unwrap()).unwrap();
+    assert_eq!(h.key_pair_id, p.id);
 }
 
 /// The Python reference opener (only `cryptography`), with the private key

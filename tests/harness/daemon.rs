@@ -135,6 +135,12 @@ impl TestDaemon {
         TestDaemon::launch_with(Some(moto.endpoint.clone()), make_config)
     }
 
+    /// Writes the config for a daemon that needs no KMS (the local
+    /// provider); starts nothing.
+    pub fn launch_local(make_config: impl FnOnce(&Path) -> String) -> TestDaemon {
+        TestDaemon::launch_with(None, make_config)
+    }
+
     /// Writes the config; does not start anything.
     fn launch_with(
         endpoint: Option<String>,

@@ -5,12 +5,11 @@
 use anyhow::Context;
 
 /// `-` is stdin; a file also reports its length for the progress bar.
-pub(crate) fn open_input(input: &str) -> anyhow::Result<(Box<dyn std::io::Read>, Option<u64>)> {
+pub(crate) fn open_input(
+    input: &str,
+) -> anyhow::Result<(Box<dyn std::io::Read + Send>, Option<u64>)> {
     if input == "-" {
-        return Ok((
-            Box::new(std::io::BufReader::new(std::io::stdin().lock())),
-            None,
-        ));
+        return Ok((Box::new(std::io::BufReader::new(std::io::stdin())), None));
     }
     let f = std::fs::File::open(input).with_context(|| format!("opening {input}"))?;
     let len = f.metadata().ok().map(|m| m.len());
@@ -35,10 +34,10 @@ pub(crate) enum Content {
 pub(crate) fn write_output(
     output: &str,
     content: Content,
-    write: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<u64>,
+    write: impl FnOnce(&mut (dyn std::io::Write + Send)) -> anyhow::Result<u64>,
 ) -> anyhow::Result<u64> {
     if output == "-" {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut out = std::io::BufWriter::new(std::io::stdout());
         let n = write(&mut out)?;
         std::io::Write::flush(&mut out)?;
         return Ok(n);
@@ -102,7 +101,7 @@ fn write_via_named_temp(
     dir: &std::path::Path,
     path: &std::path::Path,
     output: &str,
-    write: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<u64>,
+    write: impl FnOnce(&mut (dyn std::io::Write + Send)) -> anyhow::Result<u64>,
 ) -> anyhow::Result<u64> {
     let tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;

@@ -93,10 +93,11 @@ enum Command {
         /// Sealed recording (`-`: stdout); written to a temporary file and
         /// renamed on success.
         output: String,
-        /// A cached public key (PEM) instead of asking the daemon.
-        #[arg(long, value_name = "FILE", requires = "key_id")]
+        /// A cached public key (PEM) instead of asking the daemon; its
+        /// key-pair id is computed from it.
+        #[arg(long, value_name = "FILE")]
         public_key: Option<PathBuf>,
-        /// The key-pair id of --public-key.
+        /// Check that --public-key is this key pair's (optional).
         #[arg(long, value_name = "ID", requires = "public_key")]
         key_id: Option<String>,
     },
@@ -281,20 +282,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             key_id,
         } => {
             let (id, der) = match (public_key, key_id) {
-                (Some(file), Some(id)) => {
+                (Some(file), expected) => {
                     let text = std::fs::read_to_string(&file)
                         .with_context(|| format!("reading {}", file.display()))?;
                     let der = pem::parse(&text)
                         .with_context(|| format!("{}: not a PEM public key", file.display()))?
                         .into_contents();
                     let actual = kekd::keypair::key_pair_id(&der);
-                    if actual != id {
+                    if let Some(id) = expected.filter(|id| *id != actual) {
                         anyhow::bail!(
                             "--key-id {id} does not belong to {} (its id is {actual})",
                             file.display()
                         );
                     }
-                    (id, der)
+                    (actual, der)
                 }
                 _ => {
                     let p = client.public_key().await?;
