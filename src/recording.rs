@@ -28,6 +28,8 @@ pub const MAGIC: &[u8; 7] = b"KEKDREC";
 pub const VERSION: u8 = 1;
 /// Plaintext bytes per chunk.
 pub const CHUNK_SIZE: usize = 64 * 1024;
+/// The largest chunk size an opener accepts (1 MiB).
+pub const MAX_CHUNK_SIZE: u32 = 1 << 20;
 const TAG_LEN: usize = 16;
 
 /// What can go wrong. Authentication failures are one opaque variant.
@@ -126,9 +128,11 @@ impl Header {
             .expect("7 bytes");
         let cs = take(4, "chunk size", &mut bytes)?;
         let chunk_size = u32::from_be_bytes([cs[0], cs[1], cs[2], cs[3]]);
-        if chunk_size == 0 || chunk_size > 16 * 1024 * 1024 {
+        // Bounded so that a crafted header cannot make an opener allocate
+        // much: the pipeline holds a few chunks at a time.
+        if chunk_size == 0 || chunk_size > MAX_CHUNK_SIZE {
             return Err(RecordingError::Header(format!(
-                "chunk size {chunk_size} is out of range (1 to 16 MiB)"
+                "chunk size {chunk_size} is out of range (1 to {MAX_CHUNK_SIZE})"
             )));
         }
         Ok(Header {
