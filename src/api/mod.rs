@@ -5,7 +5,8 @@
 //! - `client.rs`: the typed client `kekctl`, the tests and benches use.
 //! - `state.rs`: what every handler can reach ([`state::AppState`]).
 //! - `auth.rs`: roles by peer credentials, checked before routing (403
-//!   naming the missing role); bounded, rate-limited records of refusals.
+//!   naming the missing role), with bounded records; `refusals.rs` limits
+//!   how many refusals per uid are recorded one by one.
 //! - `routes.rs`: the router and handlers. No read path touches KMS (I4).
 //! - `server.rs`: binding the socket, the accept loop with its timeouts,
 //!   and the graceful drain; `connections.rs` caps connections, `peer.rs`
@@ -18,6 +19,7 @@ pub mod client;
 pub(crate) mod connections;
 pub mod paths;
 mod peer;
+pub(crate) mod refusals;
 pub(crate) mod routes;
 pub(crate) mod server;
 pub(crate) mod state;

@@ -35,7 +35,7 @@ pub(crate) struct AppState {
     /// Content-key unwrap for players.
     pub(crate) unwrapper: Arc<Unwrapper>,
     /// Per-uid limiter of recorded refusals.
-    pub(crate) refusals: Arc<super::auth::Refusals>,
+    pub(crate) refusals: Arc<super::refusals::Refusals>,
     /// Stored records that do not decode, as the start-up scan found them.
     pub(crate) corrupt: CorruptRecords,
 }

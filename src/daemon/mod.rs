@@ -190,9 +190,9 @@ impl Daemon {
             "canary",
             |s| async move { canary.run_periodically(s).await },
         );
-        let summaries = app.clone();
+        let (refusals, audit) = (app.refusals.clone(), app.audit.clone());
         tasks.spawn("refusal-summaries", |s| {
-            crate::api::auth::summarize_refusals(summaries, s)
+            crate::api::refusals::summarize_refusals(refusals, audit, s)
         });
         // The engine goes last: the others stop at once, it may be finishing
         // a rotation that an API caller waits for.
