@@ -107,9 +107,7 @@ async fn audit_records_kms_calls_rotations_config_and_api_calls_and_detects_tamp
 /// on the running daemon: a write past it fails part-way, as on a full disk.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_disk_fails_closed_leaves_no_torn_record_and_recovers() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-audit-full").await;
-    let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let (_moto, mut d) = daemon_with_key("kekd-audit-full").await;
     let c = d.client();
     let active = d.wait_active().await.active_key_id.unwrap();
     let audit_path = std::path::PathBuf::from(c.status().await.unwrap().audit.path);
@@ -172,9 +170,7 @@ async fn a_full_disk_fails_closed_leaves_no_torn_record_and_recovers() {
 /// the repair is recorded, and kekd serves.
 #[tokio::test(flavor = "multi_thread")]
 async fn kekd_starts_and_serves_with_a_torn_audit_tail() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-audit-torn").await;
-    let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let (_moto, mut d) = daemon_with_key("kekd-audit-torn").await;
     let active = d.wait_active().await;
     assert!(d.stop().await.success());
     let path = std::path::PathBuf::from(&active.audit.path);
@@ -244,9 +240,7 @@ async fn a_log_that_cannot_be_written_never_stops_the_engine() {
 /// encoded string): the audit record names the key pair the id resolves to.
 #[tokio::test(flavor = "multi_thread")]
 async fn percent_encoded_ids_are_audited_as_the_key_pair_they_name() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-audit-pct").await;
-    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let (_moto, d) = daemon_with_key("kekd-audit-pct").await;
     let id = d.wait_active().await.active_key_id.unwrap();
     let encoded: String = id.bytes().map(|b| format!("%{b:02X}")).collect();
     let (status, _) = d

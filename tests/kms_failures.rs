@@ -180,9 +180,7 @@ async fn with_kms_unreachable_the_active_key_stays_served() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kekctl_without_permission_on_the_socket_exits_4() {
     use std::os::unix::process::CommandExt;
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-perm").await;
-    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let (_moto, d) = daemon_with_key("kekd-perm").await;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"));
     cmd.arg("--socket").arg(&d.socket).arg("status");
     // As root, run kekctl as nobody; as another user, take away our own
@@ -206,9 +204,7 @@ async fn kekctl_without_permission_on_the_socket_exits_4() {
 /// configured timeouts and classified as a timeout.
 #[tokio::test(flavor = "multi_thread")]
 async fn i4_a_hung_kms_never_blocks_the_api() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-hang").await;
-    let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let (moto, mut d) = daemon_with_key("kekd-hang").await;
     let active = d.wait_active().await.active_key_id.unwrap();
     assert!(d.stop().await.success());
     let proxy = FaultProxy::start(&moto.endpoint).await;
@@ -253,9 +249,7 @@ async fn i4_a_hung_kms_never_blocks_the_api() {
 /// socket file left by a crash is replaced.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_kekd_on_the_socket_is_refused_and_a_stale_socket_is_replaced() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-socket").await;
-    let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let (moto, mut d) = daemon_with_key("kekd-socket").await;
     // Same config, other state dir: only the socket is shared.
     let second = d.dir.path().join("second.toml");
     let text = std::fs::read_to_string(&d.config).unwrap();

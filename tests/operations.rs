@@ -331,9 +331,7 @@ async fn metrics_parse_and_move_with_a_rotation() {
 /// with MONOTONIC_USEC then READY=1 on SIGHUP, STOPPING=1 on SIGTERM.
 #[tokio::test(flavor = "multi_thread")]
 async fn systemd_notify_ready_watchdog_reloading_stopping() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-notify").await;
-    let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let (_moto, mut d) = daemon_with_key("kekd-notify").await;
     let active = d.wait_active().await.active_key_id.unwrap();
     assert!(d.stop().await.success());
 
@@ -386,9 +384,7 @@ async fn recv_until(sock: &tokio::net::UnixDatagram, seen: &mut Vec<String>, wan
 /// prefixes; with `[log] format = "json"`: one JSON object per line.
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_suit_journald_and_json() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-logs").await;
-    let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let (_moto, mut d) = daemon_with_key("kekd-logs").await;
     assert!(d.stop().await.success());
     std::fs::write(&d.log, "").unwrap();
     d.env = vec![("JOURNAL_STREAM".into(), "8:1234".into())];

@@ -14,9 +14,7 @@ fn audio(len: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seal_and_open_through_the_daemon_files_and_pipes() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-rec").await;
-    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let (_moto, d) = daemon_with_key("kekd-rec").await;
     let dir = d.dir.path();
     let input = dir.join("call.raw");
     let data = audio(300_000);
@@ -114,9 +112,7 @@ async fn seal_and_open_through_the_daemon_files_and_pipes() {
 /// boto3): the documented formats are complete.
 #[tokio::test(flavor = "multi_thread")]
 async fn python_opens_a_recording_with_a_key_recovered_from_an_export() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-rec-py").await;
-    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let (moto, d) = daemon_with_key("kekd-rec-py").await;
     let dir = d.dir.path();
     let data = audio(3 * 65536 + 1234);
     std::fs::write(dir.join("in.raw"), &data).unwrap();
@@ -286,6 +282,17 @@ async fn unwrap_errors_and_the_private_key_cache() {
     assert!(!audit.contains(&B64.encode(&ok.content_key)));
 }
 
+/// Writes `data` to a file in the daemon's directory and seals it with
+/// `kekctl seal`; returns the sealed file.
+fn seal_file(d: &TestDaemon, data: &[u8]) -> std::path::PathBuf {
+    let input = d.dir.path().join("call.raw");
+    std::fs::write(&input, data).unwrap();
+    let sealed = d.dir.path().join("call.kekdrec");
+    let (code, _, err) = d.kekctl(&["seal", input.to_str().unwrap(), sealed.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    sealed
+}
+
 /// Leftovers of an output: every file in `dir` other than `keep`.
 fn leftovers(dir: &std::path::Path, keep: &[&std::path::Path]) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -303,16 +310,8 @@ fn leftovers(dir: &std::path::Path, keep: &[&std::path::Path]) -> Vec<String> {
 /// the signal lands mid-open every time.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interrupted_open_leaves_no_plaintext_behind() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-rec-signal").await;
-    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
-    let dir = d.dir.path();
-    let input = dir.join("call.raw");
-    std::fs::write(&input, audio(4 << 20)).unwrap();
-    let sealed = dir.join("call.kekdrec");
-    let (code, _, err) = d.kekctl(&["seal", input.to_str().unwrap(), sealed.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    let sealed_bytes = std::fs::read(&sealed).unwrap();
+    let (_moto, d) = daemon_with_key("kekd-rec-signal").await;
+    let sealed_bytes = std::fs::read(seal_file(&d, &audio(4 << 20))).unwrap();
     for (signal, name) in [
         (libc::SIGINT, "INT"),
         (libc::SIGTERM, "TERM"),
@@ -358,18 +357,10 @@ async fn an_interrupted_open_leaves_no_plaintext_behind() {
 /// consumer must check the exit status (documented in the format page).
 #[tokio::test(flavor = "multi_thread")]
 async fn opening_to_stdout_streams_authenticated_chunks_and_fails_on_truncation() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-rec-stream").await;
-    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
-    let dir = d.dir.path();
+    let (_moto, d) = daemon_with_key("kekd-rec-stream").await;
     let data = audio(1 << 20);
-    let input = dir.join("call.raw");
-    std::fs::write(&input, &data).unwrap();
-    let sealed = dir.join("call.kekdrec");
-    let (code, _, err) = d.kekctl(&["seal", input.to_str().unwrap(), sealed.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    let bytes = std::fs::read(&sealed).unwrap();
-    let truncated = dir.join("truncated.kekdrec");
+    let bytes = std::fs::read(seal_file(&d, &data)).unwrap();
+    let truncated = d.dir.path().join("truncated.kekdrec");
     std::fs::write(&truncated, &bytes[..bytes.len() - 1000]).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"))
         .arg("--socket")
@@ -391,9 +382,7 @@ async fn opening_to_stdout_streams_authenticated_chunks_and_fails_on_truncation(
 /// reader that goes away is not an error.
 #[tokio::test(flavor = "multi_thread")]
 async fn kekctl_exits_quietly_when_its_reader_goes_away() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-rec-pipe").await;
-    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let (_moto, d) = daemon_with_key("kekd-rec-pipe").await;
     d.client().rotate().await.unwrap();
     // A pipe whose reading end is already closed: every write fails EPIPE.
     let (reader, writer) = std::io::pipe().unwrap();
@@ -415,9 +404,7 @@ async fn kekctl_exits_quietly_when_its_reader_goes_away() {
 /// before anything is asked of the daemon.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crafted_header_id_never_reaches_the_daemon() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-rec-crafted").await;
-    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let (_moto, d) = daemon_with_key("kekd-rec-crafted").await;
     let id = d.wait_active().await.active_key_id.unwrap();
     let crafted_id = format!("{id}/unwrap?x=#");
     let mut h = b"KEKDREC\x01".to_vec();

@@ -9,6 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+/// moto with a fresh KMS key `alias/{alias}`, and a daemon using it with the
+/// test config: the start of most tests.
+pub async fn daemon_with_key(alias: &str) -> (Moto, TestDaemon) {
+    let moto = Moto::start().await;
+    let (_, alias_arn) = moto.create_key(alias).await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias_arn, "")).await;
+    (moto, d)
+}
+
 /// A config file for a daemon in `dir` using KMS key `kms_key_arn`.
 pub fn kms_config(dir: &Path, kms_key_arn: &str, extra: &str) -> String {
     format!(
