@@ -4,8 +4,9 @@
 //! returned — so the ratio is kekd's own cost. kekd runs with the local
 //! provider, RSA-2048, `cadence = "never"` and the canary off, on a store
 //! made by the long-history fixture (records written directly in one
-//! transaction; they list and count like real ones), with 1 and 10,000 key
-//! pairs.
+//! transaction; they list and count like real ones), with 1, 20 and 10,000
+//! key pairs (a history page of 20 compares like with like at 20 and at
+//! 10,000).
 //!
 //! For each request and number of connections: requests per second over
 //! 3 s and the latency p50/p99, three runs, medians (and min–max of the
@@ -154,7 +155,7 @@ fn rss_kib(pid: i32) -> u64 {
 async fn main() {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    for history in [1usize, 10_000] {
+    for history in [1usize, 20, 10_000] {
         let mut d = TestDaemon::launch_local(config);
         store_with_history(&d.store_path(), history).await;
         // Start to serving, median of RUNS starts.

@@ -129,8 +129,10 @@ impl Canary {
             looked += page.records.len();
             for r in decodable(page.records) {
                 if wanted > 0 && r.state == KeyState::Retired && r.activated_at.is_some() {
-                    chosen.push(r);
-                    wanted -= 1;
+                    if let Some(full) = self.store.get(&r.id).await? {
+                        chosen.push(full);
+                        wanted -= 1;
+                    }
                 }
             }
             match page.next {

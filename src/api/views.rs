@@ -2,7 +2,7 @@
 //! and third-party clients deserialize them, so both sides agree by
 //! construction. Every shape the API answers with is named here.
 
-use crate::domain::{Envelope, KeyPairRecord, KeyState, Reason};
+use crate::domain::{Envelope, KeyPairInfo, KeyPairRecord, KeyState, Reason};
 use crate::keypair::public_key_pem;
 use crate::time::{rfc3339, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,12 @@ pub struct KeyPairView {
 
 impl From<&KeyPairRecord> for KeyPairView {
     fn from(r: &KeyPairRecord) -> Self {
+        KeyPairView::from(&r.info())
+    }
+}
+
+impl From<&KeyPairInfo> for KeyPairView {
+    fn from(r: &KeyPairInfo) -> Self {
         KeyPairView {
             id: r.id.clone(),
             state: r.state,

@@ -12,7 +12,8 @@ mod record;
 pub use context::{context_for, is_context_value, EncryptionContext, KEY_PAIR_CONTEXT_KEY};
 pub(crate) use record::b64;
 pub use record::{
-    is_key_pair_id, Envelope, KeyBits, KeyPairRecord, KeyState, Reason, Schedule, ENVELOPE_V1,
+    is_key_pair_id, Envelope, KeyBits, KeyPairInfo, KeyPairRecord, KeyState, Reason, Schedule,
+    ENVELOPE_V1,
 };
 
 /// Implements `Display` as the value's serde name, so an enum is spelled one

@@ -148,6 +148,51 @@ pub struct KeyPairRecord {
     pub envelope: Envelope,
 }
 
+/// A key pair without its envelope: what history pages, status and views
+/// need. Read from a stored record, its envelope is skipped, not decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPairInfo {
+    /// `kek-…`.
+    pub id: String,
+    /// Life-cycle state.
+    pub state: KeyState,
+    /// RSA modulus size.
+    pub key_bits: u32,
+    /// Why it was made.
+    pub reason: Reason,
+    /// When it was generated.
+    #[serde(with = "rfc3339")]
+    pub created_at: Timestamp,
+    /// When it became active.
+    #[serde(with = "rfc3339::option")]
+    pub activated_at: Option<Timestamp>,
+    /// When it stopped being active.
+    #[serde(with = "rfc3339::option")]
+    pub retired_at: Option<Timestamp>,
+    /// The KMS key ARN that wraps its data key.
+    pub wrapping_key_arn: String,
+    /// SPKI DER public key, base64.
+    #[serde(with = "b64")]
+    pub public_key_der: Vec<u8>,
+}
+
+impl KeyPairRecord {
+    /// The record without its envelope.
+    pub fn info(&self) -> KeyPairInfo {
+        KeyPairInfo {
+            id: self.id.clone(),
+            state: self.state,
+            key_bits: self.key_bits,
+            reason: self.reason,
+            created_at: self.created_at,
+            activated_at: self.activated_at,
+            retired_at: self.retired_at,
+            wrapping_key_arn: self.wrapping_key_arn.clone(),
+            public_key_der: self.public_key_der.clone(),
+        }
+    }
+}
+
 /// The rotation schedule, persisted so a restart never rotates twice.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schedule {

@@ -11,7 +11,7 @@ mod redb;
 mod summary;
 
 pub use self::redb::RedbStore;
-use crate::domain::{Envelope, KeyPairRecord, Schedule};
+use crate::domain::{Envelope, KeyPairInfo, KeyPairRecord, Schedule};
 use crate::time::Timestamp;
 use async_trait::async_trait;
 pub use summary::Summary;
@@ -19,18 +19,18 @@ pub use summary::Summary;
 /// One page of the history, newest first.
 #[derive(Debug, Clone)]
 pub struct HistoryPage {
-    /// The key pairs of the page (a record that does not decode is listed
-    /// as [`Listed::Corrupt`] in its place).
-    pub records: Vec<Listed>,
+    /// The key pairs of the page, without their envelopes (a record that
+    /// does not decode is listed as [`Listed::Corrupt`] in its place).
+    pub records: Vec<Listed<KeyPairInfo>>,
     /// The id to continue after, if there is more.
     pub next: Option<String>,
 }
 
 /// A listed record: decoded, or kept aside because it does not decode.
 #[derive(Debug, Clone)]
-pub enum Listed {
+pub enum Listed<R = KeyPairRecord> {
     /// A good record.
-    Ok(Box<KeyPairRecord>),
+    Ok(Box<R>),
     /// A record that fails to decode; reported, never deleted.
     Corrupt {
         /// Its key in the store.
@@ -146,7 +146,7 @@ pub trait KeyStore: Send + Sync + 'static {
 }
 
 /// The decodable records of a listing (corrupt ones are reported elsewhere).
-pub(crate) fn decodable(list: Vec<Listed>) -> Vec<KeyPairRecord> {
+pub(crate) fn decodable<R>(list: Vec<Listed<R>>) -> Vec<R> {
     list.into_iter()
         .filter_map(|l| match l {
             Listed::Ok(r) => Some(*r),

@@ -147,6 +147,23 @@ fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// What a stored record decodes into names its id.
+trait HasId {
+    fn id(&self) -> &str;
+}
+
+impl HasId for KeyPairRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl HasId for crate::domain::KeyPairInfo {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// The key of a record in the history index.
 fn history_key(r: &KeyPairRecord) -> (u64, &str) {
     (
@@ -346,15 +363,23 @@ impl Inner {
     }
 
     fn decode(id: &str, bytes: &[u8]) -> Result<KeyPairRecord, StoreError> {
-        let rec: KeyPairRecord =
-            serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-                id: id.to_string(),
-                problem: e.to_string(),
-            })?;
-        if rec.id != id {
+        Self::decode_as(id, bytes)
+    }
+
+    /// Decodes a stored record as `R` — the whole record, or only what a
+    /// history page shows (its envelope skipped, not decoded).
+    fn decode_as<R: serde::de::DeserializeOwned + HasId>(
+        id: &str,
+        bytes: &[u8],
+    ) -> Result<R, StoreError> {
+        let rec: R = serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+            id: id.to_string(),
+            problem: e.to_string(),
+        })?;
+        if rec.id() != id {
             return Err(StoreError::Corrupt {
                 id: id.to_string(),
-                problem: format!("record says its id is {}", rec.id),
+                problem: format!("record says its id is {}", rec.id()),
             });
         }
         Ok(rec)
@@ -408,8 +433,8 @@ impl Inner {
         }
     }
 
-    fn listed(id: &str, bytes: &[u8]) -> Listed {
-        match Self::decode(id, bytes) {
+    fn listed<R: serde::de::DeserializeOwned + HasId>(id: &str, bytes: &[u8]) -> Listed<R> {
+        match Self::decode_as::<R>(id, bytes) {
             Ok(rec) => Listed::Ok(Box::new(rec)),
             Err(e) => Listed::Corrupt {
                 id: id.to_string(),
@@ -512,7 +537,7 @@ impl Inner {
         let mut out = Vec::new();
         for entry in kp.iter().map_err(self.be())? {
             let (k, v) = entry.map_err(self.be())?;
-            out.push(Self::listed(k.value(), v.value()));
+            out.push(Self::listed::<KeyPairRecord>(k.value(), v.value()));
         }
         // Newest first; corrupt records (no trustworthy time) last, by id.
         out.sort_by(|a, b| match (a, b) {
@@ -553,7 +578,7 @@ impl Inner {
         let mut records = Vec::with_capacity(ids.len());
         for id in &ids {
             match kp.get(id.as_str()).map_err(self.be())? {
-                Some(v) => records.push(Self::listed(id, v.value())),
+                Some(v) => records.push(Self::listed::<crate::domain::KeyPairInfo>(id, v.value())),
                 None => records.push(Listed::Corrupt {
                     id: id.clone(),
                     problem: "indexed but not stored".into(),
