@@ -337,16 +337,13 @@ async fn find_corrupt_records(
     store: Arc<dyn KeyStore>,
     corrupt: crate::api::state::CorruptRecords,
 ) {
-    match store.list().await {
+    match store.corrupt_records().await {
         Ok(list) => {
             let found: Vec<_> = list
                 .into_iter()
-                .filter_map(|l| match l {
-                    Listed::Corrupt { id, problem } => {
-                        tracing::error!(record = %id, %problem, "stored record does not decode; skipped and kept");
-                        Some(crate::api::views::CorruptRecord { id, problem })
-                    }
-                    Listed::Ok(_) => None,
+                .map(|(id, problem)| {
+                    tracing::error!(record = %id, %problem, "stored record does not decode; skipped and kept");
+                    crate::api::views::CorruptRecord { id, problem }
                 })
                 .collect();
             corrupt.set(found);

@@ -255,6 +255,9 @@ mod tests {
         async fn list(&self) -> Result<Vec<crate::store::Listed>, StoreError> {
             self.inner.list().await
         }
+        async fn corrupt_records(&self) -> Result<Vec<(String, String)>, StoreError> {
+            self.inner.corrupt_records().await
+        }
         async fn page(
             &self,
             after: Option<&str>,

@@ -119,6 +119,10 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Costs the whole history: for start-up checks, rewrap, pruning and
     /// copies, never for a request.
     async fn list(&self) -> Result<Vec<Listed>, StoreError>;
+    /// The records that do not decode (id, problem), found by reading every
+    /// record once without keeping any: memory stays flat however long the
+    /// history.
+    async fn corrupt_records(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// One page of the history, newest first, after the key pair `after`
     /// (the previous page's last id). Costs the page, not the history.
     async fn page(&self, after: Option<&str>, limit: usize) -> Result<HistoryPage, StoreError>;

@@ -552,6 +552,21 @@ impl Inner {
         Ok(out)
     }
 
+    fn corrupt_records(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(self.be())?;
+        let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
+        let mut out = Vec::new();
+        for entry in kp.iter().map_err(self.be())? {
+            let (k, v) = entry.map_err(self.be())?;
+            if let Listed::Corrupt { id, problem } =
+                Self::listed::<KeyPairRecord>(k.value(), v.value())
+            {
+                out.push((id, problem));
+            }
+        }
+        Ok(out)
+    }
+
     fn page(&self, after: Option<&str>, limit: usize) -> Result<HistoryPage, StoreError> {
         let txn = self.db()?.begin_read().map_err(self.be())?;
         let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
@@ -702,6 +717,10 @@ impl KeyStore for RedbStore {
 
     async fn list(&self) -> Result<Vec<Listed>, StoreError> {
         self.blocking(|s| s.list()).await
+    }
+
+    async fn corrupt_records(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.blocking(|s| s.corrupt_records()).await
     }
 
     async fn page(&self, after: Option<&str>, limit: usize) -> Result<HistoryPage, StoreError> {
