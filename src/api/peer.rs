@@ -43,14 +43,6 @@ impl Peer {
             },
         }
     }
-
-    /// Every group the peer is in: the primary one and the supplementary
-    /// ones (empty of supplementary ones if they could not be read).
-    pub(crate) fn all_groups(&self) -> Vec<u32> {
-        let mut all = vec![self.gid];
-        all.extend(self.groups.iter().flat_map(|g| g.iter().copied()));
-        all
-    }
 }
 
 /// `getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS)`, growing the buffer when the

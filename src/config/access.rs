@@ -50,13 +50,25 @@ pub(crate) struct Access {
 }
 
 impl Access {
-    /// Whether a caller with `uid` and group ids `gids` holds `role`. Root
-    /// and the daemon's own user always do; `edit` implies `view`.
-    pub(crate) fn allows(&self, role: Role, uid: u32, gids: &[u32], daemon_uid: u32) -> bool {
+    /// Whether a caller with `uid`, primary group `gid` and supplementary
+    /// groups `groups` holds `role`. Root and the daemon's own user always
+    /// do; `edit` implies `view`.
+    pub(crate) fn allows(
+        &self,
+        role: Role,
+        uid: u32,
+        gid: u32,
+        groups: &[u32],
+        daemon_uid: u32,
+    ) -> bool {
         if uid == 0 || uid == daemon_uid {
             return true;
         }
-        let held = |g: &Grant| g.uids.contains(&uid) || gids.iter().any(|gid| g.gids.contains(gid));
+        let held = |g: &Grant| {
+            g.uids.contains(&uid)
+                || g.gids.contains(&gid)
+                || groups.iter().any(|gid| g.gids.contains(gid))
+        };
         match role {
             Role::View => held(&self.view) || held(&self.edit),
             Role::Edit => held(&self.edit),
@@ -139,25 +151,29 @@ mod tests {
         a.edit.gids.insert(50);
         a.decrypt.uids.insert(2000);
         let me = 999;
-        assert!(a.allows(Role::Edit, 0, &[], me), "root");
+        assert!(a.allows(Role::Edit, 0, 0, &[], me), "root");
         assert!(
-            a.allows(Role::Decrypt, me, &[], me),
+            a.allows(Role::Decrypt, me, me, &[], me),
             "the daemon's own user"
         );
-        assert!(a.allows(Role::View, 1000, &[1000], me));
-        assert!(!a.allows(Role::Edit, 1000, &[1000], me));
+        assert!(a.allows(Role::View, 1000, 1000, &[], me));
+        assert!(!a.allows(Role::Edit, 1000, 1000, &[], me));
         assert!(
-            a.allows(Role::Edit, 3000, &[3000, 50], me),
+            a.allows(Role::Edit, 3000, 3000, &[50], me),
             "supplementary group"
         );
-        assert!(a.allows(Role::View, 3000, &[50], me), "edit implies view");
+        assert!(a.allows(Role::Edit, 3000, 50, &[], me), "primary group");
         assert!(
-            !a.allows(Role::Decrypt, 3000, &[50], me),
+            a.allows(Role::View, 3000, 3000, &[50], me),
+            "edit implies view"
+        );
+        assert!(
+            !a.allows(Role::Decrypt, 3000, 3000, &[50], me),
             "edit does not imply decrypt"
         );
-        assert!(a.allows(Role::Decrypt, 2000, &[], me));
+        assert!(a.allows(Role::Decrypt, 2000, 2000, &[], me));
         assert!(
-            !a.allows(Role::View, 2000, &[], me),
+            !a.allows(Role::View, 2000, 2000, &[], me),
             "decrypt does not imply view"
         );
     }
