@@ -11,9 +11,26 @@ use crate::store::KeyStore;
 use crate::unwrap::Unwrapper;
 use std::sync::Arc;
 
-/// The handlers' shared state. Cheap to clone.
+/// The handlers' shared state: one reference count per request, whatever
+/// the number of services (axum clones the state for every extractor).
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<Services>);
+
+impl AppState {
+    pub(crate) fn new(services: Services) -> AppState {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services the daemon wired together.
+pub(crate) struct Services {
     /// The store (reads only, here).
     pub(crate) store: Arc<dyn KeyStore>,
     /// Engine state: the active key and health.

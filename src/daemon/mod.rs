@@ -18,7 +18,7 @@ mod tasks;
 use crate::api::routes::router;
 use crate::api::server;
 pub use crate::api::server::BindError;
-use crate::api::state::AppState;
+use crate::api::state::{AppState, Services};
 use crate::audit::Audit;
 use crate::canary::Canary;
 use crate::config::Settings;
@@ -135,7 +135,7 @@ impl Daemon {
             metrics: metrics.clone(),
             audit: audit.clone(),
         }));
-        let app = AppState {
+        let app = AppState::new(Services {
             refusals: Default::default(),
             corrupt: Default::default(),
             canary: Arc::new(Canary::new(store.clone(), current.clone(), metrics.clone())),
@@ -148,7 +148,7 @@ impl Daemon {
             reloader,
             metrics,
             audit,
-        };
+        });
         Ok(Daemon {
             settings,
             config_path,
