@@ -13,7 +13,9 @@ pub(crate) fn open_input(
     }
     let f = std::fs::File::open(input).with_context(|| format!("opening {input}"))?;
     let len = f.metadata().ok().map(|m| m.len());
-    Ok((Box::new(std::io::BufReader::with_capacity(1 << 20, f)), len))
+    // Unbuffered: recordings are read in 64 KiB chunks already, and a
+    // buffer would only add a copy of every byte.
+    Ok((Box::new(f), len))
 }
 
 /// What an output file will hold.
@@ -62,12 +64,8 @@ pub(crate) fn write_output(
         ),
         Err(_) => return write_via_named_temp(dir, path, output, write),
     };
-    let n = {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, &file);
-        let n = write(&mut w)?;
-        std::io::Write::flush(&mut w)?;
-        n
-    };
+    // Unbuffered, for the same reason: whole chunks are written.
+    let n = write(&mut &file)?;
     file.sync_all()?;
     // Name it: link the unnamed file under a temporary name, then rename it
     // over the target (atomic, and never a half-written name).
