@@ -69,13 +69,7 @@ async fn crash_at(moto: &Moto, point: &'static str, step: Step, durable: bool) -
     let c = d.client();
     c.rotate().await.unwrap();
     c.rotate().await.unwrap();
-    let served_before: Vec<String> = d
-        .history()
-        .await
-        .keypairs
-        .into_iter()
-        .map(|k| k.id)
-        .collect();
+    let served_before: Vec<String> = d.history_ids().await;
     let active_before = d.wait_active().await.active_key_id.unwrap();
     assert!(d.stop().await.success());
     if step == Step::Rewrap {

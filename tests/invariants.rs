@@ -291,13 +291,7 @@ async fn i5_bad_requests_get_json_errors() {
             None => break,
         }
     }
-    let all: Vec<String> = d
-        .history()
-        .await
-        .keypairs
-        .into_iter()
-        .map(|k| k.id)
-        .collect();
+    let all: Vec<String> = d.history_ids().await;
     assert_eq!(ids, all);
 }
 

@@ -329,6 +329,16 @@ impl TestDaemon {
         self.client().history(1000, None).await.unwrap()
     }
 
+    /// The ids of the whole history, newest first.
+    pub async fn history_ids(&self) -> Vec<String> {
+        self.history()
+            .await
+            .keypairs
+            .into_iter()
+            .map(|k| k.id)
+            .collect()
+    }
+
     /// The store file.
     pub fn store_path(&self) -> PathBuf {
         self.dir.path().join("state/kekd.redb")
