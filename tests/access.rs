@@ -18,18 +18,11 @@ fn require_root() {
 
 /// `kekctl --socket SOCK ARGS` as uid/gid 65534 (nobody/nogroup).
 fn kekctl_as_nobody(socket: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    as_nobody(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"))
+            .arg("--socket")
+            .arg(socket)
+            .args(args),
     )
 }
 
@@ -126,12 +119,19 @@ fn unknown_user_or_group_in_access_is_a_validation_error() {
 /// Runs `cmd` (a program and its arguments) as uid/gid 65534 with no
 /// supplementary groups; returns (exit code, stdout, stderr).
 fn as_nobody(cmd: &mut std::process::Command) -> (i32, String, String) {
-    let out = cmd.uid(NOBODY).gid(NOBODY).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run(cmd.uid(NOBODY).gid(NOBODY))
+}
+
+/// moto, a key, and a daemon whose socket uid 65534 can open but which
+/// grants it no role.
+async fn daemon_nobody_can_reach(alias: &str) -> (Moto, TestDaemon) {
+    let moto = Moto::start().await;
+    let (_, alias_arn) = moto.create_key(alias).await;
+    let d = TestDaemon::start(&moto, |dir| {
+        config(dir, &alias_arn, "[access]\nsocket_group = \"nogroup\"\n")
+    })
+    .await;
+    (moto, d)
 }
 
 /// Regression (a peer with no role wrote 127 MB of audit log and 62 MB of
@@ -141,12 +141,7 @@ fn as_nobody(cmd: &mut std::process::Command) -> (i32, String, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn refusals_by_a_peer_without_a_role_are_bounded() {
     require_root();
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-access-flood").await;
-    let d = TestDaemon::start(&moto, |dir| {
-        config(dir, &alias, "[access]\nsocket_group = \"nogroup\"\n")
-    })
-    .await;
+    let (_moto, d) = daemon_nobody_can_reach("kekd-access-flood").await;
     let audit = std::path::PathBuf::from(d.client().status().await.unwrap().audit.path);
     let (audit_before, log_before) = (
         std::fs::metadata(&audit).unwrap().len(),
@@ -193,12 +188,7 @@ async fn refusals_by_a_peer_without_a_role_are_bounded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_peer_without_a_role_cannot_enumerate_routes() {
     require_root();
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-access-enum").await;
-    let d = TestDaemon::start(&moto, |dir| {
-        config(dir, &alias, "[access]\nsocket_group = \"nogroup\"\n")
-    })
-    .await;
+    let (_moto, d) = daemon_nobody_can_reach("kekd-access-enum").await;
     let ask = |method: &str, path: &str| {
         let (code, out, err) = as_nobody(
             std::process::Command::new("curl")
@@ -311,18 +301,11 @@ fn kekd_setpriv_nobody_with_group(
     group: &str,
     args: &[&str],
 ) -> (i32, String, String) {
-    let out = std::process::Command::new("setpriv")
+    run(std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534"])
         .arg(format!("--groups={group}"))
         .arg(env!("CARGO_BIN_EXE_kekctl"))
         .arg("--socket")
         .arg(socket)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .args(args))
 }

@@ -73,35 +73,25 @@ async fn seal_and_open_through_the_daemon_files_and_pipes() {
     let pem = dir.join("active.pem");
     std::fs::write(&pem, &p.pem).unwrap();
     let sealed2 = dir.join("call2.kekdrec");
-    let (code, _, err) = d.kekctl(&[
-        "seal",
-        input.to_str().unwrap(),
-        sealed2.to_str().unwrap(),
-        "--public-key",
-        pem.to_str().unwrap(),
-        "--key-id",
-        &p.id,
-    ]);
+    // `kekctl seal IN OUT --public-key PEM` and `extra` arguments.
+    let seal_cached = |extra: &[&str]| {
+        let mut args = vec![
+            "seal",
+            input.to_str().unwrap(),
+            sealed2.to_str().unwrap(),
+            "--public-key",
+            pem.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        d.kekctl(&args)
+    };
+    let (code, _, err) = seal_cached(&["--key-id", &p.id]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = d.kekctl(&[
-        "seal",
-        input.to_str().unwrap(),
-        sealed2.to_str().unwrap(),
-        "--public-key",
-        pem.to_str().unwrap(),
-        "--key-id",
-        "kek-0000000000000000",
-    ]);
+    let (code, _, err) = seal_cached(&["--key-id", "kek-0000000000000000"]);
     assert_eq!(code, 1);
     assert!(err.contains("does not belong to"), "{err}");
     // --key-id is optional: the id is computed from the key.
-    let (code, _, err) = d.kekctl(&[
-        "seal",
-        input.to_str().unwrap(),
-        sealed2.to_str().unwrap(),
-        "--public-key",
-        pem.to_str().unwrap(),
-    ]);
+    let (code, _, err) = seal_cached(&[]);
     assert_eq!(code, 0, "{err}");
     let h = kekd::recording::Header::read(&mut std::fs::File::open(&sealed2).unwrap()).unwrap();
     assert_eq!(h.key_pair_id, p.id);
