@@ -7,16 +7,14 @@
 //! `AWS_ENDPOINT_URL_KMS` / `AWS_ENDPOINT_URL` variables — nothing
 //! project-specific. Errors are classified into [`FailureKind`]s.
 
+use super::aws_sdk;
 use super::{
     DataKey, Decrypted, EncryptionContext, FailureKind, KeyDescription, KeyProvider, ProviderError,
     ReEncrypted,
 };
 use crate::config::KmsTimeouts;
 use async_trait::async_trait;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
@@ -33,18 +31,7 @@ pub(crate) struct AwsKmsProvider {
 impl AwsKmsProvider {
     /// A client for `key` (alias or key ARN) in `region`.
     pub(crate) async fn new(region: &str, key: &str, timeouts: KmsTimeouts) -> AwsKmsProvider {
-        let sdk = aws_config::defaults(BehaviorVersion::v2026_01_12())
-            .region(Region::new(region.to_string()))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(timeouts.connect)
-                    .operation_attempt_timeout(timeouts.attempt)
-                    .operation_timeout(timeouts.operation)
-                    .build(),
-            )
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .load()
-            .await;
+        let sdk = aws_sdk::config(region, timeouts).await;
         AwsKmsProvider {
             client: aws_sdk_kms::Client::new(&sdk),
             key: key.to_string(),
@@ -60,8 +47,7 @@ fn context_map(context: &EncryptionContext) -> HashMap<String, String> {
         .collect()
 }
 
-/// Turns an SDK error into the operator's terms, keeping code, message and
-/// request id. Never includes request or response bodies.
+/// Turns a KMS SDK error into the operator's terms.
 fn classify<E>(
     operation: &'static str,
     err: SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
@@ -69,114 +55,22 @@ fn classify<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let request_id = err.request_id().map(str::to_string);
-    let (kind, code, message) = match &err {
-        SdkError::TimeoutError(_) => (
-            FailureKind::Timeout,
-            None,
-            "no answer from KMS within the configured timeout".to_string(),
-        ),
-        SdkError::DispatchFailure(d) => {
-            let chain = DisplayErrorContext(&err).to_string();
-            if d.is_timeout() {
-                (
-                    FailureKind::Timeout,
-                    None,
-                    format!("no answer from KMS in time ({})", root_cause(&err)),
-                )
-            } else if d.is_io() {
-                (
-                    FailureKind::Unreachable,
-                    None,
-                    format!("cannot reach KMS: {}", root_cause(&err)),
-                )
-            } else if chain.to_ascii_lowercase().contains("credential") {
-                (FailureKind::Credentials, None, NO_CREDENTIALS.to_string())
-            } else {
-                (
-                    FailureKind::Unreachable,
-                    None,
-                    format!("cannot reach KMS: {}", root_cause(&err)),
-                )
-            }
-        }
-        SdkError::ServiceError(s) => {
-            let code = s.err().code().map(str::to_string);
-            let message = s.err().message().unwrap_or("").to_string();
-            let status = s.raw().status().as_u16();
-            let kind = match code.as_deref() {
-                Some("AccessDeniedException") => FailureKind::AccessDenied,
-                Some(
-                    "UnrecognizedClientException"
-                    | "InvalidSignatureException"
-                    | "ExpiredTokenException",
-                ) => FailureKind::Credentials,
-                Some("DisabledException") => FailureKind::KeyDisabled,
-                Some("KMSInvalidStateException") => FailureKind::InvalidKeyState,
-                Some("NotFoundException") => FailureKind::NotFound,
-                Some("InvalidCiphertextException" | "IncorrectKeyException") => {
-                    FailureKind::InvalidCiphertext
-                }
-                Some("ThrottlingException" | "LimitExceededException") => FailureKind::Throttled,
-                Some("DependencyTimeoutException") => FailureKind::Timeout,
-                Some("KeyUnavailableException" | "KMSInternalException") => {
-                    FailureKind::ServiceUnavailable
-                }
-                _ if status == 429 => FailureKind::Throttled,
-                _ if status >= 500 => FailureKind::ServiceUnavailable,
-                _ => FailureKind::Other,
-            };
-            let message = if message.is_empty() {
-                format!("HTTP {status}")
-            } else {
-                message
-            };
-            (kind, code, message)
-        }
-        SdkError::ResponseError(r) => (
-            if r.raw().status().as_u16() >= 500 {
-                FailureKind::ServiceUnavailable
-            } else {
-                FailureKind::Other
-            },
-            None,
-            format!(
-                "unreadable KMS response (HTTP {})",
-                r.raw().status().as_u16()
-            ),
-        ),
-        _ => (FailureKind::Other, None, root_cause(&err)),
-    };
-    ProviderError {
-        operation,
-        kind,
-        code,
-        message,
-        request_id,
-    }
+    aws_sdk::classify("KMS", operation, err, kms_code)
 }
 
-/// What an operator reads when kekd has no AWS credentials at all — said
-/// once, with where credentials come from, instead of the SDK's attempt log.
-const NO_CREDENTIALS: &str = "no AWS credentials found: give the host an instance role (IMDS), \
-    or set AWS_PROFILE (with a config file the kekd user can read) or \
-    AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in kekd's environment \
-    (under systemd: a drop-in with Environment= or EnvironmentFile=)";
-
-/// The innermost cause of an SDK error, in one line: what happened, not the
-/// SDK's whole debug chain.
-fn root_cause(err: &dyn std::error::Error) -> String {
-    let mut cause = err;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    let text = cause.to_string();
-    let line = text.lines().next().unwrap_or_default();
-    if line.len() > 300 {
-        format!("{}…", &line[..line.floor_char_boundary(300)])
-    } else {
-        line.to_string()
-    }
+/// KMS's error codes, in the operator's terms.
+fn kms_code(code: &str) -> Option<FailureKind> {
+    Some(match code {
+        "AccessDeniedException" => FailureKind::AccessDenied,
+        "DisabledException" => FailureKind::KeyDisabled,
+        "KMSInvalidStateException" => FailureKind::InvalidKeyState,
+        "NotFoundException" => FailureKind::NotFound,
+        "InvalidCiphertextException" | "IncorrectKeyException" => FailureKind::InvalidCiphertext,
+        "LimitExceededException" => FailureKind::Throttled,
+        "DependencyTimeoutException" => FailureKind::Timeout,
+        "KeyUnavailableException" | "KMSInternalException" => FailureKind::ServiceUnavailable,
+        _ => return None,
+    })
 }
 
 fn missing(operation: &'static str, field: &str) -> ProviderError {

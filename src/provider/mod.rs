@@ -8,6 +8,7 @@
 //! for the operator — never key material.
 
 mod aws_kms;
+pub(crate) mod aws_sdk;
 mod instrumented;
 pub(crate) mod local;
 
