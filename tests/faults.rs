@@ -252,7 +252,7 @@ async fn i1_a_key_pair_that_cannot_be_decrypted_back_is_never_served() {
     let unverified: Vec<_> = h.keypairs.iter().filter(|k| k.id != before).collect();
     assert!(!unverified.is_empty(), "the pending key pair was stored");
     for k in &unverified {
-        assert_eq!(k.state, KeyState::Retired, "retired unused, never active");
+        assert_eq!(k.state, KeyState::Superseded, "superseded, never active");
         assert!(k.activated_at.is_none());
     }
 

@@ -165,6 +165,10 @@ fn watch_items(st: &AppState, eng: &EngineState) -> Watch {
     Watch {
         degraded: eng.health.degraded_since.is_some()
             || eng.health.kms_key_problem.is_some()
+            || eng
+                .fleet
+                .as_ref()
+                .is_some_and(|f| f.unavailable_since.is_some())
             || canary_failed
             || audit.problem.is_some(),
         audit,
@@ -263,7 +267,37 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
         warnings: w.warnings,
         key_pairs: counts,
         corrupt_records,
+        store: store_status(settings, &eng),
     }))
+}
+
+/// The store part of status.
+fn store_status(
+    settings: &crate::config::Settings,
+    eng: &crate::rotation::EngineState,
+) -> crate::api::views::StoreStatus {
+    let fleet = eng.fleet.as_ref();
+    let now = chrono::Utc::now();
+    crate::api::views::StoreStatus {
+        kind: match settings.store {
+            crate::config::StoreSettings::Redb => "redb",
+            crate::config::StoreSettings::DynamoDb(_) => "dynamodb",
+        }
+        .into(),
+        location: fleet.map_or_else(
+            || settings.store_path().display().to_string(),
+            |f| f.location.clone(),
+        ),
+        instance: fleet.map(|f| f.instance.clone()),
+        last_refresh_at: fleet.and_then(|f| f.last_refresh_at),
+        staleness_ms: fleet
+            .and_then(|f| f.last_refresh_at)
+            .map(|t| u64::try_from((now - t).num_milliseconds()).unwrap_or(0)),
+        lease_holder: fleet.and_then(|f| f.lease.as_ref().map(|l| l.0.clone())),
+        lease_expires_at: fleet.and_then(|f| f.lease.as_ref().map(|l| l.1)),
+        unavailable_since: fleet.and_then(|f| f.unavailable_since),
+        last_error: fleet.and_then(|f| f.last_error.clone()),
+    }
 }
 
 /// Largest page a caller may ask for.

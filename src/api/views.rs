@@ -227,4 +227,35 @@ pub struct StatusView {
     pub key_pairs: KeyPairCounts,
     /// Records that do not decode.
     pub corrupt_records: Vec<CorruptRecord>,
+    /// Where the key history lives; in fleet mode, how this instance
+    /// follows it.
+    pub store: StoreStatus,
+}
+
+/// The store, as status shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreStatus {
+    /// `redb` (this host) or `dynamodb` (a fleet).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The file, or `dynamodb:TABLE`.
+    pub location: String,
+    /// Fleet mode: this instance's id (host/pid/tag).
+    pub instance: Option<String>,
+    /// Fleet mode: the last successful read of the fleet's active key pair.
+    #[serde(with = "rfc3339::option")]
+    pub last_refresh_at: Option<Timestamp>,
+    /// Fleet mode: how old that read is, in milliseconds.
+    pub staleness_ms: Option<u64>,
+    /// Fleet mode: the instance holding the rotation lease at the last
+    /// read, `null` if none.
+    pub lease_holder: Option<String>,
+    /// Until when it holds it.
+    #[serde(with = "rfc3339::option")]
+    pub lease_expires_at: Option<Timestamp>,
+    /// Since when the store does not answer; `null` = healthy.
+    #[serde(with = "rfc3339::option")]
+    pub unavailable_since: Option<Timestamp>,
+    /// The most recent store failure (kept after recovery).
+    pub last_error: Option<crate::rotation::StoreFailure>,
 }

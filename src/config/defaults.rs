@@ -67,3 +67,11 @@ pub const DEV_CADENCE: &str = "daily";
 pub const DEV_ROOT_KEY_FILE: &str = "root.key";
 /// `--dev`: the socket file, inside the state directory.
 pub const DEV_SOCKET_FILE: &str = "kekd.sock";
+
+/// Fleet mode: how often each instance re-reads the fleet's active key
+/// pair (one strongly consistent `GetItem`: 720 requests an hour).
+pub const STORE_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Fleet mode: how long a rotation lease lasts unless renewed; a crashed
+/// holder's lease is taken over after it.
+pub const STORE_LEASE_DURATION: Duration = Duration::from_secs(30);

@@ -13,10 +13,11 @@ mod raw;
 mod sections;
 mod validate;
 
+pub use sections::{is_table_name, LogFormat, LogSettings};
 pub(crate) use sections::{
-    ApiSettings, Canary, KmsTimeouts, ProviderSettings, RetryPolicy, UnwrapCache,
+    ApiSettings, Canary, FleetStore, KmsTimeouts, ProviderSettings, RetryPolicy, StoreSettings,
+    UnwrapCache,
 };
-pub use sections::{LogFormat, LogSettings};
 
 use crate::domain::KeyBits;
 use crate::schedule::Cadence;
@@ -78,6 +79,8 @@ pub struct Settings {
     pub(crate) timezone: chrono_tz::Tz,
     /// Where the store lives.
     pub(crate) state_dir: PathBuf,
+    /// Which store holds the key history.
+    pub(crate) store: StoreSettings,
     /// The API socket.
     pub(crate) socket_path: PathBuf,
     /// Keep retired key pairs at least this long; `None` = keep forever.
@@ -168,6 +171,7 @@ impl Settings {
         let overrides = sections::Overrides::with_config(raw.overrides.as_ref());
         let mut warnings = Vec::new();
         let timezone = sections::timezone(raw.timezone.as_deref(), &v)?;
+        let store = StoreSettings::with_config(raw.store.as_ref(), id.region.as_deref(), &v)?;
         Ok(Settings {
             organization_id: id.organization_id,
             region: id.region,
@@ -182,6 +186,7 @@ impl Settings {
                 &mut warnings,
             )?,
             timezone,
+            store,
             state_dir,
             socket_path,
             audit_path,
@@ -217,6 +222,19 @@ impl Settings {
         &self.warnings
     }
 
+    /// The organization kekd serves.
+    pub fn organization_id(&self) -> &str {
+        &self.organization_id
+    }
+
+    /// The DynamoDB store's region, in fleet mode.
+    pub fn store_region(&self) -> Option<String> {
+        match &self.store {
+            StoreSettings::DynamoDb(f) => Some(f.region.clone()),
+            StoreSettings::Redb => None,
+        }
+    }
+
     /// The socket the API listens on.
     pub fn socket_path(&self) -> &Path {
         &self.socket_path
@@ -230,6 +248,7 @@ impl Settings {
             ("provider", self.provider.to_string()),
             ("cadence", format!("{} ({})", self.cadence, self.timezone)),
             ("key bits", self.key_bits.bits().to_string()),
+            ("store", self.store.to_string()),
         ]
     }
 

@@ -32,6 +32,7 @@ pub(crate) struct RawConfig {
     pub(crate) access: Option<RawAccess>,
     pub(crate) overrides: Option<RawOverrides>,
     pub(crate) api: Option<RawApi>,
+    pub(crate) store: Option<RawStore>,
 }
 
 /// `[provider]`: which key provider wraps the data keys.
@@ -118,4 +119,16 @@ pub(crate) struct RawApi {
     pub(crate) header_timeout: Option<String>,
     pub(crate) max_connections: Option<i64>,
     pub(crate) max_connections_per_uid: Option<i64>,
+}
+
+/// `[store]`: where the key history lives.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    #[serde(rename = "type")]
+    pub(crate) kind: Option<String>,
+    pub(crate) table: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) refresh_interval: Option<String>,
+    pub(crate) lease_duration: Option<String>,
 }

@@ -31,7 +31,7 @@ use crate::provider::KeyProvider;
 use crate::reload::{ReloadParts, Reloader};
 use crate::rewrap::Rewrapper;
 use crate::rotation::{Engine, EngineParts, EngineState, Pruner, Rotator, SharedState};
-use crate::store::{KeyStore, Listed, RedbStore, StoreError};
+use crate::store::{KeyStore, Listed, StoreError};
 use crate::unwrap::Unwrapper;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -107,7 +107,7 @@ impl Daemon {
         std::fs::create_dir_all(dir).map_err(dir_err)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(dir_err)?;
 
-        let store: Arc<dyn KeyStore> = Arc::new(RedbStore::open(&settings.store_path()).await?);
+        let store = crate::store::open(&settings).await?;
         let metrics = Arc::new(Metrics::new());
         let audit = Arc::new(Audit::open_async(&settings.audit_path).await?);
         let provider =
@@ -299,18 +299,24 @@ async fn preflight_at_start(
 /// and schedule. Only a store that counts pending key pairs is scanned, so a
 /// clean start costs the same whatever the history.
 async fn recover(store: &dyn KeyStore) -> Result<EngineState, StoreError> {
-    let pending = store
-        .summary()
-        .await?
-        .by_state
-        .get(&KeyState::Pending)
-        .copied()
-        .unwrap_or(0);
+    // In a fleet, a pending key pair may be another instance's rotation in
+    // progress: only the lease holder supersedes what a holder left behind.
+    let pending = if store.fleet().is_some() {
+        0
+    } else {
+        store
+            .summary()
+            .await?
+            .by_state
+            .get(&KeyState::Pending)
+            .copied()
+            .unwrap_or(0)
+    };
     if pending > 0 {
         for item in store.list().await? {
             if let Listed::Ok(r) = item {
                 if r.state == KeyState::Pending {
-                    tracing::warn!(key_pair_id = %r.id, "key pair left pending by an earlier stop; retiring it unused");
+                    tracing::warn!(key_pair_id = %r.id, "key pair left pending by an earlier stop; marking it superseded");
                     store.abandon(&r.id, crate::time::now()).await?;
                 }
             }
@@ -328,6 +334,12 @@ async fn recover(store: &dyn KeyStore) -> Result<EngineState, StoreError> {
         active: active.map(Arc::new),
         schedule: store.schedule().await?,
         health: Default::default(),
+        fleet: store.fleet().map(|f| crate::rotation::FleetHealth {
+            location: f.location(),
+            instance: f.instance().to_string(),
+            last_refresh_at: Some(crate::time::now()),
+            ..Default::default()
+        }),
     })
 }
 

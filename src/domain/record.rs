@@ -19,6 +19,10 @@ pub enum KeyState {
     Active,
     /// Kept to open older recordings.
     Retired,
+    /// Stored but never activated (its proof failed, its rotation lost the
+    /// fleet's lease, or a crash interrupted it): never served, so nothing
+    /// was sealed with it; kept for audit.
+    Superseded,
 }
 
 /// Why a key pair was made.

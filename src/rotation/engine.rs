@@ -8,7 +8,7 @@
 //! of rotations. A retry covers anything due meanwhile: the rotation due
 //! during an outage happens once.
 
-use super::health::{LastError, SharedState};
+use super::health::{LastError, SharedState, StoreFailure};
 use super::prune::Pruner;
 use super::rotate::{RotationError, Rotator};
 use crate::audit::{Audit, AuditEvent, Outcome as AuditOutcome};
@@ -124,6 +124,13 @@ impl Engine {
         let mut retry: Option<(Reason, tokio::time::Instant)> = None;
         let has_active = self.parts.state.read(|s| s.active.is_some());
         let mut initial = (!has_active).then_some(Reason::Initial);
+        // Fleet mode: the head is re-read every refresh interval.
+        let mut refresh_at = self
+            .parts
+            .rotator
+            .store
+            .fleet()
+            .map(|_| tokio::time::Instant::now());
         self.prune().await;
         loop {
             if shutdown.is_cancelled() {
@@ -149,6 +156,11 @@ impl Engine {
                         }
                     },
                     _ = sleep_until_opt(wake) => (wake_reason, Vec::new()),
+                    _ = sleep_until_opt(refresh_at) => {
+                        let delay = self.refresh().await;
+                        refresh_at = Some(tokio::time::Instant::now() + delay);
+                        continue;
+                    }
                 }
             };
 
@@ -174,6 +186,75 @@ impl Engine {
             }
         }
         tracing::info!("rotation engine stopped");
+    }
+
+    /// Fleet mode: reads the fleet's head (and lease holder) and serves the
+    /// key pair it names once it has read it as active (I1 fleet-wide: a
+    /// pending key pair is never served). A failing store leaves the last
+    /// known active key pair served; refreshes back off until it answers.
+    /// Returns when to refresh next.
+    async fn refresh(&self) -> Duration {
+        let store = &self.parts.rotator.store;
+        let Some(fleet) = store.fleet() else {
+            return Duration::MAX;
+        };
+        let interval = fleet.refresh_interval();
+        let observed = match fleet.observe().await {
+            Ok((head, lease)) => {
+                let served = self
+                    .parts
+                    .state
+                    .read(|s| s.active.as_ref().map(|a| a.id.clone()));
+                let record = match &head.active {
+                    Some(id) if head.active != served => match store.get(id).await {
+                        Ok(Some(r)) if r.state == crate::domain::KeyState::Active => {
+                            Ok(Some(Arc::new(r)))
+                        }
+                        Ok(_) => {
+                            tracing::error!(key_pair_id = %id, "the fleet names a key pair active that is not stored as active; still serving the previous one");
+                            Ok(None)
+                        }
+                        Err(e) => Err(e),
+                    },
+                    _ => Ok(None),
+                };
+                record.map(|r| (head, lease, r))
+            }
+            Err(e) => Err(e),
+        };
+        self.parts.state.update(|st| {
+            let fleet_health = st.fleet.get_or_insert_with(Default::default);
+            match observed {
+                Ok((head, lease, record)) => {
+                    if let Some(since) = fleet_health.unavailable_since.take() {
+                        tracing::info!(since = %time::format(&since), "the store answers again");
+                    }
+                    fleet_health.failures = 0;
+                    fleet_health.last_refresh_at = Some(time::now());
+                    fleet_health.lease = lease;
+                    st.schedule = head.schedule;
+                    if let Some(rec) = record {
+                        tracing::info!(key_pair_id = %rec.id, "the fleet rotated: serving its new active key pair");
+                        self.activated.send_replace(Some(rec.id.clone()));
+                        st.active = Some(rec);
+                    }
+                    interval
+                }
+                Err(e) => {
+                    fleet_health.failures += 1;
+                    if fleet_health.unavailable_since.is_none() {
+                        tracing::warn!(error = %e, "cannot read the fleet's store; serving the last known active key pair");
+                    }
+                    let failure = StoreFailure::new(&e);
+                    fleet_health.unavailable_since.get_or_insert(failure.at);
+                    fleet_health.last_error = Some(failure);
+                    let n = fleet_health.failures.min(8);
+                    interval
+                        .saturating_mul(2u32.saturating_pow(n))
+                        .min(interval.max(Duration::from_secs(30)))
+                }
+            }
+        })
     }
 
     /// Retention pruning; a panic in it is logged, never fatal.

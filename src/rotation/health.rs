@@ -106,6 +106,67 @@ pub(crate) struct Health {
     pub(crate) kms_key_problem: Option<String>,
 }
 
+/// What a store failure looked like, as status shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreFailure {
+    /// When it happened.
+    #[serde(with = "time::rfc3339")]
+    pub at: Timestamp,
+    /// The DynamoDB operation, when DynamoDB failed.
+    pub operation: Option<String>,
+    /// The classified cause (`unreachable`, `throttled`, `access_denied`,
+    /// …, or `other`).
+    pub kind: FailureKind,
+    /// DynamoDB's error code.
+    pub code: Option<String>,
+    /// Human message.
+    pub message: String,
+    /// AWS request id.
+    pub request_id: Option<String>,
+}
+
+impl StoreFailure {
+    pub(crate) fn new(err: &crate::store::StoreError) -> StoreFailure {
+        match err {
+            crate::store::StoreError::Remote { error, .. } => StoreFailure {
+                at: time::now(),
+                operation: Some(error.operation.to_string()),
+                kind: error.kind,
+                code: error.code.clone(),
+                message: error.message.clone(),
+                request_id: error.request_id.clone(),
+            },
+            other => StoreFailure {
+                at: time::now(),
+                operation: None,
+                kind: FailureKind::Other,
+                code: None,
+                message: other.to_string(),
+                request_id: None,
+            },
+        }
+    }
+}
+
+/// How this instance follows a store the fleet shares.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct FleetHealth {
+    /// `dynamodb:TABLE`.
+    pub(crate) location: String,
+    /// This instance's id in the fleet.
+    pub(crate) instance: String,
+    /// The last successful read of the fleet's head.
+    pub(crate) last_refresh_at: Option<Timestamp>,
+    /// Since when refreshes fail; `None` = healthy.
+    pub(crate) unavailable_since: Option<Timestamp>,
+    /// The most recent failure (kept after recovery, for the record).
+    pub(crate) last_error: Option<StoreFailure>,
+    /// Failed refreshes in a row.
+    pub(crate) failures: u32,
+    /// Who held the rotation lease at the last refresh, and until when.
+    pub(crate) lease: Option<(String, Timestamp)>,
+}
+
 /// What the API reads without touching KMS or the store.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EngineState {
@@ -115,6 +176,8 @@ pub(crate) struct EngineState {
     pub(crate) schedule: Schedule,
     /// Rotation health.
     pub(crate) health: Health,
+    /// Fleet mode: how this instance follows the shared store.
+    pub(crate) fleet: Option<FleetHealth>,
 }
 
 /// Shared, cheaply readable engine state.

@@ -8,15 +8,18 @@
 //!   instant or a request, coalesces requests, retries with backoff, records
 //!   outages ([`Engine`], [`RotationHandle`]).
 //! - `health.rs`: what status shows about it ([`EngineState`], [`Health`]).
+//! - `fleet.rs`: one rotation for a fleet sharing a store (the lease).
 //! - `prune.rs`: retention pruning after a rotation.
 
 mod engine;
+mod fleet;
 mod health;
 mod prune;
 mod rotate;
 
 pub(crate) use engine::{Engine, EngineParts, RotationHandle};
-pub(crate) use health::{EngineState, SharedState};
+pub use health::StoreFailure;
+pub(crate) use health::{EngineState, FleetHealth, SharedState};
 pub use health::{FailureCause, LastError, RotationStep};
 pub(crate) use prune::Pruner;
 pub(crate) use rotate::{RotationError, Rotator};

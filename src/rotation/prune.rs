@@ -53,7 +53,8 @@ impl Pruner {
         };
         let mut pruned = Vec::new();
         for r in records {
-            let expired = r.state == KeyState::Retired && r.retired_at.is_some_and(|t| t < cutoff);
+            let expired = matches!(r.state, KeyState::Retired | KeyState::Superseded)
+                && r.retired_at.is_some_and(|t| t < cutoff);
             if !expired {
                 continue;
             }

@@ -57,8 +57,8 @@ impl From<ProofError> for RotationError {
 /// Performs single rotations. Holds nothing between them but the ids of
 /// pending key pairs it could not retire yet (the store was failing).
 pub(crate) struct Rotator {
-    store: Arc<dyn KeyStore>,
-    current: SharedCurrent,
+    pub(super) store: Arc<dyn KeyStore>,
+    pub(super) current: SharedCurrent,
     orphans: std::sync::Mutex<Vec<String>>,
 }
 
@@ -71,10 +71,19 @@ impl Rotator {
         }
     }
 
-    /// One rotation. On failure after the pending record was stored, that
-    /// record is retired unused (it was never served) — now, or, if the
-    /// store is failing, before the next rotation.
+    /// One rotation: here, or — on a store a fleet shares — once for the
+    /// whole fleet, by whichever instance holds the lease.
     pub(crate) async fn rotate(&self, reason: Reason) -> Result<KeyPairRecord, RotationError> {
+        match self.store.fleet() {
+            None => self.rotate_here(reason).await,
+            Some(fleet) => self.rotate_in_fleet(fleet, reason).await,
+        }
+    }
+
+    /// One rotation by this instance. On failure after the pending record
+    /// was stored, that record is marked superseded (it was never served) —
+    /// now, or, if the store is failing, before the next rotation.
+    pub(super) async fn rotate_here(&self, reason: Reason) -> Result<KeyPairRecord, RotationError> {
         self.retire_orphans().await;
         let cur = self.current.get();
         let (settings, provider) = (&cur.settings, &*cur.provider);
@@ -130,7 +139,7 @@ impl Rotator {
 
     /// Retires a pending key pair that will never be activated, or keeps its
     /// id to retry (a stale `pending` must not linger in the history).
-    async fn retire_unused(&self, id: &str) {
+    pub(super) async fn retire_unused(&self, id: &str) {
         if let Err(e) = self.store.abandon(id, time::now()).await {
             tracing::warn!(key_pair_id = %id, error = %e, "cannot retire the unused key pair now; retrying before the next rotation");
             self.orphans
@@ -208,7 +217,7 @@ mod tests {
         assert_eq!(states.iter().filter(|s| **s == KeyState::Active).count(), 1);
         assert!(
             !states.contains(&KeyState::Pending),
-            "the failed key pair was retired unused"
+            "the failed key pair was superseded"
         );
     }
 

@@ -7,14 +7,41 @@
 //! transactions on tokio's blocking pool — so nothing above this module calls
 //! `spawn_blocking` for the store.
 
+mod copy;
+mod dynamodb;
+mod fleet;
 mod redb;
 mod summary;
 
+pub use self::copy::{copy, create_table, open_location, CopyError, CopyReport, Location, Tenant};
+pub use self::dynamodb::DynamoStore;
+pub(crate) use self::dynamodb::TableProblem;
 pub use self::redb::RedbStore;
 use crate::domain::{Envelope, KeyPairInfo, KeyPairRecord, Schedule};
 use crate::time::Timestamp;
 use async_trait::async_trait;
+pub use fleet::{Fleet, Head, LeaseState};
 pub use summary::Summary;
+
+/// Opens the store `settings` name: the redb file in the state directory,
+/// or the fleet's DynamoDB table — checked first (it exists, has the
+/// layout, this instance may read and conditionally write it), so a start
+/// fails with the problem named rather than at the first rotation.
+pub async fn open(
+    settings: &crate::config::Settings,
+) -> Result<std::sync::Arc<dyn KeyStore>, StoreError> {
+    use crate::config::StoreSettings;
+    Ok(match &settings.store {
+        StoreSettings::Redb => std::sync::Arc::new(RedbStore::open(&settings.store_path()).await?),
+        StoreSettings::DynamoDb(fleet) => {
+            let store =
+                DynamoStore::connect(fleet, &settings.organization_id, settings.kms_timeouts).await;
+            store.check().await?;
+            store.load_counts().await?;
+            std::sync::Arc::new(store)
+        }
+    })
+}
 
 /// One page of the history, newest first.
 #[derive(Debug, Clone)]
@@ -89,6 +116,39 @@ pub enum StoreError {
         /// What is wrong.
         problem: String,
     },
+    /// DynamoDB failed (classified like a KMS failure: unreachable,
+    /// timeout, throttled, access denied, …).
+    #[error("store {store}: {} failed: {} ({})", error.operation, error.message, error.kind)]
+    Remote {
+        /// `dynamodb:TABLE`.
+        store: String,
+        /// What DynamoDB (or the network) said.
+        error: crate::provider::ProviderError,
+    },
+    /// This instance's rotation lease was taken over (it was paused or cut
+    /// off longer than the lease): it must not activate anything.
+    #[error("store {store}: this instance no longer holds the rotation lease")]
+    LeaseLost {
+        /// `dynamodb:TABLE`.
+        store: String,
+    },
+    /// Another instance held the rotation lease longer than this instance
+    /// waits for its result.
+    #[error("store {store}: instance {holder} held the rotation lease and did not finish in time")]
+    LeaseHeld {
+        /// `dynamodb:TABLE`.
+        store: String,
+        /// The holder.
+        holder: String,
+    },
+    /// The table cannot serve as a store.
+    #[error("store {store}: {problem}")]
+    Table {
+        /// `dynamodb:TABLE`.
+        store: String,
+        /// What is wrong with it.
+        problem: TableProblem,
+    },
     /// The worker running the store operation died (a bug; reported, never
     /// a silent success).
     #[error("store operation failed: {0}")]
@@ -109,7 +169,8 @@ pub trait KeyStore: Send + Sync + 'static {
         at: Timestamp,
         schedule: &Schedule,
     ) -> Result<KeyPairRecord, StoreError>;
-    /// A pending key pair that will never be activated becomes retired.
+    /// A pending key pair that will never be activated becomes superseded
+    /// (with `retired_at` set); any other state is left as it is.
     async fn abandon(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
     /// One record.
     async fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError>;
@@ -144,9 +205,39 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn set_schedule(&self, schedule: &Schedule) -> Result<(), StoreError>;
     /// Replaces a record's envelope (rewrap), keeping everything else.
     async fn replace_envelope(&self, id: &str, envelope: &Envelope) -> Result<(), StoreError>;
-    /// Deletes a retired key pair (retention pruning). Refuses anything
-    /// that is not retired.
+    /// Deletes a retired or superseded key pair (retention pruning).
+    /// Refuses anything else.
     async fn delete_retired(&self, id: &str) -> Result<(), StoreError>;
+    /// The coordination of a store several instances share (`None`: this
+    /// instance is the store's only writer).
+    fn fleet(&self) -> Option<&dyn Fleet> {
+        None
+    }
+}
+
+impl StoreError {
+    /// The store (or its network) cannot serve now, and asking again later
+    /// can succeed without anyone acting — the same rule as for KMS.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Remote { error, .. } if error.kind.is_unavailable())
+    }
+}
+
+/// What a stored record decodes into names its id.
+pub(crate) trait HasId {
+    fn id(&self) -> &str;
+}
+
+impl HasId for KeyPairRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl HasId for crate::domain::KeyPairInfo {
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// The decodable records of a listing (corrupt ones are reported elsewhere).

@@ -21,7 +21,7 @@
 //! letting redb repair the file — at the next operation. The file is mode
 //! 0600: it holds the only copies of the (encrypted) private keys.
 
-use super::{HistoryPage, KeyStore, Listed, StoreError, Summary};
+use super::{HasId, HistoryPage, KeyStore, Listed, StoreError, Summary};
 use crate::domain::{Envelope, KeyPairRecord, KeyState, Schedule};
 use crate::time::Timestamp;
 use async_trait::async_trait;
@@ -144,23 +144,6 @@ fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
             Ok(())
         }
         Err(e) => Err(e),
-    }
-}
-
-/// What a stored record decodes into names its id.
-trait HasId {
-    fn id(&self) -> &str;
-}
-
-impl HasId for KeyPairRecord {
-    fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-impl HasId for crate::domain::KeyPairInfo {
-    fn id(&self) -> &str {
-        &self.id
     }
 }
 
@@ -502,7 +485,7 @@ impl Inner {
             if let Some(old) = t.get(id)? {
                 if old.state == KeyState::Pending {
                     let mut rec = old.clone();
-                    rec.state = KeyState::Retired;
+                    rec.state = KeyState::Superseded;
                     rec.retired_at = Some(at);
                     t.put(Some(&old), &rec)?;
                 }
@@ -626,10 +609,13 @@ impl Inner {
         self.write(|t| {
             let rec = t.get_existing(id)?;
             let active = t.active_id()?.is_some_and(|a| a == id);
-            if rec.state != KeyState::Retired || active {
+            if !matches!(rec.state, KeyState::Retired | KeyState::Superseded) || active {
                 return Err(StoreError::Conflict {
                     id: id.into(),
-                    problem: format!("is {}; only retired key pairs are pruned", rec.state),
+                    problem: format!(
+                        "is {}; only retired or superseded key pairs are pruned",
+                        rec.state
+                    ),
                 });
             }
             t.remove(&rec)?;
@@ -775,34 +761,9 @@ impl KeyStore for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{context_for, Reason, ENVELOPE_V1};
     use crate::store::decodable;
 
-    fn record(id: &str, minute: u32) -> KeyPairRecord {
-        let t = chrono::DateTime::parse_from_rfc3339(&format!("2026-11-23T10:{minute:02}:00Z"))
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        KeyPairRecord {
-            id: id.into(),
-            state: KeyState::Pending,
-            key_bits: 3072,
-            reason: Reason::Scheduled,
-            created_at: t,
-            activated_at: None,
-            retired_at: None,
-            wrapping_key_arn: "arn:k".into(),
-            public_key_der: vec![1, 2, 3],
-            envelope: Envelope {
-                format: ENVELOPE_V1.into(),
-                key_pair_id: id.into(),
-                wrapping_key_arn: "arn:k".into(),
-                encryption_context: context_for("organization-id", "o", id),
-                encrypted_data_key: vec![4],
-                nonce: vec![0; 12],
-                ciphertext: vec![5],
-            },
-        }
-    }
+    use crate::testing::record_at as record;
 
     async fn open() -> (tempfile::TempDir, RedbStore) {
         let dir = tempfile::tempdir().unwrap();

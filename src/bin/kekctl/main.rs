@@ -55,6 +55,41 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum StoreCommand {
+    /// Create the DynamoDB table for fleet mode (on-demand billing, the
+    /// layout's keys and index) and wait until it is active; an existing
+    /// table with the right keys is left as it is. Needs no daemon.
+    Init {
+        /// The table name.
+        #[arg(long)]
+        table: String,
+        /// The table's region.
+        #[arg(long, env = "AWS_REGION")]
+        region: String,
+    },
+    /// Copy a key history into an empty store, unchanged (no KMS call), and
+    /// verify it item by item. Needs no daemon; stop the kekd that owns a
+    /// redb file first.
+    Copy {
+        /// Source: redb:PATH or dynamodb:TABLE.
+        #[arg(long, value_name = "LOCATION")]
+        from: kekd::store::Location,
+        /// Target (must be empty): redb:PATH or dynamodb:TABLE.
+        #[arg(long, value_name = "LOCATION")]
+        to: kekd::store::Location,
+        /// The organization whose history is copied (default: --config's).
+        #[arg(long, value_name = "ID")]
+        organization: Option<String>,
+        /// The DynamoDB table's region (default: --config's store region).
+        #[arg(long, env = "AWS_REGION")]
+        region: Option<String>,
+        /// A kekd configuration to take the organization and region from.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Daemon state, active key pair, schedule, last error.
     Status,
@@ -130,6 +165,11 @@ enum Command {
         /// The encryption-context key that carries the organization id.
         #[arg(long, default_value = "organization-id")]
         context_key: String,
+    },
+    /// The key store itself: create a fleet table, copy a history.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
     },
     /// A key pair's encrypted private key (envelope JSON) for backup or break-glass.
     Export {
@@ -256,6 +296,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Rewrap => rewrap(&client, json).await?,
+        Command::Store { command } => store(command, json).await?,
         Command::Audit {
             command: AuditCommand::Verify { file },
         } => {
@@ -451,4 +492,75 @@ async fn rewrap(client: &Client, json: bool) -> anyhow::Result<()> {
             "rewrap ended without a result (did the daemon stop?); run it again, it resumes"
         ),
     }
+}
+
+/// `kekctl store …`: works on the stores directly, not through the daemon.
+async fn store(command: StoreCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        StoreCommand::Init { table, region } => {
+            if !kekd::config::is_table_name(&table) {
+                anyhow::bail!(
+                    "--table {table:?} is not a DynamoDB table name (3-255 characters of A-Z a-z 0-9 _ . -)"
+                );
+            }
+            let created = kekd::store::create_table(&table, &region).await?;
+            if json {
+                return print_json(&serde_json::json!({ "table": table, "created": created }));
+            }
+            if created {
+                outln!("created table {table} in {region} (on-demand billing); it is active");
+            } else {
+                outln!(
+                    "table {table} in {region} already exists with kekd's layout; left as it is"
+                );
+            }
+        }
+        StoreCommand::Copy {
+            from,
+            to,
+            organization,
+            region,
+            config,
+        } => {
+            let settings = match &config {
+                Some(file) => {
+                    Some(kekd::config::Settings::load(file).context("invalid configuration")?)
+                }
+                None => None,
+            };
+            let organization =
+                organization.or_else(|| settings.as_ref().map(|s| s.organization_id().to_string()));
+            let region = region.or_else(|| settings.as_ref().and_then(|s| s.store_region()));
+            let tenant = match (organization, region) {
+                (Some(organization_id), Some(region)) => Some(kekd::store::Tenant {
+                    organization_id,
+                    region,
+                }),
+                _ => None,
+            };
+            let source = kekd::store::open_location(&from, tenant.as_ref(), true)
+                .await
+                .with_context(|| format!("opening the source {from}"))?;
+            let target = kekd::store::open_location(&to, tenant.as_ref(), false)
+                .await
+                .with_context(|| format!("opening the target {to}"))?;
+            let bar = progress_bar(None);
+            let report = kekd::store::copy(&*source, &*target, |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })
+            .await
+            .with_context(|| format!("copying {from} to {to}"))?;
+            bar.finish_and_clear();
+            if json {
+                return print_json(&report);
+            }
+            outln!(
+                "copied {} key pairs from {from} to {to}, verified item by item; active: {}",
+                report.key_pairs,
+                report.active.as_deref().unwrap_or("none")
+            );
+        }
+    }
+    Ok(())
 }
