@@ -1,7 +1,8 @@
 //! Reloading the configuration (`SIGHUP`, `POST /v1/reload`).
 //!
 //! A reload is all or nothing. The file is validated; fields that cannot
-//! change while running (`socket_path`, `state_dir`, `audit_log`) make the
+//! change while running (`socket_path`, `state_dir`, `audit_log`, `[store]`)
+//! make the
 //! reload fail rather than half-apply; a changed KMS key is proven with the
 //! Test round trip before it is used, and then a key pair is made under it at
 //! once (reason `kms-key-changed`) — the new KMS key wraps nothing before
@@ -184,6 +185,7 @@ impl Reloader {
             ("socket_path", new.socket_path != old.socket_path),
             ("state_dir", new.state_dir != old.state_dir),
             ("audit_log", new.audit_path != old.audit_path),
+            ("[store]", new.store != old.store),
         ]
         .into_iter()
         .filter_map(|(name, differs)| differs.then_some(name))

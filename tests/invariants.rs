@@ -13,54 +13,56 @@ use kekd::store::{KeyStore, RedbStore};
 use std::collections::HashSet;
 use std::time::Duration;
 
-async fn daemon(moto: &Moto, alias: &str) -> TestDaemon {
+async fn daemon(moto: &Moto, alias: &str, store: Backend) -> TestDaemon {
     let (_, alias_arn) = moto.create_key(alias).await;
-    TestDaemon::start(moto, |dir| kms_config(dir, &alias_arn, "")).await
+    TestDaemon::start(moto, |dir| store.config(moto, dir, &alias_arn, "")).await
 }
 
-/// I1: a poller sees every public key the daemon serves during a series of
-/// rotations; each one must already be stored as active (never pending,
-/// never missing) and its stored private key must decrypt and match.
-#[tokio::test(flavor = "multi_thread")]
-async fn i1_no_public_key_is_served_before_it_is_stored_and_verified() {
-    let moto = Moto::start().await;
-    let d = daemon(&moto, "kekd-i1").await;
-    let client = d.client();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let poller = {
-        let client = client.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut seen = HashSet::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let p: PublicKeyView = client.public_key().await.unwrap();
-                if seen.insert(p.id.clone()) {
-                    let k: KeyPairView = client.keypair(&p.id).await.unwrap();
-                    assert_ne!(
-                        k.state,
-                        KeyState::Pending,
-                        "served key {} is still pending",
-                        p.id
-                    );
-                    assert!(k.activated_at.is_some());
+crate::on_both_stores! {
+    /// I1: a poller sees every public key the daemon serves during a series of
+    /// rotations; each one must already be stored as active (never pending,
+    /// never missing) and its stored private key must decrypt and match.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn i1_no_public_key_is_served_before_it_is_stored_and_verified(store: Backend) {
+        let moto = Moto::start().await;
+        let d = daemon(&moto, "kekd-i1", store).await;
+        let client = d.client();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let poller = {
+            let client = client.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut seen = HashSet::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let p: PublicKeyView = client.public_key().await.unwrap();
+                    if seen.insert(p.id.clone()) {
+                        let k: KeyPairView = client.keypair(&p.id).await.unwrap();
+                        assert_ne!(
+                            k.state,
+                            KeyState::Pending,
+                            "served key {} is still pending",
+                            p.id
+                        );
+                        assert!(k.activated_at.is_some());
+                    }
                 }
-            }
-            seen
-        })
-    };
-    for _ in 0..4 {
-        client.rotate().await.unwrap();
-        d.signal(libc::SIGUSR1);
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-    d.wait_active().await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let seen = poller.await.unwrap();
-    assert!(seen.len() >= 4, "the poller saw {} keys", seen.len());
-    let kms = moto.kms();
-    for id in seen {
-        let k: KeyPairView = client.keypair(&id).await.unwrap();
-        d.assert_decrypts(&kms, &id, &k.public_key_pem).await;
+                seen
+            })
+        };
+        for _ in 0..4 {
+            client.rotate().await.unwrap();
+            d.signal(libc::SIGUSR1);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        d.wait_active().await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let seen = poller.await.unwrap();
+        assert!(seen.len() >= 4, "the poller saw {} keys", seen.len());
+        let kms = moto.kms();
+        for id in seen {
+            let k: KeyPairView = client.keypair(&id).await.unwrap();
+            d.assert_decrypts(&kms, &id, &k.public_key_pem).await;
+        }
     }
 }
 
@@ -70,7 +72,7 @@ async fn i1_no_public_key_is_served_before_it_is_stored_and_verified() {
 #[tokio::test(flavor = "multi_thread")]
 async fn i2_kill_9_at_any_instant_leaves_a_consistent_store() {
     let moto = Moto::start().await;
-    let mut d = daemon(&moto, "kekd-i2").await;
+    let mut d = daemon(&moto, "kekd-i2", Backend::Redb).await;
     let kms = moto.kms();
     // Delays spread over a rotation's phases (generate, GenerateDataKey,
     // commit, Decrypt, activate): a few ms to a few hundred.
@@ -105,7 +107,7 @@ async fn i2_kill_9_at_any_instant_leaves_a_consistent_store() {
 #[tokio::test(flavor = "multi_thread")]
 async fn i3_no_secret_in_logs_api_answers_or_on_disk() {
     let moto = Moto::start().await;
-    let d = daemon(&moto, "kekd-i3").await;
+    let d = daemon(&moto, "kekd-i3", Backend::Redb).await;
     d.client().rotate().await.unwrap();
     d.signal(libc::SIGUSR1);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -170,7 +172,7 @@ async fn i3_no_secret_in_logs_api_answers_or_on_disk() {
 #[tokio::test(flavor = "multi_thread")]
 async fn i5_a_corrupt_store_record_is_reported_skipped_and_kept() {
     let moto = Moto::start().await;
-    let mut d = daemon(&moto, "kekd-i5").await;
+    let mut d = daemon(&moto, "kekd-i5", Backend::Redb).await;
     let active = d.wait_active().await.active_key_id.unwrap();
     assert!(d.stop().await.success());
     {
@@ -229,7 +231,7 @@ async fn i5_a_corrupt_store_record_is_reported_skipped_and_kept() {
 #[tokio::test(flavor = "multi_thread")]
 async fn i5_bad_requests_get_json_errors() {
     let moto = Moto::start().await;
-    let d = daemon(&moto, "kekd-badreq").await;
+    let d = daemon(&moto, "kekd-badreq", Backend::Redb).await;
     let c = d.client();
     let cases = [
         (hyper::Method::GET, "/v1/nope", 404, "not_found"),
@@ -303,7 +305,7 @@ async fn i5_bad_requests_get_json_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kekd_rotates_again_once_a_full_disk_has_room() {
     let moto = Moto::start().await;
-    let d = daemon(&moto, "kekd-store-full").await;
+    let d = daemon(&moto, "kekd-store-full", Backend::Redb).await;
     let c = d.client();
     let first = d.wait_active().await.active_key_id.unwrap();
     // Room for the audit trail and the log, not for the store's pages.

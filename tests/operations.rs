@@ -85,39 +85,41 @@ async fn kekctl_test_checks_the_running_key_and_a_candidate_file_writing_nothing
     assert!(!root.exists());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sighup_to_a_new_kms_key_proves_it_then_makes_a_key_pair_under_it() {
-    let moto = Moto::start().await;
-    let (key_a, alias_a) = moto.create_key("kekd-reload-a").await;
-    let (key_b, alias_b) = moto.create_key("kekd-reload-b").await;
-    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias_a, "")).await;
-    let first = d.wait_active().await.active_key_id.unwrap();
+crate::on_both_stores! {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn sighup_to_a_new_kms_key_proves_it_then_makes_a_key_pair_under_it(store: Backend) {
+        let moto = Moto::start().await;
+        let (key_a, alias_a) = moto.create_key("kekd-reload-a").await;
+        let (key_b, alias_b) = moto.create_key("kekd-reload-b").await;
+        let d = TestDaemon::start(&moto, |dir| store.config(&moto, dir, &alias_a, "")).await;
+        let first = d.wait_active().await.active_key_id.unwrap();
 
-    write_config(&d, kms_config(d.dir.path(), &alias_b, ""));
-    d.signal(libc::SIGHUP);
-    let s = wait_for(Duration::from_secs(30), "the reload", || async {
-        let s: StatusView = d.client().status().await.ok()?;
-        s.last_reload.is_some().then_some(s)
-    })
-    .await;
-    let r = s.last_reload.unwrap();
-    assert_eq!(r.outcome, ReloadResult::Applied, "{}", r.message);
-    assert!(s.kms_key.ends_with("alias/kekd-reload-b"));
-    let h = d.history().await;
-    assert_eq!(h.keypairs[0].reason, Reason::KmsKeyChanged);
-    assert_eq!(h.keypairs[0].wrapping_key_arn, key_b);
-    assert_eq!(Some(h.keypairs[0].id.clone()), r.new_key_pair_id);
-    assert_eq!(h.keypairs[1].id, first);
-    assert_eq!(
-        h.keypairs[1].wrapping_key_arn, key_a,
-        "old key pairs stay under the old key"
-    );
-    assert_eq!(s.key_pairs.by_wrapping_key.get(&key_a), Some(&1));
-    assert_eq!(s.key_pairs.by_wrapping_key.get(&key_b), Some(&1));
-    // Both still decrypt, each under its own KMS key.
-    let kms = moto.kms();
-    for k in &h.keypairs {
-        d.assert_decrypts(&kms, &k.id, &k.public_key_pem).await;
+        write_config(&d, store.config(&moto, d.dir.path(), &alias_b, ""));
+        d.signal(libc::SIGHUP);
+        let s = wait_for(Duration::from_secs(30), "the reload", || async {
+            let s: StatusView = d.client().status().await.ok()?;
+            s.last_reload.is_some().then_some(s)
+        })
+        .await;
+        let r = s.last_reload.unwrap();
+        assert_eq!(r.outcome, ReloadResult::Applied, "{}", r.message);
+        assert!(s.kms_key.ends_with("alias/kekd-reload-b"));
+        let h = d.history().await;
+        assert_eq!(h.keypairs[0].reason, Reason::KmsKeyChanged);
+        assert_eq!(h.keypairs[0].wrapping_key_arn, key_b);
+        assert_eq!(Some(h.keypairs[0].id.clone()), r.new_key_pair_id);
+        assert_eq!(h.keypairs[1].id, first);
+        assert_eq!(
+            h.keypairs[1].wrapping_key_arn, key_a,
+            "old key pairs stay under the old key"
+        );
+        assert_eq!(s.key_pairs.by_wrapping_key.get(&key_a), Some(&1));
+        assert_eq!(s.key_pairs.by_wrapping_key.get(&key_b), Some(&1));
+        // Both still decrypt, each under its own KMS key.
+        let kms = moto.kms();
+        for k in &h.keypairs {
+            d.assert_decrypts(&kms, &k.id, &k.public_key_pem).await;
+        }
     }
 }
 
@@ -237,93 +239,95 @@ async fn a_cadence_change_reschedules() {
     assert_eq!(out.outcome, ReloadResult::Unchanged);
 }
 
-/// `/metrics` parses as Prometheus text, and its counters and gauges move
-/// when a rotation happens.
-#[tokio::test(flavor = "multi_thread")]
-async fn metrics_parse_and_move_with_a_rotation() {
-    let moto = Moto::start().await;
-    let (key_arn, alias) = moto.create_key("kekd-metrics").await;
-    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+crate::on_both_stores! {
+    /// `/metrics` parses as Prometheus text, and its counters and gauges move
+    /// when a rotation happens.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn metrics_parse_and_move_with_a_rotation(store: Backend) {
+        let moto = Moto::start().await;
+        let (key_arn, alias) = moto.create_key("kekd-metrics").await;
+        let d = TestDaemon::start(&moto, |dir| store.config(&moto, dir, &alias, "")).await;
 
-    async fn scrape(d: &TestDaemon) -> prometheus_parse::Scrape {
-        let text = d.client().metrics().await.unwrap();
-        let lines = text.lines().map(|l| Ok(l.to_string()));
-        prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text")
-    }
-    fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-        s.samples
-            .iter()
-            .filter(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
-            .map(|x| match x.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => 0.0,
-            })
-            .sum()
-    }
+        async fn scrape(d: &TestDaemon) -> prometheus_parse::Scrape {
+            let text = d.client().metrics().await.unwrap();
+            let lines = text.lines().map(|l| Ok(l.to_string()));
+            prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text")
+        }
+        fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+            s.samples
+                .iter()
+                .filter(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+                .map(|x| match x.value {
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => v,
+                    _ => 0.0,
+                })
+                .sum()
+        }
 
-    let before = scrape(&d).await;
-    assert_eq!(
-        value(
+        let before = scrape(&d).await;
+        assert_eq!(
+            value(
+                &before,
+                "kekd_rotations_total",
+                &[("reason", "initial"), ("outcome", "success")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(&before, "kekd_key_pairs", &[("state", "active")]),
+            1.0
+        );
+        assert_eq!(value(&before, "kekd_degraded", &[]), 0.0);
+        let gdk = value(
             &before,
-            "kekd_rotations_total",
-            &[("reason", "initial"), ("outcome", "success")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        value(&before, "kekd_key_pairs", &[("state", "active")]),
-        1.0
-    );
-    assert_eq!(value(&before, "kekd_degraded", &[]), 0.0);
-    let gdk = value(
-        &before,
-        "kekd_kms_calls_total",
-        &[("operation", "GenerateDataKey"), ("outcome", "ok")],
-    );
-    assert!(gdk >= 1.0);
-    assert!(before
-        .samples
-        .iter()
-        .any(|x| x.metric == "kekd_kms_call_duration_seconds_count"
-            || matches!(x.value, prometheus_parse::Value::Histogram(_))
-                && x.metric.starts_with("kekd_kms_call_duration_seconds")));
-
-    d.client().rotate().await.unwrap();
-    let after = scrape(&d).await;
-    assert_eq!(
-        value(
-            &after,
-            "kekd_rotations_total",
-            &[("reason", "change-key-now"), ("outcome", "success")]
-        ),
-        1.0
-    );
-    assert_eq!(
-        value(&after, "kekd_key_pairs", &[("state", "retired")]),
-        1.0
-    );
-    assert_eq!(
-        value(
-            &after,
-            "kekd_key_pairs_by_wrapping_key",
-            &[("wrapping_key_arn", &key_arn)]
-        ),
-        2.0
-    );
-    assert_eq!(
-        value(
-            &after,
             "kekd_kms_calls_total",
-            &[("operation", "GenerateDataKey"), ("outcome", "ok")]
-        ),
-        gdk + 1.0
-    );
-    assert!(
-        value(&after, "kekd_active_key_age_seconds", &[])
-            < value(&before, "kekd_active_key_age_seconds", &[]) + 1.0
-    );
+            &[("operation", "GenerateDataKey"), ("outcome", "ok")],
+        );
+        assert!(gdk >= 1.0);
+        assert!(before
+            .samples
+            .iter()
+            .any(|x| x.metric == "kekd_kms_call_duration_seconds_count"
+                || matches!(x.value, prometheus_parse::Value::Histogram(_))
+                    && x.metric.starts_with("kekd_kms_call_duration_seconds")));
+
+        d.client().rotate().await.unwrap();
+        let after = scrape(&d).await;
+        assert_eq!(
+            value(
+                &after,
+                "kekd_rotations_total",
+                &[("reason", "change-key-now"), ("outcome", "success")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(&after, "kekd_key_pairs", &[("state", "retired")]),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &after,
+                "kekd_key_pairs_by_wrapping_key",
+                &[("wrapping_key_arn", &key_arn)]
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &after,
+                "kekd_kms_calls_total",
+                &[("operation", "GenerateDataKey"), ("outcome", "ok")]
+            ),
+            gdk + 1.0
+        );
+        assert!(
+            value(&after, "kekd_active_key_age_seconds", &[])
+                < value(&before, "kekd_active_key_age_seconds", &[]) + 1.0
+        );
+    }
 }
 
 /// The systemd protocol without systemd: READY=1 once a key pair is active,
@@ -435,83 +439,85 @@ async fn logs_suit_journald_and_json() {
     );
 }
 
-/// Rewrap after a KMS key change: every key pair ends up under the new key
-/// (ReEncrypt), a second run changes nothing, the old key can be scheduled
-/// for deletion, and every private key still decrypts — under the new key.
-#[tokio::test(flavor = "multi_thread")]
-async fn rewrap_moves_every_key_pair_to_the_new_kms_key() {
-    let moto = Moto::start().await;
-    let (key_a, alias_a) = moto.create_key("kekd-rewrap-a").await;
-    let (key_b, alias_b) = moto.create_key("kekd-rewrap-b").await;
-    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias_a, "")).await;
-    d.client().rotate().await.unwrap();
-    d.client().rotate().await.unwrap();
-    let before = d.history().await;
-    write_config(&d, kms_config(d.dir.path(), &alias_b, ""));
-    let r: kekd::api::views::ReloadOutcome = d.client().reload().await.unwrap();
-    assert_eq!(r.outcome, ReloadResult::Applied);
-    let s: StatusView = d.client().status().await.unwrap();
-    assert_eq!(s.key_pairs.by_wrapping_key.get(&key_a), Some(&3));
-    assert_eq!(s.key_pairs.by_wrapping_key.get(&key_b), Some(&1));
+crate::on_both_stores! {
+    /// Rewrap after a KMS key change: every key pair ends up under the new key
+    /// (ReEncrypt), a second run changes nothing, the old key can be scheduled
+    /// for deletion, and every private key still decrypts — under the new key.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn rewrap_moves_every_key_pair_to_the_new_kms_key(store: Backend) {
+        let moto = Moto::start().await;
+        let (key_a, alias_a) = moto.create_key("kekd-rewrap-a").await;
+        let (key_b, alias_b) = moto.create_key("kekd-rewrap-b").await;
+        let d = TestDaemon::start(&moto, |dir| store.config(&moto, dir, &alias_a, "")).await;
+        d.client().rotate().await.unwrap();
+        d.client().rotate().await.unwrap();
+        let before = d.history().await;
+        write_config(&d, store.config(&moto, d.dir.path(), &alias_b, ""));
+        let r: kekd::api::views::ReloadOutcome = d.client().reload().await.unwrap();
+        assert_eq!(r.outcome, ReloadResult::Applied);
+        let s: StatusView = d.client().status().await.unwrap();
+        assert_eq!(s.key_pairs.by_wrapping_key.get(&key_a), Some(&3));
+        assert_eq!(s.key_pairs.by_wrapping_key.get(&key_b), Some(&1));
 
-    let (code, out, err) = d.kekctl(&["rewrap"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("rewrap done: 3 re-wrapped, 1 already under the current key, 0 failed"),
-        "{out}"
-    );
-    let s: StatusView = d.client().status().await.unwrap();
-    assert_eq!(
-        s.key_pairs.by_wrapping_key.len(),
-        1,
-        "{:?}",
-        s.key_pairs.by_wrapping_key
-    );
-    assert_eq!(s.key_pairs.by_wrapping_key.get(&key_b), Some(&4));
-
-    // Idempotent, and streamed as JSON lines with --json.
-    let (code, out, _) = d.kekctl(&["rewrap", "--json"]);
-    assert_eq!(code, 0);
-    let events: Vec<kekd::api::views::RewrapEvent> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(
-        events.last(),
-        Some(&kekd::api::views::RewrapEvent::Done {
-            rewrapped: 0,
-            skipped: 4,
-            failed: 0
-        })
-    );
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| matches!(e, kekd::api::views::RewrapEvent::Progress { .. }))
-            .count(),
-        4
-    );
-
-    // Retire the old key; everything still decrypts, under the new one.
-    moto.kms()
-        .schedule_key_deletion()
-        .key_id(key_a.rsplit('/').next().unwrap())
-        .pending_window_in_days(7)
-        .send()
-        .await
-        .unwrap();
-    let kms = moto.kms();
-    let after = d.history().await;
-    assert_eq!(after.keypairs.len(), 4);
-    for k in &after.keypairs {
-        let e = d.assert_decrypts(&kms, &k.id, &k.public_key_pem).await;
-        assert_eq!(e.envelope.wrapping_key_arn, key_b);
-    }
-    // Same key pairs, same public keys (the reload added one, newest).
-    for (b, a) in before.keypairs.iter().zip(after.keypairs.iter().skip(1)) {
-        assert_eq!(
-            (&b.id, &b.public_key_pem, b.created_at),
-            (&a.id, &a.public_key_pem, a.created_at)
+        let (code, out, err) = d.kekctl(&["rewrap"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("rewrap done: 3 re-wrapped, 1 already under the current key, 0 failed"),
+            "{out}"
         );
+        let s: StatusView = d.client().status().await.unwrap();
+        assert_eq!(
+            s.key_pairs.by_wrapping_key.len(),
+            1,
+            "{:?}",
+            s.key_pairs.by_wrapping_key
+        );
+        assert_eq!(s.key_pairs.by_wrapping_key.get(&key_b), Some(&4));
+
+        // Idempotent, and streamed as JSON lines with --json.
+        let (code, out, _) = d.kekctl(&["rewrap", "--json"]);
+        assert_eq!(code, 0);
+        let events: Vec<kekd::api::views::RewrapEvent> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            events.last(),
+            Some(&kekd::api::views::RewrapEvent::Done {
+                rewrapped: 0,
+                skipped: 4,
+                failed: 0
+            })
+        );
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, kekd::api::views::RewrapEvent::Progress { .. }))
+                .count(),
+            4
+        );
+
+        // Retire the old key; everything still decrypts, under the new one.
+        moto.kms()
+            .schedule_key_deletion()
+            .key_id(key_a.rsplit('/').next().unwrap())
+            .pending_window_in_days(7)
+            .send()
+            .await
+            .unwrap();
+        let kms = moto.kms();
+        let after = d.history().await;
+        assert_eq!(after.keypairs.len(), 4);
+        for k in &after.keypairs {
+            let e = d.assert_decrypts(&kms, &k.id, &k.public_key_pem).await;
+            assert_eq!(e.envelope.wrapping_key_arn, key_b);
+        }
+        // Same key pairs, same public keys (the reload added one, newest).
+        for (b, a) in before.keypairs.iter().zip(after.keypairs.iter().skip(1)) {
+            assert_eq!(
+                (&b.id, &b.public_key_pem, b.created_at),
+                (&a.id, &a.public_key_pem, a.created_at)
+            );
+        }
     }
 }

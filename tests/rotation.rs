@@ -6,142 +6,148 @@ use kekd::api::views::{ExportView, KeyPairView, PublicKeyView, ServiceState, Sta
 use kekd::domain::{KeyState, Reason};
 use std::time::Duration;
 
-async fn daemon(moto: &Moto, alias: &str) -> (TestDaemon, String) {
+async fn daemon(moto: &Moto, alias: &str, store: Backend) -> (TestDaemon, String) {
     let (key_arn, alias_arn) = moto.create_key(alias).await;
-    let d = TestDaemon::start(moto, |dir| kms_config(dir, &alias_arn, "")).await;
+    let d = TestDaemon::start(moto, |dir| store.config(moto, dir, &alias_arn, "")).await;
     (d, key_arn)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn initial_key_pair_is_active_and_wrapped_by_the_key_arn_behind_the_alias() {
-    let moto = Moto::start().await;
-    let (d, key_arn) = daemon(&moto, "kekd-initial").await;
-    let s: StatusView = d.client().status().await.unwrap();
-    assert_eq!(s.state, ServiceState::Ok);
-    assert!(s.last_error.is_none());
-    let h = d.history().await;
-    assert_eq!(h.keypairs.len(), 1);
-    let k = &h.keypairs[0];
-    assert_eq!(k.state, KeyState::Active);
-    assert_eq!(k.reason, Reason::Initial);
-    assert_eq!(
-        k.wrapping_key_arn, key_arn,
-        "the key ARN KMS reports, not the alias"
-    );
-    assert!(k.wrapping_key_arn.contains(":key/"));
-    assert_eq!(s.active_key_id.as_deref(), Some(k.id.as_str()));
-    let p: PublicKeyView = d.client().public_key().await.unwrap();
-    assert_eq!(p.id, k.id);
-    assert_eq!(
-        kekd::keypair::key_pair_id(&pem_der(&p.pem)),
-        p.id,
-        "id derives from the public key"
-    );
-    // Timestamps are RFC 3339 UTC on the wire.
-    let (_, body) = d
-        .client()
-        .raw(hyper::Method::GET, kekd::api::paths::KEYPAIRS)
-        .await
-        .unwrap();
-    let raw: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let created = raw["keypairs"][0]["created_at"].as_str().unwrap();
-    assert!(
-        created.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(created).is_ok(),
-        "{created}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn sigusr1_and_kekctl_rotate_make_new_active_key_pairs_in_order() {
-    let moto = Moto::start().await;
-    let (d, _) = daemon(&moto, "kekd-rotate").await;
-    let first = d.wait_active().await.active_key_id.unwrap();
-
-    d.signal(libc::SIGUSR1);
-    let second = wait_for(
-        Duration::from_secs(30),
-        "rotation after SIGUSR1",
-        || async {
-            let s: StatusView = d.client().status().await.ok()?;
-            s.active_key_id.filter(|id| *id != first)
-        },
-    )
-    .await;
-
-    let (code, out, err) = d.kekctl(&["rotate", "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let third: KeyPairView = serde_json::from_str(&out).unwrap();
-    assert_ne!(third.id, second);
-    assert_eq!(third.state, KeyState::Active);
-
-    let h = d.history().await;
-    let ids: Vec<&str> = h.keypairs.iter().map(|k| k.id.as_str()).collect();
-    assert_eq!(
-        ids,
-        [third.id.as_str(), second.as_str(), first.as_str()],
-        "newest first"
-    );
-    let states: Vec<KeyState> = h.keypairs.iter().map(|k| k.state).collect();
-    assert_eq!(
-        states,
-        [KeyState::Active, KeyState::Retired, KeyState::Retired]
-    );
-    let reasons: Vec<Reason> = h.keypairs.iter().map(|k| k.reason).collect();
-    assert_eq!(
-        reasons,
-        [Reason::ChangeKeyNow, Reason::ChangeKeyNow, Reason::Initial]
-    );
-    for k in &h.keypairs[1..] {
-        assert!(k.retired_at.is_some() && k.activated_at.is_some());
+crate::on_both_stores! {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn initial_key_pair_is_active_and_wrapped_by_the_key_arn_behind_the_alias(store: Backend) {
+        let moto = Moto::start().await;
+        let (d, key_arn) = daemon(&moto, "kekd-initial", store).await;
+        let s: StatusView = d.client().status().await.unwrap();
+        assert_eq!(s.state, ServiceState::Ok);
+        assert!(s.last_error.is_none());
+        let h = d.history().await;
+        assert_eq!(h.keypairs.len(), 1);
+        let k = &h.keypairs[0];
+        assert_eq!(k.state, KeyState::Active);
+        assert_eq!(k.reason, Reason::Initial);
+        assert_eq!(
+            k.wrapping_key_arn, key_arn,
+            "the key ARN KMS reports, not the alias"
+        );
+        assert!(k.wrapping_key_arn.contains(":key/"));
+        assert_eq!(s.active_key_id.as_deref(), Some(k.id.as_str()));
+        let p: PublicKeyView = d.client().public_key().await.unwrap();
+        assert_eq!(p.id, k.id);
+        assert_eq!(
+            kekd::keypair::key_pair_id(&pem_der(&p.pem)),
+            p.id,
+            "id derives from the public key"
+        );
+        // Timestamps are RFC 3339 UTC on the wire.
+        let (_, body) = d
+            .client()
+            .raw(hyper::Method::GET, kekd::api::paths::KEYPAIRS)
+            .await
+            .unwrap();
+        let raw: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let created = raw["keypairs"][0]["created_at"].as_str().unwrap();
+        assert!(
+            created.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(created).is_ok(),
+            "{created}"
+        );
     }
-    // --limit and the table.
-    let (code, out, _) = d.kekctl(&["history", "--limit", "2"]);
-    assert_eq!(code, 0);
-    assert!(
-        out.contains(&third.id) && out.contains(&second) && !out.contains(&first),
-        "{out}"
-    );
-    assert!(
-        out.contains("change-key-now") && out.contains("retired"),
-        "{out}"
-    );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_stored_private_key_decrypts_through_kms_and_matches_its_public_key() {
-    let moto = Moto::start().await;
-    let (d, _) = daemon(&moto, "kekd-decrypt").await;
-    d.client().rotate().await.unwrap();
-    d.client().rotate().await.unwrap();
-    let kms = moto.kms();
-    let h = d.history().await;
-    assert_eq!(h.keypairs.len(), 3);
-    for k in &h.keypairs {
-        let (code, out, err) = d.kekctl(&["export", &k.id]);
+crate::on_both_stores! {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn sigusr1_and_kekctl_rotate_make_new_active_key_pairs_in_order(store: Backend) {
+        let moto = Moto::start().await;
+        let (d, _) = daemon(&moto, "kekd-rotate", store).await;
+        let first = d.wait_active().await.active_key_id.unwrap();
+
+        d.signal(libc::SIGUSR1);
+        let second = wait_for(
+            Duration::from_secs(30),
+            "rotation after SIGUSR1",
+            || async {
+                let s: StatusView = d.client().status().await.ok()?;
+                s.active_key_id.filter(|id| *id != first)
+            },
+        )
+        .await;
+
+        let (code, out, err) = d.kekctl(&["rotate", "--json"]);
         assert_eq!(code, 0, "{err}");
-        let export: ExportView = serde_json::from_str(&out).unwrap();
-        let secrets = recover(&kms, &export).await;
+        let third: KeyPairView = serde_json::from_str(&out).unwrap();
+        assert_ne!(third.id, second);
+        assert_eq!(third.state, KeyState::Active);
+
+        let h = d.history().await;
+        let ids: Vec<&str> = h.keypairs.iter().map(|k| k.id.as_str()).collect();
         assert_eq!(
-            public_der_of(&secrets.private_pkcs8),
-            pem_der(&k.public_key_pem),
-            "{}",
-            k.id
+            ids,
+            [third.id.as_str(), second.as_str(), first.as_str()],
+            "newest first"
         );
+        let states: Vec<KeyState> = h.keypairs.iter().map(|k| k.state).collect();
         assert_eq!(
-            export.envelope.encryption_context.as_map()["organization-id"],
-            "acme-test"
+            states,
+            [KeyState::Active, KeyState::Retired, KeyState::Retired]
         );
+        let reasons: Vec<Reason> = h.keypairs.iter().map(|k| k.reason).collect();
         assert_eq!(
-            export.envelope.encryption_context.as_map()["key-pair-id"],
-            k.id
+            reasons,
+            [Reason::ChangeKeyNow, Reason::ChangeKeyNow, Reason::Initial]
         );
+        for k in &h.keypairs[1..] {
+            assert!(k.retired_at.is_some() && k.activated_at.is_some());
+        }
+        // --limit and the table.
+        let (code, out, _) = d.kekctl(&["history", "--limit", "2"]);
+        assert_eq!(code, 0);
+        assert!(
+            out.contains(&third.id) && out.contains(&second) && !out.contains(&first),
+            "{out}"
+        );
+        assert!(
+            out.contains("change-key-now") && out.contains("retired"),
+            "{out}"
+        );
+    }
+}
+
+crate::on_both_stores! {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn every_stored_private_key_decrypts_through_kms_and_matches_its_public_key(store: Backend) {
+        let moto = Moto::start().await;
+        let (d, _) = daemon(&moto, "kekd-decrypt", store).await;
+        d.client().rotate().await.unwrap();
+        d.client().rotate().await.unwrap();
+        let kms = moto.kms();
+        let h = d.history().await;
+        assert_eq!(h.keypairs.len(), 3);
+        for k in &h.keypairs {
+            let (code, out, err) = d.kekctl(&["export", &k.id]);
+            assert_eq!(code, 0, "{err}");
+            let export: ExportView = serde_json::from_str(&out).unwrap();
+            let secrets = recover(&kms, &export).await;
+            assert_eq!(
+                public_der_of(&secrets.private_pkcs8),
+                pem_der(&k.public_key_pem),
+                "{}",
+                k.id
+            );
+            assert_eq!(
+                export.envelope.encryption_context.as_map()["organization-id"],
+                "acme-test"
+            );
+            assert_eq!(
+                export.envelope.encryption_context.as_map()["key-pair-id"],
+                k.id
+            );
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kms_refuses_a_wrong_encryption_context() {
     let moto = Moto::start().await;
-    let (d, _) = daemon(&moto, "kekd-context").await;
+    let (d, _) = daemon(&moto, "kekd-context", Backend::Redb).await;
     let id = d.wait_active().await.active_key_id.unwrap();
     let export: ExportView = d.client().envelope(&id).await.unwrap();
     let mut ctx: std::collections::HashMap<String, String> = export
@@ -169,42 +175,46 @@ async fn kms_refuses_a_wrong_encryption_context() {
     assert_eq!(code, "InvalidCiphertextException");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn restart_keeps_every_key_pair_and_does_not_rotate() {
-    let moto = Moto::start().await;
-    let (mut d, _) = daemon(&moto, "kekd-restart").await;
-    d.client().rotate().await.unwrap();
-    let before = d.history().await.keypairs;
-    let active = d.wait_active().await.active_key_id;
-    let after_status = d.restart().await;
-    assert_eq!(after_status.active_key_id, active);
-    assert_eq!(d.history().await.keypairs, before);
-    let kms = moto.kms();
-    for k in &before {
-        d.assert_decrypts(&kms, &k.id, &k.public_key_pem).await;
+crate::on_both_stores! {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn restart_keeps_every_key_pair_and_does_not_rotate(store: Backend) {
+        let moto = Moto::start().await;
+        let (mut d, _) = daemon(&moto, "kekd-restart", store).await;
+        d.client().rotate().await.unwrap();
+        let before = d.history().await.keypairs;
+        let active = d.wait_active().await.active_key_id;
+        let after_status = d.restart().await;
+        assert_eq!(after_status.active_key_id, active);
+        assert_eq!(d.history().await.keypairs, before);
+        let kms = moto.kms();
+        for k in &before {
+            d.assert_decrypts(&kms, &k.id, &k.public_key_pem).await;
+        }
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_signal_burst_is_coalesced_and_the_daemon_stays_responsive() {
-    let moto = Moto::start().await;
-    let (d, _) = daemon(&moto, "kekd-burst").await;
-    // 1,000 signals as fast as we can send them (well under a second).
-    for _ in 0..1000 {
-        d.signal(libc::SIGUSR1);
+crate::on_both_stores! {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_signal_burst_is_coalesced_and_the_daemon_stays_responsive(store: Backend) {
+        let moto = Moto::start().await;
+        let (d, _) = daemon(&moto, "kekd-burst", store).await;
+        // 1,000 signals as fast as we can send them (well under a second).
+        for _ in 0..1000 {
+            d.signal(libc::SIGUSR1);
+        }
+        // Status answers while the burst is being handled.
+        let s: StatusView = d.client().status().await.unwrap();
+        assert!(s.active_key_id.is_some());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let s = d.wait_active().await;
+        let n = s.key_pairs.total;
+        assert!(
+            (2..=4).contains(&n),
+            "1,000 signals must coalesce into a few rotations, got {} key pairs",
+            n
+        );
+        assert_eq!(s.key_pairs.by_state.get(&KeyState::Active), Some(&1));
     }
-    // Status answers while the burst is being handled.
-    let s: StatusView = d.client().status().await.unwrap();
-    assert!(s.active_key_id.is_some());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let s = d.wait_active().await;
-    let n = s.key_pairs.total;
-    assert!(
-        (2..=4).contains(&n),
-        "1,000 signals must coalesce into a few rotations, got {} key pairs",
-        n
-    );
-    assert_eq!(s.key_pairs.by_state.get(&KeyState::Active), Some(&1));
 }
 
 /// README "Break-glass": the shipped script recovers a private key from an
@@ -213,7 +223,7 @@ async fn a_signal_burst_is_coalesced_and_the_daemon_stays_responsive() {
 #[tokio::test(flavor = "multi_thread")]
 async fn break_glass_script_recovers_a_private_key_with_only_an_aws_sdk() {
     let moto = Moto::start().await;
-    let (d, _) = daemon(&moto, "kekd-breakglass").await;
+    let (d, _) = daemon(&moto, "kekd-breakglass", Backend::Redb).await;
     let id = d.wait_active().await.active_key_id.unwrap();
     let export = d.dir.path().join("env.json");
     let (code, _, err) = d.kekctl(&["export", &id, "--out", export.to_str().unwrap()]);
@@ -328,53 +338,68 @@ async fn sigterm_finishes_the_rotation_in_flight_then_exits_0() {
     assert_eq!(s.active_key_id.as_deref(), Some(new.id.as_str()));
 }
 
-/// `retention`: retired key pairs retired longer ago than the retention
-/// period are pruned (audited); the active one and recently retired ones
-/// are kept. Without `retention` nothing is pruned (every other test).
-#[tokio::test(flavor = "multi_thread")]
-async fn retention_prunes_only_key_pairs_retired_longer_ago() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-retention").await;
-    let d = TestDaemon::start(&moto, |dir| {
-        kms_config(dir, &alias, "retention = \"2s\"")
-            + "\n[overrides]\nallow_short_retention = true\n"
-    })
-    .await;
-    let first = d.wait_active().await.active_key_id.unwrap();
-    let second: KeyPairView = d.client().rotate().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let third: KeyPairView = d.client().rotate().await.unwrap();
-    let ids: Vec<String> = d.history_ids().await;
-    assert_eq!(
-        ids,
-        [third.id.clone(), second.id.clone()],
-        "{first} (retired > 2 s ago) pruned; {} retired just now, kept",
-        second.id
-    );
-    let s: StatusView = d.client().status().await.unwrap();
-    let audit = std::fs::read_to_string(&s.audit.path).unwrap();
-    assert!(audit
-        .lines()
-        .any(|l| l.contains("\"type\":\"prune\"") && l.contains(&first)));
+crate::on_both_stores! {
+    /// `retention`: retired key pairs retired longer ago than the retention
+    /// period are pruned (audited); the active one and recently retired
+    /// ones are kept. Without `retention` nothing is pruned (every other
+    /// test).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn retention_prunes_only_key_pairs_retired_longer_ago(store: Backend) {
+        let moto = Moto::start().await;
+        let (_, alias) = moto.create_key("kekd-retention").await;
+        let d = TestDaemon::start(&moto, |dir| {
+            store.config(&moto, dir, &alias, "retention = \"2s\"")
+                + "\n[overrides]\nallow_short_retention = true\n"
+        })
+        .await;
+        let first = d.wait_active().await.active_key_id.unwrap();
+        let second: KeyPairView = d.client().rotate().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let third: KeyPairView = d.client().rotate().await.unwrap();
+        let ids: Vec<String> = d.history_ids().await;
+        assert_eq!(
+            ids,
+            [third.id.clone(), second.id.clone()],
+            "{first} (retired > 2 s ago) pruned; {} retired just now, kept",
+            second.id
+        );
+        let s: StatusView = d.client().status().await.unwrap();
+        let audit = std::fs::read_to_string(&s.audit.path).unwrap();
+        assert!(audit
+            .lines()
+            .any(|l| l.contains("\"type\":\"prune\"") && l.contains(&first)));
+    }
 }
 
-/// `kekctl history --all` follows the cursor through the whole history,
-/// beyond one page's 1,000 key pairs, newest first and without repeats.
-#[tokio::test(flavor = "multi_thread")]
-async fn history_all_follows_the_cursor_through_the_whole_history() {
-    let moto = Moto::start().await;
-    let (_, alias) = moto.create_key("kekd-history-all").await;
-    let mut d = TestDaemon::launch_only(&moto, |dir| kms_config(dir, &alias, ""));
-    let ids = store_with_history(&d.store_path(), 2_500).await;
-    d.spawn();
-    let s = d.wait_active().await;
-    assert_eq!(s.active_key_id.as_deref(), ids.last().map(String::as_str));
-    assert_eq!(s.key_pairs.total, 2_500);
-    let (code, out, err) = d.kekctl(&["history", "--all", "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let all: kekd::api::views::KeyPairList = serde_json::from_str(&out).unwrap();
-    let got: Vec<String> = all.keypairs.into_iter().map(|k| k.id).collect();
-    let want: Vec<String> = ids.into_iter().rev().collect();
-    assert_eq!(got, want);
-    assert!(all.next_cursor.is_none());
+crate::on_both_stores! {
+    /// `kekctl history --all` follows the cursor through the whole history,
+    /// beyond one page's 1,000 key pairs, newest first and without repeats.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn history_all_follows_the_cursor_through_the_whole_history(store: Backend) {
+        let moto = Moto::start().await;
+        let (_, alias) = moto.create_key("kekd-history-all").await;
+        let mut d = TestDaemon::launch_only(&moto, |dir| store.config(&moto, dir, &alias, ""));
+        let ids = match store {
+            Backend::Redb => store_with_history(&d.store_path(), 2_500).await,
+            Backend::DynamoDb => {
+                let text = std::fs::read_to_string(&d.config).unwrap();
+                let table = toml::from_str::<toml::Value>(&text).unwrap()["store"]["table"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                write_history(&*fleet::table_store(&moto, &table).await, 2_500).await
+            }
+        };
+        d.spawn();
+        let s = d.wait_active().await;
+        assert_eq!(s.active_key_id.as_deref(), ids.last().map(String::as_str));
+        assert_eq!(s.key_pairs.total, 2_500);
+        let (code, out, err) = d.kekctl(&["history", "--all", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let all: kekd::api::views::KeyPairList = serde_json::from_str(&out).unwrap();
+        let got: Vec<String> = all.keypairs.into_iter().map(|k| k.id).collect();
+        let want: Vec<String> = ids.into_iter().rev().collect();
+        assert_eq!(got, want);
+        assert!(all.next_cursor.is_none());
+    }
 }

@@ -14,6 +14,7 @@ mod canary;
 mod cli;
 mod crash;
 mod faults;
+mod fleet;
 mod fuzz_corpus;
 mod invariants;
 mod kms_failures;

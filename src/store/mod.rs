@@ -241,7 +241,7 @@ impl HasId for crate::domain::KeyPairInfo {
 }
 
 /// The decodable records of a listing (corrupt ones are reported elsewhere).
-pub(crate) fn decodable<R>(list: Vec<Listed<R>>) -> Vec<R> {
+pub fn decodable<R>(list: Vec<Listed<R>>) -> Vec<R> {
     list.into_iter()
         .filter_map(|l| match l {
             Listed::Ok(r) => Some(*r),

@@ -18,6 +18,60 @@ pub async fn daemon_with_key(alias: &str) -> (Moto, TestDaemon) {
     (moto, d)
 }
 
+/// Which store a test daemon keeps its history in: the tests that make
+/// sense for any store run on both (see [`on_both_stores!`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The redb file in the state directory.
+    Redb,
+    /// A DynamoDB table on moto, created for this daemon (a fleet of one).
+    DynamoDb,
+}
+
+impl Backend {
+    /// [`kms_config`] for this store; for DynamoDB, creates the table (named
+    /// after `dir`) on `moto` first.
+    pub fn config(self, moto: &Moto, dir: &Path, kms_key_arn: &str, extra: &str) -> String {
+        match self {
+            Backend::Redb => kms_config(dir, kms_key_arn, extra),
+            Backend::DynamoDb => {
+                let table = format!(
+                    "kekd-{}",
+                    dir.file_name().unwrap().to_string_lossy().replace('.', "")
+                );
+                super::fleet::create_table(moto, &table);
+                kms_config(
+                    dir,
+                    kms_key_arn,
+                    &format!("{extra}\n{}", super::fleet::store_section(&table)),
+                )
+            }
+        }
+    }
+}
+
+/// Defines a test twice, on the redb store and on a DynamoDB table:
+/// `on_both_stores! { #[tokio::test(...)] async fn name(store: Backend) { … } }`
+/// makes `name::redb` and `name::dynamodb`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($(#[$m:meta])* async fn $name:ident($b:ident: Backend) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn body($b: $crate::harness::Backend) $body
+            $(#[$m])*
+            async fn redb() {
+                body($crate::harness::Backend::Redb).await
+            }
+            $(#[$m])*
+            async fn dynamodb() {
+                body($crate::harness::Backend::DynamoDb).await
+            }
+        }
+    };
+}
+
 /// A config file for a daemon in `dir` using KMS key `kms_key_arn`.
 pub fn kms_config(dir: &Path, kms_key_arn: &str, extra: &str) -> String {
     format!(
@@ -59,6 +113,8 @@ pub struct TestDaemon {
     /// stderr of every run of the daemon, appended.
     pub log: PathBuf,
     endpoint: Option<String>,
+    /// Where a `dynamodb` store is (moto, for a daemon launched with moto).
+    pub dynamodb_endpoint: Option<String>,
     /// Extra environment for the next spawn.
     pub env: Vec<(String, String)>,
     /// Write the daemon's stderr straight into the log file (subject to
@@ -170,6 +226,7 @@ impl TestDaemon {
             log: dir.path().join("kekd.log"),
             config,
             dir,
+            dynamodb_endpoint: endpoint.clone(),
             endpoint,
             env: Vec::new(),
             log_direct: false,
@@ -212,6 +269,9 @@ impl TestDaemon {
             .env_remove("JOURNAL_STREAM");
         if let Some(e) = &self.endpoint {
             cmd.env("AWS_ENDPOINT_URL_KMS", e);
+        }
+        if let Some(e) = &self.dynamodb_endpoint {
+            cmd.env("AWS_ENDPOINT_URL_DYNAMODB", e);
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().expect("spawn kekd");

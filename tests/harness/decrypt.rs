@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use kekd::api::views::ExportView;
 use kekd::domain::{KeyPairRecord, KeyState};
-use kekd::store::{KeyStore, Listed, RedbStore};
+use kekd::store::{Listed, RedbStore};
 
 /// The secrets behind one exported envelope, recovered the way a customer
 /// would in a break-glass case: KMS `Decrypt` with the envelope's context,
@@ -114,6 +114,14 @@ pub async fn assert_store_consistent(
     let store = RedbStore::open(store_path)
         .await
         .expect("store opens after a crash");
+    assert_consistent(&store, kms).await
+}
+
+/// [`assert_store_consistent`] for any store.
+pub async fn assert_consistent(
+    store: &dyn kekd::store::KeyStore,
+    kms: &aws_sdk_kms::Client,
+) -> Vec<KeyPairRecord> {
     let records: Vec<_> = store
         .list()
         .await

@@ -11,6 +11,13 @@ use std::path::Path;
 /// rest retired, one second apart); returns their ids, oldest first.
 pub async fn store_with_history(path: &Path, n: usize) -> Vec<String> {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let store = RedbStore::open(path).await.unwrap();
+    write_history(&store, n).await
+}
+
+/// Writes `n` key pairs into the empty `store` (the newest active, the rest
+/// retired, one second apart); returns their ids, oldest first.
+pub async fn write_history(store: &dyn KeyStore, n: usize) -> Vec<String> {
     let public = kekd::keypair::generate(kekd::domain::KeyBits::Rsa2048)
         .unwrap()
         .public_key_der
@@ -47,7 +54,6 @@ pub async fn store_with_history(path: &Path, n: usize) -> Vec<String> {
             }
         })
         .collect();
-    let store = RedbStore::open(path).await.unwrap();
     let active = records.last().map(|r| r.id.clone());
     store
         .import(&records, active.as_deref(), &Schedule::default())

@@ -1,8 +1,9 @@
 //! The integration-test harness: moto's KMS server (`moto.rs`), the real
 //! `kekd` binary as a `TestDaemon` (`daemon.rs`), a fault-injecting proxy in
 //! front of moto (`fault_proxy.rs`), and an independent decryptor of
-//! exported envelopes (`decrypt.rs`), and a store with a long history made
-//! fast (`fixture.rs`).
+//! exported envelopes (`decrypt.rs`), a store with a long history made
+//! fast (`fixture.rs`), and fleet members sharing a DynamoDB table on moto
+//! (`fleet.rs`).
 
 #![allow(dead_code)] // each test module uses its own part of the harness
 
@@ -10,6 +11,7 @@ pub mod daemon;
 pub mod decrypt;
 pub mod fault_proxy;
 pub mod fixture;
+pub mod fleet;
 pub mod moto;
 
 #[allow(unused_imports)] // each includer uses its own part
@@ -19,7 +21,7 @@ pub use decrypt::*;
 #[allow(unused_imports)] // benches/rotation.rs includes the harness but injects no faults
 pub use fault_proxy::{Fault, FaultProxy};
 #[allow(unused_imports)]
-pub use fixture::store_with_history;
+pub use fixture::{store_with_history, write_history};
 #[allow(unused_imports)]
 pub use moto::*;
 

@@ -89,6 +89,34 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// A store on a DynamoDB client the caller configured (tools and tests
+    /// that talk to a particular endpoint), for organization `org`; checks
+    /// the table like a start does.
+    pub async fn with_client(
+        client: aws_sdk_dynamodb::Client,
+        table: &str,
+        org: &str,
+    ) -> Result<DynamoStore, StoreError> {
+        let store = DynamoStore {
+            inner: Arc::new(Inner {
+                client,
+                settings: FleetStore {
+                    table: table.to_string(),
+                    region: String::new(),
+                    refresh_interval: crate::config::defaults::STORE_REFRESH_INTERVAL,
+                    lease_duration: crate::config::defaults::STORE_LEASE_DURATION,
+                },
+                org: org.to_string(),
+                instance: instance_id(),
+                summary: Mutex::default(),
+                fence: Mutex::default(),
+            }),
+        };
+        store.check().await?;
+        store.load_counts().await?;
+        Ok(store)
+    }
+
     /// A client without any request (for `store init` and checks).
     pub(crate) async fn connect(
         settings: &FleetStore,
