@@ -1,5 +1,5 @@
-//! Preflight and the Test round trip (DESIGN.md items 7 and 8): proving a
-//! KMS key is usable before kekd depends on it.
+//! Preflight and the Test round trip: proving a KMS key (and, in fleet
+//! mode, the store's table) is usable before kekd depends on it.
 //!
 //! Preflight asks `DescribeKey` and checks the answer: a symmetric
 //! `SYMMETRIC_DEFAULT` / `ENCRYPT_DECRYPT` key, `Enabled`, in the configured
@@ -189,8 +189,33 @@ pub async fn test_candidate(settings: &Settings) -> TestReport {
     }
 }
 
-/// Preflight, then GenerateDataKey → encrypt → Decrypt → decrypt → compare.
-/// Writes nothing anywhere.
+/// In fleet mode, the store's own check (table, layout, schema, read and
+/// conditional write), as a last step of the Test round trip.
+async fn store_step(r: &mut TestReport, settings: &Settings) {
+    if let crate::config::StoreSettings::DynamoDb(fleet) = &settings.store {
+        let store = crate::store::DynamoStore::connect(
+            fleet,
+            &settings.organization_id,
+            settings.kms_timeouts,
+        )
+        .await;
+        let result = store
+            .check()
+            .await
+            .map(|()| {
+                format!(
+                    "{} in {}: keys and index as expected, readable, conditionally writable",
+                    store.location(),
+                    fleet.region
+                )
+            })
+            .map_err(|e| e.to_string());
+        r.step("check-store", result);
+    }
+}
+
+/// Preflight, then GenerateDataKey → encrypt → Decrypt → decrypt → compare,
+/// then (fleet mode) the store's check. Writes nothing anywhere.
 pub(crate) async fn round_trip(provider: &dyn KeyProvider, settings: &Settings) -> TestReport {
     let mut r = TestReport {
         ok: false,
@@ -270,14 +295,16 @@ pub(crate) async fn round_trip(provider: &dyn KeyProvider, settings: &Settings) 
         return r;
     }
     let same = opened.map(|p| p.as_slice() == probe).unwrap_or(false);
-    r.step(
+    if r.step(
         "compare",
         if same {
             Ok("decrypted test data equals the original".into())
         } else {
             Err("decrypted test data differs".into())
         },
-    );
+    ) {
+        store_step(&mut r, settings).await;
+    }
     r
 }
 

@@ -37,6 +37,8 @@ pub(crate) struct Metrics {
     canary_runs: Family<Labels, Counter>,
     canary_ok: Gauge,
     key_too_old: Gauge,
+    store_up: Gauge,
+    store_staleness: Gauge<f64, AtomicU64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -68,6 +70,10 @@ pub(crate) struct Snapshot {
     pub(crate) canary_ok: Option<bool>,
     /// The active key pair is older than `max_key_age_warning`.
     pub(crate) key_too_old: bool,
+    /// The store answered its last read (always, for redb).
+    pub(crate) store_up: bool,
+    /// Fleet mode: seconds since the fleet's head was last read.
+    pub(crate) store_staleness_seconds: f64,
 }
 
 impl Metrics {
@@ -90,6 +96,8 @@ impl Metrics {
             canary_runs: Family::default(),
             canary_ok: Gauge::default(),
             key_too_old: Gauge::default(),
+            store_up: Gauge::default(),
+            store_staleness: Gauge::default(),
         };
         {
             let mut r = m.registry.lock().expect("metrics lock");
@@ -144,6 +152,16 @@ impl Metrics {
                 m.canary_ok.clone(),
             );
             r.register(
+                "store_up",
+                "1 if the store answered its last read (fleet mode: the last refresh), 0 if not",
+                m.store_up.clone(),
+            );
+            r.register(
+                "store_staleness_seconds",
+                "Fleet mode: seconds since this instance last read the fleet's active key pair (0 for redb)",
+                m.store_staleness.clone(),
+            );
+            r.register(
                 "active_key_too_old",
                 "1 if the active key pair is older than max_key_age_warning",
                 m.key_too_old.clone(),
@@ -185,6 +203,8 @@ impl Metrics {
         self.degraded.set(i64::from(s.degraded));
         self.canary_ok.set(i64::from(s.canary_ok.unwrap_or(true)));
         self.key_too_old.set(i64::from(s.key_too_old));
+        self.store_up.set(i64::from(s.store_up));
+        self.store_staleness.set(s.store_staleness_seconds);
         self.key_pairs.clear();
         for (state, n) in &s.by_state {
             self.key_pairs

@@ -16,6 +16,10 @@ pub enum PolicyError {
     /// An organization id kekd would refuse.
     #[error("--org {0:?} is not an organization id (1-128 of A-Z a-z 0-9 . _ -)")]
     Organization(String),
+    /// The table name is not one DynamoDB accepts, or the region is not a
+    /// region.
+    #[error("--table {0:?} with --table-region {1:?}: expected a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -) and a region such as eu-west-1")]
+    Table(String, String),
     /// No organization given.
     #[error("at least one --org is needed: the statement is scoped to organizations")]
     NoOrganization,
@@ -140,6 +144,87 @@ mod tests {
                 "organization-id"
             ),
             Err(PolicyError::Organization(_))
+        ));
+    }
+}
+
+/// The identity-based IAM policy a fleet member needs on its DynamoDB
+/// table (attach it to the role kekd runs as): the item operations kekd
+/// makes — `TransactWriteItems` is authorized as the Put/Update/Delete/
+/// ConditionCheck it contains — limited by `dynamodb:LeadingKeys` to the
+/// organizations' own partitions, so one table can hold several
+/// organizations that cannot read each other's key pairs; and
+/// `DescribeTable` for the preflight (it takes no item condition).
+pub fn dynamodb_policy(
+    principal: &str,
+    orgs: &[String],
+    table: &str,
+    region: &str,
+) -> Result<Value, PolicyError> {
+    // The same checks as the key-policy statements.
+    statements(principal, orgs, crate::config::defaults::CONTEXT_KEY)?;
+    if !crate::config::is_table_name(table) || !crate::config::arn::is_region(region) {
+        return Err(PolicyError::Table(table.to_string(), region.to_string()));
+    }
+    let account = principal.split(':').nth(4).unwrap_or_default();
+    let table_arn = format!("arn:aws:dynamodb:{region}:{account}:table/{table}");
+    Ok(json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "KekdStoreItems",
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
+                    "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                    "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"
+                ],
+                "Resource": [table_arn.clone(), format!("{table_arn}/index/history")],
+                "Condition": {
+                    "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": orgs }
+                }
+            },
+            {
+                "Sid": "KekdStorePreflight",
+                "Effect": "Allow",
+                "Action": "dynamodb:DescribeTable",
+                "Resource": table_arn
+            }
+        ]
+    }))
+}
+
+#[cfg(test)]
+mod dynamodb_tests {
+    use super::*;
+
+    #[test]
+    fn the_dynamodb_policy_is_scoped_to_the_table_and_the_organizations_partitions() {
+        let orgs = vec!["acme".to_string(), "globex".to_string()];
+        let p = dynamodb_policy(
+            "arn:aws:iam::111122223333:role/kekd",
+            &orgs,
+            "kekd-keys",
+            "eu-west-1",
+        )
+        .unwrap();
+        let items = &p["Statement"][0];
+        assert_eq!(
+            items["Resource"][0],
+            "arn:aws:dynamodb:eu-west-1:111122223333:table/kekd-keys"
+        );
+        assert_eq!(
+            items["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"],
+            json!(orgs)
+        );
+        assert!(items["Action"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a.as_str().unwrap().starts_with("dynamodb:")));
+        assert!(matches!(
+            dynamodb_policy("arn:aws:iam::1:role/k", &orgs, "a", "eu-west-1"),
+            Err(PolicyError::Table(..))
         ));
     }
 }

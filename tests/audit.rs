@@ -1,4 +1,4 @@
-//! The audit trail (issue 4): what is recorded, that it holds no secrets,
+//! The audit trail: what is recorded, that it holds no secrets,
 //! that tampering is detected, and that it fails closed.
 
 use crate::harness::*;

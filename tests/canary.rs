@@ -1,4 +1,4 @@
-//! The decryptability canary and the key-age warning (issue 4).
+//! The decryptability canary and the key-age warning.
 
 use crate::harness::*;
 use kekd::api::views::{PublicKeyView, ServiceState, StatusView};

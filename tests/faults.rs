@@ -1,5 +1,5 @@
-//! Every KMS fault through the fault-injecting proxy in front of moto
-//! (issue 4): the rotation falls back (the active key stays served), status
+//! Every KMS fault through the fault-injecting proxy in front of moto:
+//! the rotation falls back (the active key stays served), status
 //! stays responsive and names the cause, nothing is lost or duplicated, and
 //! once the fault is cleared the rotation completes on its own.
 

@@ -113,6 +113,12 @@ async fn three_instances_rotate_once_when_all_are_asked_at_the_same_instant() {
         longest_split <= bound,
         "members served different keys for {longest_split:?} (bound {bound:?})"
     );
+    let (code, out, err) = members[2].kekctl(&["test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("check-store") && out.contains("dynamodb:kekd-fleet"),
+        "{out}"
+    );
     let s: StatusView = members[1].client().status().await.unwrap();
     assert_eq!(s.store.kind, "dynamodb");
     assert_eq!(s.store.location, "dynamodb:kekd-fleet");
@@ -208,6 +214,10 @@ async fn a_member_cut_off_from_the_store_keeps_serving_and_recovers_by_itself() 
     )
     .await;
     assert!(s.store.unavailable_since.is_some());
+    let metrics = b.client().metrics().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "kekd_store_up 0"), "{metrics}");
+    let (_, table, _) = b.kekctl(&["status"]);
+    assert!(table.contains("STORE UNAVAILABLE"), "{table}");
     let e = s.store.last_error.expect("the failure is shown");
     assert_eq!(e.kind.to_string(), "timeout", "{e:?}");
     // Meanwhile B answers at once with the last key it read as active.
@@ -233,6 +243,8 @@ async fn a_member_cut_off_from_the_store_keeps_serving_and_recovers_by_itself() 
     .await;
     assert!(s.store.unavailable_since.is_none());
     assert_eq!(served(&b).await.unwrap(), new);
+    let metrics = b.client().metrics().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "kekd_store_up 1"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -301,6 +313,14 @@ async fn a_fleet_member_refuses_to_start_on_a_missing_table_and_names_it() {
     let moto = Moto::start().await;
     let (_, kms) = moto.create_key("fleet").await;
     let mut d = member(&moto, &kms, "no-such-table", &moto.endpoint);
+    // The Test round trip of the file says it first, writing nothing.
+    let config = d.config.display().to_string();
+    let (code, out, err) = kekctl_aws(&moto, &["test", "--config", &config]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("failed at check-store") && err.contains("table not found"),
+        "{err}"
+    );
     d.spawn();
     let st = d.stop_wait().await;
     assert!(!st.success());

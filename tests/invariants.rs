@@ -1,4 +1,4 @@
-//! DESIGN.md's invariants against the real binary and moto:
+//! The invariants (docs/design.md) against the real binary and moto:
 //! I1 (no public key before its private key is stored and verified),
 //! I2 (kill -9 at any instant leaves a consistent, decryptable store),
 //! I3 (no secret in logs, API answers or on disk),

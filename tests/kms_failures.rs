@@ -1,8 +1,8 @@
 //! KMS failures moto can produce by itself (a missing key, a stopped
 //! server): the active key pair stays served, status shows the classified
 //! error, and rotation completes on its own once KMS is back. Faults moto
-//! cannot produce (throttling, disabled keys, hangs) need the fault proxy of
-//! issue 4.
+//! cannot produce (throttling, disabled keys, hangs) are in `faults.rs`,
+//! through the fault proxy.
 
 use crate::harness::*;
 use kekd::api::views::{PublicKeyView, ServiceState, StatusView};

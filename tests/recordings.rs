@@ -1,4 +1,4 @@
-//! Recordings end to end (issue 5): seal with the daemon's public key, open
+//! Recordings end to end: seal with the daemon's public key, open
 //! through the daemon's unwrap, the Python reference opener, and unwrap's
 //! errors and cache.
 

@@ -219,6 +219,15 @@ async fn metrics(State(st): State<AppState>) -> Result<axum::response::Response,
         by_wrapping_key: counts.by_wrapping_key.into_iter().collect(),
         canary_ok: w.canary.as_ref().map(|c| c.ok),
         key_too_old: w.key_too_old,
+        store_up: eng
+            .fleet
+            .as_ref()
+            .is_none_or(|f| f.unavailable_since.is_none()),
+        store_staleness_seconds: eng
+            .fleet
+            .as_ref()
+            .and_then(|f| f.last_refresh_at)
+            .map_or(0.0, |t| (now - t).num_milliseconds() as f64 / 1000.0),
     };
     let body = st.metrics.render(&snapshot);
     Ok((

@@ -295,6 +295,55 @@ kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/kekd"
     }
 
     #[test]
+    fn the_store_is_redb_unless_a_dynamodb_table_is_configured() {
+        let s = Settings::parse(GOOD, "f.toml").unwrap();
+        assert_eq!(s.store, StoreSettings::Redb);
+        let s = Settings::parse(
+            &format!("{GOOD}[store]\ntype = \"dynamodb\"\ntable = \"kekd-keys\"\n"),
+            "f.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            s.store,
+            StoreSettings::DynamoDb(FleetStore {
+                table: "kekd-keys".into(),
+                region: "eu-west-1".into(),
+                refresh_interval: defaults::STORE_REFRESH_INTERVAL,
+                lease_duration: defaults::STORE_LEASE_DURATION,
+            })
+        );
+    }
+
+    #[test]
+    fn a_bad_store_section_names_the_field_and_what_is_allowed() {
+        let store = |body: &str| err(&format!("{GOOD}[store]\n{body}\n"));
+        let e = store("type = \"dynamodb\"");
+        assert!(
+            e.contains("field `store.table`") && e.contains("missing"),
+            "{e}"
+        );
+        let e = store("type = \"dynamodb\"\ntable = \"a b\"");
+        assert!(
+            e.contains("not a DynamoDB table name") && e.contains("\"a b\""),
+            "{e}"
+        );
+        let e = store("type = \"postgres\"");
+        assert!(
+            e.contains("field `store.type`") && e.contains("\"dynamodb\""),
+            "{e}"
+        );
+        let e = store("table = \"kekd-keys\"");
+        assert!(e.contains("only for store type \"dynamodb\""), "{e}");
+        let e = store("type = \"dynamodb\"\ntable = \"t-1\"\nlease_duration = \"500ms\"");
+        assert!(
+            e.contains("store.lease_duration") && e.contains("1s to 10m"),
+            "{e}"
+        );
+        let e = store("type = \"dynamodb\"\ntable = \"t-1\"\nrefresh = \"1s\"");
+        assert!(e.contains("refresh"), "{e}");
+    }
+
+    #[test]
     fn malformed_arn_names_file_field_and_value() {
         let e = err(&GOOD.replace("alias/kekd", "alias"));
         assert!(

@@ -79,7 +79,7 @@ pub async fn open_location(
             let store =
                 DynamoStore::connect(&settings, &tenant.organization_id, KmsTimeouts::default())
                     .await;
-            store.check().await?;
+            store.check_and_claim().await?;
             Arc::new(store)
         }
     })

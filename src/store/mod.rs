@@ -36,8 +36,7 @@ pub async fn open(
         StoreSettings::DynamoDb(fleet) => {
             let store =
                 DynamoStore::connect(fleet, &settings.organization_id, settings.kms_timeouts).await;
-            store.check().await?;
-            store.load_counts().await?;
+            store.check_and_claim().await?;
             std::sync::Arc::new(store)
         }
     })

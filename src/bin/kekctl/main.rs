@@ -61,7 +61,7 @@ enum StoreCommand {
     /// table with the right keys is left as it is. Needs no daemon.
     Init {
         /// The table name.
-        #[arg(long)]
+        #[arg(long, value_parser = table_name)]
         table: String,
         /// The table's region.
         #[arg(long, env = "AWS_REGION")]
@@ -165,6 +165,13 @@ enum Command {
         /// The encryption-context key that carries the organization id.
         #[arg(long, default_value = "organization-id")]
         context_key: String,
+        /// Fleet mode: also print the IAM policy for this DynamoDB table
+        /// (output becomes {"kms_key_policy_statements": …, "iam_policy": …}).
+        #[arg(long, value_name = "TABLE", requires = "table_region")]
+        table: Option<String>,
+        /// The table's region.
+        #[arg(long, value_name = "REGION", requires = "table")]
+        table_region: Option<String>,
     },
     /// The key store itself: create a fleet table, copy a history.
     Store {
@@ -397,9 +404,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             principal,
             orgs,
             context_key,
+            table,
+            table_region,
         } => {
             let v = kekd::policy::statements(&principal, &orgs, &context_key)?;
-            print_json(&v)?;
+            match (table, table_region) {
+                (Some(table), Some(region)) => print_json(&serde_json::json!({
+                    "kms_key_policy_statements": v,
+                    "iam_policy": kekd::policy::dynamodb_policy(&principal, &orgs, &table, &region)?,
+                }))?,
+                _ => print_json(&v)?,
+            }
         }
         Command::Export { id, out } => {
             let e = client.envelope(&id).await?;
@@ -494,15 +509,19 @@ async fn rewrap(client: &Client, json: bool) -> anyhow::Result<()> {
     }
 }
 
+/// A DynamoDB table name, checked while parsing (a bad one exits 2).
+fn table_name(s: &str) -> Result<String, String> {
+    if kekd::config::is_table_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err("not a DynamoDB table name (3-255 characters of A-Z a-z 0-9 _ . -)".into())
+    }
+}
+
 /// `kekctl store …`: works on the stores directly, not through the daemon.
 async fn store(command: StoreCommand, json: bool) -> anyhow::Result<()> {
     match command {
         StoreCommand::Init { table, region } => {
-            if !kekd::config::is_table_name(&table) {
-                anyhow::bail!(
-                    "--table {table:?} is not a DynamoDB table name (3-255 characters of A-Z a-z 0-9 _ . -)"
-                );
-            }
             let created = kekd::store::create_table(&table, &region).await?;
             if json {
                 return print_json(&serde_json::json!({ "table": table, "created": created }));

@@ -68,6 +68,47 @@ pub(crate) fn status(s: &StatusView) -> String {
     for (arn, n) in &s.key_pairs.by_wrapping_key {
         t.add_row(vec!["wrapped by".to_string(), format!("{n} under {arn}")]);
     }
+    let st = &s.store;
+    t.add_row(vec!["store".to_string(), st.location.clone()]);
+    if let Some(at) = &st.last_refresh_at {
+        t.add_row(vec![
+            "last refresh".to_string(),
+            format!(
+                "{} ({} ms ago)",
+                format(at),
+                st.staleness_ms.unwrap_or_default()
+            ),
+        ]);
+        t.add_row(vec![
+            "rotation lease".to_string(),
+            match (&st.lease_holder, &st.lease_expires_at) {
+                (Some(h), Some(until)) => format!("{h} until {}", format(until)),
+                _ => "free".into(),
+            },
+        ]);
+    }
+    if let Some(since) = &st.unavailable_since {
+        let cause = st
+            .last_error
+            .as_ref()
+            .map(|e| {
+                format!(
+                    "{} {}: {}{}",
+                    e.operation.as_deref().unwrap_or("-"),
+                    e.code.clone().unwrap_or_else(|| e.kind.to_string()),
+                    e.message,
+                    e.request_id
+                        .as_ref()
+                        .map(|r| format!(" [request {r}]"))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        t.add_row(vec![
+            "STORE UNAVAILABLE".to_string(),
+            format!("since {}: {cause}", format(since)),
+        ]);
+    }
     for c in &s.corrupt_records {
         t.add_row(vec![
             "CORRUPT RECORD".to_string(),

@@ -112,8 +112,7 @@ impl DynamoStore {
                 fence: Mutex::default(),
             }),
         };
-        store.check().await?;
-        store.load_counts().await?;
+        store.check_and_claim().await?;
         Ok(store)
     }
 

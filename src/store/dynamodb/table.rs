@@ -147,26 +147,56 @@ impl Inner {
         }
     }
 
-    /// A conditional write that changes nothing: proves the permission.
-    async fn check_conditional_write(&self) -> Result<(), StoreError> {
-        self.client
+    /// Reads the schema item: absent (a table no instance used yet) or a
+    /// version this build reads.
+    async fn read_schema(&self) -> Result<(), StoreError> {
+        match self.get_item(SCHEMA).await? {
+            None => Ok(()),
+            Some(item) => match items::number(&item, "version") {
+                Some(v) if v == SCHEMA_VERSION as i64 => Ok(()),
+                v => Err(StoreError::Schema {
+                    path: self.location(),
+                    found: v.map_or("unreadable".into(), |v| v.to_string()),
+                    supported: SCHEMA_VERSION,
+                }),
+            },
+        }
+    }
+
+    /// A conditional write whose condition cannot hold: DynamoDB checks
+    /// the permission before the condition, so `ConditionalCheckFailed`
+    /// proves this instance may write conditionally — and nothing is
+    /// written.
+    async fn probe_conditional_write(&self) -> Result<(), StoreError> {
+        let result = self
+            .client
             .update_item()
             .table_name(self.table())
-            .set_key(Some(items::key(&self.org, SCHEMA)))
-            .update_expression("SET version = :v")
-            .condition_expression("version = :v")
-            .expression_attribute_values(":v", items::n(SCHEMA_VERSION))
+            .set_key(Some(items::key(&self.org, "probe")))
+            .update_expression("SET probed = :t")
+            .condition_expression("attribute_exists(#never) AND attribute_not_exists(#never)")
+            .expression_attribute_names("#never", "never")
+            .expression_attribute_values(":t", items::n(1))
             .send()
-            .await
-            .map_err(|e| self.remote("UpdateItem", e))?;
-        Ok(())
+            .await;
+        match result {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.remote("UpdateItem", e)),
+            Ok(_) => Ok(()),
+        }
     }
 }
 
 impl DynamoStore {
     /// Checks that the table can serve as this organization's store: it
-    /// exists and is active, has the layout's keys and index, a schema this
-    /// build reads, and this instance may read and conditionally write it.
+    /// exists and is active, has the layout's keys and index, no schema
+    /// this build cannot read, and this instance may read and
+    /// conditionally write it. Writes nothing.
     pub async fn check(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
         let t = inner.describe().await?;
@@ -176,8 +206,16 @@ impl DynamoStore {
                 return Err(inner.problem(TableProblem::NotActive(status.as_str().into())));
             }
         }
-        inner.check_schema().await?;
-        inner.check_conditional_write().await
+        inner.read_schema().await?;
+        inner.probe_conditional_write().await
+    }
+
+    /// [`Self::check`], then writes the schema item into a table no
+    /// instance has used yet (what a start does).
+    pub(crate) async fn check_and_claim(&self) -> Result<(), StoreError> {
+        self.check().await?;
+        self.inner.check_schema().await?;
+        self.load_counts().await
     }
 
     /// Creates the table (on-demand billing) and waits until it is active.
