@@ -47,7 +47,8 @@
 //!
 //! Keys
 //! - [`provider`]: the `KeyProvider` trait that wraps data keys —
-//!   `aws_kms.rs` (the customer's KMS key), `local.rs` (a root key file, for
+//!   `aws_kms.rs` (the customer's KMS key), `aws_sdk.rs` (the SDK config
+//!   and error classification every AWS client shares), `local.rs` (a root key file, for
 //!   `--dev`), `instrumented.rs` (metrics and audit around either) — and the
 //!   classified [`provider::ProviderError`] with the one availability rule
 //!   ([`provider::FailureKind::is_unavailable`]).
@@ -56,14 +57,18 @@
 //! - `proof.rs`: decrypt back and match — the proof behind I1, used by
 //!   rotation, rewrap, the canary and unwrap.
 //! - [`store`]: the async [`store::KeyStore`] trait; `redb.rs` is the
-//!   embedded backend, doing its own blocking.
+//!   embedded backend, doing its own blocking; `dynamodb/` the fleet's
+//!   shared table (`items.rs` layout, `lease.rs` lease and head,
+//!   `table.rs` creation and checks); `fleet.rs` what a shared store adds
+//!   (head, lease); `copy.rs` moving a history between stores.
 //!
 //! Operations on key pairs
 //! - `current.rs`: the configuration and provider in force, swapped whole
 //!   on reload.
-//! - `rotation/`: `rotate.rs` (one rotation, I1), `engine.rs` (when:
-//!   schedule, Change Key Now, coalescing, retries), `health.rs` (what status
-//!   shows), `prune.rs` (retention).
+//! - `rotation/`: `rotate.rs` (one rotation, I1), `fleet.rs` (one rotation
+//!   for a fleet: the lease, waiting for the holder), `engine.rs` (when:
+//!   schedule, Change Key Now, coalescing, retries, the fleet refresh),
+//!   `health.rs` (what status shows), `prune.rs` (retention).
 //! - `reload.rs` (SIGHUP, all or nothing), `rewrap.rs` (KMS ReEncrypt),
 //!   `canary.rs` (periodic decryptability check), `unwrap.rs` (content keys
 //!   for players, with a bounded key cache), [`kms_check`] (preflight and

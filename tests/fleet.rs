@@ -381,3 +381,45 @@ async fn a_holder_paused_past_its_lease_cannot_activate() {
     assert_eq!(states.len(), 3, "{states:?}");
     assert_eq!(served(&a).await.unwrap(), new.id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_to_a_new_kms_key_on_every_member_makes_one_key_pair_under_it() {
+    let moto = Moto::start().await;
+    let (_, alias_a) = moto.create_key("fleet-a").await;
+    let (key_b, alias_b) = moto.create_key("fleet-b").await;
+    create_table(&moto, "kekd-fleet");
+    let a = start_member(&moto, &alias_a, "kekd-fleet", &moto.endpoint).await;
+    let b = start_member(&moto, &alias_a, "kekd-fleet", &moto.endpoint).await;
+    // Both members get the new key (an alias, as operators write it) and
+    // reload one after the other, as a config rollout does.
+    for m in [&a, &b] {
+        let text = fleet::member_config(m.dir.path(), &alias_b, "kekd-fleet");
+        std::fs::write(&m.config, text).unwrap();
+        m.signal(libc::SIGHUP);
+        wait_for(
+            Duration::from_secs(30),
+            "the reload and its key pair",
+            || async {
+                let s: StatusView = m.client().status().await.ok()?;
+                let p = m.client().public_key().await.ok()?;
+                let k = m.client().keypair(&p.id).await.ok()?;
+                (s.last_reload.is_some() && !s.rotation_in_progress && k.wrapping_key_arn == key_b)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    let store = table_store(&moto, "kekd-fleet").await;
+    let all = kekd::store::decodable(store.list().await.unwrap());
+    let under_b: Vec<_> = all.iter().filter(|r| r.wrapping_key_arn == key_b).collect();
+    assert_eq!(
+        under_b.len(),
+        1,
+        "one key pair under the new key for the fleet, not one per member: {:?}",
+        all.iter()
+            .map(|r| (&r.id, r.state, &r.wrapping_key_arn))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(under_b[0].state, KeyState::Active);
+    assert_eq!(served(&a).await, served(&b).await);
+}

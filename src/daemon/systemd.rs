@@ -46,7 +46,9 @@ pub(crate) async fn tell_systemd(
 /// WATCHDOG=1 at half the interval systemd asks for (`WatchdogSec=`), but
 /// only while a real health check passes: the store answers a read within
 /// the interval and the rotation engine is alive. A wedged daemon stops
-/// pinging and systemd restarts it.
+/// pinging and systemd restarts it. A fleet's remote store is not read
+/// here: its outage is served through (degraded, last key kept), and a
+/// restart would only lose the key it serves.
 pub(crate) async fn watchdog(
     store: Arc<dyn KeyStore>,
     engine: watch::Receiver<Option<String>>,
@@ -63,8 +65,10 @@ pub(crate) async fn watchdog(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let read = tokio::time::timeout(interval / 2, store.schedule()).await;
-        let store_ok = matches!(read, Ok(Ok(_)));
+        let store_ok = store.fleet().is_some() || {
+            let read = tokio::time::timeout(interval / 2, store.schedule()).await;
+            matches!(read, Ok(Ok(_)))
+        };
         let engine_ok = engine.has_changed().is_ok(); // Err once the engine is gone
         if store_ok && engine_ok {
             notify(&[sd_notify::NotifyState::Watchdog]);

@@ -121,8 +121,13 @@ impl Rotator {
                 .next_rotation_at
                 .is_none_or(|due| due > time::now()),
             Reason::KmsKeyChanged => {
-                let configured = self.current.get().provider.configured_key();
-                matches!(self.store.get(active).await, Ok(Some(r)) if r.wrapping_key_arn == configured)
+                // The configured key may be an alias: compare the key ARN
+                // KMS reports, as stored in the key pair.
+                let provider = self.current.get().provider.clone();
+                match (provider.describe_key().await, self.store.get(active).await) {
+                    (Ok(key), Ok(Some(r))) => r.wrapping_key_arn == key.arn,
+                    _ => false,
+                }
             }
             Reason::ChangeKeyNow => false,
         }

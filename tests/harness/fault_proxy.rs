@@ -60,6 +60,8 @@ struct State {
     only: Option<String>,
     listener_task: Option<tokio::task::JoinHandle<()>>,
     faulted: u64,
+    /// Requests seen, by operation (`x-amz-target`).
+    requests: std::collections::BTreeMap<String, u64>,
 }
 
 /// The proxy. Dropping it stops it.
@@ -82,6 +84,7 @@ impl FaultProxy {
             only: None,
             listener_task: None,
             faulted: 0,
+            requests: Default::default(),
         }));
         let p = FaultProxy {
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -132,6 +135,11 @@ impl FaultProxy {
             };
             self.listen(listener);
         }
+    }
+
+    /// Requests seen so far, by operation (faulted or not).
+    pub fn requests(&self) -> std::collections::BTreeMap<String, u64> {
+        self.state.lock().unwrap().requests.clone()
     }
 
     /// How many requests got a fault so far.
@@ -191,6 +199,7 @@ async fn handle(
         .to_string();
     let fault = {
         let mut st = state.lock().unwrap();
+        *st.requests.entry(operation.clone()).or_default() += 1;
         let applies = st.only.as_deref().is_none_or(|o| o == operation);
         let f = if applies {
             st.fault.clone()

@@ -15,8 +15,13 @@ pub const LEASE: &str = "2s";
 
 /// The `[store]` section of a member of the fleet on `table`.
 pub fn store_section(table: &str) -> String {
+    store_section_with(table, REFRESH)
+}
+
+/// [`store_section`] with another refresh interval.
+pub fn store_section_with(table: &str, refresh: &str) -> String {
     format!(
-        "[store]\ntype = \"dynamodb\"\ntable = \"{table}\"\nrefresh_interval = \"{REFRESH}\"\nlease_duration = \"{LEASE}\"\n"
+        "[store]\ntype = \"dynamodb\"\ntable = \"{table}\"\nrefresh_interval = \"{refresh}\"\nlease_duration = \"{LEASE}\"\n"
     )
 }
 
@@ -56,7 +61,20 @@ pub fn create_table(moto: &Moto, table: &str) {
 /// A member of the fleet on `table`, its DynamoDB requests sent to
 /// `dynamodb_endpoint` (moto, or a fault proxy in front of it); not started.
 pub fn member(moto: &Moto, kms_key_arn: &str, table: &str, dynamodb_endpoint: &str) -> TestDaemon {
-    let mut d = TestDaemon::launch_only(moto, |dir| member_config(dir, kms_key_arn, table));
+    member_with(moto, kms_key_arn, table, dynamodb_endpoint, REFRESH)
+}
+
+/// [`member`] with another refresh interval.
+pub fn member_with(
+    moto: &Moto,
+    kms_key_arn: &str,
+    table: &str,
+    dynamodb_endpoint: &str,
+    refresh: &str,
+) -> TestDaemon {
+    let mut d = TestDaemon::launch_only(moto, |dir| {
+        kms_config(dir, kms_key_arn, &store_section_with(table, refresh))
+    });
     d.env = vec![(
         "AWS_ENDPOINT_URL_DYNAMODB".into(),
         dynamodb_endpoint.to_string(),

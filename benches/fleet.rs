@@ -1,0 +1,128 @@
+//! Fleet-mode benchmark (run with `scripts/bench`): three kekd processes
+//! sharing one DynamoDB table on moto. Printed, never asserted.
+//!
+//! - propagation: from `kekctl rotate` on instance A until B and C serve
+//!   the new public key (median, min–max of 7 rotations at random phases
+//!   of their refresh timers), at the default
+//!   refresh interval (5 s) and at 1 s;
+//! - DynamoDB requests per instance per hour when idle, counted by a proxy
+//!   in front of moto over 30 s and scaled;
+//! - `GET /v1/status` latency on an instance whose store is black-holed,
+//!   beside the same instance healthy (medians of 200 requests).
+
+#[path = "../tests/harness/mod.rs"]
+mod harness;
+
+use harness::fleet::{create_table, member_with};
+use harness::*;
+use kekd::api::views::{ServiceState, StatusView};
+use std::time::{Duration, Instant};
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn median(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
+    v.sort();
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+async fn served(d: &TestDaemon) -> Option<String> {
+    d.client().public_key().await.ok().map(|p| p.id)
+}
+
+async fn propagation(refresh: &str) {
+    let moto = Moto::start().await;
+    let (_, kms) = moto.create_key("fleet-bench").await;
+    create_table(&moto, "kekd-bench");
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        let mut m = member_with(&moto, &kms, "kekd-bench", &moto.endpoint, refresh);
+        m.spawn();
+        m.wait_active().await;
+        members.push(m);
+    }
+    let period = humantime::parse_duration(refresh).unwrap();
+    let mut times = Vec::new();
+    for _ in 0..7 {
+        // A pause of a random fraction of the refresh interval, so each
+        // rotation lands at another phase of B's and C's refresh timers
+        // (back to back, the last member to refresh would always be a
+        // whole interval away).
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        tokio::time::sleep(period.mul_f64(f64::from(nanos % 1000) / 1000.0)).await;
+        let started = Instant::now();
+        let new = members[0].client().rotate().await.unwrap().id;
+        wait_for(Duration::from_secs(60), "B and C to serve it", || async {
+            (served(&members[1]).await? == new && served(&members[2]).await? == new).then_some(())
+        })
+        .await;
+        times.push(started.elapsed());
+    }
+    let (med, min, max) = median(times);
+    println!(
+        "rotate on A -> B and C serve it, refresh {refresh:>3}: median {:>10}  (min {}, max {}; 7 rotations)",
+        ms(med),
+        ms(min),
+        ms(max)
+    );
+}
+
+async fn idle_requests_and_outage_latency() {
+    let moto = Moto::start().await;
+    let (_, kms) = moto.create_key("fleet-bench").await;
+    create_table(&moto, "kekd-bench");
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    let mut d = member_with(&moto, &kms, "kekd-bench", &proxy.endpoint, "5s");
+    d.spawn();
+    d.wait_active().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before: u64 = proxy.requests().values().sum();
+    let window = Duration::from_secs(30);
+    tokio::time::sleep(window).await;
+    let by_op = proxy.requests();
+    let n = by_op.values().sum::<u64>() - before;
+    println!(
+        "DynamoDB requests per idle instance, refresh 5s: {} per hour ({n} in {}s; by operation since start: {by_op:?})",
+        n * 3600 / window.as_secs(),
+        window.as_secs()
+    );
+
+    let c = d.client();
+    let status_latency = || async {
+        let mut lat = Vec::with_capacity(200);
+        for _ in 0..200 {
+            let t = Instant::now();
+            let _: StatusView = c.status().await.unwrap();
+            lat.push(t.elapsed());
+        }
+        median(lat)
+    };
+    let (healthy, _, healthy_max) = status_latency().await;
+    proxy.set(Fault::BlackHole).await;
+    wait_for(Duration::from_secs(60), "the outage to show", || async {
+        let s: StatusView = c.status().await.ok()?;
+        (s.state == ServiceState::Degraded).then_some(())
+    })
+    .await;
+    let (dark, _, dark_max) = status_latency().await;
+    println!(
+        "GET /v1/status, store black-holed: median {} (max {}); healthy: median {} (max {}); ratio {:.2}",
+        ms(dark),
+        ms(dark_max),
+        ms(healthy),
+        ms(healthy_max),
+        dark.as_secs_f64() / healthy.as_secs_f64()
+    );
+    d.stop().await;
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    propagation("5s").await;
+    propagation("1s").await;
+    idle_requests_and_outage_latency().await;
+}
