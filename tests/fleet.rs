@@ -423,3 +423,73 @@ async fn a_reload_to_a_new_kms_key_on_every_member_makes_one_key_pair_under_it()
     assert_eq!(under_b[0].state, KeyState::Active);
     assert_eq!(served(&a).await, served(&b).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_with_another_key_schema_is_refused_naming_the_schema() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let moto = Moto::start().await;
+    let (_, kms) = moto.create_key("fleet").await;
+    fleet::dynamodb(&moto)
+        .create_table()
+        .table_name("someone-elses")
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // kekctl store init leaves it alone and says why.
+    let (code, _, err) = kekctl_aws(&moto, &["store", "init", "--table", "someone-elses"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("wrong key schema"), "{err}");
+    let mut d = member(&moto, &kms, "someone-elses", &moto.endpoint);
+    d.spawn();
+    assert!(!d.stop_wait().await.success());
+    let log = d.log_text();
+    assert!(
+        log.contains("dynamodb:someone-elses") && log.contains("wrong key schema"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_denied_by_dynamodb_says_so_and_keeps_serving() {
+    let moto = Moto::start().await;
+    let (_, kms) = moto.create_key("fleet").await;
+    create_table(&moto, "kekd-fleet");
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    let d = start_member(&moto, &kms, "kekd-fleet", &proxy.endpoint).await;
+    let served_before = served(&d).await.unwrap();
+    proxy.set(Fault::access_denied()).await;
+    let s = wait_for(Duration::from_secs(30), "the refusal to show", || async {
+        let s: StatusView = d.client().status().await.ok()?;
+        s.store.last_error.is_some().then_some(s)
+    })
+    .await;
+    assert_eq!(s.state, ServiceState::Degraded);
+    let e = s.store.last_error.unwrap();
+    assert_eq!(e.kind.to_string(), "access_denied", "{e:?}");
+    assert_eq!(e.code.as_deref(), Some("AccessDeniedException"));
+    assert!(e.request_id.is_some(), "the request id is kept: {e:?}");
+    assert_eq!(served(&d).await.unwrap(), served_before);
+    proxy.set(Fault::None).await;
+    wait_for(Duration::from_secs(60), "recovery", || async {
+        let s: StatusView = d.client().status().await.ok()?;
+        (s.state == ServiceState::Ok).then_some(())
+    })
+    .await;
+}

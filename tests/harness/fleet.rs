@@ -95,8 +95,8 @@ pub async fn start_member(
     d
 }
 
-/// The fleet's table as a library user opens it, on moto.
-pub async fn table_store(moto: &Moto, table: &str) -> std::sync::Arc<dyn kekd::store::KeyStore> {
+/// A DynamoDB client for moto (what an operator's own tooling would use).
+pub fn dynamodb(moto: &Moto) -> aws_sdk_dynamodb::Client {
     use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
     let conf = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -110,7 +110,12 @@ pub async fn table_store(moto: &Moto, table: &str) -> std::sync::Arc<dyn kekd::s
             "kekd-tests",
         ))
         .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(conf);
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+/// The fleet's table as a library user opens it, on moto.
+pub async fn table_store(moto: &Moto, table: &str) -> std::sync::Arc<dyn kekd::store::KeyStore> {
+    let client = dynamodb(moto);
     std::sync::Arc::new(
         kekd::store::DynamoStore::with_client(client, table, "acme-test")
             .await
