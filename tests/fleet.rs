@@ -17,6 +17,17 @@ async fn states(store: &dyn KeyStore) -> HashMap<String, KeyState> {
         .collect()
 }
 
+/// The first member on "kekd-fleet", with crash points `failpoints` (its
+/// initial rotation should pass them: `1*off->…`); it made the initial key
+/// pair when this returns.
+async fn holder_that_fails(moto: &Moto, kms: &str, failpoints: &str) -> TestDaemon {
+    let mut a = member(moto, kms, "kekd-fleet", &moto.endpoint);
+    a.env.push(("FAILPOINTS".into(), failpoints.into()));
+    a.spawn();
+    a.wait_active().await;
+    a
+}
+
 async fn served(d: &TestDaemon) -> Option<String> {
     d.client()
         .public_key()
@@ -134,13 +145,7 @@ async fn a_holder_killed_between_pending_and_activation_is_finished_by_another()
     // A makes the initial key pair (the first pass of the crash point is
     // let through), then halts in its second rotation right after the
     // pending commit: lease held, nothing renewed, as a paused host.
-    let mut a = member(&moto, &kms, "kekd-fleet", &moto.endpoint);
-    a.env.push((
-        "FAILPOINTS".into(),
-        "rotation-after-pending-commit=1*off->return".into(),
-    ));
-    a.spawn();
-    a.wait_active().await;
+    let mut a = holder_that_fails(&moto, &kms, "rotation-after-pending-commit=1*off->return").await;
     let b = start_member(&moto, &kms, "kekd-fleet", &moto.endpoint).await;
     let c = start_member(&moto, &kms, "kekd-fleet", &moto.endpoint).await;
     let first = served(&b).await.unwrap();
@@ -338,13 +343,7 @@ async fn a_holder_paused_past_its_lease_cannot_activate() {
     create_table(&moto, "kekd-fleet");
     // A stalls for 6 s between proving its new key pair and activating it
     // (a paused VM, a long GC): its lease (2 s) runs out meanwhile.
-    let mut a = member(&moto, &kms, "kekd-fleet", &moto.endpoint);
-    a.env.push((
-        "FAILPOINTS".into(),
-        "rotation-after-verify=1*off->1*sleep(6000)".into(),
-    ));
-    a.spawn();
-    a.wait_active().await;
+    let a = holder_that_fails(&moto, &kms, "rotation-after-verify=1*off->1*sleep(6000)").await;
     let b = start_member(&moto, &kms, "kekd-fleet", &moto.endpoint).await;
     let first = served(&b).await.unwrap();
     let store = table_store(&moto, "kekd-fleet").await;

@@ -97,20 +97,7 @@ pub async fn start_member(
 
 /// A DynamoDB client for moto (what an operator's own tooling would use).
 pub fn dynamodb(moto: &Moto) -> aws_sdk_dynamodb::Client {
-    use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
-    let conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(&moto.endpoint)
-        .credentials_provider(Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "kekd-tests",
-        ))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(conf)
+    aws_sdk_dynamodb::Client::new(&moto.sdk_config())
 }
 
 /// The fleet's table as a library user opens it, on moto.

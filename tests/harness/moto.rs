@@ -2,7 +2,7 @@
 //! points a command at it.
 
 use super::{free_port, wait_for};
-use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -71,21 +71,26 @@ impl Moto {
         moto
     }
 
-    /// A KMS client for moto (what a customer's own tooling would use).
-    pub fn kms(&self) -> aws_sdk_kms::Client {
-        let conf = aws_sdk_kms::Config::builder()
+    /// The SDK configuration of a customer's own tooling pointed at moto:
+    /// test credentials, the test region.
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(&self.endpoint)
-            .credentials_provider(Credentials::new(
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
                 "testing",
                 "testing",
                 None,
                 None,
                 "kekd-tests",
-            ))
-            .build();
-        aws_sdk_kms::Client::from_conf(conf)
+            )))
+            .build()
+    }
+
+    /// A KMS client for moto.
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&self.sdk_config())
     }
 
     /// Creates a symmetric key with `alias/{alias}`; returns (key ARN, alias ARN).

@@ -16,6 +16,23 @@ fn opt(t: &Option<Timestamp>) -> String {
 }
 
 /// `kekctl status`: one record, one row per field.
+/// A failed AWS call in one line: operation, code (or kind), message,
+/// request id.
+fn aws_error(
+    operation: Option<&str>,
+    code: String,
+    message: &str,
+    request: Option<&str>,
+) -> String {
+    format!(
+        "{} {code}: {message}{}",
+        operation.unwrap_or("-"),
+        request
+            .map(|r| format!(" [request {r}]"))
+            .unwrap_or_default()
+    )
+}
+
 pub(crate) fn status(s: &StatusView) -> String {
     let mut t = table();
     let rows: Vec<(&str, String)> = vec![
@@ -39,15 +56,14 @@ pub(crate) fn status(s: &StatusView) -> String {
                 .as_ref()
                 .map(|e| {
                     format!(
-                        "{} {} {}: {}{}",
+                        "{} {}",
                         format(&e.at),
-                        e.operation.as_deref().unwrap_or("-"),
-                        e.code.clone().unwrap_or_else(|| e.kind.to_string()),
-                        e.message,
-                        e.request_id
-                            .as_ref()
-                            .map(|r| format!(" [request {r}]"))
-                            .unwrap_or_default()
+                        aws_error(
+                            e.operation.as_deref(),
+                            e.code.clone().unwrap_or_else(|| e.kind.to_string()),
+                            &e.message,
+                            e.request_id.as_deref()
+                        )
                     )
                 })
                 .unwrap_or_else(|| "-".into()),
@@ -92,15 +108,11 @@ pub(crate) fn status(s: &StatusView) -> String {
             .last_error
             .as_ref()
             .map(|e| {
-                format!(
-                    "{} {}: {}{}",
-                    e.operation.as_deref().unwrap_or("-"),
+                aws_error(
+                    e.operation.as_deref(),
                     e.code.clone().unwrap_or_else(|| e.kind.to_string()),
-                    e.message,
-                    e.request_id
-                        .as_ref()
-                        .map(|r| format!(" [request {r}]"))
-                        .unwrap_or_default()
+                    &e.message,
+                    e.request_id.as_deref(),
                 )
             })
             .unwrap_or_default();
