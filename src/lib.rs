@@ -52,6 +52,7 @@
 //!   `--dev`), `instrumented.rs` (metrics and audit around either) — and the
 //!   classified [`provider::ProviderError`] with the one availability rule
 //!   ([`provider::FailureKind::is_unavailable`]).
+//! - [`fips`]: whether the build is FIPS, and the check a FIPS build makes.
 //! - [`keypair`]: RSA generation, ids, PEM, the private/public match.
 //! - `envelope.rs`: envelope encryption of a private key.
 //! - `proof.rs`: decrypt back and match — the proof behind I1, used by
@@ -105,6 +106,7 @@ pub mod daemon;
 pub mod domain;
 mod envelope;
 mod failpoint;
+pub mod fips;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod keypair;

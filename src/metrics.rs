@@ -38,6 +38,7 @@ pub(crate) struct Metrics {
     canary_ok: Gauge,
     key_too_old: Gauge,
     store_up: Gauge,
+    build_info: Family<Labels, Gauge>,
     store_staleness: Gauge<f64, AtomicU64>,
 }
 
@@ -97,6 +98,7 @@ impl Metrics {
             canary_ok: Gauge::default(),
             key_too_old: Gauge::default(),
             store_up: Gauge::default(),
+            build_info: Family::default(),
             store_staleness: Gauge::default(),
         };
         {
@@ -151,6 +153,24 @@ impl Metrics {
                 "1 if the last canary passed (or none ran yet), 0 if it failed",
                 m.canary_ok.clone(),
             );
+            r.register(
+                "build_info",
+                "Always 1; the labels say the version and whether the build is FIPS",
+                m.build_info.clone(),
+            );
+            m.build_info
+                .get_or_create(&labels(&[
+                    ("version", env!("CARGO_PKG_VERSION")),
+                    (
+                        "fips",
+                        if crate::fips::FIPS_BUILD {
+                            "true"
+                        } else {
+                            "false"
+                        },
+                    ),
+                ]))
+                .set(1);
             r.register(
                 "store_up",
                 "1 if the store answered its last read (fleet mode: the last refresh), 0 if not",

@@ -521,3 +521,27 @@ crate::on_both_stores! {
         }
     }
 }
+
+/// A FIPS build says so everywhere an auditor looks (`--version`, status,
+/// `/metrics`), and a default build never claims it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_build_says_whether_it_is_fips() {
+    let fips = cfg!(feature = "fips");
+    let (_moto, d) = daemon_with_key("kekd-fips").await;
+    let (code, out, _) = kekd(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim_end().ends_with("(FIPS)"), fips, "{out}");
+    let s: StatusView = d.client().status().await.unwrap();
+    assert_eq!(s.fips, fips);
+    let metrics = d.client().metrics().await.unwrap();
+    let info = format!(
+        "kekd_build_info{{version=\"{}\",fips=\"{fips}\"}} 1",
+        s.version
+    );
+    assert!(metrics.lines().any(|l| l == info), "{info} in\n{metrics}");
+    assert!(d.log_text().contains(if fips {
+        "FIPS 140-3 (AWS-LC FIPS module)"
+    } else {
+        "not FIPS (AWS-LC)"
+    }));
+}

@@ -256,6 +256,7 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
             ServiceState::Ok
         },
         version: env!("CARGO_PKG_VERSION").into(),
+        fips: crate::fips::FIPS_BUILD,
         organization_id: settings.organization_id.clone(),
         kms_key: cur.provider.configured_key(),
         active_key_id: eng.active.as_ref().map(|a| a.id.clone()),

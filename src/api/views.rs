@@ -180,6 +180,9 @@ pub struct StatusView {
     pub state: ServiceState,
     /// kekd version.
     pub version: String,
+    /// The build does its cryptography in the AWS-LC FIPS module, checked
+    /// to be in FIPS mode at start.
+    pub fips: bool,
     /// The organization bound into every encryption context.
     pub organization_id: String,
     /// The configured KMS key (as written) or local key id.

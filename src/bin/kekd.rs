@@ -13,7 +13,7 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(
     name = "kekd",
-    version,
+    version = kekd::fips::VERSION,
     about = "Rotates key-encryption key pairs; private keys sealed under your KMS key"
 )]
 struct Cli {

@@ -70,6 +70,9 @@ pub enum StartError {
     /// The KMS key is unusable and there is no active key pair to serve.
     #[error("preflight of the KMS key failed: {0}")]
     Preflight(#[from] PreflightError),
+    /// A FIPS build whose cryptographic module is not in FIPS mode.
+    #[error(transparent)]
+    Fips(#[from] crate::fips::NotFipsMode),
     /// Signal handlers cannot be installed.
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
@@ -95,6 +98,12 @@ impl Daemon {
         config_path: Option<std::path::PathBuf>,
     ) -> Result<Daemon, StartError> {
         disable_core_dumps();
+        crate::fips::check()?;
+        tracing::info!(
+            version = crate::fips::VERSION,
+            cryptography = crate::fips::describe(),
+            "kekd starting"
+        );
         for w in settings.warnings() {
             tracing::warn!("configuration: {w}");
         }

@@ -27,7 +27,7 @@ macro_rules! outln {
 }
 
 #[derive(Parser)]
-#[command(name = "kekctl", version, about = "Talk to kekd over its local socket")]
+#[command(name = "kekctl", version = kekd::fips::VERSION, about = "Talk to kekd over its local socket")]
 struct Cli {
     /// The daemon's socket.
     #[arg(long, env = "KEKD_SOCKET", default_value = kekd::config::defaults::SOCKET, global = true)]
@@ -232,6 +232,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    kekd::fips::check()?;
     let client = Client::new(&cli.socket).with_timeout(cli.timeout);
     let json = cli.json;
     match cli.command {

@@ -37,6 +37,10 @@ pub(crate) fn status(s: &StatusView) -> String {
     let mut t = table();
     let rows: Vec<(&str, String)> = vec![
         ("state", s.state.to_string()),
+        (
+            "version",
+            format!("{}{}", s.version, if s.fips { " (FIPS)" } else { "" }),
+        ),
         ("organization", s.organization_id.clone()),
         ("kms key", s.kms_key.clone()),
         (
