@@ -13,9 +13,20 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::operation::RequestId;
 
-/// The SDK configuration for a client in `region`.
+/// The SDK configuration for a client in `region`. A FIPS build talks TLS
+/// through rustls' FIPS provider only (FIPS cipher suites and key
+/// exchanges), on the AWS-LC FIPS module.
 pub(crate) async fn config(region: &str, timeouts: KmsTimeouts) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::v2026_01_12())
+    let loader = aws_config::defaults(BehaviorVersion::v2026_01_12());
+    #[cfg(feature = "fips")]
+    let loader = loader.http_client(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLcFips,
+            ))
+            .build_https(),
+    );
+    loader
         .region(Region::new(region.to_string()))
         .timeout_config(
             TimeoutConfig::builder()
