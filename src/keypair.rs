@@ -51,6 +51,11 @@ pub fn generate(bits: KeyBits) -> Result<GeneratedKeyPair, KeyPairError> {
         KeyBits::Rsa4096 => KeySize::Rsa4096,
     };
     let private = PrivateDecryptingKey::generate(size).map_err(|_| KeyPairError::Generation)?;
+    // A FIPS build keeps only keys the module itself calls approved.
+    #[cfg(feature = "fips")]
+    if !private.is_valid_fips_key() {
+        return Err(KeyPairError::Generation);
+    }
     let pkcs8 = private.as_der().map_err(|_| KeyPairError::Generation)?;
     let public_key_der = private
         .public_key()

@@ -53,7 +53,8 @@
 //!   classified [`provider::ProviderError`] with the one availability rule
 //!   ([`provider::FailureKind::is_unavailable`]).
 //! - [`fips`]: whether the build is FIPS, and the check a FIPS build makes.
-//! - [`keypair`]: RSA generation, ids, PEM, the private/public match.
+//! - [`keypair`]: RSA generation, ids, PEM, the private/public match;
+//!   [`jwks`]: the public keys as a JSON Web Key Set.
 //! - `envelope.rs`: envelope encryption of a private key.
 //! - `proof.rs`: decrypt back and match — the proof behind I1, used by
 //!   rotation, rewrap, the canary and unwrap.
@@ -109,6 +110,7 @@ mod failpoint;
 pub mod fips;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod jwks;
 pub mod keypair;
 pub mod kms_check;
 mod metrics;

@@ -17,6 +17,7 @@ mod faults;
 mod fleet;
 mod fuzz_corpus;
 mod invariants;
+mod jwks;
 mod kms_failures;
 mod operations;
 mod recordings;

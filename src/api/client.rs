@@ -197,6 +197,45 @@ impl Client {
         self.exchange(method, path, Vec::new()).await
     }
 
+    /// The JWK Set of the active and recently retired public keys, with its
+    /// ETag and Cache-Control. With `etag` (from an earlier answer), `None`
+    /// when the set is unchanged (304).
+    pub async fn public_keys(&self, etag: Option<&str>) -> Result<Option<Jwks>, ClientError> {
+        self.bounded(async {
+            let resp = self
+                .send_with(Method::GET, paths::PUBLIC_KEYS, Vec::new(), etag)
+                .await?;
+            let status = resp.status();
+            let header = |name| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let (tag, cache_control) = (
+                header(hyper::header::ETAG),
+                header(hyper::header::CACHE_CONTROL),
+            );
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Protocol(e.to_string()))?
+                .to_bytes();
+            if status == StatusCode::NOT_MODIFIED {
+                return Ok(None);
+            }
+            let set = decode(status, &body)?;
+            Ok(Some(Jwks {
+                set,
+                etag: tag,
+                cache_control,
+            }))
+        })
+        .await
+    }
+
     /// Sends any request with a body; returns status and body.
     pub async fn raw_with_body(
         &self,
@@ -245,6 +284,16 @@ impl Client {
         path: &str,
         body: Vec<u8>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        self.send_with(method, path, body, None).await
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        if_none_match: Option<&str>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|source| {
@@ -263,11 +312,15 @@ impl Client {
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         tokio::spawn(conn);
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, "kekd")
-            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(tag) = if_none_match {
+            req = req.header(hyper::header::IF_NONE_MATCH, tag);
+        }
+        let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         sender
@@ -338,4 +391,15 @@ fn decode<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, Cli
     }
     serde_json::from_slice(body)
         .map_err(|e| ClientError::Protocol(format!("unexpected answer: {e}")))
+}
+
+/// A JWK Set as served: the set, its strong ETag, its Cache-Control.
+#[derive(Debug, Clone)]
+pub struct Jwks {
+    /// The keys.
+    pub set: crate::jwks::JwkSet,
+    /// The strong ETag (quoted).
+    pub etag: String,
+    /// `max-age=…`.
+    pub cache_control: String,
 }

@@ -13,6 +13,8 @@ pub const ENVELOPE: &str = "/v1/keypairs/{id}/envelope";
 pub const UNWRAP: &str = "/v1/keypairs/{id}/unwrap";
 /// `GET`: the active public key.
 pub const PUBLIC_KEY: &str = "/v1/public-key";
+/// `GET`: the active and recently retired public keys, a JWK Set.
+pub const PUBLIC_KEYS: &str = "/v1/public-keys";
 /// `POST`: Change Key Now.
 pub const ROTATE: &str = "/v1/rotate";
 /// `POST`: the Test round trip.

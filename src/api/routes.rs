@@ -30,6 +30,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(paths::KEYPAIRS, get(list_keypairs))
         .route(paths::KEYPAIR, get(get_keypair))
         .route(paths::PUBLIC_KEY, get(public_key))
+        .route(paths::PUBLIC_KEYS, get(public_keys))
         .route(paths::METRICS, get(metrics))
         .route(paths::ENVELOPE, get(get_envelope))
         .route(paths::ROTATE, post(rotate))
@@ -409,6 +410,86 @@ async fn public_key(State(st): State<AppState>) -> Result<Json<PublicKeyView>, A
         key_bits: a.key_bits,
         activated_at: a.activated_at,
     }))
+}
+
+/// Longest a recorder may cache the JWK Set; shorter when the next
+/// scheduled rotation comes sooner.
+const JWKS_MAX_AGE: i64 = 300;
+
+/// `GET /v1/public-keys`: the JWK Set, with a strong ETag (`If-None-Match`
+/// → 304) and a `max-age` that never outlives the next scheduled rotation.
+/// Made once per active key pair: a poll costs a hash-map lookup.
+async fn public_keys(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let (active, next) = st
+        .engine
+        .read(|e| (e.active.clone(), e.schedule.next_rotation_at));
+    let a = active.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_active_key",
+            "no key pair is active yet (the initial rotation has not completed; see /v1/status)",
+        )
+    })?;
+    let set = match st.jwks.get(&a.id) {
+        Some(set) => set,
+        None => {
+            let page = st.store.page(None, 16).await.map_err(store_error)?;
+            let recent: Vec<_> = page
+                .records
+                .into_iter()
+                .filter_map(|l| match l {
+                    Listed::Ok(r) => Some(*r),
+                    Listed::Corrupt { .. } => None,
+                })
+                .filter(|r| r.id != a.id)
+                .collect();
+            let jwks = crate::jwks::JwkSet::new(Some(&a.info()), &recent);
+            let body = serde_json::to_vec(&jwks).expect("JWK Sets serialize");
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
+            let set = std::sync::Arc::new(crate::api::state::CachedJwks {
+                etag: format!("\"{}\"", hex::encode(&digest.as_ref()[..16])),
+                body: body.into(),
+            });
+            st.jwks.set(&a.id, set.clone());
+            set
+        }
+    };
+    let until_next = next.map_or(JWKS_MAX_AGE, |t| {
+        (t - chrono::Utc::now())
+            .num_seconds()
+            .clamp(0, JWKS_MAX_AGE)
+    });
+    let cache_control = format!("max-age={until_next}");
+    let not_modified = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == set.etag || tag.trim() == "*");
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/jwk-set+json")],
+            set.body.clone(),
+        )
+            .into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::ETAG,
+        header::HeaderValue::from_str(&set.etag).expect("hex is a valid header"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_str(&cache_control).expect("ascii"),
+    );
+    Ok(response)
 }
 
 async fn rotate(State(st): State<AppState>) -> Result<Json<KeyPairView>, ApiError> {

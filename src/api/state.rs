@@ -55,6 +55,35 @@ pub(crate) struct Services {
     pub(crate) refusals: Arc<super::refusals::Refusals>,
     /// Stored records that do not decode, as the start-up scan found them.
     pub(crate) corrupt: CorruptRecords,
+    /// The JWK Set as last made, for the active key pair it was made for.
+    pub(crate) jwks: JwksCache,
+}
+
+/// The JWK Set's body and strong ETag, made once per active key pair.
+#[derive(Clone, Default)]
+pub(crate) struct JwksCache(Arc<std::sync::Mutex<Option<MadeFor>>>);
+
+/// A made set and the active key pair it was made for.
+type MadeFor = (String, Arc<CachedJwks>);
+
+/// A made JWK Set.
+pub(crate) struct CachedJwks {
+    pub(crate) body: axum::body::Bytes,
+    pub(crate) etag: String,
+}
+
+impl JwksCache {
+    /// The set made for the active key pair `active`, if there is one.
+    pub(crate) fn get(&self, active: &str) -> Option<Arc<CachedJwks>> {
+        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((id, set)) if id == active => Some(set.clone()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn set(&self, active: &str, set: Arc<CachedJwks>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((active.to_string(), set));
+    }
 }
 
 /// The records that do not decode, found by a scan of the whole store in

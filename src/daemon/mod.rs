@@ -147,6 +147,7 @@ impl Daemon {
         let app = AppState::new(Services {
             refusals: Default::default(),
             corrupt: Default::default(),
+            jwks: Default::default(),
             canary: Arc::new(Canary::new(store.clone(), current.clone(), metrics.clone())),
             rewrapper: Arc::new(Rewrapper::new(store.clone(), current.clone())),
             unwrapper: Arc::new(Unwrapper::new(store.clone(), current.clone())),

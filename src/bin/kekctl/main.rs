@@ -102,11 +102,15 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// The active public key (PEM).
+    /// The active public key (PEM), or with --jwks the JWK Set of the
+    /// active and recently retired keys (what recorders cache).
     PublicKey {
-        /// Write the PEM to FILE instead of stdout.
+        /// Write to FILE instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// The JWK Set (RFC 7517) instead of one PEM.
+        #[arg(long)]
+        jwks: bool,
     },
     /// Change Key Now: rotate and wait for the new key pair.
     Rotate,
@@ -135,6 +139,10 @@ enum Command {
         /// Check that --public-key is this key pair's (optional).
         #[arg(long, value_name = "ID", requires = "public_key")]
         key_id: Option<String>,
+        /// A cached JWK Set (`kekctl public-key --jwks`): seal with the key
+        /// that is active in it.
+        #[arg(long, value_name = "FILE", conflicts_with = "public_key")]
+        jwks: Option<PathBuf>,
     },
     /// Open a sealed recording; the daemon unwraps the content key (role
     /// `decrypt`). IN/OUT may be `-`; a file OUT appears only if the whole
@@ -260,7 +268,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::PublicKey { out } => {
+        Command::PublicKey { out, jwks: true } => {
+            let j = client
+                .public_keys(None)
+                .await?
+                .context("the daemon answered 304 to a request without an ETag")?;
+            write_text(&out, &(serde_json::to_string_pretty(&j.set)? + "\n"))?;
+            if let Some(path) = &out {
+                eprintln!(
+                    "wrote {} public keys to {} (ETag {}, {})",
+                    j.set.keys.len(),
+                    path.display(),
+                    j.etag,
+                    j.cache_control
+                );
+            }
+        }
+        Command::PublicKey { out, jwks: false } => {
             let p = client.public_key().await?;
             if json {
                 return print_json(&p);
@@ -329,8 +353,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             output,
             public_key,
             key_id,
+            jwks,
         } => {
             let (id, der) = match (public_key, key_id) {
+                (None, _) if jwks.is_some() => {
+                    let file = jwks.unwrap_or_default();
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let set: kekd::jwks::JwkSet = serde_json::from_str(&text)
+                        .with_context(|| format!("{}: not a JWK Set", file.display()))?;
+                    let key = set.sealing_key().with_context(|| {
+                        format!("{}: no key in the set is active", file.display())
+                    })?;
+                    let der = key
+                        .public_key_der()
+                        .with_context(|| format!("{}: key {}", file.display(), key.kid))?;
+                    let actual = kekd::keypair::key_pair_id(&der);
+                    if actual != key.kid {
+                        anyhow::bail!(
+                            "{}: key {} is not the key its kid names (its id is {actual})",
+                            file.display(),
+                            key.kid
+                        );
+                    }
+                    (actual, der)
+                }
                 (Some(file), expected) => {
                     let text = std::fs::read_to_string(&file)
                         .with_context(|| format!("reading {}", file.display()))?;

@@ -1,0 +1,118 @@
+//! The JWK Set recorders cache (`GET /v1/public-keys`): what it lists, its
+//! ETag and max-age, that its `n` and `e` are the served public key (checked
+//! by plain Python), and sealing with a cached set.
+
+use crate::harness::*;
+use kekd::domain::KeyState;
+use std::process::Command;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_jwk_set_lists_the_active_and_retired_keys_with_a_strong_etag() {
+    let (_moto, d) = daemon_with_key("kekd-jwks").await;
+    let c = d.client();
+    let first = c.public_keys(None).await.unwrap().unwrap();
+    assert_eq!(first.set.keys.len(), 1);
+    assert!(
+        first.etag.starts_with('"') && first.etag.len() > 16,
+        "{}",
+        first.etag
+    );
+    assert_eq!(
+        first.cache_control, "max-age=300",
+        "cadence never: the longest"
+    );
+    // Unchanged: 304, however often a recorder polls.
+    assert!(c.public_keys(Some(&first.etag)).await.unwrap().is_none());
+    assert!(c.public_keys(Some("\"other\", *")).await.unwrap().is_none());
+
+    c.rotate().await.unwrap();
+    c.rotate().await.unwrap();
+    let now = c
+        .public_keys(Some(&first.etag))
+        .await
+        .unwrap()
+        .expect("changed");
+    assert_ne!(now.etag, first.etag);
+    let history = d.history_ids().await;
+    let kids: Vec<&str> = now.set.keys.iter().map(|k| k.kid.as_str()).collect();
+    assert_eq!(kids, history.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(now.set.keys[0].kekd_state, KeyState::Active);
+    assert!(now.set.keys[1..]
+        .iter()
+        .all(|k| k.kekd_state == KeyState::Retired && k.kekd_retired_at.is_some()));
+    for k in &now.set.keys {
+        assert_eq!(
+            (k.kty.as_str(), k.use_.as_str(), k.alg.as_str()),
+            ("RSA", "enc", "RSA-OAEP-256")
+        );
+    }
+
+    // Plain Python (base64url of n and e, no JOSE library) rebuilds the
+    // public key the daemon serves as PEM.
+    let pem = c.public_key().await.unwrap().pem;
+    let script = r#"
+import base64, json, sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
+jwks = json.load(open(sys.argv[1]))
+b64 = lambda s: int.from_bytes(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)), "big")
+k = jwks["keys"][0]
+key = RSAPublicNumbers(b64(k["e"]), b64(k["n"])).public_key()
+print(key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(), end="")
+"#;
+    let file = d.dir.path().join("jwks.json");
+    let (code, _, err) = d.kekctl(&["public-key", "--jwks", "--out", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(Command::new(moto_python()).arg("-c").arg(script).arg(&file));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, pem);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recorder_seals_with_its_cached_jwk_set_and_the_daemon_opens_it() {
+    let (_moto, d) = daemon_with_key("kekd-jwks-seal").await;
+    let dir = d.dir.path();
+    let cached = dir.join("cached.json");
+    let (code, _, err) = d.kekctl(&["public-key", "--jwks", "--out", cached.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let active = d.wait_active().await.active_key_id.unwrap();
+    let (input, sealed, out) = (
+        dir.join("in.raw"),
+        dir.join("in.kekdrec"),
+        dir.join("out.raw"),
+    );
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&input, &data).unwrap();
+    // The daemon rotates after the recorder cached the set: the recording
+    // sealed with the (now retired) cached key still opens.
+    d.client().rotate().await.unwrap();
+    let (code, _, err) = d.kekctl(&[
+        "seal",
+        "--jwks",
+        cached.to_str().unwrap(),
+        input.to_str().unwrap(),
+        sealed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&active),
+        "sealed for the cached active key: {err}"
+    );
+    let (code, _, err) = d.kekctl(&["open", sealed.to_str().unwrap(), out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    // A set with no active key is refused, naming the file.
+    std::fs::write(&cached, r#"{"keys":[]}"#).unwrap();
+    let (code, _, err) = d.kekctl(&[
+        "seal",
+        "--jwks",
+        cached.to_str().unwrap(),
+        input.to_str().unwrap(),
+        sealed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cached.json") && err.contains("no key in the set is active"),
+        "{err}"
+    );
+}
