@@ -50,6 +50,9 @@ pub struct Jwk {
     /// When it was retired (`null` while active).
     #[serde(with = "time::rfc3339::option", default)]
     pub kekd_retired_at: Option<Timestamp>,
+    /// For the announced key pair: when it becomes active.
+    #[serde(with = "time::rfc3339::option", default)]
+    pub kekd_activates_at: Option<Timestamp>,
 }
 
 /// A public key that is not an RSA SubjectPublicKeyInfo.
@@ -71,6 +74,7 @@ impl Jwk {
             kekd_state: r.state,
             kekd_activated_at: r.activated_at,
             kekd_retired_at: r.retired_at,
+            kekd_activates_at: r.activates_at,
         })
     }
 
@@ -94,10 +98,12 @@ fn components(spki_der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), NotRsa> {
 }
 
 impl JwkSet {
-    /// The set of `active` and the retired key pairs among `recent` (newest
-    /// first; superseded and pending ones are never listed).
+    /// The set of the `announced` key pair, `active`, and the retired key
+    /// pairs among `recent` (newest first; superseded and pending ones are
+    /// never listed).
     pub fn new<'a>(
         active: Option<&'a KeyPairInfo>,
+        announced: Option<&'a KeyPairInfo>,
         recent: impl IntoIterator<Item = &'a KeyPairInfo>,
     ) -> JwkSet {
         let retired = recent
@@ -105,17 +111,26 @@ impl JwkSet {
             .filter(|r| r.state == KeyState::Retired && r.activated_at.is_some())
             .take(RETIRED_IN_SET);
         JwkSet {
-            keys: active
+            keys: announced
+                .filter(|r| r.state == KeyState::Announced)
                 .into_iter()
+                .chain(active)
                 .chain(retired)
                 .filter_map(|r| Jwk::of(r).ok())
                 .collect(),
         }
     }
 
-    /// The key to seal with now: the active one.
+    /// The key to seal with now: the announced one once its instant has
+    /// come (the cache may predate the activation), else the active one.
     pub fn sealing_key(&self) -> Option<&Jwk> {
-        self.keys.iter().find(|k| k.kekd_state == KeyState::Active)
+        let now = time::now();
+        self.keys
+            .iter()
+            .find(|k| {
+                k.kekd_state == KeyState::Announced && k.kekd_activates_at.is_some_and(|t| t <= now)
+            })
+            .or_else(|| self.keys.iter().find(|k| k.kekd_state == KeyState::Active))
     }
 }
 
@@ -137,7 +152,11 @@ mod tests {
         superseded.id = "kek-s".into();
         superseded.state = KeyState::Superseded;
         superseded.activated_at = None;
-        let set = JwkSet::new(Some(&active.info()), [&superseded.info(), &retired.info()]);
+        let set = JwkSet::new(
+            Some(&active.info()),
+            None,
+            [&superseded.info(), &retired.info()],
+        );
         let kids: Vec<&str> = set.keys.iter().map(|k| k.kid.as_str()).collect();
         assert_eq!(kids, ["kek-a", "kek-r"]);
         let k = set.sealing_key().unwrap();

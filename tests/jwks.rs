@@ -1,10 +1,13 @@
 //! The JWK Set recorders cache (`GET /v1/public-keys`): what it lists, its
 //! ETag and max-age, that its `n` and `e` are the served public key (checked
-//! by plain Python), and sealing with a cached set.
+//! by plain Python), sealing with a cached set, and the key announced ahead
+//! of a scheduled rotation.
 
 use crate::harness::*;
+use kekd::api::views::StatusView;
 use kekd::domain::KeyState;
 use std::process::Command;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_jwk_set_lists_the_active_and_retired_keys_with_a_strong_etag() {
@@ -115,4 +118,104 @@ async fn a_recorder_seals_with_its_cached_jwk_set_and_the_daemon_opens_it() {
         err.contains("cached.json") && err.contains("no key in the set is active"),
         "{err}"
     );
+}
+
+/// `announce_ahead`: the next key pair is published before it is used,
+/// becomes active at its instant with KMS black-holed (no KMS call), opens
+/// what was sealed with it, and Change Key Now discards an announced key.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_announced_key_becomes_active_at_its_instant_with_kms_black_holed() {
+    let moto = Moto::start().await;
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    let (_, alias) = moto.create_key("kekd-announce").await;
+    let d = TestDaemon::start_via(&proxy.endpoint, |dir| {
+        kms_config(dir, &alias, "announce_ahead = \"12s\"")
+            .replace("cadence = \"never\"", "cadence = \"*/20 * * * * *\"")
+            + "\n[overrides]\nallow_frequent_rotation = true\n"
+    })
+    .await;
+    let c = d.client();
+    let s = wait_for(
+        Duration::from_secs(40),
+        "a key pair to be announced",
+        || async {
+            let s: StatusView = c.status().await.ok()?;
+            s.announced_key_id.is_some().then_some(s)
+        },
+    )
+    .await;
+    let announced = s.announced_key_id.clone().unwrap();
+    let at = s.announced_activates_at.unwrap();
+    assert_eq!(
+        Some(at),
+        s.next_rotation_at,
+        "announced for the next rotation"
+    );
+    assert_ne!(s.active_key_id.as_deref(), Some(announced.as_str()));
+
+    // The set publishes it ahead, with its instant; caches expire by then.
+    let j = c.public_keys(None).await.unwrap().unwrap();
+    let k = j
+        .set
+        .keys
+        .iter()
+        .find(|k| k.kid == announced)
+        .expect("announced key listed");
+    assert_eq!(k.kekd_state, KeyState::Announced);
+    assert_eq!(k.kekd_activates_at, Some(at));
+    let max_age: i64 = j
+        .cache_control
+        .trim_start_matches("max-age=")
+        .parse()
+        .unwrap();
+    assert!(
+        max_age <= (at - chrono::Utc::now()).num_seconds() + 1,
+        "{}",
+        j.cache_control
+    );
+
+    // KMS goes dark: every KMS request now hangs until its timeout, so an
+    // activation that needed KMS would fail and never happen.
+    proxy.set(Fault::BlackHole).await;
+    let s = wait_for(
+        Duration::from_secs(40),
+        "the announced key to become active",
+        || async {
+            let s: StatusView = c.status().await.ok()?;
+            (s.active_key_id.as_deref() == Some(announced.as_str())).then_some(s)
+        },
+    )
+    .await;
+    assert!(
+        s.active_since.unwrap() >= at,
+        "activated at its instant, not before"
+    );
+
+    // A recording sealed with it opens once KMS is back.
+    let dir = d.dir.path();
+    let (input, sealed, out) = (dir.join("a.raw"), dir.join("a.kekdrec"), dir.join("a.out"));
+    std::fs::write(&input, b"announced and then used").unwrap();
+    let (code, _, err) = d.kekctl(&["seal", input.to_str().unwrap(), sealed.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&announced), "{err}");
+    proxy.set(Fault::None).await;
+    let (code, _, err) = d.kekctl(&["open", sealed.to_str().unwrap(), out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"announced and then used");
+
+    // The next one is announced; Change Key Now discards it.
+    let next = wait_for(Duration::from_secs(40), "the next announcement", || async {
+        let s: StatusView = c.status().await.ok()?;
+        s.announced_key_id.filter(|id| *id != announced)
+    })
+    .await;
+    let rotated = c.rotate().await.unwrap();
+    assert_ne!(rotated.id, next);
+    let discarded = c.keypair(&next).await.unwrap();
+    assert_eq!(
+        discarded.state,
+        KeyState::Superseded,
+        "never used, kept for audit"
+    );
+    assert!(discarded.activated_at.is_none());
 }

@@ -262,6 +262,8 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
         kms_key: cur.provider.configured_key(),
         active_key_id: eng.active.as_ref().map(|a| a.id.clone()),
         active_since: eng.active.as_ref().and_then(|a| a.activated_at),
+        announced_key_id: eng.announced.as_ref().map(|a| a.id.clone()),
+        announced_activates_at: eng.announced.as_ref().and_then(|a| a.activates_at),
         cadence: settings.cadence.to_string(),
         timezone: settings.timezone.name().to_string(),
         last_rotation_at: eng.schedule.last_rotation_at,
@@ -425,9 +427,13 @@ async fn public_keys(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::http::header;
     use axum::response::IntoResponse;
-    let (active, next) = st
-        .engine
-        .read(|e| (e.active.clone(), e.schedule.next_rotation_at));
+    let (active, announced, next) = st.engine.read(|e| {
+        (
+            e.active.clone(),
+            e.announced.clone(),
+            e.schedule.next_rotation_at,
+        )
+    });
     let a = active.ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -435,7 +441,11 @@ async fn public_keys(
             "no key pair is active yet (the initial rotation has not completed; see /v1/status)",
         )
     })?;
-    let set = match st.jwks.get(&a.id) {
+    let made_for = match &announced {
+        Some(n) => format!("{}+{}", a.id, n.id),
+        None => a.id.clone(),
+    };
+    let set = match st.jwks.get(&made_for) {
         Some(set) => set,
         None => {
             let page = st.store.page(None, 16).await.map_err(store_error)?;
@@ -448,14 +458,15 @@ async fn public_keys(
                 })
                 .filter(|r| r.id != a.id)
                 .collect();
-            let jwks = crate::jwks::JwkSet::new(Some(&a.info()), &recent);
+            let announced = announced.as_ref().map(|n| n.info());
+            let jwks = crate::jwks::JwkSet::new(Some(&a.info()), announced.as_ref(), &recent);
             let body = serde_json::to_vec(&jwks).expect("JWK Sets serialize");
             let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
             let set = std::sync::Arc::new(crate::api::state::CachedJwks {
                 etag: format!("\"{}\"", hex::encode(&digest.as_ref()[..16])),
                 body: body.into(),
             });
-            st.jwks.set(&a.id, set.clone());
+            st.jwks.set(&made_for, set.clone());
             set
         }
     };

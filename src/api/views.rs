@@ -192,6 +192,12 @@ pub struct StatusView {
     /// Active since.
     #[serde(with = "rfc3339::option")]
     pub active_since: Option<Timestamp>,
+    /// The key pair announced for the next scheduled rotation
+    /// (`announce_ahead`), if any.
+    pub announced_key_id: Option<String>,
+    /// When it becomes active.
+    #[serde(with = "rfc3339::option")]
+    pub announced_activates_at: Option<Timestamp>,
     /// Cadence as configured.
     pub cadence: String,
     /// Time zone of the cadence.

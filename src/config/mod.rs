@@ -97,6 +97,9 @@ pub struct Settings {
     pub(crate) audit_path: PathBuf,
     /// Warn (status, metric, log) when the active key pair is older.
     pub(crate) max_key_age_warning: Option<Duration>,
+    /// Generate and publish the next key pair this long before a scheduled
+    /// rotation (`None`: off).
+    pub(crate) announce_ahead: Option<Duration>,
     /// The decryptability canary.
     pub(crate) canary: Canary,
     /// Logging.
@@ -172,6 +175,15 @@ impl Settings {
         let mut warnings = Vec::new();
         let timezone = sections::timezone(raw.timezone.as_deref(), &v)?;
         let store = StoreSettings::with_config(raw.store.as_ref(), id.region.as_deref(), &v)?;
+        let announce_ahead = v.duration("announce_ahead", raw.announce_ahead.as_deref(), None)?;
+        if announce_ahead.is_some() && store != StoreSettings::Redb {
+            return Err(v.invalid(
+                "announce_ahead",
+                raw.announce_ahead.as_deref(),
+                "not supported with [store] type \"dynamodb\" yet",
+                "absent in fleet mode",
+            ));
+        }
         Ok(Settings {
             organization_id: id.organization_id,
             region: id.region,
@@ -196,6 +208,7 @@ impl Settings {
                 raw.max_key_age_warning.as_deref(),
                 None,
             )?,
+            announce_ahead,
             kms_timeouts: KmsTimeouts::with_config(raw.kms.as_ref(), &v)?,
             retry: RetryPolicy::with_config(raw.retry.as_ref(), &v)?,
             unwrap: UnwrapCache::with_config(raw.unwrap.as_ref(), &v)?,

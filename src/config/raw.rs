@@ -25,6 +25,7 @@ pub(crate) struct RawConfig {
     pub(crate) kms: Option<RawKms>,
     pub(crate) retry: Option<RawRetry>,
     pub(crate) max_key_age_warning: Option<String>,
+    pub(crate) announce_ahead: Option<String>,
     pub(crate) audit_log: Option<String>,
     pub(crate) unwrap: Option<RawUnwrap>,
     pub(crate) canary: Option<RawCanary>,

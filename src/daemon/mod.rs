@@ -340,8 +340,19 @@ async fn recover(store: &dyn KeyStore) -> Result<EngineState, StoreError> {
         }
         Err(e) => return Err(e),
     };
+    // An announced key pair is the newest one created: one short page.
+    let mut announced = None;
+    for item in store.page(None, 4).await?.records {
+        if let Listed::Ok(r) = item {
+            if r.state == KeyState::Announced {
+                announced = store.get(&r.id).await?.map(Arc::new);
+                break;
+            }
+        }
+    }
     Ok(EngineState {
         active: active.map(Arc::new),
+        announced,
         schedule: store.schedule().await?,
         health: Default::default(),
         fleet: store.fleet().map(|f| crate::rotation::FleetHealth {

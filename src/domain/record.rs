@@ -20,9 +20,13 @@ pub enum KeyState {
     /// Kept to open older recordings.
     Retired,
     /// Stored but never activated (its proof failed, its rotation lost the
-    /// fleet's lease, or a crash interrupted it): never served, so nothing
-    /// was sealed with it; kept for audit.
+    /// fleet's lease, or a crash interrupted it, or it was announced and
+    /// then discarded): never used to seal, kept for audit.
     Superseded,
+    /// Generated, stored and proven ahead of a scheduled rotation
+    /// (`announce_ahead`), published so recorders know it before it is used;
+    /// it becomes active at `activates_at` without a KMS call.
+    Announced,
 }
 
 /// Why a key pair was made.
@@ -143,6 +147,13 @@ pub struct KeyPairRecord {
     /// When it stopped being active.
     #[serde(with = "rfc3339::option")]
     pub retired_at: Option<Timestamp>,
+    /// For an announced key pair: when it becomes active.
+    #[serde(
+        with = "rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub activates_at: Option<Timestamp>,
     /// The KMS key ARN that wraps its data key.
     pub wrapping_key_arn: String,
     /// SPKI DER public key, base64.
@@ -173,6 +184,13 @@ pub struct KeyPairInfo {
     /// When it stopped being active.
     #[serde(with = "rfc3339::option")]
     pub retired_at: Option<Timestamp>,
+    /// For an announced key pair: when it becomes active.
+    #[serde(
+        with = "rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub activates_at: Option<Timestamp>,
     /// The KMS key ARN that wraps its data key.
     pub wrapping_key_arn: String,
     /// SPKI DER public key, base64.
@@ -191,6 +209,7 @@ impl KeyPairRecord {
             created_at: self.created_at,
             activated_at: self.activated_at,
             retired_at: self.retired_at,
+            activates_at: self.activates_at,
             wrapping_key_arn: self.wrapping_key_arn.clone(),
             public_key_der: self.public_key_der.clone(),
         }

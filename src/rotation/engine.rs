@@ -122,6 +122,7 @@ impl Engine {
     /// first; shutdown is only looked at between rotations.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
         let mut retry: Option<(Reason, tokio::time::Instant)> = None;
+        let mut announce_retry: Option<(u32, tokio::time::Instant)> = None;
         let has_active = self.parts.state.read(|s| s.active.is_some());
         let mut initial = (!has_active).then_some(Reason::Initial);
         // Fleet mode: the head is re-read every refresh interval.
@@ -139,7 +140,9 @@ impl Engine {
             let (reason, mut waiters) = if let Some(r) = initial.take() {
                 (r, Vec::new())
             } else {
+                self.retime_announced().await;
                 let (wake, wake_reason) = self.next_wake(&retry);
+                let announce_at = self.next_announce(&retry, &announce_retry);
                 tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => continue,
@@ -156,6 +159,10 @@ impl Engine {
                         }
                     },
                     _ = sleep_until_opt(wake) => (wake_reason, Vec::new()),
+                    _ = sleep_until_opt(announce_at) => {
+                        self.announce(&mut announce_retry).await;
+                        continue;
+                    }
                     _ = sleep_until_opt(refresh_at) => {
                         let delay = self.refresh().await;
                         refresh_at = Some(tokio::time::Instant::now() + delay);
@@ -168,7 +175,7 @@ impl Engine {
             tracing::info!(%reason, "rotation started");
             // A panic in a rotation is a failed rotation (degraded, retried),
             // never a dead engine behind an API that serves stale state.
-            let outcome: Outcome = AssertUnwindSafe(self.parts.rotator.rotate(reason))
+            let outcome: Outcome = AssertUnwindSafe(self.rotate(reason))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|p| Err(RotationError::Panicked(panic_message(&p))))
@@ -255,6 +262,104 @@ impl Engine {
                 }
             }
         })
+    }
+
+    /// One rotation. A scheduled one activates the announced key pair if
+    /// there is one (no KMS call); any other reason discards it first (it
+    /// was never used to seal anything and stays, superseded, for audit).
+    async fn rotate(&self, reason: Reason) -> Result<KeyPairRecord, RotationError> {
+        let rotator = &self.parts.rotator;
+        let announced = self.parts.state.update(|s| s.announced.take());
+        match (announced, reason) {
+            (Some(a), Reason::Scheduled | Reason::CatchUp) => {
+                tracing::info!(key_pair_id = %a.id, "activating the announced key pair");
+                rotator.activate_announced(&a.id).await
+            }
+            (Some(a), _) => {
+                tracing::info!(key_pair_id = %a.id, %reason, "discarding the announced key pair (superseded)");
+                rotator.retire_unused(&a.id).await;
+                rotator.rotate(reason).await
+            }
+            (None, _) => rotator.rotate(reason).await,
+        }
+    }
+
+    /// When to announce the next key pair: `announce_ahead` before the next
+    /// scheduled rotation, unless one is announced, a failed rotation is
+    /// being retried, or the rotation itself is due (it then happens the
+    /// usual way). A failed announcement is retried with backoff.
+    fn next_announce(
+        &self,
+        retry: &Option<(Reason, tokio::time::Instant)>,
+        announce_retry: &Option<(u32, tokio::time::Instant)>,
+    ) -> Option<tokio::time::Instant> {
+        let ahead = self.parts.current.settings().announce_ahead?;
+        if retry.is_some() {
+            return None;
+        }
+        let (announced, due) = self
+            .parts
+            .state
+            .read(|s| (s.announced.is_some(), s.schedule.next_rotation_at));
+        let due = due?;
+        let now = time::now();
+        if announced || due <= now {
+            return None;
+        }
+        let at = due - chrono::Duration::from_std(ahead).ok()?;
+        let mut when = tokio::time::Instant::now() + (at - now).to_std().unwrap_or(Duration::ZERO);
+        if let Some((_, not_before)) = announce_retry {
+            when = when.max(*not_before);
+        }
+        Some(when)
+    }
+
+    /// Announces the next key pair (generate, seal, store, prove: I1), to
+    /// become active at the next scheduled rotation.
+    async fn announce(&self, announce_retry: &mut Option<(u32, tokio::time::Instant)>) {
+        let Some(due) = self.parts.state.read(|s| s.schedule.next_rotation_at) else {
+            return;
+        };
+        let outcome = AssertUnwindSafe(self.parts.rotator.announce(due))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|p| Err(RotationError::Panicked(panic_message(&p))));
+        match outcome {
+            Ok(rec) => {
+                tracing::info!(key_pair_id = %rec.id, activates_at = %time::format(&due), "next key pair announced");
+                self.parts
+                    .state
+                    .update(|s| s.announced = Some(Arc::new(rec)));
+                *announce_retry = None;
+            }
+            Err(e) => {
+                let attempts = announce_retry.map_or(1, |(n, _)| n + 1);
+                let delay = backoff(&self.parts.current.settings().retry, attempts);
+                tracing::warn!(error = %e, attempt = attempts, retry_in_ms = delay.as_millis() as u64, "cannot announce the next key pair; retrying (the rotation itself happens at its time regardless)");
+                *announce_retry = Some((attempts, tokio::time::Instant::now() + delay));
+            }
+        }
+    }
+
+    /// An announced key pair whose instant is no longer the schedule's
+    /// (a reload changed the cadence) is discarded; the next one is
+    /// announced for the new instant.
+    async fn retime_announced(&self) {
+        let stale = self.parts.state.update(|s| {
+            let stale = s
+                .announced
+                .as_ref()
+                .is_some_and(|a| a.activates_at != s.schedule.next_rotation_at);
+            if stale {
+                s.announced.take()
+            } else {
+                None
+            }
+        });
+        if let Some(a) = stale {
+            tracing::info!(key_pair_id = %a.id, "the schedule changed: discarding the announced key pair (superseded)");
+            self.parts.rotator.retire_unused(&a.id).await;
+        }
     }
 
     /// Retention pruning; a panic in it is logged, never fatal.

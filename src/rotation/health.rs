@@ -172,6 +172,9 @@ pub(crate) struct FleetHealth {
 pub(crate) struct EngineState {
     /// The active key pair; set only after its activation committed (I1).
     pub(crate) active: Option<Arc<KeyPairRecord>>,
+    /// The key pair announced for the next scheduled rotation
+    /// (`announce_ahead`), proven and stored.
+    pub(crate) announced: Option<Arc<KeyPairRecord>>,
     /// The persisted schedule.
     pub(crate) schedule: Schedule,
     /// Rotation health.

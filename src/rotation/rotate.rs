@@ -12,7 +12,7 @@ use crate::keypair::{self, KeyPairError};
 use crate::proof::{self, ProofError};
 use crate::provider::ProviderError;
 use crate::store::{KeyStore, StoreError};
-use crate::time;
+use crate::time::{self, Timestamp};
 use std::sync::Arc;
 
 /// Why a rotation failed. Cloned to every coalesced waiter.
@@ -84,6 +84,40 @@ impl Rotator {
     /// was stored, that record is marked superseded (it was never served) —
     /// now, or, if the store is failing, before the next rotation.
     pub(super) async fn rotate_here(&self, reason: Reason) -> Result<KeyPairRecord, RotationError> {
+        let record = self.prepare(reason).await?;
+        self.activate(&record.id).await
+    }
+
+    /// Ahead of a scheduled rotation (`announce_ahead`): the next key pair,
+    /// generated, stored and proven exactly as for a rotation (I1), stored
+    /// as announced, to become active at `activates_at` with no KMS call.
+    pub(crate) async fn announce(
+        &self,
+        activates_at: Timestamp,
+    ) -> Result<KeyPairRecord, RotationError> {
+        let record = self.prepare(Reason::Scheduled).await?;
+        match self.store.announce(&record.id, activates_at).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.retire_unused(&record.id).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Activates an announced key pair: a store transaction, no KMS call
+    /// (it was proven when it was announced).
+    pub(crate) async fn activate_announced(
+        &self,
+        id: &str,
+    ) -> Result<KeyPairRecord, RotationError> {
+        self.activate(id).await
+    }
+
+    /// A new key pair, stored as pending and proven (I1): everything of a
+    /// rotation but the activation. On failure after the pending commit the
+    /// key pair is superseded.
+    async fn prepare(&self, reason: Reason) -> Result<KeyPairRecord, RotationError> {
         self.retire_orphans().await;
         let cur = self.current.get();
         let (settings, provider) = (&cur.settings, &*cur.provider);
@@ -107,6 +141,7 @@ impl Rotator {
             created_at: time::now(),
             activated_at: None,
             retired_at: None,
+            activates_at: None,
             wrapping_key_arn: env.wrapping_key_arn.clone(),
             public_key_der: generated.public_key_der.clone(),
             envelope: env,
@@ -120,16 +155,22 @@ impl Rotator {
             return Err(e.into());
         }
         crate::failpoint::crash_point!("rotation-after-verify");
+        Ok(record)
+    }
 
+    /// Activates a proven key pair (pending or announced) and retires the
+    /// previous one, in one store transaction.
+    async fn activate(&self, id: &str) -> Result<KeyPairRecord, RotationError> {
+        let settings = self.current.settings();
         let now = time::now();
         let schedule = Schedule {
             last_rotation_at: Some(now),
             next_rotation_at: settings.next_rotation_after(now),
         };
-        let active = match self.store.activate(&id, now, &schedule).await {
+        let active = match self.store.activate(id, now, &schedule).await {
             Ok(a) => a,
             Err(e) => {
-                self.retire_unused(&id).await;
+                self.retire_unused(id).await;
                 return Err(e.into());
             }
         };
@@ -257,6 +298,13 @@ mod tests {
         }
         async fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError> {
             self.inner.get(id).await
+        }
+        async fn announce(
+            &self,
+            id: &str,
+            at: crate::time::Timestamp,
+        ) -> Result<KeyPairRecord, StoreError> {
+            self.inner.announce(id, at).await
         }
         async fn active(&self) -> Result<Option<KeyPairRecord>, StoreError> {
             self.inner.active().await

@@ -160,7 +160,7 @@ pub enum StoreError {
 pub trait KeyStore: Send + Sync + 'static {
     /// Durably stores a new key pair in state `pending`.
     async fn insert_pending(&self, record: &KeyPairRecord) -> Result<(), StoreError>;
-    /// In one transaction: `id` (pending) becomes active, the previous active
+    /// In one transaction: `id` (pending or announced) becomes active, the previous active
     /// key pair is retired, and the schedule is updated. Returns the record.
     async fn activate(
         &self,
@@ -168,9 +168,17 @@ pub trait KeyStore: Send + Sync + 'static {
         at: Timestamp,
         schedule: &Schedule,
     ) -> Result<KeyPairRecord, StoreError>;
-    /// A pending key pair that will never be activated becomes superseded
-    /// (with `retired_at` set); any other state is left as it is.
+    /// A pending or announced key pair that will never be activated
+    /// becomes superseded (with `retired_at` set); any other state is left
+    /// as it is.
     async fn abandon(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
+    /// A proven pending key pair becomes announced, to be activated at
+    /// `activates_at`. Returns the record.
+    async fn announce(
+        &self,
+        id: &str,
+        activates_at: Timestamp,
+    ) -> Result<KeyPairRecord, StoreError>;
     /// One record.
     async fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError>;
     /// The active record, if any.

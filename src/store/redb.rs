@@ -453,10 +453,13 @@ impl Inner {
     ) -> Result<KeyPairRecord, StoreError> {
         self.write(|t| {
             let old = t.get_existing(id)?;
-            if old.state != KeyState::Pending {
+            if !matches!(old.state, KeyState::Pending | KeyState::Announced) {
                 return Err(StoreError::Conflict {
                     id: id.into(),
-                    problem: format!("is {}, only a pending key pair can be activated", old.state),
+                    problem: format!(
+                        "is {}, only a pending or announced key pair can be activated",
+                        old.state
+                    ),
                 });
             }
             if let Some(prev_id) = t.active_id()? {
@@ -472,6 +475,7 @@ impl Inner {
             let mut rec = old.clone();
             rec.state = KeyState::Active;
             rec.activated_at = Some(at);
+            rec.activates_at = None;
             t.put(Some(&old), &rec)?;
             t.set_meta(META_ACTIVE, id.as_bytes())?;
             t.set_schedule(schedule)?;
@@ -483,7 +487,7 @@ impl Inner {
     fn abandon(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
         self.write(|t| {
             if let Some(old) = t.get(id)? {
-                if old.state == KeyState::Pending {
+                if matches!(old.state, KeyState::Pending | KeyState::Announced) {
                     let mut rec = old.clone();
                     rec.state = KeyState::Superseded;
                     rec.retired_at = Some(at);
@@ -491,6 +495,23 @@ impl Inner {
                 }
             }
             Ok(())
+        })
+    }
+
+    fn announce(&self, id: &str, activates_at: Timestamp) -> Result<KeyPairRecord, StoreError> {
+        self.write(|t| {
+            let old = t.get_existing(id)?;
+            if old.state != KeyState::Pending {
+                return Err(StoreError::Conflict {
+                    id: id.into(),
+                    problem: format!("is {}, only a pending key pair can be announced", old.state),
+                });
+            }
+            let mut rec = old.clone();
+            rec.state = KeyState::Announced;
+            rec.activates_at = Some(activates_at);
+            t.put(Some(&old), &rec)?;
+            Ok(rec)
         })
     }
 
@@ -695,6 +716,15 @@ impl KeyStore for RedbStore {
     async fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError> {
         let id = id.to_string();
         self.blocking(move |s| s.get(&id)).await
+    }
+
+    async fn announce(
+        &self,
+        id: &str,
+        activates_at: Timestamp,
+    ) -> Result<KeyPairRecord, StoreError> {
+        let id = id.to_string();
+        self.blocking(move |s| s.announce(&id, activates_at)).await
     }
 
     async fn active(&self) -> Result<Option<KeyPairRecord>, StoreError> {

@@ -33,6 +33,7 @@ pub(crate) fn record_at(id: &str, minute: u32) -> KeyPairRecord {
         created_at: t,
         activated_at: None,
         retired_at: None,
+        activates_at: None,
         wrapping_key_arn: "arn:k".into(),
         public_key_der: vec![1, 2, 3],
         envelope: Envelope {

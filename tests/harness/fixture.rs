@@ -40,6 +40,7 @@ pub async fn write_history(store: &dyn KeyStore, n: usize) -> Vec<String> {
                 created_at: at,
                 activated_at: Some(at),
                 retired_at: (!last).then(|| at + chrono::Duration::seconds(1)),
+                activates_at: None,
                 wrapping_key_arn: "arn:aws:kms:us-east-1:123456789012:key/fixture".into(),
                 public_key_der: public.clone(),
                 envelope: Envelope {

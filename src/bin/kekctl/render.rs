@@ -48,6 +48,13 @@ pub(crate) fn status(s: &StatusView) -> String {
             s.active_key_id.clone().unwrap_or_else(|| "-".into()),
         ),
         ("active since", opt(&s.active_since)),
+        (
+            "announced",
+            match (&s.announced_key_id, &s.announced_activates_at) {
+                (Some(id), Some(at)) => format!("{id}, active at {}", format(at)),
+                _ => "-".into(),
+            },
+        ),
         ("cadence", format!("{} ({})", s.cadence, s.timezone)),
         ("last rotation", opt(&s.last_rotation_at)),
         ("next rotation", opt(&s.next_rotation_at)),

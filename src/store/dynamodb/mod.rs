@@ -634,6 +634,19 @@ impl KeyStore for DynamoStore {
         self.inner.get(id).await
     }
 
+    /// Not in fleet mode: the configuration refuses `announce_ahead` with a
+    /// DynamoDB store (the announcement would need the lease's fencing too).
+    async fn announce(
+        &self,
+        id: &str,
+        _activates_at: Timestamp,
+    ) -> Result<KeyPairRecord, StoreError> {
+        Err(StoreError::Conflict {
+            id: id.into(),
+            problem: "announce_ahead is not supported with a DynamoDB store".into(),
+        })
+    }
+
     async fn active(&self) -> Result<Option<KeyPairRecord>, StoreError> {
         self.inner.active().await
     }
