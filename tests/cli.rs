@@ -1,7 +1,7 @@
 //! The binaries' command lines without a running daemon: config checking
 //! and the messages and exit codes an operator sees.
 
-use crate::harness::{kekctl, kekd};
+use crate::harness::{daemon_with_key, kekctl, kekd, run};
 
 const GOOD: &str = r#"
 organization_id = "acme"
@@ -209,4 +209,40 @@ fn kekctl_never_hangs_on_a_daemon_that_does_not_answer() {
         "it gave up"
     );
     held.join().unwrap();
+}
+
+/// Tables fit an 80-column terminal, real KMS ARNs and all: `status`,
+/// `history` and `test` wrap long cells inside their columns instead of
+/// running off the screen (`--json` keeps every value whole).
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_fit_80_columns() {
+    let (_moto, d) = daemon_with_key("kekd-a-rather-long-alias-name-for-width").await;
+    d.client().rotate().await.unwrap();
+    d.client().rotate().await.unwrap();
+    for args in [&["status"][..], &["history"], &["test"]] {
+        let (code, out, err) = run(std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"))
+            .env("COLUMNS", "80")
+            .arg("--socket")
+            .arg(&d.socket)
+            .args(args));
+        assert_eq!(code, 0, "kekctl {args:?}: {err}");
+        for line in out.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "kekctl {args:?} printed a line of {} columns:\n{out}",
+                line.chars().count()
+            );
+        }
+        assert!(!out.contains('\u{1b}'), "no colour codes into a pipe");
+    }
+    let (_, history, _) = d.kekctl(&["history"]);
+    assert!(
+        history.contains("us-east-1") && history.contains("key/") && !history.contains("arn:"),
+        "short KMS key column: {history}"
+    );
+    let (_, json, _) = d.kekctl(&["history", "--json"]);
+    assert!(
+        json.contains("arn:aws:kms:us-east-1:"),
+        "full ARNs in --json"
+    );
 }

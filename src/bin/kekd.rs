@@ -153,7 +153,10 @@ fn init_logging(settings: &Settings) {
                     .with_ansi(false),
             ))
             .init(),
-        LogFormat::Plain => builder.init(),
+        // Colours only for a person at a terminal, never into a file.
+        LogFormat::Plain => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
     }
 }
 

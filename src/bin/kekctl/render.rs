@@ -1,14 +1,49 @@
 //! How `kekctl` shows answers to people: tables and one-line summaries.
 //! (`--json` prints the API's own shapes instead.)
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
 use kekd::api::views::{CanaryReport, KeyPairList, StatusView, TestReport};
 use kekd::time::{format, Timestamp};
 
+/// Tables fit the terminal: its width, `COLUMNS` when set, else 80 (a
+/// pipe or a file); long cells wrap inside their column.
 fn table() -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY);
+    t.set_content_arrangement(ContentArrangement::Dynamic);
+    let width = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<u16>().ok())
+        .filter(|w| *w >= 40)
+        .or_else(|| t.width())
+        .unwrap_or(80);
+    t.set_width(width);
     t
+}
+
+/// A KMS key ARN as a table shows it: region and key (or alias) id, the
+/// key id cut to 8 characters; the full ARN is in `--json`.
+fn short_arn(arn: &str) -> String {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", _, "kms", region, _, resource] => {
+            let (kind, id) = resource.split_once('/').unwrap_or(("key", resource));
+            let id = if kind == "key" && id.len() > 12 {
+                format!("{}…", &id[..id.floor_char_boundary(8)])
+            } else {
+                id.to_string()
+            };
+            format!("{region} {kind}/{id}")
+        }
+        _ => arn.to_string(),
+    }
+}
+
+/// A timestamp to the minute, for tables (`--json` has milliseconds).
+fn minute(t: &Option<Timestamp>) -> String {
+    t.as_ref()
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 fn opt(t: &Option<Timestamp>) -> String {
@@ -175,27 +210,48 @@ pub(crate) fn status(s: &StatusView) -> String {
 /// `kekctl history`: one row per key pair.
 pub(crate) fn history(l: &KeyPairList) -> String {
     let mut t = table();
-    t.set_header(vec![
-        "id",
-        "state",
-        "reason",
-        "bits",
-        "created",
-        "activated",
-        "retired",
-        "wrapping key",
-    ]);
-    for k in &l.keypairs {
-        t.add_row(vec![
-            k.id.clone(),
-            k.state.to_string(),
-            k.reason.to_string(),
-            k.key_bits.to_string(),
-            format(&k.created_at),
-            opt(&k.activated_at),
-            opt(&k.retired_at),
-            k.wrapping_key_arn.clone(),
+    // Under 120 columns: the columns that tell key pairs apart; the rest
+    // (bits, created, retired) in a wider terminal or in --json.
+    let wide = t.width().unwrap_or(80) >= 120;
+    if wide {
+        t.set_header(vec![
+            "id", "state", "reason", "bits", "created", "active", "retired", "KMS key",
         ]);
+    } else {
+        t.set_header(vec!["id", "state", "reason", "active since", "KMS key"]);
+    }
+    for k in &l.keypairs {
+        let mut row = vec![k.id.clone(), k.state.to_string(), k.reason.to_string()];
+        if wide {
+            row.push(k.key_bits.to_string());
+            row.push(minute(&Some(k.created_at)));
+        }
+        row.push(minute(&k.activated_at));
+        if wide {
+            row.push(minute(&k.retired_at));
+        }
+        row.push(short_arn(&k.wrapping_key_arn));
+        t.add_row(row);
+    }
+    // Ids, states and reasons are never broken across lines.
+    for i in 0..3 {
+        if let Some(c) = t.column_mut(i) {
+            let w = l
+                .keypairs
+                .iter()
+                .map(|k| match i {
+                    0 => k.id.len(),
+                    1 => k.state.to_string().len(),
+                    _ => k.reason.to_string().len(),
+                })
+                .max()
+                .unwrap_or(0)
+                .max(5) as u16
+                + 2; // the cell's padding
+            c.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(
+                comfy_table::Width::Fixed(w),
+            ));
+        }
     }
     t.to_string()
 }
@@ -204,6 +260,11 @@ pub(crate) fn history(l: &KeyPairList) -> String {
 pub(crate) fn test_report(r: &TestReport) -> String {
     let mut t = table();
     t.set_header(vec!["step", "result", "detail"]);
+    t.add_row(vec![
+        "KMS key".to_string(),
+        String::new(),
+        r.kms_key.clone(),
+    ]);
     for s in &r.steps {
         t.add_row(vec![
             s.step.clone(),
@@ -211,7 +272,7 @@ pub(crate) fn test_report(r: &TestReport) -> String {
             s.detail.clone(),
         ]);
     }
-    format!("Test round trip with {}\n{t}", r.kms_key)
+    format!("Test round trip\n{t}")
 }
 
 /// `kekctl check`: the KMS key, then one row per key pair.
