@@ -4,10 +4,14 @@ and an AES-GCM library (cryptography) — no kekd code.
 
     kekctl export kek-0123456789abcdef --out env.json
     python3 scripts/decrypt-envelope.py env.json > private.pem
+    python3 scripts/decrypt-envelope.py env.json --key BACKUP_KEY_ARN > private.pem
 
-Needs KMS Decrypt permission on the envelope's wrapping key for its
-encryption context. The region is taken from the key ARN; the endpoint and
-credentials from the usual AWS environment. Prints the private key as PEM
+Needs KMS Decrypt permission on one of the envelope's wrapping keys for its
+encryption context. A kekd-envelope-v2 holds the data key wrapped under the
+primary key and under each backup key: without --key the script tries them
+in order until one decrypts; with --key it uses that one. The region is
+taken from each key ARN; the endpoint and credentials from the usual AWS
+environment. Prints the private key as PEM
 after checking it against the exported public key; exits 1 if they differ.
 The integration tests run this script against moto for real.
 """
@@ -30,19 +34,35 @@ def canonical_context(ctx):
     return out
 
 
-def main(path):
+def wrappings(env):
+    """Every (key ARN, encrypted data key) of the envelope, primary first."""
+    yield env["wrapping_key_arn"], env["encrypted_data_key"]
+    for w in env.get("backups", []):
+        yield w["wrapping_key_arn"], w["encrypted_data_key"]
+
+
+def main(path, only_key=None):
     export = json.load(open(path))
     env = export["envelope"]
-    if env["format"] != "kekd-envelope-v1":
+    if env["format"] not in ("kekd-envelope-v1", "kekd-envelope-v2"):
         sys.exit(f"{path}: unknown envelope format {env['format']!r}")
     ctx = env["encryption_context"]
-    region = env["wrapping_key_arn"].split(":")[3]
-    kms = boto3.client("kms", region_name=region)
-    data_key = kms.decrypt(
-        KeyId=env["wrapping_key_arn"],
-        CiphertextBlob=base64.b64decode(env["encrypted_data_key"]),
-        EncryptionContext=ctx,
-    )["Plaintext"]
+    data_key, errors = None, []
+    for arn, edk in wrappings(env):
+        if only_key and arn != only_key:
+            continue
+        kms = boto3.client("kms", region_name=arn.split(":")[3])
+        try:
+            data_key = kms.decrypt(
+                KeyId=arn, CiphertextBlob=base64.b64decode(edk), EncryptionContext=ctx
+            )["Plaintext"]
+            break
+        except Exception as e:  # try the next wrapping; report all if none works
+            errors.append(f"{arn}: {e}")
+    if data_key is None:
+        if only_key and not errors:
+            sys.exit(f"{path}: the envelope has no wrapping under {only_key}")
+        sys.exit(f"{path}: no wrapping decrypted:\n  " + "\n  ".join(errors))
     pkcs8 = AESGCM(data_key).decrypt(
         base64.b64decode(env["nonce"]), base64.b64decode(env["ciphertext"]), canonical_context(ctx)
     )
@@ -60,6 +80,10 @@ def main(path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: decrypt-envelope.py EXPORT.json")
-    main(sys.argv[1])
+    args = sys.argv[1:]
+    if len(args) == 1:
+        main(args[0])
+    elif len(args) == 3 and args[1] == "--key":
+        main(args[0], args[2])
+    else:
+        sys.exit("usage: decrypt-envelope.py EXPORT.json [--key KEY_ARN]")

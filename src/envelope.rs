@@ -6,9 +6,17 @@
 //! encoded, as the GCM associated data; the plaintext data key is zeroized as
 //! soon as it has been used. The serialized form ([`Envelope`]) is the
 //! `export` format (docs/envelope-format.md).
+//!
+//! With backup KMS keys the same data key is also wrapped (KMS `Encrypt`,
+//! same encryption context) under each backup (`kekd-envelope-v2`). Opening
+//! tries the primary; only when KMS is *unavailable* there (unreachable,
+//! timeout, throttled, 5xx, key unavailable) does it try the backups, in
+//! order — an access refusal or a bad ciphertext is reported, never masked.
 
-use crate::domain::{EncryptionContext, Envelope, ENVELOPE_V1, KEY_PAIR_CONTEXT_KEY};
-use crate::provider::{KeyProvider, ProviderError};
+use crate::domain::{
+    EncryptionContext, Envelope, Wrapping, ENVELOPE_V1, ENVELOPE_V2, KEY_PAIR_CONTEXT_KEY,
+};
+use crate::provider::{KeyProvider, Primary, ProviderError};
 use zeroize::Zeroizing;
 
 /// Opening an envelope failed.
@@ -40,9 +48,27 @@ pub(crate) async fn seal(
         &context.canonical_bytes(),
         private_pkcs8,
     );
+    let mut backups = Vec::new();
+    for key in provider.backup_keys() {
+        // A backup that cannot wrap fails the rotation (retried): an
+        // envelope never lacks a configured wrapping.
+        let w = provider
+            .encrypt(&key, data_key.plaintext.as_slice(), &context)
+            .await?;
+        backups.push(Wrapping {
+            wrapping_key_arn: w.wrapping_key_arn,
+            encrypted_data_key: w.ciphertext,
+        });
+    }
     drop(data_key.plaintext); // zeroized here, before anything else happens
     Ok(Envelope {
-        format: ENVELOPE_V1.into(),
+        format: if backups.is_empty() {
+            ENVELOPE_V1
+        } else {
+            ENVELOPE_V2
+        }
+        .into(),
+        backups,
         key_pair_id: key_pair_id.into(),
         wrapping_key_arn: data_key.wrapping_key_arn,
         encryption_context: context,
@@ -52,12 +78,77 @@ pub(crate) async fn seal(
     })
 }
 
-/// Decrypts the private key (PKCS#8 DER) through `provider`.
+/// Every wrapping of the envelope's data key, the primary first.
+pub(crate) fn wrappings(env: &Envelope) -> Vec<Wrapping> {
+    std::iter::once(Wrapping {
+        wrapping_key_arn: env.wrapping_key_arn.clone(),
+        encrypted_data_key: env.encrypted_data_key.clone(),
+    })
+    .chain(env.backups.iter().cloned())
+    .collect()
+}
+
+/// Decrypts the private key (PKCS#8 DER) through `provider`: through the
+/// primary wrapping, or — only while KMS is unavailable there — through the
+/// first backup that answers. Right after the primary failed that way the
+/// backups are tried first, so each decryption does not wait for the
+/// primary's timeout again. The provider is told which one served.
 pub(crate) async fn open(
     provider: &dyn KeyProvider,
     env: &Envelope,
 ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
-    if env.format != ENVELOPE_V1 {
+    let all = wrappings(env);
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    if all.len() > 1 && provider.prefer_backups() {
+        order.rotate_left(1); // backups first, the primary last
+    }
+    let mut primary_failure: Option<ProviderError> = None;
+    let mut last = None;
+    for i in order {
+        match open_with(provider, env, &all[i]).await {
+            Ok(k) => {
+                let primary = match (i, &primary_failure) {
+                    (0, _) => Primary::Served,
+                    (_, Some(e)) => Primary::Failed(e),
+                    (_, None) => Primary::NotTried,
+                };
+                if i > 0 {
+                    tracing::warn!(key_pair_id = %env.key_pair_id, primary = %all[0].wrapping_key_arn, served_by = %all[i].wrapping_key_arn, "KMS unavailable for the primary key; a backup key decrypted");
+                }
+                provider.note_served(&all[i].wrapping_key_arn, primary);
+                return Ok(k);
+            }
+            // Unavailable: the next wrapping may answer.
+            Err(EnvelopeError::Provider(e)) if e.kind.is_unavailable() && all.len() > 1 => {
+                if i == 0 {
+                    primary_failure = Some(e.clone());
+                }
+                last = Some(e);
+            }
+            // Refused, a bad ciphertext, a malformed envelope: reported,
+            // never masked by another key.
+            Err(e) => return Err(e),
+        }
+    }
+    Err(EnvelopeError::Provider(
+        primary_failure
+            .or(last)
+            .expect("at least one wrapping was tried"),
+    ))
+}
+
+/// Decrypts the private key through one wrapping of its data key.
+pub(crate) async fn open_with(
+    provider: &dyn KeyProvider,
+    env: &Envelope,
+    wrapping: &Wrapping,
+) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+    let expected = if env.backups.is_empty() {
+        ENVELOPE_V1
+    } else {
+        ENVELOPE_V2
+    };
+    if env.format != expected {
         return Err(EnvelopeError::Malformed("format"));
     }
     if env.encryption_context.as_map().get(KEY_PAIR_CONTEXT_KEY) != Some(&env.key_pair_id) {
@@ -70,8 +161,8 @@ pub(crate) async fn open(
         .map_err(|_| EnvelopeError::Malformed("nonce"))?;
     let data_key = provider
         .decrypt(
-            &env.wrapping_key_arn,
-            &env.encrypted_data_key,
+            &wrapping.wrapping_key_arn,
+            &wrapping.encrypted_data_key,
             &env.encryption_context,
         )
         .await?;

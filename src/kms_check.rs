@@ -83,6 +83,11 @@ pub(crate) async fn preflight(
 ) -> Result<KeyDescription, PreflightError> {
     let d = provider.describe_key().await?;
     check_description(&d, settings.region.as_deref())?;
+    // Each backup key: the same checks, in its own region.
+    for backup in provider.backup_keys() {
+        let b = provider.describe(&backup).await?;
+        check_description(&b, None)?;
+    }
     Ok(d)
 }
 
@@ -302,10 +307,41 @@ pub(crate) async fn round_trip(provider: &dyn KeyProvider, settings: &Settings) 
         } else {
             Err("decrypted test data differs".into())
         },
-    ) {
+    ) && backup_steps(&mut r, provider, settings).await
+    {
         store_step(&mut r, settings).await;
     }
     r
+}
+
+/// Each backup key: `Encrypt` of random test data under it with the test
+/// context, then `Decrypt`, compare — the wrapping a rotation adds, and the
+/// decryption a fallback needs.
+async fn backup_steps(r: &mut TestReport, provider: &dyn KeyProvider, settings: &Settings) -> bool {
+    let context = test_context(settings);
+    for key in provider.backup_keys() {
+        let probe = zeroize::Zeroizing::new(crate::aead::random::<32>());
+        let result = async {
+            let w = provider
+                .encrypt(&key, probe.as_slice(), &context)
+                .await
+                .map_err(|e| e.to_string())?;
+            let back = provider
+                .decrypt(&w.wrapping_key_arn, &w.ciphertext, &context)
+                .await
+                .map_err(|e| e.to_string())?;
+            if back.plaintext.as_slice() == probe.as_slice() {
+                Ok(format!("{} wraps and unwraps", w.wrapping_key_arn))
+            } else {
+                Err(format!("{} returned different data", w.wrapping_key_arn))
+            }
+        }
+        .await;
+        if !r.step("backup-key", result) {
+            return false;
+        }
+    }
+    true
 }
 
 #[cfg(test)]

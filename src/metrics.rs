@@ -38,6 +38,7 @@ pub(crate) struct Metrics {
     canary_ok: Gauge,
     key_too_old: Gauge,
     store_up: Gauge,
+    kms_backup_served: Family<Labels, Counter>,
     build_info: Family<Labels, Gauge>,
     store_staleness: Gauge<f64, AtomicU64>,
 }
@@ -98,6 +99,7 @@ impl Metrics {
             canary_ok: Gauge::default(),
             key_too_old: Gauge::default(),
             store_up: Gauge::default(),
+            kms_backup_served: Family::default(),
             build_info: Family::default(),
             store_staleness: Gauge::default(),
         };
@@ -154,6 +156,11 @@ impl Metrics {
                 m.canary_ok.clone(),
             );
             r.register(
+                "kms_backup_decrypts",
+                "Data keys decrypted by a backup KMS key because the primary was unavailable",
+                m.kms_backup_served.clone(),
+            );
+            r.register(
                 "build_info",
                 "Always 1; the labels say the version and whether the build is FIPS",
                 m.build_info.clone(),
@@ -194,6 +201,13 @@ impl Metrics {
     pub(crate) fn rotation(&self, reason: &str, outcome: &str) {
         self.rotations
             .get_or_create(&labels(&[("reason", reason), ("outcome", outcome)]))
+            .inc();
+    }
+
+    /// Counts a decryption a backup key served for an unavailable primary.
+    pub(crate) fn kms_backup_served(&self, key: &str) {
+        self.kms_backup_served
+            .get_or_create(&labels(&[("key_arn", key)]))
             .inc();
     }
 

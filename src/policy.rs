@@ -34,7 +34,9 @@ fn valid_id(s: &str) -> bool {
 /// The statements to add to the key policy's `Statement` array.
 ///
 /// `DescribeKey` (preflight) carries no encryption context, so it gets its
-/// own statement; `GenerateDataKey`, `Decrypt` and `ReEncrypt*` (rewrap) are
+/// own statement; `GenerateDataKey`, `Encrypt` (the backup wrappings: put
+/// the same statements into each backup key's policy), `Decrypt` and
+/// `ReEncrypt*` (rewrap) are
 /// allowed only with `context_key` equal to one of `orgs` and no context
 /// keys other than kekd's two.
 pub fn statements(
@@ -73,7 +75,7 @@ pub fn statements(
             "Sid": "KekdEnvelopeEncryption",
             "Effect": "Allow",
             "Principal": { "AWS": principal },
-            "Action": ["kms:GenerateDataKey", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+            "Action": ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
             "Resource": "*",
             "Condition": {
                 "StringEquals": { format!("kms:EncryptionContext:{context_key}"): orgs },
@@ -104,6 +106,7 @@ mod tests {
             v[1]["Action"],
             json!([
                 "kms:GenerateDataKey",
+                "kms:Encrypt",
                 "kms:Decrypt",
                 "kms:ReEncryptFrom",
                 "kms:ReEncryptTo"

@@ -43,23 +43,39 @@ pub(crate) async fn open_private_key(
 ) -> Result<Zeroizing<Vec<u8>>, ProofError> {
     let pkcs8 = envelope::open(provider, &record.envelope)
         .await
-        .map_err(|e| match e {
-            EnvelopeError::Provider(p) => ProofError::Provider(p),
-            other => ProofError::Envelope {
-                id: record.id.clone(),
-                problem: other,
-            },
-        })?;
+        .map_err(|e| envelope_failure(record, e))?;
     keypair::verify_matches(&pkcs8, &record.public_key_der).map_err(|_| ProofError::Mismatch {
         id: record.id.clone(),
     })?;
     Ok(pkcs8)
 }
 
-/// [`open_private_key`], discarding the key: the proof alone.
+/// The proof behind I1: the private key decrypts through **every**
+/// wrapping of its data key — the primary and each backup, no fallback —
+/// and matches the public key each time.
 pub(crate) async fn prove(
     provider: &dyn KeyProvider,
     record: &KeyPairRecord,
 ) -> Result<(), ProofError> {
-    open_private_key(provider, record).await.map(drop)
+    for wrapping in envelope::wrappings(&record.envelope) {
+        let pkcs8 = envelope::open_with(provider, &record.envelope, &wrapping)
+            .await
+            .map_err(|e| envelope_failure(record, e))?;
+        keypair::verify_matches(&pkcs8, &record.public_key_der).map_err(|_| {
+            ProofError::Mismatch {
+                id: record.id.clone(),
+            }
+        })?;
+    }
+    Ok(())
+}
+
+fn envelope_failure(record: &KeyPairRecord, e: EnvelopeError) -> ProofError {
+    match e {
+        EnvelopeError::Provider(p) => ProofError::Provider(p),
+        other => ProofError::Envelope {
+            id: record.id.clone(),
+            problem: other,
+        },
+    }
 }

@@ -127,6 +127,20 @@ impl Rewrapper {
                 return;
             }
         };
+        // The backup keys as KMS names them (the configuration may use
+        // aliases): what every envelope's backup wrappings should be.
+        let mut backups = Vec::new();
+        for b in cur.provider.backup_keys() {
+            match cur.provider.describe(&b).await {
+                Ok(d) => backups.push(d.arn),
+                Err(e) => {
+                    progress(RewrapEvent::Error {
+                        message: format!("cannot resolve the backup KMS key {b}: {e}"),
+                    });
+                    return;
+                }
+            }
+        }
         let records = match self.store.list().await {
             Ok(list) => decodable(list),
             Err(e) => {
@@ -143,12 +157,18 @@ impl Rewrapper {
         });
         let (mut rewrapped, mut skipped, mut failed) = (0, 0, 0);
         for (i, rec) in records.into_iter().enumerate() {
-            let (outcome, problem) = if rec.wrapping_key_arn == target {
+            let has_backups = rec
+                .envelope
+                .backups
+                .iter()
+                .map(|w| &w.wrapping_key_arn)
+                .eq(backups.iter());
+            let (outcome, problem) = if rec.wrapping_key_arn == target && has_backups {
                 skipped += 1;
                 (RewrapOutcome::Skipped, None)
             } else {
                 let (id, from) = (rec.id.clone(), rec.wrapping_key_arn.clone());
-                match self.rewrap_one(&cur, rec.clone()).await {
+                match self.rewrap_one(&cur, rec.clone(), &backups).await {
                     Ok(()) => {
                         rewrapped += 1;
                         tracing::info!(key_pair_id = %id, %from, to = %target, "key pair re-wrapped");
@@ -177,24 +197,74 @@ impl Rewrapper {
         });
     }
 
-    async fn rewrap_one(&self, cur: &Current, mut rec: KeyPairRecord) -> Result<(), RewrapError> {
-        let env = &rec.envelope;
-        let ReEncrypted {
-            ciphertext,
-            wrapping_key_arn,
-            ..
-        } = cur
-            .provider
-            .re_encrypt(
-                &env.wrapping_key_arn,
-                &env.encrypted_data_key,
-                &env.encryption_context,
-            )
-            .await?;
-        rec.envelope.encrypted_data_key = ciphertext;
-        rec.envelope.wrapping_key_arn = wrapping_key_arn.clone();
-        rec.wrapping_key_arn = wrapping_key_arn;
-        // Prove the new envelope before it replaces the old one.
+    /// Moves the primary wrapping to the current KMS key (ReEncrypt: the
+    /// data key never leaves KMS), then makes the backup wrappings exactly
+    /// `backups`: missing ones added (the data key decrypted through the
+    /// primary and `Encrypt`ed under the backup), others dropped.
+    async fn rewrap_one(
+        &self,
+        cur: &Current,
+        mut rec: KeyPairRecord,
+        backups: &[String],
+    ) -> Result<(), RewrapError> {
+        let target = cur.provider.describe_key().await?.arn;
+        if rec.envelope.wrapping_key_arn != target {
+            let env = &rec.envelope;
+            let ReEncrypted {
+                ciphertext,
+                wrapping_key_arn,
+                ..
+            } = cur
+                .provider
+                .re_encrypt(
+                    &env.wrapping_key_arn,
+                    &env.encrypted_data_key,
+                    &env.encryption_context,
+                )
+                .await?;
+            rec.envelope.encrypted_data_key = ciphertext;
+            rec.envelope.wrapping_key_arn = wrapping_key_arn.clone();
+            rec.wrapping_key_arn = wrapping_key_arn;
+        }
+        let mut wrappings = Vec::new();
+        for b in backups {
+            match rec
+                .envelope
+                .backups
+                .iter()
+                .find(|w| w.wrapping_key_arn == *b)
+            {
+                Some(w) => wrappings.push(w.clone()),
+                None => {
+                    let env = &rec.envelope;
+                    let data_key = cur
+                        .provider
+                        .decrypt(
+                            &env.wrapping_key_arn,
+                            &env.encrypted_data_key,
+                            &env.encryption_context,
+                        )
+                        .await?;
+                    let w = cur
+                        .provider
+                        .encrypt(b, &data_key.plaintext, &env.encryption_context)
+                        .await?;
+                    wrappings.push(crate::domain::Wrapping {
+                        wrapping_key_arn: w.wrapping_key_arn,
+                        encrypted_data_key: w.ciphertext,
+                    });
+                }
+            }
+        }
+        rec.envelope.format = if wrappings.is_empty() {
+            crate::domain::ENVELOPE_V1
+        } else {
+            crate::domain::ENVELOPE_V2
+        }
+        .into();
+        rec.envelope.backups = wrappings;
+        // Prove the new envelope, through every wrapping, before it
+        // replaces the old one.
         proof::prove(&*cur.provider, &rec).await?;
         self.store.replace_envelope(&rec.id, &rec.envelope).await?;
         Ok(())

@@ -111,9 +111,11 @@ impl Unwrapper {
             .await?
             .ok_or_else(|| UnwrapError::NotFound(id.to_string()))?;
         let cur = self.current.get();
-        // Never a hang: bounded by the KMS operation timeout, even if the
+        // Never a hang: bounded by one KMS operation timeout per wrapping
+        // (the primary, then each backup it may fall back to), even if the
         // SDK's own timeouts were to misbehave.
-        let deadline = cur.settings.kms_timeouts.operation;
+        let tries = 1 + u32::try_from(record.envelope.backups.len()).unwrap_or(u32::MAX);
+        let deadline = cur.settings.kms_timeouts.operation.saturating_mul(tries);
         let pkcs8 =
             tokio::time::timeout(deadline, proof::open_private_key(&*cur.provider, &record))
                 .await

@@ -10,6 +10,7 @@ mod harness;
 mod access;
 mod api;
 mod audit;
+mod backup_keys;
 mod canary;
 mod cli;
 mod crash;

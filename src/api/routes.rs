@@ -166,6 +166,7 @@ fn watch_items(st: &AppState, eng: &EngineState) -> Watch {
     Watch {
         degraded: eng.health.degraded_since.is_some()
             || eng.health.kms_key_problem.is_some()
+            || st.current.get().provider.fallback().is_some()
             || eng
                 .fleet
                 .as_ref()
@@ -274,6 +275,8 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
         next_retry_at: eng.health.next_retry_at,
         last_error: eng.health.last_error.clone(),
         kms_key_problem: eng.health.kms_key_problem.clone(),
+        backup_kms_keys: cur.provider.backup_keys(),
+        kms_fallback: cur.provider.fallback(),
         last_reload: st.reloader.last(),
         last_canary: w.canary,
         audit: w.audit,

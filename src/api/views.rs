@@ -222,6 +222,11 @@ pub struct StatusView {
     pub last_error: Option<LastError>,
     /// A failed check of the configured KMS key (preflight), `null` if none.
     pub kms_key_problem: Option<String>,
+    /// Backup KMS keys configured (they also wrap every new data key).
+    pub backup_kms_keys: Vec<String>,
+    /// While the primary KMS key is unavailable and backups decrypt:
+    /// since when, why, and which backup served last; `null` otherwise.
+    pub kms_fallback: Option<crate::provider::Fallback>,
     /// The last reload since start, `null` if none.
     pub last_reload: Option<ReloadOutcome>,
     /// The last decryptability canary, `null` if none ran yet.

@@ -156,6 +156,7 @@ impl Settings {
                         .to_string(),
                 ),
                 kms_key_arn: None,
+                backup_kms_key_arns: None,
             }),
             ..RawConfig::default()
         };
@@ -305,6 +306,40 @@ kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/kekd"
         assert_eq!(s.context_key, "organization-id");
         assert_eq!(s.socket_path, PathBuf::from(defaults::SOCKET));
         assert!(s.retention.is_none(), "nothing is pruned by default");
+    }
+
+    #[test]
+    fn backup_keys_are_parsed_in_their_own_regions_and_checked() {
+        let with = |list: &str| {
+            GOOD.replace(
+                "alias/kekd\"",
+                &format!("alias/kekd\"\nbackup_kms_key_arns = {list}"),
+            )
+        };
+        let s = Settings::parse(
+            &with(r#"["arn:aws:kms:eu-central-1:123456789012:key/mrk-1234abcd1234abcd1234abcd1234abcd"]"#),
+            "f.toml",
+        )
+        .unwrap();
+        match &s.provider {
+            ProviderSettings::AwsKms { backups, .. } => {
+                assert_eq!(backups.len(), 1);
+                assert_eq!(backups[0].region, "eu-central-1", "not the home region");
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = err(&with(r#"["arn:aws:kms:eu-central-1:1:key"]"#));
+        assert!(
+            e.contains("provider.backup_kms_key_arns[0]") && e.contains("malformed ARN"),
+            "{e}"
+        );
+        let e = err(&with(
+            r#"["arn:aws:kms:eu-west-1:123456789012:alias/kekd"]"#,
+        ));
+        assert!(
+            e.contains("listed twice (or the primary key itself)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub(crate) struct RawProvider {
     pub(crate) kind: Option<String>,
     pub(crate) kms_key_arn: Option<String>,
     pub(crate) root_key_path: Option<String>,
+    pub(crate) backup_kms_key_arns: Option<Vec<String>>,
 }
 
 /// `[kms]`: client timeouts.

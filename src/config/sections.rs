@@ -25,6 +25,10 @@ pub(crate) enum ProviderSettings {
     AwsKms {
         /// Alias or key ARN, parsed.
         key: KmsKeyArn,
+        /// Keys (usually in other regions, or multi-Region replicas) that
+        /// each also wrap every data key, so playback survives an outage of
+        /// the primary's region.
+        backups: Vec<KmsKeyArn>,
     },
     /// A local 256-bit root key file (development, tests).
     Local {
@@ -36,7 +40,11 @@ pub(crate) enum ProviderSettings {
 impl std::fmt::Display for ProviderSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ProviderSettings::AwsKms { key } => write!(f, "{key}"),
+            ProviderSettings::AwsKms { key, backups } if backups.is_empty() => write!(f, "{key}"),
+            ProviderSettings::AwsKms { key, backups } => {
+                let b: Vec<String> = backups.iter().map(|k| k.to_string()).collect();
+                write!(f, "{key} (backups: {})", b.join(", "))
+            }
             ProviderSettings::Local { root_key_path } => {
                 write!(f, "local root key {}", root_key_path.display())
             }
@@ -260,9 +268,38 @@ impl ProviderSettings {
                         "a key or alias ARN in the configured region",
                     ));
                 }
-                Ok(ProviderSettings::AwsKms { key })
+                let mut backups = Vec::new();
+                for (i, text) in raw.backup_kms_key_arns.iter().flatten().enumerate() {
+                    let field = format!("provider.backup_kms_key_arns[{i}]");
+                    let backup: KmsKeyArn = text.parse().map_err(|why: String| {
+                        v.invalid(
+                            &field,
+                            Some(text),
+                            &format!("malformed ARN: {why}"),
+                            ARN_FORMS,
+                        )
+                    })?;
+                    if backup == key || backups.contains(&backup) {
+                        return Err(v.invalid(
+                            &field,
+                            Some(text),
+                            "listed twice (or the primary key itself)",
+                            "distinct KMS keys other than kms_key_arn",
+                        ));
+                    }
+                    backups.push(backup);
+                }
+                Ok(ProviderSettings::AwsKms { key, backups })
             }
             Some("local") => {
+                if raw.backup_kms_key_arns.is_some() {
+                    return Err(v.invalid(
+                        "provider.backup_kms_key_arns",
+                        None,
+                        "only valid with type = \"aws-kms-symmetric\"",
+                        "absent for the local provider",
+                    ));
+                }
                 if raw.kms_key_arn.is_some() {
                     return Err(v.invalid(
                         "provider.kms_key_arn",

@@ -13,7 +13,7 @@ pub use context::{context_for, is_context_value, EncryptionContext, KEY_PAIR_CON
 pub(crate) use record::b64;
 pub use record::{
     is_key_pair_id, Envelope, KeyBits, KeyPairInfo, KeyPairRecord, KeyState, Reason, Schedule,
-    ENVELOPE_V1,
+    Wrapping, ENVELOPE_V1, ENVELOPE_V2,
 };
 
 /// Implements `Display` as the value's serde name, so an enum is spelled one

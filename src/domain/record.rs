@@ -102,12 +102,27 @@ pub fn is_key_pair_id(s: &str) -> bool {
 /// The `format` value of the single-wrapping envelope.
 pub const ENVELOPE_V1: &str = "kekd-envelope-v1";
 
+/// The `format` value of an envelope whose data key is also wrapped under
+/// backup KMS keys (`backups` non-empty).
+pub const ENVELOPE_V2: &str = "kekd-envelope-v2";
+
+/// The data key wrapped under one backup KMS key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wrapping {
+    /// The backup key's ARN, as KMS reported it.
+    pub wrapping_key_arn: String,
+    /// KMS `CiphertextBlob` of the same 256-bit data key (base64).
+    #[serde(with = "b64")]
+    pub encrypted_data_key: Vec<u8>,
+}
+
 /// An encrypted private key and everything needed to decrypt it with KMS.
 /// Its JSON form is the `export` format (docs/envelope-format.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
-    /// Always [`ENVELOPE_V1`].
+    /// [`ENVELOPE_V1`], or [`ENVELOPE_V2`] when `backups` is not empty.
     pub format: String,
     /// The key pair this private key belongs to.
     pub key_pair_id: String,
@@ -125,6 +140,10 @@ pub struct Envelope {
     /// appended (base64).
     #[serde(with = "b64")]
     pub ciphertext: Vec<u8>,
+    /// The same data key wrapped under each backup KMS key, in the
+    /// configured order (v2); any one of them can decrypt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<Wrapping>,
 }
 
 /// One stored key pair.

@@ -10,7 +10,7 @@
 use super::aws_sdk;
 use super::{
     DataKey, Decrypted, EncryptionContext, FailureKind, KeyDescription, KeyProvider, ProviderError,
-    ReEncrypted,
+    ReEncrypted, Wrapped,
 };
 use crate::config::KmsTimeouts;
 use async_trait::async_trait;
@@ -21,21 +21,48 @@ use aws_sdk_kms::types::DataKeySpec;
 use std::collections::HashMap;
 use zeroize::{Zeroize, Zeroizing};
 
-/// KMS through aws-sdk-kms.
+/// KMS through aws-sdk-kms: one client for the primary key's region, and
+/// one per other region a backup key lives in.
 #[derive(Debug, Clone)]
 pub(crate) struct AwsKmsProvider {
     client: aws_sdk_kms::Client,
     key: String,
+    backups: Vec<String>,
+    /// Clients by region, for keys outside the primary's region.
+    regional: HashMap<String, aws_sdk_kms::Client>,
 }
 
 impl AwsKmsProvider {
-    /// A client for `key` (alias or key ARN) in `region`.
-    pub(crate) async fn new(region: &str, key: &str, timeouts: KmsTimeouts) -> AwsKmsProvider {
+    /// A client for `key` (alias or key ARN) in `region`, and for each
+    /// backup key (ARNs) in its own region.
+    pub(crate) async fn new(
+        region: &str,
+        key: &str,
+        backups: &[crate::config::arn::KmsKeyArn],
+        timeouts: KmsTimeouts,
+    ) -> AwsKmsProvider {
         let sdk = aws_sdk::config(region, timeouts).await;
+        let mut regional = HashMap::new();
+        for b in backups {
+            if b.region != region && !regional.contains_key(&b.region) {
+                let sdk = aws_sdk::config(&b.region, timeouts).await;
+                regional.insert(b.region.clone(), aws_sdk_kms::Client::new(&sdk));
+            }
+        }
         AwsKmsProvider {
             client: aws_sdk_kms::Client::new(&sdk),
             key: key.to_string(),
+            backups: backups.iter().map(|b| b.to_string()).collect(),
+            regional,
         }
+    }
+
+    /// The client for the region an ARN names (the primary's otherwise).
+    fn client_for(&self, arn: &str) -> &aws_sdk_kms::Client {
+        arn.parse::<crate::config::arn::KmsKeyArn>()
+            .ok()
+            .and_then(|a| self.regional.get(&a.region))
+            .unwrap_or(&self.client)
     }
 }
 
@@ -131,7 +158,7 @@ impl KeyProvider for AwsKmsProvider {
     ) -> Result<Decrypted, ProviderError> {
         const OP: &str = "Decrypt";
         let mut out = self
-            .client
+            .client_for(wrapping_key_arn)
             .decrypt()
             .key_id(wrapping_key_arn)
             .ciphertext_blob(Blob::new(ciphertext))
@@ -179,12 +206,50 @@ impl KeyProvider for AwsKmsProvider {
         })
     }
 
+    fn backup_keys(&self) -> Vec<String> {
+        self.backups.clone()
+    }
+
+    async fn encrypt(
+        &self,
+        key: &str,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Wrapped, ProviderError> {
+        const OP: &str = "Encrypt";
+        let out = self
+            .client_for(key)
+            .encrypt()
+            .key_id(key)
+            .plaintext(Blob::new(plaintext))
+            .set_encryption_context(Some(context_map(context)))
+            .send()
+            .await
+            .map_err(|e| classify(OP, e))?;
+        Ok(Wrapped {
+            wrapping_key_arn: out
+                .key_id()
+                .ok_or_else(|| missing(OP, "KeyId"))?
+                .to_string(),
+            ciphertext: out
+                .ciphertext_blob()
+                .ok_or_else(|| missing(OP, "CiphertextBlob"))?
+                .as_ref()
+                .to_vec(),
+            request_id: out.request_id().map(str::to_string),
+        })
+    }
+
     async fn describe_key(&self) -> Result<KeyDescription, ProviderError> {
+        self.describe(&self.key).await
+    }
+
+    async fn describe(&self, key: &str) -> Result<KeyDescription, ProviderError> {
         const OP: &str = "DescribeKey";
         let out = self
-            .client
+            .client_for(key)
             .describe_key()
-            .key_id(&self.key)
+            .key_id(key)
             .send()
             .await
             .map_err(|e| classify(OP, e))?;

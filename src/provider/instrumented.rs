@@ -5,8 +5,8 @@
 //! written.
 
 use super::{
-    DataKey, Decrypted, EncryptionContext, FailureKind, KeyDescription, KeyProvider, ProviderError,
-    ReEncrypted,
+    DataKey, Decrypted, EncryptionContext, FailureKind, Fallback, KeyDescription, KeyProvider,
+    Primary, ProviderError, ReEncrypted, Wrapped,
 };
 use crate::audit::{Audit, AuditEvent};
 use crate::metrics::Metrics;
@@ -19,6 +19,8 @@ pub(crate) struct Instrumented {
     inner: Arc<dyn KeyProvider>,
     metrics: Arc<Metrics>,
     audit: Arc<Audit>,
+    /// Backups serving while the primary is unavailable.
+    fallback: std::sync::Mutex<Option<Fallback>>,
 }
 
 impl Instrumented {
@@ -32,6 +34,7 @@ impl Instrumented {
             inner,
             metrics,
             audit,
+            fallback: Default::default(),
         })
     }
 
@@ -138,5 +141,80 @@ impl KeyProvider for Instrumented {
         let key = self.configured_key();
         self.record("DescribeKey", &key, None, t, r, |d| d.request_id.clone())
             .await
+    }
+
+    fn backup_keys(&self) -> Vec<String> {
+        self.inner.backup_keys()
+    }
+
+    async fn encrypt(
+        &self,
+        key: &str,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Wrapped, ProviderError> {
+        let t = Instant::now();
+        let r = self.inner.encrypt(key, plaintext, context).await;
+        self.record("Encrypt", key, Some(context), t, r, |w| {
+            w.request_id.clone()
+        })
+        .await
+    }
+
+    async fn describe(&self, key: &str) -> Result<KeyDescription, ProviderError> {
+        let t = Instant::now();
+        let r = self.inner.describe(key).await;
+        self.record("DescribeKey", key, None, t, r, |d| d.request_id.clone())
+            .await
+    }
+
+    fn note_served(&self, key: &str, primary: Primary<'_>) {
+        let mut f = self.fallback.lock().unwrap_or_else(|p| p.into_inner());
+        let now = crate::time::now();
+        match primary {
+            Primary::Served => {
+                if let Some(was) = f.take() {
+                    tracing::info!(since = %crate::time::format(&was.primary_unavailable_since), "the primary KMS key decrypts again");
+                }
+            }
+            Primary::Failed(e) => {
+                self.metrics.kms_backup_served(key);
+                *f = Some(Fallback {
+                    primary_unavailable_since: f
+                        .as_ref()
+                        .map_or(now, |was| was.primary_unavailable_since),
+                    primary_error: e.to_string(),
+                    served_by: key.to_string(),
+                    served_at: now,
+                    primary_tried_at: now,
+                });
+            }
+            Primary::NotTried => {
+                self.metrics.kms_backup_served(key);
+                if let Some(was) = f.as_mut() {
+                    was.served_by = key.to_string();
+                    was.served_at = now;
+                }
+            }
+        }
+    }
+
+    fn prefer_backups(&self) -> bool {
+        self.fallback
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|f| {
+                (crate::time::now() - f.primary_tried_at)
+                    .to_std()
+                    .is_ok_and(|d| d < super::PRIMARY_RETRY)
+            })
+    }
+
+    fn fallback(&self) -> Option<Fallback> {
+        self.fallback
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }

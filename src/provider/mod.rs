@@ -36,10 +36,10 @@ pub(crate) async fn from_settings(
         } else {
             LocalProvider::open_existing(root_key_path)?
         }),
-        ProviderSettings::AwsKms { key } => {
+        ProviderSettings::AwsKms { key, backups } => {
             let region = settings.region.as_deref().unwrap_or(&key.region);
             std::sync::Arc::new(
-                AwsKmsProvider::new(region, &key.to_string(), settings.kms_timeouts).await,
+                AwsKmsProvider::new(region, &key.to_string(), backups, settings.kms_timeouts).await,
             )
         }
     })
@@ -224,4 +224,102 @@ pub(crate) trait KeyProvider: Send + Sync + 'static {
 
     /// Describes the configured key (KMS `DescribeKey`).
     async fn describe_key(&self) -> Result<KeyDescription, ProviderError>;
+
+    /// The backup keys that also wrap every new data key (ARNs as
+    /// configured); none by default.
+    fn backup_keys(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Wraps a data key under another key (KMS `Encrypt`), with the same
+    /// encryption context: a backup wrapping.
+    async fn encrypt(
+        &self,
+        key: &str,
+        _plaintext: &[u8],
+        _context: &EncryptionContext,
+    ) -> Result<Wrapped, ProviderError> {
+        Err(ProviderError {
+            operation: "Encrypt",
+            kind: FailureKind::Other,
+            code: None,
+            message: format!("this key provider cannot wrap under {key}"),
+            request_id: None,
+        })
+    }
+
+    /// Told which key decrypted a data key and what the primary did;
+    /// instrumented providers keep it for status, metrics and the order of
+    /// the next attempts.
+    fn note_served(&self, _key: &str, _primary: Primary<'_>) {}
+
+    /// Whether backups have been serving decryptions since the primary
+    /// became unavailable (`None`: the primary serves).
+    fn fallback(&self) -> Option<Fallback> {
+        None
+    }
+
+    /// Whether to try the backups first: the primary failed as unavailable
+    /// less than [`PRIMARY_RETRY`] ago, so every decryption need not wait
+    /// for its timeout again; after that the primary is tried first again.
+    fn prefer_backups(&self) -> bool {
+        false
+    }
+
+    /// Describes any key (KMS `DescribeKey`): the backups' preflight.
+    async fn describe(&self, key: &str) -> Result<KeyDescription, ProviderError> {
+        if key == self.configured_key() {
+            return self.describe_key().await;
+        }
+        Err(ProviderError {
+            operation: "DescribeKey",
+            kind: FailureKind::NotFound,
+            code: None,
+            message: format!("this key provider knows no key {key}"),
+            request_id: None,
+        })
+    }
+}
+
+/// What the primary key did for one decryption.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Primary<'a> {
+    /// It decrypted.
+    Served,
+    /// It was unavailable (and a backup served).
+    Failed(&'a ProviderError),
+    /// It was not asked (it failed recently; a backup served).
+    NotTried,
+}
+
+/// How long after the primary key failed as unavailable decryptions go to
+/// the backups first.
+pub(crate) const PRIMARY_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Decryptions served by a backup key while the primary is unavailable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fallback {
+    /// Since when the primary key has been failing (the first fallback).
+    #[serde(with = "crate::time::rfc3339")]
+    pub primary_unavailable_since: crate::time::Timestamp,
+    /// Why, the last time (operation, kind, code, message, request id).
+    pub primary_error: String,
+    /// The backup key that served last.
+    pub served_by: String,
+    /// When.
+    #[serde(with = "crate::time::rfc3339")]
+    pub served_at: crate::time::Timestamp,
+    /// When the primary was last asked (and failed).
+    #[serde(with = "crate::time::rfc3339")]
+    pub primary_tried_at: crate::time::Timestamp,
+}
+
+/// A data key wrapped under a backup key.
+pub(crate) struct Wrapped {
+    /// The key ARN KMS reports.
+    pub(crate) wrapping_key_arn: String,
+    /// KMS `CiphertextBlob`.
+    pub(crate) ciphertext: Vec<u8>,
+    /// KMS's request id.
+    pub(crate) request_id: Option<String>,
 }

@@ -44,6 +44,7 @@ pub(crate) fn record_at(id: &str, minute: u32) -> KeyPairRecord {
             encrypted_data_key: vec![4],
             nonce: vec![0; 12],
             ciphertext: vec![5],
+            backups: Vec::new(),
         },
     }
 }

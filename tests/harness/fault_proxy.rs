@@ -60,6 +60,9 @@ struct State {
     only: Option<String>,
     listener_task: Option<tokio::task::JoinHandle<()>>,
     faulted: u64,
+    /// Faults only requests signed for this region (SigV4 credential
+    /// scope), when set.
+    region: Option<String>,
     /// Requests seen, by operation (`x-amz-target`).
     requests: std::collections::BTreeMap<String, u64>,
 }
@@ -84,6 +87,7 @@ impl FaultProxy {
             only: None,
             listener_task: None,
             faulted: 0,
+            region: None,
             requests: Default::default(),
         }));
         let p = FaultProxy {
@@ -103,6 +107,16 @@ impl FaultProxy {
 
     /// Switches the fault, limited to one KMS operation if `only` is given.
     pub async fn set_for(&self, fault: Fault, only: Option<&str>) {
+        self.switch(fault, only, None).await;
+    }
+
+    /// Switches the fault for requests signed for `region` only (a KMS
+    /// region's outage; other regions pass).
+    pub async fn set_for_region(&self, fault: Fault, region: &str) {
+        self.switch(fault, None, Some(region)).await;
+    }
+
+    async fn switch(&self, fault: Fault, only: Option<&str>, region: Option<&str>) {
         let refusing = {
             let st = self.state.lock().unwrap();
             st.listener_task.is_none()
@@ -124,6 +138,7 @@ impl FaultProxy {
             let mut st = self.state.lock().unwrap();
             st.fault = fault;
             st.only = only.map(str::to_string);
+            st.region = region.map(str::to_string);
         }
         if refusing {
             // Listen again on the same port.
@@ -155,7 +170,7 @@ impl FaultProxy {
             while let Ok((conn, _)) = listener.accept().await {
                 {
                     let mut st = state.lock().unwrap();
-                    if st.fault == Fault::BlackHole && st.only.is_none() {
+                    if st.fault == Fault::BlackHole && st.only.is_none() && st.region.is_none() {
                         st.faulted += 1;
                         held.push(conn);
                         continue;
@@ -200,7 +215,11 @@ async fn handle(
     let fault = {
         let mut st = state.lock().unwrap();
         *st.requests.entry(operation.clone()).or_default() += 1;
-        let applies = st.only.as_deref().is_none_or(|o| o == operation);
+        let applies = st.only.as_deref().is_none_or(|o| o == operation)
+            && st
+                .region
+                .as_deref()
+                .is_none_or(|r| signed_region(&req).as_deref() == Some(r));
         let f = if applies {
             st.fault.clone()
         } else {
@@ -239,6 +258,13 @@ async fn handle(
                 .unwrap())
         }
     }
+}
+
+/// The region a SigV4 request is signed for: `Credential=AKID/DATE/REGION/…`.
+fn signed_region(req: &Request<Incoming>) -> Option<String> {
+    let auth = req.headers().get("authorization")?.to_str().ok()?;
+    let scope = auth.split("Credential=").nth(1)?;
+    scope.split('/').nth(2).map(str::to_string)
 }
 
 fn next_request_id() -> u64 {

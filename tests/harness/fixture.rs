@@ -51,6 +51,7 @@ pub async fn write_history(store: &dyn KeyStore, n: usize) -> Vec<String> {
                     encrypted_data_key: vec![0; 184],
                     nonce: vec![0; 12],
                     ciphertext: vec![0; 1232],
+                    backups: Vec::new(),
                 },
             }
         })

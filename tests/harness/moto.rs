@@ -93,9 +93,23 @@ impl Moto {
         aws_sdk_kms::Client::new(&self.sdk_config())
     }
 
+    /// A KMS client for moto's KMS in another region (moto keeps keys per
+    /// region, as KMS does).
+    pub fn kms_in(&self, region: &str) -> aws_sdk_kms::Client {
+        let conf = aws_sdk_kms::config::Builder::from(&self.sdk_config())
+            .region(Region::new(region.to_string()))
+            .build();
+        aws_sdk_kms::Client::from_conf(conf)
+    }
+
     /// Creates a symmetric key with `alias/{alias}`; returns (key ARN, alias ARN).
     pub async fn create_key(&self, alias: &str) -> (String, String) {
-        let kms = self.kms();
+        self.create_key_in(REGION, alias).await
+    }
+
+    /// [`Moto::create_key`] in `region`.
+    pub async fn create_key_in(&self, region: &str, alias: &str) -> (String, String) {
+        let kms = self.kms_in(region);
         // Explicit spec and usage: real KMS defaults to these, moto leaves
         // KeyUsage out of DescribeKey unless it was given.
         let key = kms
@@ -114,7 +128,7 @@ impl Moto {
             .expect("moto CreateAlias");
         (
             meta.arn().unwrap().to_string(),
-            format!("arn:aws:kms:{REGION}:123456789012:alias/{alias}"),
+            format!("arn:aws:kms:{region}:123456789012:alias/{alias}"),
         )
     }
 }

@@ -198,6 +198,21 @@ pub(crate) fn status(s: &StatusView) -> String {
             format!("{} {}: {}", format(&r.at), r.outcome, r.message),
         ]);
     }
+    for b in &s.backup_kms_keys {
+        t.add_row(vec!["backup KMS key".to_string(), b.clone()]);
+    }
+    if let Some(f) = &s.kms_fallback {
+        t.add_row(vec![
+            "PRIMARY KMS DOWN".to_string(),
+            format!(
+                "since {}: {}; backup {} decrypted at {}",
+                format(&f.primary_unavailable_since),
+                f.primary_error,
+                f.served_by,
+                format(&f.served_at)
+            ),
+        ]);
+    }
     if let Some(p) = &s.kms_key_problem {
         t.add_row(vec!["KMS KEY PROBLEM".to_string(), p.clone()]);
     }
