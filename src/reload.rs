@@ -94,6 +94,9 @@ pub(crate) struct ReloadParts {
     pub(crate) store: Arc<dyn KeyStore>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) audit: Arc<Audit>,
+    /// Brings existing key pairs' backup wrappings in line after the
+    /// backup list changed.
+    pub(crate) rewrapper: Arc<crate::rewrap::Rewrapper>,
 }
 
 /// Performs reloads, one at a time.
@@ -278,6 +281,31 @@ impl Reloader {
                 .await
                 .map_err(ReloadError::Schedule)?;
             p.rotation.reschedule();
+        }
+
+        let backups_of = |s: &Settings| match &s.provider {
+            crate::config::ProviderSettings::AwsKms { backups, .. } => backups.clone(),
+            crate::config::ProviderSettings::Local { .. } => Vec::new(),
+        };
+        if backups_of(&new) != backups_of(old) {
+            // The new backups were proven by the round trip above; every
+            // existing key pair gets its wrappings added or dropped by a
+            // rewrap, each proven before it is stored.
+            match p.rewrapper.start() {
+                Some(mut events) => {
+                    changes.push("backup KMS keys: existing key pairs are being re-wrapped".into());
+                    tokio::spawn(async move {
+                        while let Some(e) = events.recv().await {
+                            if let crate::rewrap::RewrapEvent::Done { rewrapped, failed, .. } = e {
+                                tracing::info!(rewrapped, failed, "re-wrap after the backup keys changed finished");
+                            }
+                        }
+                    });
+                }
+                None => changes.push(
+                    "backup KMS keys: a rewrap is already running; run kekctl rewrap again after it".into(),
+                ),
+            }
         }
 
         let mut new_key_pair_id = None;

@@ -6,6 +6,7 @@
 use crate::harness::*;
 use kekd::api::views::{ExportView, ServiceState, StatusView};
 use kekd::domain::{ENVELOPE_V1, ENVELOPE_V2};
+use std::time::Duration;
 
 const BACKUP_REGION: &str = "eu-west-1";
 
@@ -199,4 +200,56 @@ async fn rewrap_upgrades_a_v1_history_and_every_key_pair_decrypts_under_each_key
         .envs(moto_env(&moto)));
     assert_eq!(code, 0, "{err}");
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_that_changes_the_backup_keys_adds_and_drops_wrappings() {
+    let moto = Moto::start().await;
+    let (_, primary) = moto.create_key("kekd-reload").await;
+    let (backup, _) = moto
+        .create_key_in(BACKUP_REGION, "kekd-reload-backup")
+        .await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &primary, "")).await;
+    d.client().rotate().await.unwrap();
+    let formats = || async {
+        let mut out = Vec::new();
+        for id in d.history_ids().await {
+            let e = d.client().envelope(&id).await.unwrap().envelope;
+            out.push((e.format, e.backups.len()));
+        }
+        out
+    };
+    // Add the backup: proven by the reload's round trip, then every key
+    // pair re-wrapped in the background.
+    std::fs::write(&d.config, with_backup(d.dir.path(), &primary, &backup)).unwrap();
+    d.signal(libc::SIGHUP);
+    wait_for(
+        Duration::from_secs(60),
+        "every key pair wrapped under the backup too",
+        || async {
+            let f = formats().await;
+            f.iter()
+                .all(|(format, n)| format == ENVELOPE_V2 && *n == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    for id in d.history_ids().await {
+        let export = d.client().envelope(&id).await.unwrap();
+        assert_decrypts_under(&moto, &export, &backup).await;
+    }
+    // Drop it again: the wrappings go, v1 again.
+    std::fs::write(&d.config, kms_config(d.dir.path(), &primary, "")).unwrap();
+    d.signal(libc::SIGHUP);
+    wait_for(
+        Duration::from_secs(60),
+        "the backup wrappings dropped",
+        || async {
+            let f = formats().await;
+            f.iter()
+                .all(|(format, n)| format == ENVELOPE_V1 && *n == 0)
+                .then_some(())
+        },
+    )
+    .await;
 }

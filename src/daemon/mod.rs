@@ -135,7 +135,9 @@ impl Daemon {
             metrics: metrics.clone(),
             audit: Some(audit.clone()),
         });
+        let rewrapper = Arc::new(Rewrapper::new(store.clone(), current.clone()));
         let reloader = Arc::new(Reloader::new(ReloadParts {
+            rewrapper: rewrapper.clone(),
             config_path: config_path.clone(),
             current: current.clone(),
             engine: engine_state.clone(),
@@ -149,7 +151,7 @@ impl Daemon {
             corrupt: Default::default(),
             jwks: Default::default(),
             canary: Arc::new(Canary::new(store.clone(), current.clone(), metrics.clone())),
-            rewrapper: Arc::new(Rewrapper::new(store.clone(), current.clone())),
+            rewrapper,
             unwrapper: Arc::new(Unwrapper::new(store.clone(), current.clone())),
             store,
             engine: engine_state,
