@@ -27,8 +27,9 @@
 //!
 //! Vocabulary and primitives
 //! - [`domain`]: key states, reasons, RSA sizes, the key-pair record and its
-//!   envelope, the KMS encryption context. Imports nothing else of the crate
-//!   but `time`.
+//!   envelope, the KMS encryption context, and `lifecycle.rs` (which state
+//!   may become which — every store applies it). Imports nothing else of
+//!   the crate but `time`.
 //! - [`time`]: RFC 3339 UTC timestamps, one way everywhere.
 //! - `aead.rs`: AES-256-GCM with random nonces.
 //!

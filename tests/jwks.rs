@@ -86,16 +86,19 @@ async fn a_recorder_seals_with_its_cached_jwk_set_and_the_daemon_opens_it() {
     );
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&input, &data).unwrap();
+    let seal_with_cached_set = || {
+        d.kekctl(&[
+            "seal",
+            "--jwks",
+            cached.to_str().unwrap(),
+            input.to_str().unwrap(),
+            sealed.to_str().unwrap(),
+        ])
+    };
     // The daemon rotates after the recorder cached the set: the recording
     // sealed with the (now retired) cached key still opens.
     d.client().rotate().await.unwrap();
-    let (code, _, err) = d.kekctl(&[
-        "seal",
-        "--jwks",
-        cached.to_str().unwrap(),
-        input.to_str().unwrap(),
-        sealed.to_str().unwrap(),
-    ]);
+    let (code, _, err) = seal_with_cached_set();
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains(&active),
@@ -106,13 +109,7 @@ async fn a_recorder_seals_with_its_cached_jwk_set_and_the_daemon_opens_it() {
     assert_eq!(std::fs::read(&out).unwrap(), data);
     // A set with no active key is refused, naming the file.
     std::fs::write(&cached, r#"{"keys":[]}"#).unwrap();
-    let (code, _, err) = d.kekctl(&[
-        "seal",
-        "--jwks",
-        cached.to_str().unwrap(),
-        input.to_str().unwrap(),
-        sealed.to_str().unwrap(),
-    ]);
+    let (code, _, err) = seal_with_cached_set();
     assert_eq!(code, 1);
     assert!(
         err.contains("cached.json") && err.contains("no key in the set is active"),

@@ -217,12 +217,7 @@ impl Client {
                 header(hyper::header::ETAG),
                 header(hyper::header::CACHE_CONTROL),
             );
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Protocol(e.to_string()))?
-                .to_bytes();
+            let body = read_body(resp).await?;
             if status == StatusCode::NOT_MODIFIED {
                 return Ok(None);
             }
@@ -267,13 +262,7 @@ impl Client {
         self.bounded(async {
             let resp = self.send(method, path, body).await?;
             let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Protocol(e.to_string()))?
-                .to_bytes();
-            Ok((status, body))
+            Ok((status, read_body(resp).await?))
         })
         .await
     }
@@ -391,6 +380,16 @@ fn decode<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, Cli
     }
     serde_json::from_slice(body)
         .map_err(|e| ClientError::Protocol(format!("unexpected answer: {e}")))
+}
+
+/// The whole body of an answer.
+async fn read_body(resp: hyper::Response<hyper::body::Incoming>) -> Result<Bytes, ClientError> {
+    Ok(resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))?
+        .to_bytes())
 }
 
 /// A JWK Set as served: the set, its strong ETag, its Cache-Control.

@@ -400,15 +400,18 @@ async fn get_envelope(
     }))
 }
 
+/// Before the first key pair exists.
+fn no_active_key() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_active_key",
+        "no key pair is active yet (the initial rotation has not completed; see /v1/status)",
+    )
+}
+
 async fn public_key(State(st): State<AppState>) -> Result<Json<PublicKeyView>, ApiError> {
     let active = st.engine.read(|e| e.active.clone());
-    let a = active.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_active_key",
-            "no key pair is active yet (the initial rotation has not completed; see /v1/status)",
-        )
-    })?;
+    let a = active.ok_or_else(no_active_key)?;
     Ok(Json(PublicKeyView {
         id: a.id.clone(),
         pem: public_key_pem(&a.public_key_der),
@@ -437,13 +440,7 @@ async fn public_keys(
             e.schedule.next_rotation_at,
         )
     });
-    let a = active.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_active_key",
-            "no key pair is active yet (the initial rotation has not completed; see /v1/status)",
-        )
-    })?;
+    let a = active.ok_or_else(no_active_key)?;
     let made_for = match &announced {
         Some(n) => format!("{}+{}", a.id, n.id),
         None => a.id.clone(),

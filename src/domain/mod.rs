@@ -7,6 +7,7 @@
 //! depending on each other.
 
 mod context;
+mod lifecycle;
 mod record;
 
 pub use context::{context_for, is_context_value, EncryptionContext, KEY_PAIR_CONTEXT_KEY};

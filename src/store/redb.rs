@@ -453,29 +453,17 @@ impl Inner {
     ) -> Result<KeyPairRecord, StoreError> {
         self.write(|t| {
             let old = t.get_existing(id)?;
-            if !matches!(old.state, KeyState::Pending | KeyState::Announced) {
-                return Err(StoreError::Conflict {
-                    id: id.into(),
-                    problem: format!(
-                        "is {}, only a pending or announced key pair can be activated",
-                        old.state
-                    ),
-                });
-            }
+            let rec = old.activated(at).map_err(|problem| StoreError::Conflict {
+                id: id.into(),
+                problem,
+            })?;
             if let Some(prev_id) = t.active_id()? {
                 // A corrupt previous record must not block rotation: it stays
                 // as it is (reported elsewhere); only the pointer moves.
                 if let Ok(Some(prev)) = t.get(&prev_id) {
-                    let mut retired = prev.clone();
-                    retired.state = KeyState::Retired;
-                    retired.retired_at = Some(at);
-                    t.put(Some(&prev), &retired)?;
+                    t.put(Some(&prev), &prev.retired(at))?;
                 }
             }
-            let mut rec = old.clone();
-            rec.state = KeyState::Active;
-            rec.activated_at = Some(at);
-            rec.activates_at = None;
             t.put(Some(&old), &rec)?;
             t.set_meta(META_ACTIVE, id.as_bytes())?;
             t.set_schedule(schedule)?;
@@ -487,10 +475,7 @@ impl Inner {
     fn abandon(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
         self.write(|t| {
             if let Some(old) = t.get(id)? {
-                if matches!(old.state, KeyState::Pending | KeyState::Announced) {
-                    let mut rec = old.clone();
-                    rec.state = KeyState::Superseded;
-                    rec.retired_at = Some(at);
+                if let Some(rec) = old.superseded(at) {
                     t.put(Some(&old), &rec)?;
                 }
             }
@@ -501,15 +486,12 @@ impl Inner {
     fn announce(&self, id: &str, activates_at: Timestamp) -> Result<KeyPairRecord, StoreError> {
         self.write(|t| {
             let old = t.get_existing(id)?;
-            if old.state != KeyState::Pending {
-                return Err(StoreError::Conflict {
+            let rec = old
+                .announced(activates_at)
+                .map_err(|problem| StoreError::Conflict {
                     id: id.into(),
-                    problem: format!("is {}, only a pending key pair can be announced", old.state),
-                });
-            }
-            let mut rec = old.clone();
-            rec.state = KeyState::Announced;
-            rec.activates_at = Some(activates_at);
+                    problem,
+                })?;
             t.put(Some(&old), &rec)?;
             Ok(rec)
         })
@@ -630,15 +612,11 @@ impl Inner {
         self.write(|t| {
             let rec = t.get_existing(id)?;
             let active = t.active_id()?.is_some_and(|a| a == id);
-            if !matches!(rec.state, KeyState::Retired | KeyState::Superseded) || active {
-                return Err(StoreError::Conflict {
+            rec.prunable(active)
+                .map_err(|problem| StoreError::Conflict {
                     id: id.into(),
-                    problem: format!(
-                        "is {}; only retired or superseded key pairs are pruned",
-                        rec.state
-                    ),
-                });
-            }
+                    problem,
+                })?;
             t.remove(&rec)?;
             crate::failpoint::crash_point!("store-delete-before-commit");
             Ok(())

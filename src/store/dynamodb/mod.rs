@@ -357,15 +357,10 @@ impl Inner {
         let fence = self.fence()?;
         let head = self.read_head().await?;
         let old = self.get_existing(id).await?;
-        if old.state != KeyState::Pending {
-            return Err(StoreError::Conflict {
-                id: id.into(),
-                problem: format!("is {}, only a pending key pair can be activated", old.state),
-            });
-        }
-        let mut rec = old.clone();
-        rec.state = KeyState::Active;
-        rec.activated_at = Some(at);
+        let rec = old.activated(at).map_err(|problem| StoreError::Conflict {
+            id: id.into(),
+            problem,
+        })?;
         let mut counts = items::HeadUpdate::default();
         counts.replace(Some(&old), Some(&rec));
         let mut ops = vec![self.put_record(&rec, Some(KeyState::Pending))];
@@ -373,9 +368,7 @@ impl Inner {
             // A corrupt previous record must not block rotation: only the
             // pointer moves.
             if let Ok(Some(prev)) = self.get(prev_id).await {
-                let mut retired = prev.clone();
-                retired.state = KeyState::Retired;
-                retired.retired_at = Some(at);
+                let retired = prev.retired(at);
                 counts.replace(Some(&prev), Some(&retired));
                 ops.push(self.put_record(&retired, Some(prev.state)));
             }
@@ -437,10 +430,7 @@ impl Inner {
 
     async fn abandon(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
         if let Some(old) = self.get(id).await? {
-            if old.state == KeyState::Pending {
-                let mut rec = old.clone();
-                rec.state = KeyState::Superseded;
-                rec.retired_at = Some(at);
+            if let Some(rec) = old.superseded(at) {
                 self.change_record(&old, Some(&rec), "superseding the key pair")
                     .await?;
             }
@@ -712,17 +702,11 @@ impl KeyStore for DynamoStore {
     async fn delete_retired(&self, id: &str) -> Result<(), StoreError> {
         let rec = self.inner.get_existing(id).await?;
         let head = self.inner.read_head().await?;
-        if !matches!(rec.state, KeyState::Retired | KeyState::Superseded)
-            || head.active.as_deref() == Some(id)
-        {
-            return Err(StoreError::Conflict {
+        rec.prunable(head.active.as_deref() == Some(id))
+            .map_err(|problem| StoreError::Conflict {
                 id: id.into(),
-                problem: format!(
-                    "is {}; only retired or superseded key pairs are pruned",
-                    rec.state
-                ),
-            });
-        }
+                problem,
+            })?;
         self.inner
             .change_record(&rec, None, "pruning the key pair")
             .await

@@ -1,0 +1,108 @@
+//! The life cycle of a key pair, in one place: which state may become which,
+//! and what each step sets. Every store applies these, so the rules cannot
+//! drift apart between backends.
+//!
+//! `pending` → `active` → `retired`; with `announce_ahead`, `pending` →
+//! `announced` → `active`; `pending` or `announced` → `superseded` when it
+//! will never be activated. Only `retired` and `superseded` are pruned.
+
+use super::{KeyPairRecord, KeyState};
+use crate::time::Timestamp;
+
+impl KeyPairRecord {
+    /// A pending or announced key pair, active from `at`.
+    pub(crate) fn activated(&self, at: Timestamp) -> Result<KeyPairRecord, String> {
+        if !matches!(self.state, KeyState::Pending | KeyState::Announced) {
+            return Err(format!(
+                "is {}, only a pending or announced key pair can be activated",
+                self.state
+            ));
+        }
+        let mut r = self.clone();
+        r.state = KeyState::Active;
+        r.activated_at = Some(at);
+        r.activates_at = None;
+        Ok(r)
+    }
+
+    /// The previous active key pair, retired at `at`.
+    pub(crate) fn retired(&self, at: Timestamp) -> KeyPairRecord {
+        let mut r = self.clone();
+        r.state = KeyState::Retired;
+        r.retired_at = Some(at);
+        r
+    }
+
+    /// A pending or announced key pair that will never be activated,
+    /// superseded at `at`; `None` for any other state (left as it is).
+    pub(crate) fn superseded(&self, at: Timestamp) -> Option<KeyPairRecord> {
+        matches!(self.state, KeyState::Pending | KeyState::Announced).then(|| {
+            let mut r = self.clone();
+            r.state = KeyState::Superseded;
+            r.retired_at = Some(at);
+            r
+        })
+    }
+
+    /// A proven pending key pair, announced to become active at
+    /// `activates_at`.
+    pub(crate) fn announced(&self, activates_at: Timestamp) -> Result<KeyPairRecord, String> {
+        if self.state != KeyState::Pending {
+            return Err(format!(
+                "is {}, only a pending key pair can be announced",
+                self.state
+            ));
+        }
+        let mut r = self.clone();
+        r.state = KeyState::Announced;
+        r.activates_at = Some(activates_at);
+        Ok(r)
+    }
+
+    /// Whether retention pruning may delete it (`is_active`: the store's
+    /// active pointer names it).
+    pub(crate) fn prunable(&self, is_active: bool) -> Result<(), String> {
+        if matches!(self.state, KeyState::Retired | KeyState::Superseded) && !is_active {
+            Ok(())
+        } else {
+            Err(format!(
+                "is {}; only retired or superseded key pairs are pruned",
+                self.state
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_documented_steps_are_allowed() {
+        let t = crate::time::now();
+        let pending = crate::testing::record_at("kek-p", 1);
+        let announced = pending.announced(t).unwrap();
+        assert_eq!(announced.activates_at, Some(t));
+        let active = announced.activated(t).unwrap();
+        assert_eq!(
+            (active.state, active.activates_at),
+            (KeyState::Active, None)
+        );
+        assert!(active.activated(t).is_err(), "active twice");
+        assert!(active.announced(t).is_err());
+        assert!(
+            active.superseded(t).is_none(),
+            "an active key is retired, not superseded"
+        );
+        assert!(active.prunable(false).is_err());
+        let retired = active.retired(t);
+        assert!(retired.prunable(false).is_ok());
+        assert!(
+            retired.prunable(true).is_err(),
+            "never the active pointer's"
+        );
+        let superseded = announced.superseded(t).unwrap();
+        assert_eq!(superseded.state, KeyState::Superseded);
+        assert!(superseded.activated(t).is_err(), "never activated after");
+    }
+}
