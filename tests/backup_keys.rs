@@ -70,6 +70,10 @@ async fn playback_survives_a_primary_outage_through_the_backup_key() {
     let primary = export.envelope.wrapping_key_arn.clone();
     assert_decrypts_under(&moto, &export, &primary).await;
     assert_decrypts_under(&moto, &export, &backup).await;
+    // The Test round trip covers the backup key too.
+    let (code, out, err) = d.kekctl(&["test"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("backup-key"), "{out}");
 
     let dir = d.dir.path();
     // An older key pair, for a second recording below.
