@@ -246,3 +246,43 @@ async fn tables_fit_80_columns() {
         "full ARNs in --json"
     );
 }
+
+/// `kekctl reload`, `kekctl export active` and `kekctl completions`.
+#[tokio::test(flavor = "multi_thread")]
+async fn kekctl_reloads_exports_the_active_key_pair_and_completes() {
+    let (_moto, d) = daemon_with_key("kekd-cli-more").await;
+    let (code, out, err) = d.kekctl(&["reload"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("unchanged"), "{out}");
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        text.replace("cadence = \"never\"", "cadence = \"daily\""),
+    )
+    .unwrap();
+    let (code, out, err) = d.kekctl(&["reload"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("applied") && out.contains("cadence"),
+        "{out}"
+    );
+    std::fs::write(&d.config, "this is not toml").unwrap();
+    let (code, _, err) = d.kekctl(&["reload"]);
+    assert_eq!(code, 1, "a failed reload exits 1");
+    assert!(err.contains("kekd.toml"), "names the file: {err}");
+
+    let active = d.wait_active().await.active_key_id.unwrap();
+    let (code, out, err) = d.kekctl(&["export", "active"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("\"key_pair_id\": \"{active}\"")),
+        "{out}"
+    );
+
+    let (code, out, _) = kekctl(
+        std::path::Path::new("/nonexistent"),
+        &["completions", "bash"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("kekctl") && out.contains("rotate"), "{out}");
+}

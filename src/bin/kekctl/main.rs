@@ -186,9 +186,18 @@ enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// Reload the daemon's configuration file (as SIGHUP does; all or
+    /// nothing, a new KMS key proven first). Exit 1 if it failed.
+    Reload,
+    /// Shell completions for kekctl (bash, zsh, fish, elvish, powershell),
+    /// to stdout. Needs no daemon.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// A key pair's encrypted private key (envelope JSON) for backup or break-glass.
     Export {
-        /// Key pair id (kek-…).
+        /// Key pair id (kek-…), or `active` for the active one.
         id: String,
         /// Write to FILE instead of stdout.
         #[arg(long, value_name = "FILE")]
@@ -328,6 +337,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Rewrap => rewrap(&client, json).await?,
+        Command::Reload => {
+            let r = client.reload().await?;
+            if json {
+                print_json(&r)?;
+            } else {
+                outln!("{}: {}", r.outcome, r.message);
+            }
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "kekctl", &mut std::io::stdout());
+        }
         Command::Store { command } => store(command, json).await?,
         Command::Audit {
             command: AuditCommand::Verify { file },
@@ -465,6 +486,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Export { id, out } => {
+            let id = if id == "active" {
+                client.public_key().await?.id
+            } else {
+                id
+            };
             let e = client.envelope(&id).await?;
             write_text(&out, &(serde_json::to_string_pretty(&e)? + "\n"))?;
         }
