@@ -25,6 +25,15 @@ fn check_config_accepts_a_valid_file() {
     let (code, out, _) = check(GOOD);
     assert_eq!(code, 0);
     assert!(out.contains("valid"), "{out}");
+    // What an operator can misread, resolved: the next three rotations in
+    // the configured time zone, and the retention in days.
+    let (code, out, _) = check(&format!(
+        "cadence = \"0 3 * * MON\"\ntimezone = \"Europe/Berlin\"\nretention = \"400d\"\n{GOOD}"
+    ));
+    assert_eq!(code, 0, "{out}");
+    let next = out.lines().find(|l| l.contains("next rotations")).unwrap();
+    assert_eq!(next.matches("T03:00:00+0").count(), 3, "{next}");
+    assert!(out.contains("400 days"), "{out}");
 }
 
 #[test]

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
             Ok(s) => {
                 println!("{}: valid", file.display());
                 for (name, value) in s.describe() {
-                    println!("  {name:<14} {value}");
+                    println!("  {name:<16} {value}");
                 }
                 for w in s.warnings() {
                     println!("warning: {w}");

@@ -257,10 +257,44 @@ impl Settings {
     /// The resolved settings an operator can misread, one `(name, value)`
     /// per line, for `kekd check-config`.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
+        // The next three rotation instants, in the configured time zone:
+        // what a cron expression or a time zone really means.
+        let mut next = Vec::new();
+        let mut t = crate::time::now();
+        while next.len() < 3 {
+            match self.next_rotation_after(t) {
+                Some(n) => {
+                    next.push(n.with_timezone(&self.timezone).to_rfc3339());
+                    t = n;
+                }
+                None => break,
+            }
+        }
+        let days = |d: Duration| format!("{} days", d.as_secs() / 86_400);
         vec![
             ("organization", self.organization_id.clone()),
             ("provider", self.provider.to_string()),
             ("cadence", format!("{} ({})", self.cadence, self.timezone)),
+            (
+                "next rotations",
+                if next.is_empty() {
+                    "none scheduled (on demand only)".into()
+                } else {
+                    next.join(", ")
+                },
+            ),
+            (
+                "retention",
+                self.retention
+                    .map_or("keep every key pair forever".into(), |d| {
+                        format!("{} (retired key pairs older are pruned)", days(d))
+                    }),
+            ),
+            (
+                "announce ahead",
+                self.announce_ahead
+                    .map_or("off".into(), |d| humantime::format_duration(d).to_string()),
+            ),
             ("key bits", self.key_bits.bits().to_string()),
             ("store", self.store.to_string()),
         ]
