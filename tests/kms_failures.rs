@@ -268,6 +268,22 @@ async fn a_second_kekd_on_the_socket_is_refused_and_a_stale_socket_is_replaced()
     );
     // The first one is unharmed.
     d.wait_active().await;
+    // The same config again (same state directory): said plainly, once.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kekd"))
+        .arg("--config")
+        .arg(&d.config)
+        .envs(moto_env(&moto))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("kekd is already running with this state directory")
+            .count(),
+        1,
+        "{err}"
+    );
+    d.wait_active().await;
 
     d.kill9();
     assert!(d.socket.exists(), "a crash leaves the socket file behind");

@@ -78,6 +78,13 @@ pub enum StoreError {
         /// The backend's error.
         source: ::redb::Error,
     },
+    /// Another process holds the store file (a kekd already running with
+    /// this state directory).
+    #[error("store {path} is in use by another process: kekd is already running with this state directory")]
+    InUse {
+        /// The store's location.
+        path: String,
+    },
     /// The store was written by another kekd version.
     #[error("store {path}: schema version {found} is not the supported version {supported}")]
     Schema {

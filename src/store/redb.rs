@@ -248,7 +248,12 @@ impl Inner {
         if let Some(db) = slot.as_ref() {
             return Ok(db.clone());
         }
-        let db = (self.opener)().map_err(self.be())?;
+        let db = (self.opener)().map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                path: self.path.clone(),
+            },
+            other => self.be()(other),
+        })?;
         let summary = self.check_schema(&db)?;
         *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = summary;
         let db = Arc::new(db);
