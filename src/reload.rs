@@ -189,6 +189,7 @@ impl Reloader {
             ("state_dir", new.state_dir != old.state_dir),
             ("audit_log", new.audit_path != old.audit_path),
             ("[store]", new.store != old.store),
+            ("[metrics] listen", new.metrics_listen != old.metrics_listen),
         ]
         .into_iter()
         .filter_map(|(name, differs)| differs.then_some(name))

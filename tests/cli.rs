@@ -295,3 +295,22 @@ async fn kekctl_reloads_exports_the_active_key_pair_and_completes() {
     assert_eq!(code, 0);
     assert!(out.contains("kekctl") && out.contains("rotate"), "{out}");
 }
+
+#[test]
+fn a_metrics_listener_beyond_loopback_needs_consent() {
+    let (code, _, err) = check(&format!("{GOOD}[metrics]\nlisten = \"0.0.0.0:9464\"\n"));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("metrics.listen")
+            && err.contains("not a loopback address")
+            && err.contains("allow_remote"),
+        "{err}"
+    );
+    let (code, out, _) = check(&format!(
+        "{GOOD}[metrics]\nlisten = \"0.0.0.0:9464\"\nallow_remote = true\n"
+    ));
+    assert_eq!(code, 0, "{out}");
+    let (code, _, err) = check(&format!("{GOOD}[metrics]\nlisten = \"localhost\"\n"));
+    assert_eq!(code, 1);
+    assert!(err.contains("not an IP address and port"), "{err}");
+}

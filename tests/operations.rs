@@ -545,3 +545,30 @@ async fn the_build_says_whether_it_is_fips() {
         "not FIPS (AWS-LC)"
     }));
 }
+
+/// `[metrics] listen`: Prometheus scrapes `/metrics` over TCP; nothing else
+/// is served there, and a non-loopback address needs explicit consent.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_metrics_listener_serves_only_metrics() {
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-metrics-tcp").await;
+    let port = free_port();
+    let d = TestDaemon::start(&moto, |dir| {
+        kms_config(dir, &alias, "") + &format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n")
+    })
+    .await;
+    let get = |path: &str| {
+        run(std::process::Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}"])
+            .arg(format!("http://127.0.0.1:{port}{path}")))
+    };
+    let (code, out, err) = get("/metrics");
+    assert_eq!(code, 0, "curl: {err}");
+    assert!(out.ends_with("\n200"), "{out}");
+    assert!(out.contains("kekd_key_pairs{state=\"active\"} 1"), "{out}");
+    for path in ["/v1/status", "/v1/public-key", "/v1/keypairs", "/"] {
+        let (_, out, _) = get(path);
+        assert!(out.ends_with("\n404"), "{path}: {out}");
+    }
+    drop(d);
+}

@@ -49,6 +49,16 @@ pub(crate) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The TCP listener's router: `GET /metrics` and nothing else (every other
+/// path 404), no roles — what Prometheus scrapes.
+pub(crate) fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(paths::METRICS, get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
 /// A key-pair id from the path: percent-decoded, its shape checked. A
 /// path segment that is not UTF-8 is a JSON 400, an id of another shape a
 /// JSON 404 — never a plain-text rejection, never an echo of the whole

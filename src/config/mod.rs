@@ -108,6 +108,8 @@ pub struct Settings {
     pub(crate) access: access::Access,
     /// How the socket treats connections.
     pub(crate) api: ApiSettings,
+    /// Where Prometheus scrapes `/metrics` over TCP, if anywhere.
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
     /// Accepted but worth a second look (overrides in use); printed by
     /// `check-config` and logged at start.
     pub(crate) warnings: Vec<String>,
@@ -217,6 +219,7 @@ impl Settings {
             log: LogSettings::with_config(raw.log.as_ref(), &v)?,
             access: sections::access(raw.access.as_ref(), &v)?,
             api: ApiSettings::with_config(raw.api.as_ref(), &v)?,
+            metrics_listen: sections::metrics_listen(raw.metrics.as_ref(), &v)?,
             warnings,
         })
     }

@@ -34,6 +34,7 @@ pub(crate) struct RawConfig {
     pub(crate) overrides: Option<RawOverrides>,
     pub(crate) api: Option<RawApi>,
     pub(crate) store: Option<RawStore>,
+    pub(crate) metrics: Option<RawMetrics>,
 }
 
 /// `[provider]`: which key provider wraps the data keys.
@@ -133,4 +134,12 @@ pub(crate) struct RawStore {
     pub(crate) region: Option<String>,
     pub(crate) refresh_interval: Option<String>,
     pub(crate) lease_duration: Option<String>,
+}
+
+/// `[metrics]`: an optional TCP listener for Prometheus.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub(crate) listen: Option<String>,
+    pub(crate) allow_remote: Option<bool>,
 }

@@ -6,8 +6,8 @@ use super::access;
 use super::arn::{self, KmsKeyArn, ARN_FORMS};
 use super::defaults;
 use super::raw::{
-    RawApi, RawCanary, RawConfig, RawKms, RawLog, RawOverrides, RawProvider, RawRetry, RawStore,
-    RawUnwrap,
+    RawApi, RawCanary, RawConfig, RawKms, RawLog, RawMetrics, RawOverrides, RawProvider, RawRetry,
+    RawStore, RawUnwrap,
 };
 use super::validate::{Validator, DURATION_FORMS};
 use super::ConfigError;
@@ -852,4 +852,42 @@ impl std::fmt::Display for StoreSettings {
             ),
         }
     }
+}
+
+/// `[metrics] listen`: where Prometheus scrapes `/metrics` over TCP (the
+/// Unix socket it cannot reach). Off by default; loopback only unless
+/// `allow_remote` says otherwise.
+pub(crate) fn metrics_listen(
+    raw: Option<&RawMetrics>,
+    v: &Validator,
+) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let Some(text) = raw.listen.as_deref() else {
+        if raw.allow_remote.is_some() {
+            return Err(v.invalid(
+                "metrics.allow_remote",
+                None,
+                "only with metrics.listen",
+                "absent without a listen address",
+            ));
+        }
+        return Ok(None);
+    };
+    let addr: std::net::SocketAddr = text.parse().map_err(|_| {
+        v.invalid(
+            "metrics.listen",
+            Some(text),
+            "not an IP address and port",
+            "an address such as 127.0.0.1:9464 or [::1]:9464",
+        )
+    })?;
+    if !addr.ip().is_loopback() && !raw.allow_remote.unwrap_or(false) {
+        return Err(v.invalid(
+            "metrics.listen",
+            Some(text),
+            "not a loopback address",
+            "127.0.0.1 or ::1, or set metrics.allow_remote = true to expose metrics beyond this host",
+        ));
+    }
+    Ok(Some(addr))
 }

@@ -73,6 +73,14 @@ pub enum StartError {
     /// A FIPS build whose cryptographic module is not in FIPS mode.
     #[error(transparent)]
     Fips(#[from] crate::fips::NotFipsMode),
+    /// The metrics listener cannot be bound.
+    #[error("[metrics] listen {addr}: {source}")]
+    MetricsListen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Signal handlers cannot be installed.
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
@@ -85,6 +93,7 @@ pub enum StartError {
 /// A started daemon: store open, socket bound, not yet serving.
 pub struct Daemon {
     settings: Arc<Settings>,
+    metrics_listener: Option<tokio::net::TcpListener>,
     config_path: Option<std::path::PathBuf>,
     listener: UnixListener,
     app: AppState,
@@ -125,6 +134,14 @@ impl Daemon {
         state.health.kms_key_problem =
             preflight_at_start(&*provider, &settings, state.active.is_some()).await?;
         let listener = server::bind(&settings.socket_path, settings.access.socket_group).await?;
+        let metrics_listener = match settings.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::MetricsListen { addr, source })?,
+            ),
+            None => None,
+        };
         let engine_state = SharedState::new(state);
         let current = SharedCurrent::new(settings.clone(), provider);
         let (engine, rotation) = Engine::new(EngineParts {
@@ -163,6 +180,7 @@ impl Daemon {
         });
         Ok(Daemon {
             settings,
+            metrics_listener,
             config_path,
             listener,
             app,
@@ -206,6 +224,18 @@ impl Daemon {
         tasks.spawn("refusal-summaries", |s| {
             crate::api::refusals::summarize_refusals(refusals, audit, s)
         });
+        if let Some(l) = self.metrics_listener {
+            let router = crate::api::routes::metrics_router(app.clone());
+            tracing::info!(addr = ?l.local_addr().ok(), "serving /metrics over TCP");
+            tasks.spawn("metrics-listener", |s| async move {
+                let served = axum::serve(l, router)
+                    .with_graceful_shutdown(async move { s.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            });
+        }
         // The engine goes last: the others stop at once, it may be finishing
         // a rotation that an API caller waits for.
         let engine = self.engine;
