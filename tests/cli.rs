@@ -314,3 +314,26 @@ fn a_metrics_listener_beyond_loopback_needs_consent() {
     assert_eq!(code, 1);
     assert!(err.contains("not an IP address and port"), "{err}");
 }
+
+/// Regression: `kekd check-config FILE | head -1` panicked ("failed
+/// printing to stdout") once the reader had gone; a closed stdout is not an
+/// error.
+#[test]
+fn check_config_into_a_closed_pipe_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("kekd.toml");
+    std::fs::write(&f, GOOD).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kekd"))
+        .arg("check-config")
+        .arg(&f)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before kekd (still starting) writes a byte.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

@@ -7,6 +7,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use kekd::config::{LogFormat, Settings};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -66,12 +67,14 @@ fn main() -> ExitCode {
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return match Settings::load(file) {
             Ok(s) => {
-                println!("{}: valid", file.display());
+                // A closed stdout (`| head`) is not an error.
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}: valid", file.display());
                 for (name, value) in s.describe() {
-                    println!("  {name:<16} {value}");
+                    let _ = writeln!(out, "  {name:<16} {value}");
                 }
                 for w in s.warnings() {
-                    println!("warning: {w}");
+                    let _ = writeln!(out, "warning: {w}");
                 }
                 ExitCode::SUCCESS
             }
