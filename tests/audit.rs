@@ -260,3 +260,80 @@ async fn percent_encoded_ids_are_audited_as_the_key_pair_they_name() {
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["event"]["key_pair_id"], id.as_str(), "{line}");
 }
+
+/// `kekctl --json audit show --follow --since SINCE`, its lines as they come.
+fn follow_audit(
+    d: &TestDaemon,
+    since: &str,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["--json", "audit", "show", "--follow", "--since", since])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// `kekctl audit show`: the records as a table, `--since`, `--json`, and
+/// `--follow` printing a record appended after it started.
+#[tokio::test(flavor = "multi_thread")]
+async fn kekctl_audit_show_lists_filters_and_follows() {
+    let (_moto, d) = daemon_with_key("kekd-audit-show").await;
+    let (code, out, err) = d.kekctl(&["audit", "show"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("rotation") && out.contains("reason=initial"),
+        "{out}"
+    );
+    let (code, out, _) = d.kekctl(&["audit", "show", "--since", "2099-01-01T00:00:00Z"]);
+    assert_eq!(code, 0);
+    assert!(out.trim().is_empty(), "nothing after 2099: {out}");
+    let (code, out, _) = d.kekctl(&["audit", "show", "--since", "1h", "--json"]);
+    assert_eq!(code, 0);
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            v["seq"].is_u64() && v["event"]["type"].is_string(),
+            "{line}"
+        );
+    }
+    let (code, _, err) = d.kekctl(&["audit", "show", "--since", "yesterday"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--since \"yesterday\""), "{err}");
+
+    let (mut follow, rx) = follow_audit(&d, "2099-01-01T00:00:00Z");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(rx.try_recv().is_err(), "nothing before 2099 is printed");
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    let (mut follow, rx) = follow_audit(&d, "1s");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let new = d.client().rotate().await.unwrap().id;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = false;
+    while std::time::Instant::now() < deadline && !seen {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            seen = line.contains(&new) && line.contains("change-key-now");
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(
+        seen,
+        "--follow printed the rotation appended after it started"
+    );
+}

@@ -45,6 +45,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum AuditCommand {
+    /// Show the audit records (a table; --json prints them as stored),
+    /// read from the file directly (by default the daemon's, from status).
+    Show {
+        /// The audit log to read instead of the daemon's.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Only records at or after this: an RFC 3339 time, or a duration
+        /// back from now (`1h`, `7d`).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Keep printing records as they are appended (Ctrl-C to stop).
+        #[arg(long)]
+        follow: bool,
+    },
     /// Check the hash chain: exit 0 if intact, 1 with the first broken
     /// record. Reads the file directly (by default the daemon's, from status).
     Verify {
@@ -351,6 +365,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Store { command } => store(command, json).await?,
         Command::Audit {
+            command:
+                AuditCommand::Show {
+                    file,
+                    since,
+                    follow,
+                },
+        } => {
+            let path = match file {
+                Some(f) => f,
+                None => PathBuf::from(client.status().await?.audit.path),
+            };
+            let since = since.as_deref().map(parse_since).transpose()?;
+            audit_show(&path, since, follow, json).await?;
+        }
+        Command::Audit {
             command: AuditCommand::Verify { file },
         } => {
             let path = match file {
@@ -656,4 +685,81 @@ async fn store(command: StoreCommand, json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--since`: an RFC 3339 time, or a duration back from now.
+fn parse_since(text: &str) -> anyhow::Result<kekd::time::Timestamp> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let d = humantime::parse_duration(text).map_err(|_| {
+        anyhow::anyhow!(
+            "--since {text:?} is neither an RFC 3339 time (2026-11-23T08:00:00Z) nor a duration (1h, 7d)"
+        )
+    })?;
+    Ok(kekd::time::now() - chrono::Duration::from_std(d)?)
+}
+
+/// `kekctl audit show`: the records from `since` on, as a table (or the
+/// stored JSON lines); with `follow`, then every record appended.
+async fn audit_show(
+    path: &std::path::Path,
+    since: Option<kekd::time::Timestamp>,
+    follow: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut rows = Vec::new();
+    let mut line = String::new();
+    let flush = |rows: &mut Vec<serde_json::Value>| -> anyhow::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if json {
+            for r in rows.iter() {
+                outln!("{r}");
+            }
+        } else {
+            outln!("{}", render::audit(rows));
+        }
+        rows.clear();
+        Ok(())
+    };
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 || !line.ends_with('\n') {
+            flush(&mut rows)?;
+            if !follow {
+                return Ok(());
+            }
+            // A partial last line is read again once it is complete.
+            if n > 0 {
+                let back = i64::try_from(n).unwrap_or(0);
+                std::io::Seek::seek(reader.get_mut(), std::io::SeekFrom::Current(-back))?;
+                reader = std::io::BufReader::new(reader.into_inner());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
+        }
+        let record: serde_json::Value =
+            serde_json::from_str(line.trim_end()).with_context(|| {
+                format!(
+                    "{}: not an audit record: {}",
+                    path.display(),
+                    line.trim_end()
+                )
+            })?;
+        let at = record["at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        if since.is_none_or(|s| at.is_some_and(|at| at >= s)) {
+            rows.push(record);
+        }
+    }
 }

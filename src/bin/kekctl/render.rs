@@ -317,3 +317,30 @@ pub(crate) fn canary(r: &CanaryReport) -> String {
     }
     t.to_string()
 }
+
+/// `kekctl audit show`: one row per record — seq, time, type, and the
+/// event's other non-empty fields.
+pub(crate) fn audit(records: &[serde_json::Value]) -> String {
+    let mut t = table();
+    t.set_header(vec!["seq", "at", "type", "details"]);
+    for r in records {
+        let event = &r["event"];
+        let details: Vec<String> = event
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| k.as_str() != "type" && !v.is_null())
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect();
+        t.add_row(vec![
+            r["seq"].to_string(),
+            r["at"].as_str().unwrap_or("-").to_string(),
+            event["type"].as_str().unwrap_or("-").to_string(),
+            details.join(" "),
+        ]);
+    }
+    t.to_string()
+}
