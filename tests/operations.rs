@@ -572,3 +572,39 @@ async fn the_metrics_listener_serves_only_metrics() {
     }
     drop(d);
 }
+
+/// The shipped alert rules name only metrics kekd exports (promtool checks
+/// their syntax in CI; this checks they would ever fire).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_alert_rules_use_only_metrics_kekd_exports() {
+    let (_moto, d) = daemon_with_key("kekd-alerts").await;
+    let text = d.client().metrics().await.unwrap();
+    let exported: std::collections::HashSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/prometheus/alerts.yml"
+    ))
+    .unwrap();
+    let registry =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/metrics.rs")).unwrap();
+    let mut used = 0;
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if let Some(name) = word.strip_prefix("kekd_") {
+            let base = name.trim_end_matches("_total");
+            // A labelled counter appears at its first event; it must at
+            // least be registered.
+            assert!(
+                exported.contains(&format!("kekd_{base}"))
+                    || registry.contains(&format!("\"{base}\"")),
+                "alerts.yml uses {word}, which kekd does not export"
+            );
+            used += 1;
+        }
+    }
+    assert!(used >= 7, "the rules reference kekd's metrics");
+}
