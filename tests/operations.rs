@@ -573,8 +573,9 @@ async fn the_metrics_listener_serves_only_metrics() {
     drop(d);
 }
 
-/// The shipped alert rules name only metrics kekd exports (promtool checks
-/// their syntax in CI; this checks they would ever fire).
+/// The shipped alert rules and Grafana dashboard name only metrics kekd
+/// exports (promtool checks the rules' syntax in CI; this checks they would
+/// ever fire, and that the panels would ever show data).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_alert_rules_use_only_metrics_kekd_exports() {
     let (_moto, d) = daemon_with_key("kekd-alerts").await;
@@ -585,17 +586,25 @@ async fn the_alert_rules_use_only_metrics_kekd_exports() {
         .filter_map(|l| l.split_whitespace().next())
         .map(str::to_string)
         .collect();
+    // The alert rules and the Grafana dashboard (which must also parse).
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/grafana/kekd.json"
+    ))
+    .unwrap();
+    let _: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
     let rules = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/contrib/prometheus/alerts.yml"
     ))
-    .unwrap();
+    .unwrap()
+        + &dashboard;
     let registry =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/metrics.rs")).unwrap();
     let mut used = 0;
     for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
         if let Some(name) = word.strip_prefix("kekd_") {
-            let base = name.trim_end_matches("_total");
+            let base = name.trim_end_matches("_bucket").trim_end_matches("_total");
             // A labelled counter appears at its first event; it must at
             // least be registered.
             assert!(
