@@ -195,6 +195,12 @@ async fn main() {
                 eprint!("\r{label} with {history} key pairs, {conns} connections…        ");
                 let k = measure(&d.socket, path, conns).await;
                 let b = measure(&bare, path, conns).await;
+                summary_row(
+                    &format!("{label}, {history} key pairs, {conns} conn."),
+                    &format!("{:.0} req/s, p99 {}", k.0, us(k.4)),
+                    &format!("bare hyper {:.0} req/s", b.0),
+                    &format!("{:.2}×", k.0 / b.0),
+                );
                 rows.push(format!(
                     "| {label} | {history} | {conns} | {:.0} req/s ({:.0}–{:.0}), p50 {}, p99 {} | {:.0} req/s, p50 {}, p99 {} | {:.2}× |",
                     k.0, k.1, k.2, us(k.3), us(k.4), b.0, us(b.3), us(b.4), k.0 / b.0

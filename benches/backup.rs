@@ -88,6 +88,15 @@ async fn main() {
     proxy.set_for_region(Fault::BlackHole, REGION).await;
     let (dark, ok_d) = unwrap_each(&d, &wrapped[20..]).await;
     let med = |v: &Vec<Duration>| v.get(v.len() / 2).copied().unwrap_or_default();
+    summary_row(
+        "unwrap, not cached, primary KMS region black-holed",
+        &format!("median {}, {ok_d}/20 ok", ms(med(&dark))),
+        &format!("primary healthy {}, {ok_h}/20 ok", ms(med(&healthy))),
+        &format!(
+            "{:.2}×",
+            med(&dark).as_secs_f64() / med(&healthy).as_secs_f64().max(1e-9)
+        ),
+    );
     println!(
         "unwrap, not cached, primary healthy:     median {:>9}  max {:>9}  success {ok_h}/20",
         ms(med(&healthy)),

@@ -53,6 +53,16 @@ async fn one(name: &str, fault: Fault) {
     })
     .await;
     let recovered = cleared.elapsed();
+    summary_row(
+        &format!("GET /v1/status during KMS fault: {name}"),
+        &format!(
+            "median {}, max {}",
+            ms(lat[lat.len() / 2]),
+            ms(*lat.last().unwrap())
+        ),
+        "-",
+        &format!("recovered {} after clearing", ms(recovered)),
+    );
     println!(
         "{name:<28} status median {:>9}  max {:>9}   rotation done {:>10} after clearing",
         ms(lat[lat.len() / 2]),

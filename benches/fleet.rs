@@ -63,6 +63,12 @@ async fn propagation(refresh: &str) {
         times.push(started.elapsed());
     }
     let (med, min, max) = median(times);
+    summary_row(
+        &format!("fleet: rotate on A → B and C serve it (refresh {refresh})"),
+        &format!("median {}", ms(med)),
+        "-",
+        &format!("{}–{}", ms(min), ms(max)),
+    );
     println!(
         "rotate on A -> B and C serve it, refresh {refresh:>3}: median {:>10}  (min {}, max {}; 7 rotations)",
         ms(med),
@@ -109,6 +115,18 @@ async fn idle_requests_and_outage_latency() {
     })
     .await;
     let (dark, _, dark_max) = status_latency().await;
+    summary_row(
+        "fleet: GET /v1/status, DynamoDB black-holed",
+        &format!("median {}", ms(dark)),
+        &format!("healthy {}", ms(healthy)),
+        &format!("{:.2}×", dark.as_secs_f64() / healthy.as_secs_f64()),
+    );
+    summary_row(
+        "fleet: DynamoDB requests per idle instance",
+        &format!("{} per hour", n * 3600 / window.as_secs()),
+        "-",
+        "-",
+    );
     println!(
         "GET /v1/status, store black-holed: median {} (max {}); healthy: median {} (max {}); ratio {:.2}",
         ms(dark),

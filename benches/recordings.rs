@@ -11,6 +11,7 @@
 #[path = "../tests/harness/mod.rs"]
 mod harness;
 
+use harness::summary_row;
 use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -167,6 +168,12 @@ fn throughput() {
     ] {
         let m = median(v);
         println!("  {name:<44} {:>8.0} MB/s  ({:.2}x openssl)", mb(m), m / o);
+        summary_row(
+            name,
+            &format!("{:.0} MB/s", mb(m)),
+            &format!("openssl AES-256-GCM {:.0} MB/s", mb(o)),
+            &format!("{:.2}×", m / o),
+        );
     }
 }
 
@@ -241,6 +248,12 @@ async fn unwrap_rps() {
         "  kekd unwrap (requests/s)                         {o:>8.0}/s  ({:.2}x openssl)",
         o / t
     );
+    summary_row(
+        "unwrap, warm cache, RSA-3072, 2 clients",
+        &format!("{o:.0}/s"),
+        &format!("openssl rsa3072 1 thread {t:.0}/s"),
+        &format!("{:.2}×", o / t),
+    );
 }
 
 /// `kekctl seal` of 256 MiB, file to file on tmpfs, next to `cp` of the
@@ -303,6 +316,12 @@ fn kekctl_vs_cp() {
     }
     eprintln!();
     let (c, s) = (median(cp), median(seal));
+    summary_row(
+        "kekctl seal 256 MiB tmpfs → tmpfs",
+        &format!("{s:.3} s, peak RSS {:.1} MiB", median(rss.clone())),
+        &format!("cp {c:.3} s"),
+        &format!("{:.2}× cp's rate", c / s),
+    );
     println!(
         "kekctl seal, 256 MiB tmpfs -> tmpfs, median of 3: {:.3} s; cp of the same file {:.3} s; seal at {:.2}x the copy rate; peak RSS {:.1} MiB",
         s,

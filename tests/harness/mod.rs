@@ -13,6 +13,7 @@ pub mod fault_proxy;
 pub mod fixture;
 pub mod fleet;
 pub mod moto;
+pub mod summary;
 
 #[allow(unused_imports)] // each includer uses its own part
 pub use daemon::*;
@@ -24,6 +25,8 @@ pub use fault_proxy::{Fault, FaultProxy};
 pub use fixture::{store_with_history, write_history};
 #[allow(unused_imports)]
 pub use moto::*;
+#[allow(unused_imports)] // the benches write it, the tests do not
+pub use summary::summary_row;
 
 use std::future::Future;
 use std::net::TcpListener;
