@@ -168,7 +168,7 @@ impl Rewrapper {
                 (RewrapOutcome::Skipped, None)
             } else {
                 let (id, from) = (rec.id.clone(), rec.wrapping_key_arn.clone());
-                match self.rewrap_one(&cur, rec.clone(), &backups).await {
+                match self.rewrap_one(&cur, rec.clone(), &target, &backups).await {
                     Ok(()) => {
                         rewrapped += 1;
                         tracing::info!(key_pair_id = %id, %from, to = %target, "key pair re-wrapped");
@@ -197,7 +197,8 @@ impl Rewrapper {
         });
     }
 
-    /// Moves the primary wrapping to the current KMS key (ReEncrypt: the
+    /// Moves the primary wrapping to the current KMS key `target` (resolved
+    /// once per rewrap; ReEncrypt: the
     /// data key never leaves KMS), then makes the backup wrappings exactly
     /// `backups`: missing ones added (the data key decrypted through the
     /// primary and `Encrypt`ed under the backup), others dropped.
@@ -205,9 +206,9 @@ impl Rewrapper {
         &self,
         cur: &Current,
         mut rec: KeyPairRecord,
+        target: &str,
         backups: &[String],
     ) -> Result<(), RewrapError> {
-        let target = cur.provider.describe_key().await?.arn;
         if rec.envelope.wrapping_key_arn != target {
             let env = &rec.envelope;
             let ReEncrypted {
