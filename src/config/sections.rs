@@ -729,6 +729,19 @@ pub(crate) struct FleetStore {
     pub(crate) lease_duration: Duration,
 }
 
+impl FleetStore {
+    /// `table` in `region` with the default refresh and lease (one-off
+    /// commands, tools).
+    pub(crate) fn with_defaults(table: &str, region: &str) -> FleetStore {
+        FleetStore {
+            table: table.to_string(),
+            region: region.to_string(),
+            refresh_interval: defaults::STORE_REFRESH_INTERVAL,
+            lease_duration: defaults::STORE_LEASE_DURATION,
+        }
+    }
+}
+
 const TABLE_FORMS: &str = "3-255 characters of A-Z a-z 0-9 _ . -";
 
 /// Whether `name` is a DynamoDB table name.

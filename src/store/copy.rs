@@ -75,7 +75,7 @@ pub async fn open_location(
         }
         Location::DynamoDb(table) => {
             let tenant = tenant.ok_or(CopyError::NoTenant)?;
-            let settings = fleet_store(table, &tenant.region);
+            let settings = FleetStore::with_defaults(table, &tenant.region);
             let store =
                 DynamoStore::connect(&settings, &tenant.organization_id, KmsTimeouts::default())
                     .await;
@@ -88,20 +88,14 @@ pub async fn open_location(
 /// Creates the fleet table `table` in `region` (`kekctl store init`);
 /// false if it was already there with the layout's keys.
 pub async fn create_table(table: &str, region: &str) -> Result<bool, StoreError> {
-    DynamoStore::connect(&fleet_store(table, region), "-", KmsTimeouts::default())
-        .await
-        .create_table()
-        .await
-}
-
-/// A table's settings for a one-off command (no refresh, no lease).
-fn fleet_store(table: &str, region: &str) -> FleetStore {
-    FleetStore {
-        table: table.to_string(),
-        region: region.to_string(),
-        refresh_interval: crate::config::defaults::STORE_REFRESH_INTERVAL,
-        lease_duration: crate::config::defaults::STORE_LEASE_DURATION,
-    }
+    DynamoStore::connect(
+        &FleetStore::with_defaults(table, region),
+        "-",
+        KmsTimeouts::default(),
+    )
+    .await
+    .create_table()
+    .await
 }
 
 /// Why a copy did not happen (or did not verify).

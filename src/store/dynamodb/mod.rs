@@ -97,21 +97,7 @@ impl DynamoStore {
         table: &str,
         org: &str,
     ) -> Result<DynamoStore, StoreError> {
-        let store = DynamoStore {
-            inner: Arc::new(Inner {
-                client,
-                settings: FleetStore {
-                    table: table.to_string(),
-                    region: String::new(),
-                    refresh_interval: crate::config::defaults::STORE_REFRESH_INTERVAL,
-                    lease_duration: crate::config::defaults::STORE_LEASE_DURATION,
-                },
-                org: org.to_string(),
-                instance: instance_id(),
-                summary: Mutex::default(),
-                fence: Mutex::default(),
-            }),
-        };
+        let store = DynamoStore::on(client, &FleetStore::with_defaults(table, ""), org);
         store.check_and_claim().await?;
         Ok(store)
     }
@@ -123,9 +109,14 @@ impl DynamoStore {
         timeouts: KmsTimeouts,
     ) -> DynamoStore {
         let sdk = aws_sdk::config(&settings.region, timeouts).await;
+        DynamoStore::on(aws_sdk_dynamodb::Client::new(&sdk), settings, org)
+    }
+
+    /// A store on `client`; sends nothing.
+    fn on(client: aws_sdk_dynamodb::Client, settings: &FleetStore, org: &str) -> DynamoStore {
         DynamoStore {
             inner: Arc::new(Inner {
-                client: aws_sdk_dynamodb::Client::new(&sdk),
+                client,
                 settings: settings.clone(),
                 org: org.to_string(),
                 instance: instance_id(),
