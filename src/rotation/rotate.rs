@@ -422,4 +422,97 @@ mod tests {
             self.seal.describe_key().await
         }
     }
+
+    /// The local provider plus a backup key whose wrappings never decrypt.
+    struct BrokenBackup {
+        primary: LocalProvider,
+    }
+
+    const BACKUP: &str = "arn:aws:kms:eu-central-1:111122223333:key/backup";
+
+    #[async_trait::async_trait]
+    impl KeyProvider for BrokenBackup {
+        fn configured_key(&self) -> String {
+            self.primary.configured_key()
+        }
+        async fn generate_data_key(&self, c: &EncryptionContext) -> Result<DataKey, ProviderError> {
+            self.primary.generate_data_key(c).await
+        }
+        async fn decrypt(
+            &self,
+            arn: &str,
+            ct: &[u8],
+            c: &EncryptionContext,
+        ) -> Result<Decrypted, ProviderError> {
+            if arn == BACKUP {
+                return Err(ProviderError {
+                    operation: "Decrypt",
+                    kind: crate::provider::FailureKind::InvalidCiphertext,
+                    code: None,
+                    message: "the backup wrapping does not decrypt".into(),
+                    request_id: None,
+                });
+            }
+            self.primary.decrypt(arn, ct, c).await
+        }
+        async fn re_encrypt(
+            &self,
+            a: &str,
+            ct: &[u8],
+            c: &EncryptionContext,
+        ) -> Result<ReEncrypted, ProviderError> {
+            self.primary.re_encrypt(a, ct, c).await
+        }
+        async fn describe_key(&self) -> Result<KeyDescription, ProviderError> {
+            self.primary.describe_key().await
+        }
+        fn backup_keys(&self) -> Vec<String> {
+            vec![BACKUP.into()]
+        }
+        async fn encrypt(
+            &self,
+            _key: &str,
+            _plaintext: &[u8],
+            _c: &EncryptionContext,
+        ) -> Result<crate::provider::Wrapped, ProviderError> {
+            Ok(crate::provider::Wrapped {
+                wrapping_key_arn: BACKUP.into(),
+                ciphertext: crate::aead::random::<64>().to_vec(),
+                request_id: None,
+            })
+        }
+    }
+
+    /// I1 with backup keys: a key pair is activated only when its private
+    /// key decrypts through **every** wrapping; one backup wrapping that
+    /// does not decrypt keeps it from ever being served.
+    #[tokio::test]
+    async fn a_key_whose_backup_wrapping_does_not_decrypt_is_never_activated() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, current) = fixture(dir.path()).await;
+        let first = Rotator::new(store.clone(), current.clone())
+            .rotate(Reason::Initial)
+            .await
+            .unwrap();
+        let broken = SharedCurrent::new(
+            current.settings(),
+            Arc::new(BrokenBackup {
+                primary: LocalProvider::open_or_create(&dir.path().join("root.key")).unwrap(),
+            }),
+        );
+        let err = Rotator::new(store.clone(), broken)
+            .rotate(Reason::ChangeKeyNow)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("backup wrapping"), "{err}");
+        assert_eq!(store.active().await.unwrap().unwrap().id, first.id);
+        let all = decodable(store.list().await.unwrap());
+        let unproven = all.iter().find(|r| r.id != first.id).unwrap();
+        assert_eq!(unproven.state, KeyState::Superseded, "never activated");
+        assert_eq!(
+            unproven.envelope.backups.len(),
+            1,
+            "it had a backup wrapping"
+        );
+    }
 }
