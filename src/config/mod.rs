@@ -525,4 +525,56 @@ kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/kekd"
             "organization_id = \"a\"\n[provider]\ntype = \"local\"\nroot_key_path = \"/tmp/k\"\n";
         assert!(Settings::parse(local, "f").is_ok());
     }
+
+    /// Every field the parser accepts must be shown (set or commented out)
+    /// in the shipped example, so "every field is listed" stays true. The
+    /// accepted names come from serde's own refusal of an unknown field.
+    #[test]
+    fn the_example_config_lists_every_field() {
+        let example = include_str!("../../config/kekd.toml");
+        let shown = |name: &str| {
+            example.lines().any(|l| {
+                let l = l.trim_start_matches(['#', ' ']);
+                l.starts_with(&format!("{name} ="))
+                    || l == format!("[{name}]")
+                    || l.ends_with(&format!(".{name}]"))
+            })
+        };
+        let sections = [
+            "",
+            "provider",
+            "kms",
+            "retry",
+            "log",
+            "access",
+            "access.view",
+            "canary",
+            "unwrap",
+            "overrides",
+            "api",
+            "store",
+            "metrics",
+        ];
+        for section in sections {
+            let probe = if section.is_empty() {
+                "zz_unknown = 1\n".to_string()
+            } else {
+                format!("[{section}]\nzz_unknown = 1\n")
+            };
+            let e = toml::from_str::<RawConfig>(&probe).unwrap_err().to_string();
+            let expected = e
+                .rsplit("expected ")
+                .next()
+                .filter(|rest| rest.contains('`'))
+                .unwrap_or_else(|| panic!("serde names the fields of [{section}]: {e}"));
+            let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            assert!(names.len() >= 2, "[{section}]: {e}");
+            for name in names {
+                assert!(
+                    shown(name),
+                    "config/kekd.toml does not show `{name}` of [{section}]"
+                );
+            }
+        }
+    }
 }
