@@ -309,3 +309,43 @@ fn kekd_setpriv_nobody_with_group(
         .arg(socket)
         .args(args))
 }
+
+/// Regression (a `socket_group` other than kekd's own failed with a bare
+/// "Operation not permitted"): when kekd's user is not a member of the
+/// group, start-up fails naming the group and how to grant it.
+#[test]
+fn a_socket_group_kekd_is_not_a_member_of_is_named_at_start() {
+    require_root();
+    let out = std::process::Command::new("groupadd")
+        .args(["--system", "-f", "kekd-test-granted"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "groupadd: {out:?}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(NOBODY), Some(NOBODY)).unwrap();
+    let config = dir.path().join("kekd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "organization_id = \"acme\"\ncadence = \"never\"\nstate_dir = \"{s}\"\n\
+             socket_path = \"{s}/kekd.sock\"\n[provider]\ntype = \"local\"\n\
+             root_key_path = \"{s}/root.key\"\n[access]\nsocket_group = \"kekd-test-granted\"\n",
+            s = state.display()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = as_nobody(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kekd"))
+            .arg("--config")
+            .arg(&config),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("socket_group") && err.contains("not a member of that group"),
+        "{err}"
+    );
+    assert!(err.contains("SupplementaryGroups="), "{err}");
+}

@@ -27,6 +27,15 @@ pub enum BindError {
     /// Another process answers on the socket.
     #[error("socket {0}: another kekd is already listening there; stop it or choose another socket_path")]
     InUse(PathBuf),
+    /// kekd may not give the socket to `[access] socket_group`: only a
+    /// member of a group can chown a file to it.
+    #[error("socket {path}: cannot give it to [access] socket_group (gid {gid}): kekd's user is not a member of that group; add SupplementaryGroups= with the group to the unit (systemctl edit kekd), or leave socket_group unset for kekd's own group")]
+    NotInSocketGroup {
+        /// The socket path.
+        path: PathBuf,
+        /// The group's id.
+        gid: u32,
+    },
     /// Filesystem trouble.
     #[error("socket {path}: {source}")]
     Io {
@@ -55,7 +64,13 @@ pub(crate) async fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener
     }
     let listener = UnixListener::bind(path).map_err(io)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io)?;
-    set_group(path, group).map_err(io)?;
+    set_group(path, group).map_err(|source| match (source.kind(), group) {
+        (std::io::ErrorKind::PermissionDenied, Some(gid)) => BindError::NotInSocketGroup {
+            path: path.to_path_buf(),
+            gid,
+        },
+        _ => io(source),
+    })?;
     Ok(listener)
 }
 
