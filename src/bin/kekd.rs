@@ -11,11 +11,27 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Shown by `--help` and in the man page.
+const AFTER_HELP: &str =
+    "Signals: SIGUSR1 Change Key Now (systemctl kill -s USR1 kekd, or kekctl rotate); \
+SIGHUP reload the configuration, all or nothing (systemctl reload kekd); SIGTERM, SIGINT \
+finish an in-flight rotation, then exit.
+
+Exit codes: 0 clean stop, or check-config found the file valid; 1 invalid configuration or \
+a start-up failure (named on stderr); 2 bad command line.
+
+Files: /etc/kekd/kekd.toml (configuration; /usr/share/doc/kekd/examples/ has commented \
+examples), /var/lib/kekd/kekd.redb (the key history), /var/lib/kekd/audit.jsonl (the \
+audit trail), /run/kekd/kekd.sock (the API socket; see kekctl(1)).
+
+Documentation: /usr/share/doc/kekd/ (README.md, docs/).";
+
 #[derive(Parser)]
 #[command(
     name = "kekd",
     version = kekd::fips::VERSION,
-    about = "Rotates key-encryption key pairs; private keys sealed under your KMS key"
+    about = "Rotates key-encryption key pairs; private keys sealed under your KMS key",
+    after_long_help = AFTER_HELP
 )]
 struct Cli {
     /// Configuration file.
@@ -51,6 +67,12 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// The man pages (kekd.8, kekd-check-config.8) into DIR, for packaging.
+    #[command(hide = true)]
+    Manpage {
+        /// Where to write it.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -64,6 +86,15 @@ fn main() -> ExitCode {
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
     let cli = Cli::parse();
+    if let Some(Command::Manpage { dir }) = &cli.command {
+        return match manpages(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kekd: writing the man page into {}: {e}", dir.display());
+                ExitCode::from(1)
+            }
+        };
+    }
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return match Settings::load(file) {
             Ok(s) => {
@@ -91,6 +122,19 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// kekd is a system daemon: section 8, one page per visible subcommand (as
+/// `clap_mangen::generate_to` does for section 1).
+fn manpages(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let subcommands = cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned();
+    for page in std::iter::once(cmd.clone()).chain(subcommands) {
+        clap_mangen::Man::new(page).section("8").generate_to(dir)?;
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -26,8 +26,22 @@ macro_rules! outln {
     };
 }
 
+/// Shown by `--help` and in the man page.
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 the daemon answered with an error (or a local \
+failure such as an unwritable --out file); 2 bad command line; 3 the daemon cannot be \
+reached (not running, wrong socket) or did not answer within --timeout; 4 permission \
+denied (socket or role). A closed stdout (kekctl history | head) is not an error.
+
+Environment: KEKD_SOCKET (the socket, as --socket); COLUMNS (table width).
+Documentation: /usr/share/doc/kekd/ (README.md, docs/).";
+
 #[derive(Parser)]
-#[command(name = "kekctl", version = kekd::fips::VERSION, about = "Talk to kekd over its local socket")]
+#[command(
+    name = "kekctl",
+    version = kekd::fips::VERSION,
+    about = "Talk to kekd over its local socket",
+    after_long_help = EXIT_CODES
+)]
 struct Cli {
     /// The daemon's socket.
     #[arg(long, env = "KEKD_SOCKET", default_value = kekd::config::defaults::SOCKET, global = true)]
@@ -209,6 +223,12 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Man pages (kekctl.1 and one per subcommand) into DIR, for packaging.
+    #[command(hide = true)]
+    Manpages {
+        /// Where to write them.
+        dir: PathBuf,
+    },
     /// A key pair's encrypted private key (envelope JSON) for backup or break-glass.
     Export {
         /// Key pair id (kek-…), or `active` for the active one.
@@ -362,6 +382,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "kekctl", &mut std::io::stdout());
+        }
+        Command::Manpages { dir } => {
+            use clap::CommandFactory;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing man pages into {}", dir.display()))?;
         }
         Command::Store { command } => store(command, json).await?,
         Command::Audit {
