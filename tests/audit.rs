@@ -337,3 +337,70 @@ async fn kekctl_audit_show_lists_filters_and_follows() {
         "--follow printed the rotation appended after it started"
     );
 }
+
+/// `kekctl audit rotate`: the full file is archived beside the new one,
+/// the new file continues the chain (also across a restart), `audit verify`
+/// checks the files in order and refuses them out of order, and `audit
+/// show --follow` moves on to the new file.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_rotate_starts_a_new_file_that_continues_the_chain() {
+    let (_moto, mut d) = daemon_with_key("kekd-audit-rotate").await;
+    let before: StatusView = d.client().status().await.unwrap();
+    let current = before.audit.path.clone();
+    let (mut follow, rx) = follow_audit(&d, "1s");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (code, out, err) = d.kekctl(&["--json", "audit", "rotate"]);
+    assert_eq!(code, 0, "{err}");
+    let r: kekd::audit::Rotated = serde_json::from_str(&out).unwrap();
+    assert_eq!(r.path, current);
+    assert!(r.archived.starts_with(&format!("{current}.")), "{r:?}");
+    // The archived file holds the records up to the rotation request itself.
+    let archived = records(std::path::Path::new(&r.archived));
+    assert_eq!(archived.last().unwrap()["seq"].as_u64(), Some(r.records));
+    assert!(
+        r.records > before.audit.records,
+        "the rotate call is audited"
+    );
+    let first = &records(std::path::Path::new(&current))[0];
+    assert_eq!(first["event"]["type"], "audit_continued");
+    assert_eq!(first["prev"], r.head.as_str());
+
+    // Records go on in the new file, and --follow sees them.
+    let new = d.client().rotate().await.unwrap().id;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = false;
+    while std::time::Instant::now() < deadline && !seen {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen = line.contains(&new) && line.contains("change-key-now");
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(
+        seen,
+        "audit show --follow printed the rotation after audit rotate"
+    );
+
+    // Across a restart the chain continues in the new file.
+    d.restart().await;
+    d.client().rotate().await.unwrap();
+    let s: StatusView = d.client().status().await.unwrap();
+    let (code, out, err) =
+        d.kekctl(&["audit", "verify", "--file", &r.archived, "--file", &current]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("2 files") && out.contains("chain intact"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{} records", s.audit.records)),
+        "{out}"
+    );
+    let (code, out, _) = d.kekctl(&["audit", "verify"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("continues"), "{out}");
+    let (code, _, err) = d.kekctl(&["audit", "verify", "--file", &current, "--file", &r.archived]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not continue"), "{err}");
+}

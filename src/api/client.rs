@@ -145,6 +145,11 @@ impl Client {
         self.call(Method::POST, paths::RELOAD, None).await
     }
 
+    /// `POST /v1/audit/rotate`: a new audit file continuing the chain.
+    pub async fn audit_rotate(&self) -> Result<crate::audit::Rotated, ClientError> {
+        self.call(Method::POST, paths::AUDIT_ROTATE, None).await
+    }
+
     /// `POST /v1/check`: the decryptability canary, now.
     pub async fn check(&self) -> Result<CanaryReport, ClientError> {
         self.call(Method::POST, paths::CHECK, None).await

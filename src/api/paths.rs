@@ -25,6 +25,8 @@ pub const RELOAD: &str = "/v1/reload";
 pub const CHECK: &str = "/v1/check";
 /// `POST`: re-wrap every key pair under the current KMS key (JSON lines).
 pub const REWRAP: &str = "/v1/rewrap";
+/// `POST`: start a new audit file that continues the chain.
+pub const AUDIT_ROTATE: &str = "/v1/audit/rotate";
 /// `GET`: Prometheus metrics.
 pub const METRICS: &str = "/metrics";
 
@@ -59,7 +61,8 @@ pub(crate) fn required_role(path: &str) -> crate::config::access::Role {
     match segments.as_slice() {
         ["v1", "keypairs", _, "unwrap"] => Role::Decrypt,
         ["v1", "keypairs", _, "envelope"]
-        | ["v1", "rotate" | "test" | "reload" | "check" | "rewrap"] => Role::Edit,
+        | ["v1", "rotate" | "test" | "reload" | "check" | "rewrap"]
+        | ["v1", "audit", "rotate"] => Role::Edit,
         _ => Role::View,
     }
 }

@@ -38,6 +38,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(paths::RELOAD, post(reload))
         .route(paths::CHECK, post(check))
         .route(paths::REWRAP, post(rewrap))
+        .route(paths::AUDIT_ROTATE, post(audit_rotate))
         .route(paths::UNWRAP, post(unwrap))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -573,6 +574,18 @@ async fn reload(State(st): State<AppState>) -> Result<Json<ReloadOutcome>, ApiEr
         ));
     }
     Ok(Json(out))
+}
+
+/// Starts a new audit file that continues the chain (`kekctl audit
+/// rotate`); 500 `audit_rotate_failed` leaves the old file in place.
+async fn audit_rotate(State(st): State<AppState>) -> Result<Json<crate::audit::Rotated>, ApiError> {
+    st.audit.rotate_async().await.map(Json).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "audit_rotate_failed",
+            e.to_string(),
+        )
+    })
 }
 
 /// Runs the decryptability canary now (`kekctl check`). Always 200; `ok`

@@ -112,6 +112,15 @@ pub enum AuditEvent {
         /// What was repaired.
         what: String,
     },
+    /// The first record of a file started by `kekctl audit rotate`: the
+    /// chain goes on from the archived file's last record (this record's
+    /// `prev` is that record's hash).
+    AuditContinued {
+        /// The archived file's name (in the same directory).
+        previous_file: String,
+        /// Records up to and including the archived file's last.
+        previous_records: u64,
+    },
     /// A retired key pair was deleted (retention).
     Prune {
         /// The key pair.

@@ -112,6 +112,35 @@ pub struct Head {
     /// A torn tail that was cut back at start (recorded in the trail too).
     #[serde(default)]
     pub repaired: Option<String>,
+    /// Set by [`verify`] for a file started by a rotation: the archived
+    /// file it continues, and that file's head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues: Option<Continuation>,
+}
+
+/// Where a file started by [`Audit::rotate`] picks up the chain.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Continuation {
+    /// The archived file's name.
+    pub previous_file: String,
+    /// Its record count (the last seq).
+    pub previous_records: u64,
+    /// The hash of its last record.
+    pub previous_head: String,
+}
+
+/// What [`Audit::rotate`] did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rotated {
+    /// Where the full file went (same directory).
+    pub archived: String,
+    /// Its record count (the last seq).
+    pub records: u64,
+    /// The hash of its last record, which the new file's first record
+    /// carries as `prev`.
+    pub head: String,
+    /// The new file (the configured path).
+    pub path: String,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -285,6 +314,104 @@ impl Audit {
         Ok(())
     }
 
+    /// Starts a new file at the configured path, keeping the chain: the
+    /// current file is renamed to `<name>.<UTC time>` beside it, and the new
+    /// file's first record (`audit_continued`) names it and carries its last
+    /// record's hash as `prev`. Appends wait meanwhile, so no record falls
+    /// between the two files; if any step fails, the old file is put back.
+    /// (Renaming the file under a running kekd, as logrotate does, would
+    /// leave kekd appending to the renamed file.)
+    pub(crate) fn rotate(&self) -> Result<Rotated, AuditError> {
+        let err = |problem: String| AuditError {
+            path: self.path.display().to_string(),
+            problem,
+        };
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        let archived = self.path.with_file_name(format!("{name}.{stamp}"));
+        if archived.exists() {
+            return Err(err(format!(
+                "{} exists already; try again",
+                archived.display()
+            )));
+        }
+        std::fs::rename(&self.path, &archived)
+            .map_err(|e| err(format!("cannot rename to {}: {e}", archived.display())))?;
+        let put_back = |why: String| {
+            let _ = std::fs::remove_file(&self.path);
+            match std::fs::rename(&archived, &self.path) {
+                Ok(()) => err(format!("{why}; the old file is back in place")),
+                Err(e) => err(format!(
+                    "{why}; and cannot put the old file back from {}: {e}",
+                    archived.display()
+                )),
+            }
+        };
+        let mut file = match std::fs::OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)
+        {
+            Ok(f) => f,
+            Err(e) => return Err(put_back(format!("cannot create the new file: {e}"))),
+        };
+        let event = serde_json::to_value(AuditEvent::AuditContinued {
+            previous_file: format!("{name}.{stamp}"),
+            previous_records: inner.seq,
+        })
+        .expect("audit events serialize");
+        let line = serde_json::to_string(&Line {
+            seq: inner.seq + 1,
+            at: time::format(&time::now()),
+            prev: inner.prev.clone(),
+            event,
+        })
+        .expect("audit lines serialize");
+        let mut bytes = line.clone().into_bytes();
+        bytes.push(b'\n');
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let written = file
+            .write_all(&bytes)
+            .and_then(|_| file.sync_data())
+            .and_then(|_| std::fs::File::open(dir)?.sync_all());
+        if let Err(e) = written {
+            return Err(put_back(format!("cannot write the new file: {e}")));
+        }
+        let rotated = Rotated {
+            archived: archived.display().to_string(),
+            records: inner.seq,
+            head: inner.prev.clone(),
+            path: self.path.display().to_string(),
+        };
+        inner.sink = Box::new(file);
+        inner.len = bytes.len() as u64;
+        inner.seq += 1;
+        inner.prev = sha256_hex(line.as_bytes());
+        inner.failing = None;
+        tracing::info!(audit_log = %self.path.display(), archived = %rotated.archived, records = rotated.records, "audit trail rotated; the new file continues the chain");
+        Ok(rotated)
+    }
+
+    /// [`Audit::rotate`] off the async runtime.
+    pub(crate) async fn rotate_async(self: &Arc<Self>) -> Result<Rotated, AuditError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.rotate())
+            .await
+            .unwrap_or_else(|e| {
+                Err(AuditError {
+                    path: String::new(),
+                    problem: e.to_string(),
+                })
+            })
+    }
+
     /// [`Audit::open`] off the async runtime.
     pub(crate) async fn open_async(path: &Path) -> Result<Audit, AuditError> {
         let owned = path.to_path_buf();
@@ -334,6 +461,7 @@ impl Audit {
             head: inner.prev.clone(),
             problem: inner.failing.clone().or_else(|| self.damaged.clone()),
             repaired: self.repaired.clone(),
+            continues: None,
         }
     }
 }
@@ -350,7 +478,46 @@ pub struct Broken {
     pub problem: String,
 }
 
-/// Checks the whole chain of the file at `path`.
+/// Checks the chain across files, oldest first (archived files, then the
+/// current one): each must verify, and each after the first must continue
+/// the one before it. Returns the last file's head.
+pub fn verify_all(paths: &[PathBuf]) -> Result<Head, Broken> {
+    let mut before: Option<Head> = None;
+    for path in paths {
+        let head = verify(path)?;
+        if let Some(b) = &before {
+            let continues = head
+                .continues
+                .as_ref()
+                .is_some_and(|c| c.previous_head == b.head && c.previous_records == b.records);
+            if !continues {
+                return Err(Broken {
+                    line: 1,
+                    seq: head
+                        .continues
+                        .as_ref()
+                        .map_or("-".into(), |c| (c.previous_records + 1).to_string()),
+                    problem: format!(
+                        "{} does not continue {} (which ends at seq {}, head {}): a file between them is missing, or they are out of order",
+                        path.display(),
+                        b.path,
+                        b.records,
+                        b.head
+                    ),
+                });
+            }
+        }
+        before = Some(head);
+    }
+    before.ok_or_else(|| Broken {
+        line: 0,
+        seq: "-".into(),
+        problem: "no file to verify".into(),
+    })
+}
+
+/// Checks the whole chain of the file at `path`. A file started by a
+/// rotation begins where its first record (`audit_continued`) says.
 pub fn verify(path: &Path) -> Result<Head, Broken> {
     let broken = |line: u64, seq: String, problem: String| Broken { line, seq, problem };
     let f = std::fs::File::open(path).map_err(|e| {
@@ -360,12 +527,28 @@ pub fn verify(path: &Path) -> Result<Head, Broken> {
             format!("cannot open {}: {e}", path.display()),
         )
     })?;
-    let (mut prev, mut expected_seq, mut n) = (GENESIS.to_string(), 1u64, 0u64);
+    let (mut prev, mut expected_seq) = (GENESIS.to_string(), 1u64);
+    let mut continues = None;
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let no = i as u64 + 1;
         let line = line.map_err(|e| broken(no, "-".into(), e.to_string()))?;
         let l: Line = serde_json::from_str(&line)
             .map_err(|e| broken(no, "-".into(), format!("not a record: {e}")))?;
+        if no == 1 {
+            if let Ok(AuditEvent::AuditContinued {
+                previous_file,
+                previous_records,
+            }) = serde_json::from_value(l.event.clone())
+            {
+                expected_seq = previous_records + 1;
+                prev = l.prev.clone();
+                continues = Some(Continuation {
+                    previous_file,
+                    previous_records,
+                    previous_head: l.prev.clone(),
+                });
+            }
+        }
         if l.seq != expected_seq {
             return Err(broken(
                 no,
@@ -382,14 +565,14 @@ pub fn verify(path: &Path) -> Result<Head, Broken> {
         }
         prev = sha256_hex(line.as_bytes());
         expected_seq += 1;
-        n += 1;
     }
     Ok(Head {
         path: path.display().to_string(),
-        records: n,
+        records: expected_seq - 1,
         head: prev,
         problem: None,
         repaired: None,
+        continues,
     })
 }
 
@@ -441,6 +624,58 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    /// A rotation keeps the chain: the new file continues the archived one,
+    /// appends and a reopen go on from it, and verify_all catches a missing
+    /// or misordered file and an edit in the archived one.
+    #[test]
+    fn a_rotated_trail_continues_the_chain_across_files() {
+        let (_d, path) = log_with(3);
+        let a = Audit::open(&path).unwrap();
+        let r = a.rotate().unwrap();
+        let archived = PathBuf::from(&r.archived);
+        assert_eq!((r.records, r.path.as_str()), (3, path.to_str().unwrap()));
+        assert_eq!(
+            lines(&archived).len(),
+            3,
+            "the archived file is the old one"
+        );
+        a.record(&event(4)).unwrap();
+        drop(a);
+        let a = Audit::open(&path).unwrap();
+        a.record(&event(5)).unwrap();
+        assert_eq!(a.head().records, 6, "seq goes on: 3 + continuation + 2");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+
+        let current = verify(&path).unwrap();
+        let c = current.continues.clone().unwrap();
+        assert_eq!(c.previous_records, 3);
+        assert_eq!(c.previous_head, verify(&archived).unwrap().head);
+        assert_eq!(
+            c.previous_file,
+            archived.file_name().unwrap().to_str().unwrap()
+        );
+        let all = verify_all(&[archived.clone(), path.clone()]).unwrap();
+        assert_eq!((all.records, &all.head), (6, &a.head().head));
+
+        let e = verify_all(&[path.clone(), archived.clone()]).unwrap_err();
+        assert!(e.problem.contains("does not continue"), "{e}");
+        // A second rotation: skipping the middle file is caught.
+        let r2 = a.rotate().unwrap();
+        let middle = PathBuf::from(&r2.archived);
+        verify_all(&[archived.clone(), middle.clone(), path.clone()]).unwrap();
+        let e = verify_all(&[archived.clone(), path.clone()]).unwrap_err();
+        assert!(e.problem.contains("does not continue"), "{e}");
+        // An edited record in the archived file.
+        let mut old = lines(&archived);
+        assert!(old[1].contains("kek-0000000000000001"), "{}", old[1]);
+        old[1] = old[1].replace("kek-0000000000000001", "kek-00000000000000ff");
+        write(&archived, &old);
+        assert!(verify_all(&[archived, middle, path]).is_err());
     }
 
     #[test]

@@ -74,12 +74,19 @@ enum AuditCommand {
         follow: bool,
     },
     /// Check the hash chain: exit 0 if intact, 1 with the first broken
-    /// record. Reads the file directly (by default the daemon's, from status).
+    /// record. Reads the files directly (by default the daemon's, from
+    /// status). Give archived files too, oldest first, to check that each
+    /// continues the one before.
     Verify {
-        /// The audit log to check instead of the daemon's.
+        /// An audit file to check instead of the daemon's (repeatable,
+        /// oldest first).
         #[arg(long, value_name = "FILE")]
-        file: Option<PathBuf>,
+        file: Vec<PathBuf>,
     },
+    /// Start a new audit file, keeping the chain: the daemon renames the
+    /// current file to FILE.<UTC time> and the new file's first record
+    /// continues from it. Archive or compress the renamed file as you like.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -405,22 +412,49 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             audit_show(&path, since, follow, json).await?;
         }
         Command::Audit {
+            command: AuditCommand::Rotate,
+        } => {
+            let r = client.audit_rotate().await?;
+            if json {
+                print_json(&r)?;
+            } else {
+                outln!(
+                    "archived {} ({} records, head {}); {} continues the chain",
+                    r.archived,
+                    r.records,
+                    r.head,
+                    r.path
+                );
+            }
+        }
+        Command::Audit {
             command: AuditCommand::Verify { file },
         } => {
-            let path = match file {
-                Some(f) => f,
-                None => PathBuf::from(client.status().await?.audit.path),
+            let paths = match file {
+                f if !f.is_empty() => f,
+                _ => vec![PathBuf::from(client.status().await?.audit.path)],
             };
-            let head = kekd::audit::verify(&path)?;
+            let head = kekd::audit::verify_all(&paths)?;
             if json {
                 print_json(&head)?;
             } else {
+                let files = match paths.len() {
+                    1 => head.path.clone(),
+                    n => format!("{n} files up to {}", head.path),
+                };
                 outln!(
-                    "{}: {} records, chain intact, head {}",
-                    head.path,
+                    "{files}: {} records, chain intact, head {}",
                     head.records,
                     head.head
                 );
+                if let Some(c) = head.continues.as_ref().filter(|_| paths.len() == 1) {
+                    outln!(
+                        "  continues {} (records up to {}, head {}): check it too, oldest first, with --file",
+                        c.previous_file,
+                        c.previous_records,
+                        c.previous_head
+                    );
+                }
             }
         }
         Command::Seal {
@@ -734,8 +768,17 @@ async fn audit_show(
     json: bool,
 ) -> anyhow::Result<()> {
     use std::io::BufRead;
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut reader = std::io::BufReader::new(file);
+    use std::os::unix::fs::MetadataExt;
+    let open = || -> anyhow::Result<(std::io::BufReader<std::fs::File>, u64)> {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let ino = file.metadata()?.ino();
+        Ok((std::io::BufReader::new(file), ino))
+    };
+    let (mut reader, mut ino) = open()?;
+    // Set once the path names a new file (`kekctl audit rotate`): the old
+    // one is read to its end, then following goes on in the new one.
+    let mut rotated = false;
     let mut rows = Vec::new();
     let mut line = String::new();
     let flush = |rows: &mut Vec<serde_json::Value>| -> anyhow::Result<()> {
@@ -767,6 +810,17 @@ async fn audit_show(
                 let back = i64::try_from(n).unwrap_or(0);
                 std::io::Seek::seek(reader.get_mut(), std::io::SeekFrom::Current(-back))?;
                 reader = std::io::BufReader::new(reader.into_inner());
+            }
+            if rotated {
+                // The old file was read to its end after the rename, and
+                // nothing is appended to it after that: switch.
+                (reader, ino) = open()?;
+                rotated = false;
+                continue;
+            }
+            if std::fs::metadata(path).is_ok_and(|m| m.ino() != ino) {
+                rotated = true;
+                continue;
             }
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             continue;
