@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 /// One key pair's result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckedKeyPair {
     /// The key pair (`-` when the store itself could not be read).
     pub id: String,
@@ -27,7 +27,7 @@ pub struct CheckedKeyPair {
 }
 
 /// A canary run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CanaryReport {
     /// When it finished.
     #[serde(with = "time::rfc3339")]

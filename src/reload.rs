@@ -37,7 +37,7 @@ pub enum ReloadResult {
 crate::domain::display_as_serde!(ReloadResult);
 
 /// A reload's outcome, as status and the API show it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReloadOutcome {
     /// When it finished.
     #[serde(with = "time::rfc3339")]

@@ -253,7 +253,8 @@ async fn metrics(State(st): State<AppState>) -> Result<axum::response::Response,
         .into_response())
 }
 
-async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError> {
+async fn status(State(st): State<AppState>) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     // Everything here is in memory: the cost is the same with ten key
     // pairs or ten thousand (I4).
     let counts = counts(st.store.summary().await.map_err(store_error)?);
@@ -262,7 +263,7 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
     let cur = st.current.get();
     let settings = &cur.settings;
     let w = watch_items(&st, &eng);
-    Ok(Json(StatusView {
+    let view = StatusView {
         state: if w.degraded {
             ServiceState::Degraded
         } else {
@@ -295,7 +296,16 @@ async fn status(State(st): State<AppState>) -> Result<Json<StatusView>, ApiError
         key_pairs: counts,
         corrupt_records,
         store: store_status(settings, &eng),
-    }))
+    };
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        st.status
+            .json(view, |v| serde_json::to_vec(v).expect("status serializes")),
+    )
+        .into_response())
 }
 
 /// The store part of status.
@@ -420,15 +430,27 @@ fn no_active_key() -> ApiError {
     )
 }
 
-async fn public_key(State(st): State<AppState>) -> Result<Json<PublicKeyView>, ApiError> {
+async fn public_key(State(st): State<AppState>) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let active = st.engine.read(|e| e.active.clone());
     let a = active.ok_or_else(no_active_key)?;
-    Ok(Json(PublicKeyView {
-        id: a.id.clone(),
-        pem: public_key_pem(&a.public_key_der),
-        key_bits: a.key_bits,
-        activated_at: a.activated_at,
-    }))
+    let body = st.public_key.json((a.id.clone(), a.activated_at), |_| {
+        serde_json::to_vec(&PublicKeyView {
+            id: a.id.clone(),
+            pem: public_key_pem(&a.public_key_der),
+            key_bits: a.key_bits,
+            activated_at: a.activated_at,
+        })
+        .expect("the public key serializes")
+    });
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// Longest a recorder may cache the JWK Set; shorter when the next

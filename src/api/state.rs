@@ -57,6 +57,40 @@ pub(crate) struct Services {
     pub(crate) corrupt: CorruptRecords,
     /// The JWK Set as last made, for the active key pair it was made for.
     pub(crate) jwks: JwksCache,
+    /// The last status answer, serialized.
+    pub(crate) status: JsonMemo<super::views::StatusView>,
+    /// The last public-key answer, serialized, and the key pair (id,
+    /// activation) it was made for.
+    pub(crate) public_key: JsonMemo<(String, Option<crate::time::Timestamp>)>,
+}
+
+/// The last answer of a read path as JSON, and what it was made from.
+/// Answers are built fresh from memory for every request, but turning them
+/// into JSON costs more than building them (string escaping, base64,
+/// timestamp formatting); while `key` — the view itself, or what it is made
+/// of — equals the last one, the bytes are reused. Nothing can be stale:
+/// the comparison is with what this request just read.
+pub(crate) struct JsonMemo<K>(std::sync::Mutex<Option<(K, axum::body::Bytes)>>);
+
+impl<K> Default for JsonMemo<K> {
+    fn default() -> Self {
+        JsonMemo(std::sync::Mutex::new(None))
+    }
+}
+
+impl<K: PartialEq> JsonMemo<K> {
+    /// The JSON for `key`: the last bytes if `key` equals the last key,
+    /// else `make(&key)`, kept for the next request.
+    pub(crate) fn json(&self, key: K, make: impl FnOnce(&K) -> Vec<u8>) -> axum::body::Bytes {
+        if let Some((k, body)) = &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            if *k == key {
+                return body.clone();
+            }
+        }
+        let body = axum::body::Bytes::from(make(&key));
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, body.clone()));
+        body
+    }
 }
 
 /// The JWK Set's body and strong ETag, made once per active key pair.
@@ -99,5 +133,28 @@ impl CorruptRecords {
 
     pub(crate) fn set(&self, found: Vec<super::views::CorruptRecord>) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = found;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JsonMemo;
+
+    /// The memo reuses bytes only for an equal key, and makes them again
+    /// for any other — including a key it had before the last one.
+    #[test]
+    fn a_json_memo_never_answers_for_another_key() {
+        let memo = JsonMemo::<u32>::default();
+        let made = std::cell::Cell::new(0);
+        let make = |k: &u32| {
+            made.set(made.get() + 1);
+            format!("{{\"k\":{k}}}").into_bytes()
+        };
+        assert_eq!(&memo.json(1, make)[..], b"{\"k\":1}");
+        assert_eq!(&memo.json(1, make)[..], b"{\"k\":1}");
+        assert_eq!(made.get(), 1, "an equal key reuses the bytes");
+        assert_eq!(&memo.json(2, make)[..], b"{\"k\":2}");
+        assert_eq!(&memo.json(1, make)[..], b"{\"k\":1}");
+        assert_eq!(made.get(), 3);
     }
 }

@@ -174,7 +174,7 @@ pub enum ServiceState {
 crate::domain::display_as_serde!(ServiceState);
 
 /// `GET /v1/status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusView {
     /// `ok` or `degraded`.
     pub state: ServiceState,

@@ -167,6 +167,8 @@ impl Daemon {
             refusals: Default::default(),
             corrupt: Default::default(),
             jwks: Default::default(),
+            status: Default::default(),
+            public_key: Default::default(),
             canary: Arc::new(Canary::new(store.clone(), current.clone(), metrics.clone())),
             rewrapper,
             unwrapper: Arc::new(Unwrapper::new(store.clone(), current.clone())),
