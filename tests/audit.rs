@@ -287,6 +287,25 @@ fn follow_audit(
     (child, rx)
 }
 
+/// Whether `follow` prints the Change Key Now rotation to `new` within
+/// 20 s; stops it either way.
+fn follow_prints_rotation(
+    follow: &mut std::process::Child,
+    rx: &std::sync::mpsc::Receiver<String>,
+    new: &str,
+) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = false;
+    while std::time::Instant::now() < deadline && !seen {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen = line.contains(new) && line.contains("change-key-now");
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    seen
+}
+
 /// `kekctl audit show`: the records as a table, `--since`, `--json`, and
 /// `--follow` printing a record appended after it started.
 #[tokio::test(flavor = "multi_thread")]
@@ -323,15 +342,7 @@ async fn kekctl_audit_show_lists_filters_and_follows() {
     let (mut follow, rx) = follow_audit(&d, "1s");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let new = d.client().rotate().await.unwrap().id;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let mut seen = false;
-    while std::time::Instant::now() < deadline && !seen {
-        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
-            seen = line.contains(&new) && line.contains("change-key-now");
-        }
-    }
-    let _ = follow.kill();
-    let _ = follow.wait();
+    let seen = follow_prints_rotation(&mut follow, &rx, &new);
     assert!(
         seen,
         "--follow printed the rotation appended after it started"
@@ -368,15 +379,7 @@ async fn audit_rotate_starts_a_new_file_that_continues_the_chain() {
 
     // Records go on in the new file, and --follow sees them.
     let new = d.client().rotate().await.unwrap().id;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut seen = false;
-    while std::time::Instant::now() < deadline && !seen {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            seen = line.contains(&new) && line.contains("change-key-now");
-        }
-    }
-    let _ = follow.kill();
-    let _ = follow.wait();
+    let seen = follow_prints_rotation(&mut follow, &rx, &new);
     assert!(
         seen,
         "audit show --follow printed the rotation after audit rotate"

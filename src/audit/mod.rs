@@ -79,6 +79,23 @@ struct Inner {
     failing: Option<String>,
 }
 
+impl Inner {
+    /// The record that would follow the chain's head: the line (whose hash
+    /// the next record carries) and its bytes with the newline.
+    fn next_line(&self, event: &AuditEvent) -> (String, Vec<u8>) {
+        let line = serde_json::to_string(&Line {
+            seq: self.seq + 1,
+            at: time::format(&time::now()),
+            prev: self.prev.clone(),
+            event: serde_json::to_value(event).expect("audit events serialize"),
+        })
+        .expect("audit lines serialize");
+        let mut bytes = line.clone().into_bytes();
+        bytes.push(b'\n');
+        (line, bytes)
+    }
+}
+
 /// The audit writer. Cheap to share (`Arc`).
 pub(crate) struct Audit {
     path: PathBuf,
@@ -278,17 +295,8 @@ impl Audit {
 
     /// Appends `event` and syncs it — all or nothing. Blocking.
     pub(crate) fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        let event = serde_json::to_value(event).expect("audit events serialize");
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let line = serde_json::to_string(&Line {
-            seq: inner.seq + 1,
-            at: time::format(&time::now()),
-            prev: inner.prev.clone(),
-            event,
-        })
-        .expect("audit lines serialize");
-        let mut bytes = line.clone().into_bytes();
-        bytes.push(b'\n');
+        let (line, bytes) = inner.next_line(event);
         let len = inner.len;
         let written = inner.sink.write_all(&bytes).and_then(|_| inner.sink.sync());
         if let Err(e) = written {
@@ -362,20 +370,10 @@ impl Audit {
             Ok(f) => f,
             Err(e) => return Err(put_back(format!("cannot create the new file: {e}"))),
         };
-        let event = serde_json::to_value(AuditEvent::AuditContinued {
+        let (line, bytes) = inner.next_line(&AuditEvent::AuditContinued {
             previous_file: format!("{name}.{stamp}"),
             previous_records: inner.seq,
-        })
-        .expect("audit events serialize");
-        let line = serde_json::to_string(&Line {
-            seq: inner.seq + 1,
-            at: time::format(&time::now()),
-            prev: inner.prev.clone(),
-            event,
-        })
-        .expect("audit lines serialize");
-        let mut bytes = line.clone().into_bytes();
-        bytes.push(b'\n');
+        });
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let written = file
             .write_all(&bytes)
