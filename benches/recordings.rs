@@ -256,8 +256,10 @@ async fn unwrap_rps() {
     );
 }
 
-/// `kekctl seal` of 256 MiB, file to file on tmpfs, next to `cp` of the
-/// same file (the copy limit), medians of 3, and kekctl's peak memory.
+/// `kekctl seal` and `kekctl open` of 256 MiB, file to file on tmpfs, next
+/// to `cp` of the same file (the copy limit), medians of 3, and kekctl's
+/// peak memory. `open` unwraps through a local-provider kekd (warm after the
+/// first run, as a player's would be).
 fn kekctl_vs_cp() {
     const SIZE: usize = 256 << 20;
     let base = if std::path::Path::new("/dev/shm").is_dir() {
@@ -266,10 +268,40 @@ fn kekctl_vs_cp() {
         std::env::temp_dir()
     };
     let dir = tempfile::tempdir_in(base).unwrap();
-    let g = kekd::keypair::generate(kekd::domain::KeyBits::Rsa3072).unwrap();
-    let pem = dir.path().join("pub.pem");
-    std::fs::write(&pem, kekd::keypair::public_key_pem(&g.public_key_der)).unwrap();
-    let input = dir.path().join("in");
+    let d = dir.path();
+    std::fs::write(
+        d.join("kekd.toml"),
+        format!(
+            "organization_id = \"bench\"\ncadence = \"never\"\nstate_dir = \"{d}/state\"\nsocket_path = \"{d}/kekd.sock\"\n[canary]\ninterval = \"off\"\n[provider]\ntype = \"local\"\nroot_key_path = \"{d}/root.key\"\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_kekd"))
+        .arg("--config")
+        .arg(d.join("kekd.toml"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let kekctl = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kekctl"));
+        c.arg("--socket").arg(d.join("kekd.sock"));
+        c
+    };
+    let pem = d.join("pub.pem");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !kekctl()
+        .args(["public-key", "--out"])
+        .arg(&pem)
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "kekd did not serve a key");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let input = d.join("in");
     let data: Vec<u8> = (0..SIZE).map(|i| (i * 7) as u8).collect();
     std::fs::write(&input, &data).unwrap();
     drop(data);
@@ -286,41 +318,69 @@ fn kekctl_vs_cp() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (mut cp, mut seal, mut rss) = (vec![], vec![], vec![]);
+    let rss_of = |err: &str| {
+        err.lines()
+            .find(|l| l.contains("Maximum resident set size"))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    let timed_kekctl = |args: &[&std::ffi::OsStr]| {
+        let mut c = Command::new("/usr/bin/time");
+        c.arg("-v")
+            .arg(env!("CARGO_BIN_EXE_kekctl"))
+            .arg("--socket")
+            .arg(d.join("kekd.sock"))
+            .args(args);
+        c
+    };
+    let (mut cp, mut seal, mut open, mut rss, mut open_rss) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let sealed = d.join("sealed");
+    let opened = d.join("opened");
     for run in 0..3 {
-        eprint!("\rkekctl seal vs cp, 256 MiB on tmpfs: run {}/3", run + 1);
-        let out = dir.path().join("copy");
+        eprint!(
+            "\rkekctl seal/open vs cp, 256 MiB on tmpfs: run {}/3",
+            run + 1
+        );
+        let out = d.join("copy");
         cp.push(time(Command::new("cp").arg(&input).arg(&out)).0);
         std::fs::remove_file(&out).unwrap();
-        let sealed = dir.path().join("sealed");
-        let (t, err) = time(
-            Command::new("/usr/bin/time")
-                .arg("-v")
-                .arg(env!("CARGO_BIN_EXE_kekctl"))
-                .arg("seal")
-                .arg(&input)
-                .arg(&sealed)
-                .arg("--public-key")
-                .arg(&pem),
-        );
+        let (t, err) = time(&mut timed_kekctl(&[
+            "seal".as_ref(),
+            input.as_os_str(),
+            sealed.as_os_str(),
+            "--public-key".as_ref(),
+            pem.as_os_str(),
+        ]));
         seal.push(t);
-        rss.push(
-            err.lines()
-                .find(|l| l.contains("Maximum resident set size"))
-                .and_then(|l| l.split(':').nth(1))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-                / 1024.0,
-        );
+        rss.push(rss_of(&err));
+        let (t, err) = time(&mut timed_kekctl(&[
+            "open".as_ref(),
+            sealed.as_os_str(),
+            opened.as_os_str(),
+        ]));
+        open.push(t);
+        open_rss.push(rss_of(&err));
         std::fs::remove_file(&sealed).unwrap();
+        std::fs::remove_file(&opened).unwrap();
     }
     eprintln!();
-    let (c, s) = (median(cp), median(seal));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let (c, s, o) = (median(cp), median(seal), median(open));
     summary_row(
         "kekctl seal 256 MiB tmpfs → tmpfs",
         &format!("{s:.3} s, peak RSS {:.1} MiB", median(rss.clone())),
         &format!("cp {c:.3} s"),
         &format!("{:.2}× cp's rate", c / s),
+    );
+    summary_row(
+        "kekctl open 256 MiB tmpfs → tmpfs",
+        &format!("{o:.3} s, peak RSS {:.1} MiB", median(open_rss.clone())),
+        &format!("cp {c:.3} s"),
+        &format!("{:.2}× cp's rate", c / o),
     );
     println!(
         "kekctl seal, 256 MiB tmpfs -> tmpfs, median of 3: {:.3} s; cp of the same file {:.3} s; seal at {:.2}x the copy rate; peak RSS {:.1} MiB",
@@ -328,6 +388,12 @@ fn kekctl_vs_cp() {
         c,
         c / s,
         median(rss)
+    );
+    println!(
+        "kekctl open, 256 MiB tmpfs -> tmpfs, median of 3: {:.3} s; open at {:.2}x the copy rate; peak RSS {:.1} MiB",
+        o,
+        c / o,
+        median(open_rss)
     );
 }
 
