@@ -269,23 +269,27 @@ fn kekctl_vs_cp() {
     };
     let dir = tempfile::tempdir_in(base).unwrap();
     let d = dir.path();
+    // kekd refuses a state directory on tmpfs (/dev/shm): its own lives on
+    // disk; only the recordings are on tmpfs.
+    let state = tempfile::tempdir().unwrap();
+    let s = state.path();
     std::fs::write(
-        d.join("kekd.toml"),
+        s.join("kekd.toml"),
         format!(
             "organization_id = \"bench\"\ncadence = \"never\"\nstate_dir = \"{d}/state\"\nsocket_path = \"{d}/kekd.sock\"\n[canary]\ninterval = \"off\"\n[provider]\ntype = \"local\"\nroot_key_path = \"{d}/root.key\"\n",
-            d = d.display()
+            d = s.display()
         ),
     )
     .unwrap();
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_kekd"))
         .arg("--config")
-        .arg(d.join("kekd.toml"))
+        .arg(s.join("kekd.toml"))
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let kekctl = || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kekctl"));
-        c.arg("--socket").arg(d.join("kekd.sock"));
+        c.arg("--socket").arg(s.join("kekd.sock"));
         c
     };
     let pem = d.join("pub.pem");
@@ -331,7 +335,7 @@ fn kekctl_vs_cp() {
         c.arg("-v")
             .arg(env!("CARGO_BIN_EXE_kekctl"))
             .arg("--socket")
-            .arg(d.join("kekd.sock"))
+            .arg(s.join("kekd.sock"))
             .args(args);
         c
     };
