@@ -112,6 +112,43 @@ crate::on_both_stores! {
 }
 
 crate::on_both_stores! {
+    /// kekd keeps its last answer for the newest history page while the
+    /// store is unchanged: the page after a write must show it — the new
+    /// key pair first, the one it replaced retired — and a page of another
+    /// size is its own answer.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_newest_history_page_shows_a_rotation_at_once(store: Backend) {
+        let moto = Moto::start().await;
+        let (d, _) = daemon(&moto, "kekd-newest-page", store).await;
+        let first = d.wait_active().await.active_key_id.unwrap();
+        let c = d.client();
+        let before = c.history(20, None).await.unwrap();
+        assert_eq!(c.history(20, None).await.unwrap().keypairs, before.keypairs);
+        assert_eq!(before.keypairs.len(), 1);
+        assert_eq!(before.keypairs[0].state, KeyState::Active);
+
+        let second = c.rotate().await.unwrap();
+        let after = c.history(20, None).await.unwrap();
+        let seen: Vec<(&str, KeyState)> = after
+            .keypairs
+            .iter()
+            .map(|k| (k.id.as_str(), k.state))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (second.id.as_str(), KeyState::Active),
+                (first.as_str(), KeyState::Retired)
+            ]
+        );
+        let one = c.history(1, None).await.unwrap();
+        assert_eq!(one.keypairs.len(), 1);
+        assert_eq!(one.keypairs[0].id, second.id);
+        assert_eq!(one.next_cursor.as_deref(), Some(second.id.as_str()));
+    }
+}
+
+crate::on_both_stores! {
     #[tokio::test(flavor = "multi_thread")]
     async fn every_stored_private_key_decrypts_through_kms_and_matches_its_public_key(store: Backend) {
         let moto = Moto::start().await;

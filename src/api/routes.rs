@@ -254,7 +254,6 @@ async fn metrics(State(st): State<AppState>) -> Result<axum::response::Response,
 }
 
 async fn status(State(st): State<AppState>) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
     // Everything here is in memory: the cost is the same with ten key
     // pairs or ten thousand (I4).
     let counts = counts(st.store.summary().await.map_err(store_error)?);
@@ -297,15 +296,9 @@ async fn status(State(st): State<AppState>) -> Result<axum::response::Response, 
         corrupt_records,
         store: store_status(settings, &eng),
     };
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        st.status
-            .json(view, |v| serde_json::to_vec(v).expect("status serializes")),
-    )
-        .into_response())
+    Ok(json_body(st.status.json(view, |v| {
+        serde_json::to_vec(v).expect("status serializes")
+    })))
 }
 
 /// The store part of status.
@@ -343,7 +336,7 @@ const MAX_LIMIT: usize = 1000;
 async fn list_keypairs(
     State(st): State<AppState>,
     page: Result<Query<HistoryQuery>, QueryRejection>,
-) -> Result<Json<KeyPairList>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let Query(page) =
         page.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let limit = page.limit.unwrap_or(50);
@@ -353,6 +346,17 @@ async fn list_keypairs(
             "invalid_query",
             format!("limit {limit} is out of range; allowed: 1 to {MAX_LIMIT}"),
         ));
+    }
+    let mut corrupt_records = st.corrupt.get();
+    // The newest page, while the store stands still, is the last answer
+    // (the change count is read before the store, so a write racing this
+    // request only makes the next one read again).
+    let newest = match (&page.cursor, st.store.changes()) {
+        (None, Some(changes)) => Some((changes, limit, corrupt_records.clone())),
+        _ => None,
+    };
+    if let Some(body) = newest.as_ref().and_then(|key| st.newest_page.get(key)) {
+        return Ok(json_body(body));
     }
     // One page of the history index: the cost is the page, not the history.
     let found = st
@@ -367,7 +371,6 @@ async fn list_keypairs(
             ),
             other => store_error(other),
         })?;
-    let mut corrupt_records = st.corrupt.get();
     let mut page_items = Vec::with_capacity(found.records.len());
     for l in found.records {
         match l {
@@ -379,12 +382,31 @@ async fn list_keypairs(
             }
         }
     }
-    let next_cursor = found.next;
-    Ok(Json(KeyPairList {
-        keypairs: page_items,
-        next_cursor,
-        corrupt_records,
-    }))
+    let body = axum::body::Bytes::from(
+        serde_json::to_vec(&KeyPairList {
+            keypairs: page_items,
+            next_cursor: found.next,
+            corrupt_records,
+        })
+        .expect("a history page serializes"),
+    );
+    if let Some(key) = newest {
+        st.newest_page.keep(key, body.clone());
+    }
+    Ok(json_body(body))
+}
+
+/// A JSON answer from bytes already serialized.
+fn json_body(body: axum::body::Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 async fn find(st: &AppState, id: String) -> Result<KeyPairRecord, ApiError> {
@@ -431,7 +453,6 @@ fn no_active_key() -> ApiError {
 }
 
 async fn public_key(State(st): State<AppState>) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
     let active = st.engine.read(|e| e.active.clone());
     let a = active.ok_or_else(no_active_key)?;
     let body = st.public_key.json((a.id.clone(), a.activated_at), |_| {
@@ -443,14 +464,7 @@ async fn public_key(State(st): State<AppState>) -> Result<axum::response::Respon
         })
         .expect("the public key serializes")
     });
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response())
+    Ok(json_body(body))
 }
 
 /// Longest a recorder may cache the JWK Set; shorter when the next

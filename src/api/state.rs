@@ -62,7 +62,16 @@ pub(crate) struct Services {
     /// The last public-key answer, serialized, and the key pair (id,
     /// activation) it was made for.
     pub(crate) public_key: JsonMemo<(String, Option<crate::time::Timestamp>)>,
+    /// The last answer for the newest history page (what `kekctl history`
+    /// and dashboards ask for), with the store's change count, the page
+    /// size and the corrupt records it was made with.
+    pub(crate) newest_page: JsonMemo<NewestPage>,
 }
+
+/// What the newest history page's JSON was made from: while the store has
+/// not changed ([`crate::store::KeyStore::changes`]), the same size of page
+/// with the same corrupt records is the same answer.
+pub(crate) type NewestPage = (u64, usize, Vec<super::views::CorruptRecord>);
 
 /// The last answer of a read path as JSON, and what it was made from.
 /// Answers are built fresh from memory for every request, but turning them
@@ -82,14 +91,25 @@ impl<K: PartialEq> JsonMemo<K> {
     /// The JSON for `key`: the last bytes if `key` equals the last key,
     /// else `make(&key)`, kept for the next request.
     pub(crate) fn json(&self, key: K, make: impl FnOnce(&K) -> Vec<u8>) -> axum::body::Bytes {
-        if let Some((k, body)) = &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
-            if *k == key {
-                return body.clone();
-            }
+        if let Some(body) = self.get(&key) {
+            return body;
         }
         let body = axum::body::Bytes::from(make(&key));
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, body.clone()));
+        self.keep(key, body.clone());
         body
+    }
+
+    /// The last bytes, if they were made for `key`.
+    pub(crate) fn get(&self, key: &K) -> Option<axum::body::Bytes> {
+        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((k, body)) if k == key => Some(body.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps `body`, made for `key`, for the next request.
+    pub(crate) fn keep(&self, key: K, body: axum::body::Bytes) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, body));
     }
 }
 

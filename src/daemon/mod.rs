@@ -169,6 +169,7 @@ impl Daemon {
             jwks: Default::default(),
             status: Default::default(),
             public_key: Default::default(),
+            newest_page: Default::default(),
             canary: Arc::new(Canary::new(store.clone(), current.clone(), metrics.clone())),
             rewrapper,
             unwrapper: Arc::new(Unwrapper::new(store.clone(), current.clone())),

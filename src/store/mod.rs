@@ -227,6 +227,14 @@ pub trait KeyStore: Send + Sync + 'static {
     fn fleet(&self) -> Option<&dyn Fleet> {
         None
     }
+    /// A count that moves on with every write this process makes, when it
+    /// is the store's only writer: while it stands still, so does every
+    /// record, and a reader may reuse what it made from them. Read it
+    /// *before* reading the store. `None` (the default) for a store others
+    /// write too.
+    fn changes(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl StoreError {

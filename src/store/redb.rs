@@ -63,6 +63,10 @@ struct Inner {
     path: String,
     /// The counts as of the last commit.
     summary: Mutex<Summary>,
+    /// Moves on after every write transaction (committed or not) and every
+    /// reopen: readers may reuse what they made from the store while it
+    /// stands still ([`KeyStore::changes`]).
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -101,6 +105,7 @@ impl RedbStore {
             opener,
             path,
             summary: Mutex::default(),
+            changes: std::sync::atomic::AtomicU64::new(0),
         };
         let inner = tokio::task::spawn_blocking(move || inner.db().map(|_| inner))
             .await
@@ -256,6 +261,7 @@ impl Inner {
         })?;
         let summary = self.check_schema(&db)?;
         *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = summary;
+        self.changed();
         let db = Arc::new(db);
         *slot = Some(db.clone());
         Ok(db)
@@ -377,9 +383,27 @@ impl Inner {
         serde_json::to_vec(rec).expect("records serialize")
     }
 
+    /// Marks the store as changed (after the change, so a reader that saw
+    /// the old count never keeps what it read as current).
+    fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
     /// Runs `f` in one write transaction and commits durably; the counts
-    /// are written with it and cached once it committed.
+    /// are written with it and cached once it committed. Counts as a change
+    /// whatever the outcome: a failed commit may still have reached the
+    /// file.
     fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Tables) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = self.write_once(f);
+        self.changed();
+        result
+    }
+
+    fn write_once<T>(
         &self,
         f: impl FnOnce(&mut Tables) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -728,6 +752,14 @@ impl KeyStore for RedbStore {
             .await
     }
 
+    fn changes(&self) -> Option<u64> {
+        Some(
+            self.inner
+                .changes
+                .load(std::sync::atomic::Ordering::Acquire),
+        )
+    }
+
     async fn summary(&self) -> Result<Summary, StoreError> {
         // From memory: no blocking thread, no transaction.
         let result = self.inner.summary();
@@ -1029,6 +1061,49 @@ mod tests {
         drop(s);
         let again = RedbStore::open(&path).await.unwrap();
         assert_eq!(again.summary().await.unwrap(), want);
+    }
+
+    /// Every kind of write moves the change count on, even one that is
+    /// refused, and no read does: the API reuses the newest history page
+    /// only while the count stands still.
+    #[tokio::test]
+    async fn every_write_moves_the_change_count_and_no_read_does() {
+        let (_d, s) = open().await;
+        let sched = Schedule::default();
+        let mut last = s.changes().expect("redb is its process's own store");
+        let mut moved = |what: &str, s: &RedbStore| {
+            let now = s.changes().unwrap();
+            assert!(now > last, "{what} did not move the change count");
+            last = now;
+        };
+        s.insert_pending(&record("a", 1)).await.unwrap();
+        moved("insert_pending", &s);
+        s.activate("a", crate::time::now(), &sched).await.unwrap();
+        moved("activate", &s);
+        s.insert_pending(&record("b", 2)).await.unwrap();
+        moved("insert_pending", &s);
+        s.announce("b", crate::time::now()).await.unwrap();
+        moved("announce", &s);
+        s.abandon("b", crate::time::now()).await.unwrap();
+        moved("abandon", &s);
+        s.set_schedule(&sched).await.unwrap();
+        moved("set_schedule", &s);
+        let mut env = record("a", 1).envelope;
+        env.wrapping_key_arn = "arn:new".into();
+        s.replace_envelope("a", &env).await.unwrap();
+        moved("replace_envelope", &s);
+        s.delete_retired("b").await.unwrap();
+        moved("delete_retired", &s);
+        assert!(s.delete_retired("a").await.is_err());
+        moved("a refused delete", &s);
+        let before = s.changes();
+        s.get("a").await.unwrap();
+        s.active().await.unwrap();
+        s.page(None, 10).await.unwrap();
+        s.list().await.unwrap();
+        s.summary().await.unwrap();
+        s.schedule().await.unwrap();
+        assert_eq!(s.changes(), before, "a read moved the change count");
     }
 
     /// A schema 1 store (no history index, no counts) is migrated on open.
