@@ -42,6 +42,12 @@ const META_ACTIVE: &str = "active";
 const META_SCHEDULE: &str = "schedule";
 const META_SUMMARY: &str = "summary";
 
+/// redb's page cache. Its default (1 GiB) keeps every page ever read, so
+/// the start-up scan of every record would leave the whole history
+/// resident and the daemon's memory would grow with it. Requests read the
+/// newest pages and the index; the kernel's page cache holds the rest.
+const CACHE_BYTES: usize = 4 << 20;
+
 /// The store layout this build reads and writes (1: no history index, no
 /// counts — migrated on open).
 const SCHEMA_VERSION: u64 = 2;
@@ -82,7 +88,11 @@ impl RedbStore {
     /// schema version.
     pub async fn open(path: &Path) -> Result<RedbStore, StoreError> {
         let owned = path.to_path_buf();
-        let opener: Opener = Box::new(move || redb::Database::create(&owned));
+        let opener: Opener = Box::new(move || {
+            redb::Builder::new()
+                .set_cache_size(CACHE_BYTES)
+                .create(&owned)
+        });
         let path = path.to_path_buf();
         let shown = path.display().to_string();
         tokio::task::spawn_blocking(move || {
