@@ -64,7 +64,7 @@ impl Canary {
 
     /// The last report.
     pub(crate) fn last(&self) -> Option<CanaryReport> {
-        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::lock(&self.last).clone()
     }
 
     /// Checks now; logs, counts and keeps the report.
@@ -115,7 +115,7 @@ impl Canary {
                 "canary FAILED: recordings may not be playable back"
             );
         }
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
+        *crate::sync::lock(&self.last) = Some(report.clone());
         report
     }
 

@@ -29,7 +29,7 @@ impl SharedCurrent {
 
     /// A snapshot of what is in force now.
     pub(crate) fn get(&self) -> Arc<Current> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::read(&self.0).clone()
     }
 
     /// The settings in force now.
@@ -39,7 +39,6 @@ impl SharedCurrent {
 
     /// Puts a new configuration in force.
     pub(crate) fn replace(&self, settings: Arc<Settings>, provider: Arc<dyn KeyProvider>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(Current { settings, provider });
+        *crate::sync::write(&self.0) = Arc::new(Current { settings, provider });
     }
 }

@@ -17,3 +17,14 @@ macro_rules! crash_point {
     };
 }
 pub(crate) use crash_point;
+
+/// Marks a point where a test may slow kekd down without stopping it:
+/// `FAILPOINTS="<point>=sleep(MS)"` makes every pass through it sleep, as a
+/// slow disk or a slow network would (fail-rs's plain actions: `sleep`,
+/// `delay`, `panic`, `print`).
+macro_rules! delay_point {
+    ($name:literal) => {
+        fail::fail_point!($name)
+    };
+}
+pub(crate) use delay_point;

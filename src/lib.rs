@@ -125,6 +125,7 @@ mod rewrap;
 mod rotation;
 mod schedule;
 pub mod store;
+mod sync;
 #[cfg(test)]
 mod testing;
 pub mod time;

@@ -77,6 +77,8 @@ enum ReloadError {
     },
     #[error("configuration applied, but the new schedule could not be stored: {0}")]
     Schedule(StoreError),
+    #[error("reading the configuration {0}; nothing was applied")]
+    Panicked(String),
 }
 
 /// What an applied (or unchanged) reload did.
@@ -117,7 +119,7 @@ impl Reloader {
 
     /// The last reload's outcome, for status.
     pub(crate) fn last(&self) -> Option<ReloadOutcome> {
-        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::lock(&self.last).clone()
     }
 
     /// Reloads now and records the outcome.
@@ -173,14 +175,18 @@ impl Reloader {
         if let Err(e) = audit.record_async(event).await {
             tracing::error!(error = %e, "cannot write the audit record of a reload");
         }
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(out.clone());
+        *crate::sync::lock(&self.last) = Some(out.clone());
         out
     }
 
     async fn try_reload(&self) -> Result<Applied, ReloadError> {
         let p = &self.parts;
         let path = p.config_path.as_ref().ok_or(ReloadError::NoFile)?;
-        let new = Settings::load(path)?;
+        // Reading and validating touch the file system: off the runtime.
+        let owned = path.clone();
+        let new = tokio::task::spawn_blocking(move || Settings::load(&owned))
+            .await
+            .map_err(|e| ReloadError::Panicked(crate::report::join_error(e)))??;
         let cur = p.current.get();
         let old = &cur.settings;
 

@@ -17,6 +17,23 @@ pub fn one_line<'a>(causes: impl Iterator<Item = &'a (dyn std::error::Error + 's
     parts.join(": ")
 }
 
+/// The text of a caught panic (`catch_unwind`'s or a task's payload).
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// What a `spawn_blocking` or spawned task that did not finish says: its
+/// panic's text, or that it was cancelled.
+pub(crate) fn join_error(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => format!("panicked: {}", panic_message(&*p)),
+        Err(e) => e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(Debug, thiserror::Error)]

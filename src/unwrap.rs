@@ -66,12 +66,12 @@ impl Unwrapper {
 
     /// Drops every cached private key (shutdown).
     pub(crate) fn clear(&self) {
-        self.cache.lock().expect("cache lock").clear();
+        crate::sync::lock(&self.cache).clear();
     }
 
     fn cached_key(&self, id: &str) -> Option<Arc<PrivateDecryptingKey>> {
         let ttl = self.current.settings().unwrap.ttl;
-        let mut cache = self.cache.lock().expect("cache lock");
+        let mut cache = crate::sync::lock(&self.cache);
         cache.retain(|_, c| c.at.elapsed() < ttl);
         cache.get(id).map(|c| c.key.clone())
     }
@@ -81,7 +81,7 @@ impl Unwrapper {
         if max == 0 {
             return;
         }
-        let mut cache = self.cache.lock().expect("cache lock");
+        let mut cache = crate::sync::lock(&self.cache);
         while cache.len() >= max {
             let oldest = cache
                 .iter()

@@ -49,11 +49,7 @@ pub(crate) struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.registry
-            .open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
+        crate::sync::lock(&self.registry.open).remove(&self.id);
     }
 }
 
@@ -79,7 +75,7 @@ impl Connections {
     /// Admits a connection of `uid`, closing the oldest idle one if the cap
     /// is reached.
     pub(crate) fn admit(self: &Arc<Self>, uid: u32) -> Result<Slot, Refused> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = crate::sync::lock(&self.open);
         if !self.exempt.contains(&uid)
             && open.values().filter(|e| e.uid == uid).count() >= self.limits.per_uid
         {
@@ -122,14 +118,14 @@ impl Connections {
     /// Asks every connection to close (shutdown): idle ones at once, busy
     /// ones after their response.
     pub(crate) fn close_all(&self) {
-        for e in self.open.lock().unwrap_or_else(|p| p.into_inner()).values() {
+        for e in crate::sync::lock(&self.open).values() {
             e.close.cancel();
         }
     }
 
     /// Connections open now.
     pub(crate) fn count(&self) -> usize {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
+        crate::sync::lock(&self.open).len()
     }
 }
 

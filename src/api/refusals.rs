@@ -36,7 +36,7 @@ pub(crate) struct Suppressed {
 impl Refusals {
     /// Whether this refusal of `uid` is recorded (audit and log) one by one.
     pub(crate) fn note(&self, uid: u32) -> bool {
-        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = crate::sync::lock(&self.windows);
         let window = w.entry(uid).or_insert_with(|| Window {
             started: Instant::now(),
             started_at: time::now(),
@@ -54,7 +54,7 @@ impl Refusals {
 
     /// Ends the windows older than a minute; returns what they suppressed.
     pub(crate) fn take_summaries(&self) -> Vec<Suppressed> {
-        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = crate::sync::lock(&self.windows);
         let mut out = Vec::new();
         w.retain(|uid, window| {
             if window.started.elapsed() < WINDOW {

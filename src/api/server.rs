@@ -36,6 +36,9 @@ pub enum BindError {
         /// The group's id.
         gid: u32,
     },
+    /// Something other than a socket is at the path.
+    #[error("socket {0}: a file that is not a socket is there; kekd removes only a stale socket, never another file (move it away or choose another socket_path)")]
+    NotASocket(PathBuf),
     /// Filesystem trouble.
     #[error("socket {path}: {source}")]
     Io {
@@ -46,9 +49,12 @@ pub enum BindError {
     },
 }
 
-/// Binds `path` with mode 0660. A stale socket file (nobody listening) is
-/// replaced; a live one is refused, so two daemons never share a socket.
+/// Binds `path` with mode 0660. A stale socket (nobody listening) is
+/// replaced; a live one is refused, so two daemons never share a socket;
+/// anything that is not a socket is never removed (the configuration
+/// check refuses it too, but the file may have appeared since).
 pub(crate) async fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, BindError> {
+    use std::os::unix::fs::FileTypeExt;
     let io = |source| BindError::Io {
         path: path.to_path_buf(),
         source,
@@ -56,7 +62,10 @@ pub(crate) async fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(BindError::NotASocket(path.to_path_buf()));
+        }
         if tokio::net::UnixStream::connect(path).await.is_ok() {
             return Err(BindError::InUse(path.to_path_buf()));
         }
@@ -72,6 +81,26 @@ pub(crate) async fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener
         _ => io(source),
     })?;
     Ok(listener)
+}
+
+/// Removes the socket at shutdown, if it is still the one kekd bound
+/// (same inode): never a file or another daemon's socket put there since.
+pub(crate) fn remove_own(path: &Path, bound: Option<(u64, u64)>) {
+    use std::os::unix::fs::MetadataExt;
+    let now = std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    if bound.is_some() && now == bound {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// The device and inode of the socket just bound at `path`.
+pub(crate) fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 /// Gives the socket to `group` (the `[access] socket_group`), if set.
@@ -244,7 +273,7 @@ impl RateLimitedLog {
 
     /// `Some(suppressed since the last line)` if this event may be logged.
     pub(crate) fn allow(&self, uid: u32) -> Option<u64> {
-        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = crate::sync::lock(&self.windows);
         let now = Instant::now();
         let e = w.entry(uid).or_insert((now, 0, 0));
         if now.duration_since(e.0) > Duration::from_secs(60) {

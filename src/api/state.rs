@@ -101,7 +101,7 @@ impl<K: PartialEq> JsonMemo<K> {
 
     /// The last bytes, if they were made for `key`.
     pub(crate) fn get(&self, key: &K) -> Option<axum::body::Bytes> {
-        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+        match &*crate::sync::lock(&self.0) {
             Some((k, body)) if k == key => Some(body.clone()),
             _ => None,
         }
@@ -109,7 +109,7 @@ impl<K: PartialEq> JsonMemo<K> {
 
     /// Keeps `body`, made for `key`, for the next request.
     pub(crate) fn keep(&self, key: K, body: axum::body::Bytes) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, body));
+        *crate::sync::lock(&self.0) = Some((key, body));
     }
 }
 
@@ -129,14 +129,14 @@ pub(crate) struct CachedJwks {
 impl JwksCache {
     /// The set made for the active key pair `active`, if there is one.
     pub(crate) fn get(&self, active: &str) -> Option<Arc<CachedJwks>> {
-        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+        match &*crate::sync::lock(&self.0) {
             Some((id, set)) if id == active => Some(set.clone()),
             _ => None,
         }
     }
 
     pub(crate) fn set(&self, active: &str, set: Arc<CachedJwks>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((active.to_string(), set));
+        *crate::sync::lock(&self.0) = Some((active.to_string(), set));
     }
 }
 
@@ -148,11 +148,11 @@ pub(crate) struct CorruptRecords(Arc<std::sync::RwLock<Vec<super::views::Corrupt
 
 impl CorruptRecords {
     pub(crate) fn get(&self) -> Vec<super::views::CorruptRecord> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::read(&self.0).clone()
     }
 
     pub(crate) fn set(&self, found: Vec<super::views::CorruptRecord>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = found;
+        *crate::sync::write(&self.0) = found;
     }
 }
 

@@ -75,6 +75,16 @@ struct Inner {
     len: u64,
     prev: String,
     seq: u64,
+}
+
+/// What status and `/metrics` read: a copy of the chain's head, updated
+/// after each append under its own short lock. The writer's lock is held
+/// across `fdatasync`, which a slow disk can stretch to seconds; nothing on
+/// a read path may wait for it.
+#[derive(Clone)]
+struct Published {
+    seq: u64,
+    prev: String,
     /// Set while appends fail; cleared by the next successful one.
     failing: Option<String>,
 }
@@ -99,7 +109,10 @@ impl Inner {
 /// The audit writer. Cheap to share (`Arc`).
 pub(crate) struct Audit {
     path: PathBuf,
+    /// The writer: held across the write and the sync.
     inner: Mutex<Inner>,
+    /// The head as of the last append; never held across I/O.
+    published: Mutex<Published>,
     /// A damaged record found at open that could not be repaired.
     damaged: Option<String>,
     /// What was repaired at open.
@@ -162,6 +175,24 @@ pub struct Rotated {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
+}
+
+/// How every record line starts (serde writes [`Line`]'s fields in order).
+const RECORD_START: &[u8] = b"{\"seq\":";
+
+/// Whether a file of `size` bytes may be an audit trail: empty, or
+/// starting with a record. The torn-tail repair truncates, so it runs only
+/// on a file that proves to be a trail — never on a store or a root key
+/// that a wrong `audit_log` names.
+fn looks_like_a_trail(f: &mut std::fs::File, size: u64) -> std::io::Result<bool> {
+    if size == 0 {
+        return Ok(true);
+    }
+    let mut start = [0u8; RECORD_START.len()];
+    let n = (size as usize).min(start.len());
+    f.seek(SeekFrom::Start(0))?;
+    f.read_exact(&mut start[..n])?;
+    Ok(start[..n] == RECORD_START[..n])
 }
 
 /// What the end of an existing file says.
@@ -241,6 +272,11 @@ impl Audit {
             .metadata()
             .map_err(|e| err(format!("cannot read: {e}")))?
             .len();
+        if !looks_like_a_trail(&mut file, size).map_err(|e| err(format!("cannot read: {e}")))? {
+            return Err(err(
+                "is not a kekd audit log (its first bytes are not a record); kekd never truncates or appends to another file; point audit_log at a new file".into(),
+            ));
+        }
         let tail = read_tail(&mut file, size).map_err(|e| err(format!("cannot read: {e}")))?;
         let mut repaired = None;
         if tail.complete_len < size {
@@ -277,12 +313,16 @@ impl Audit {
         }
         let audit = Audit {
             path: path.to_path_buf(),
+            published: Mutex::new(Published {
+                seq,
+                prev: prev.clone(),
+                failing: None,
+            }),
             inner: Mutex::new(Inner {
                 sink: Box::new(file),
                 len: tail.complete_len,
                 prev,
                 seq,
-                failing: None,
             }),
             damaged,
             repaired: repaired.clone(),
@@ -295,10 +335,13 @@ impl Audit {
 
     /// Appends `event` and syncs it — all or nothing. Blocking.
     pub(crate) fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = crate::sync::lock(&self.inner);
         let (line, bytes) = inner.next_line(event);
         let len = inner.len;
-        let written = inner.sink.write_all(&bytes).and_then(|_| inner.sink.sync());
+        let written = inner.sink.write_all(&bytes).and_then(|_| {
+            crate::failpoint::delay_point!("audit-before-sync");
+            inner.sink.sync()
+        });
         if let Err(e) = written {
             // Cut back whatever part of the record reached the file, so the
             // next append starts on a record boundary.
@@ -307,7 +350,7 @@ impl Audit {
                 Ok(()) => format!("cannot append: {e}"),
                 Err(c) => format!("cannot append: {e}; and cannot cut back the partial record: {c} (it is cut back at the next start)"),
             };
-            inner.failing = Some(problem.clone());
+            crate::sync::lock(&self.published).failing = Some(problem.clone());
             return Err(AuditError {
                 path: self.path.display().to_string(),
                 problem,
@@ -316,10 +359,19 @@ impl Audit {
         inner.len += bytes.len() as u64;
         inner.seq += 1;
         inner.prev = sha256_hex(line.as_bytes());
-        if inner.failing.take().is_some() {
+        if self.publish(&inner).is_some() {
             tracing::info!(audit_log = %self.path.display(), "audit appends work again");
         }
         Ok(())
+    }
+
+    /// Copies the writer's head to what readers see, clearing a failure;
+    /// returns the failure it cleared.
+    fn publish(&self, inner: &Inner) -> Option<String> {
+        let mut p = crate::sync::lock(&self.published);
+        p.seq = inner.seq;
+        p.prev.clone_from(&inner.prev);
+        p.failing.take()
     }
 
     /// Starts a new file at the configured path, keeping the chain: the
@@ -334,7 +386,7 @@ impl Audit {
             path: self.path.display().to_string(),
             problem,
         };
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = crate::sync::lock(&self.inner);
         let name = self
             .path
             .file_name()
@@ -392,7 +444,7 @@ impl Audit {
         inner.len = bytes.len() as u64;
         inner.seq += 1;
         inner.prev = sha256_hex(line.as_bytes());
-        inner.failing = None;
+        self.publish(&inner);
         tracing::info!(audit_log = %self.path.display(), archived = %rotated.archived, records = rotated.records, "audit trail rotated; the new file continues the chain");
         Ok(rotated)
     }
@@ -451,13 +503,14 @@ impl Audit {
     }
 
     /// Where the chain stands.
+    /// Never waits for an append in progress.
     pub(crate) fn head(&self) -> Head {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let p = crate::sync::lock(&self.published).clone();
         Head {
             path: self.path.display().to_string(),
-            records: inner.seq,
-            head: inner.prev.clone(),
-            problem: inner.failing.clone().or_else(|| self.damaged.clone()),
+            records: p.seq,
+            head: p.prev,
+            problem: p.failing.or_else(|| self.damaged.clone()),
             repaired: self.repaired.clone(),
             continues: None,
         }
@@ -750,7 +803,7 @@ mod tests {
                 .append(true)
                 .open(&path)
                 .unwrap();
-            a.inner.lock().unwrap().sink = Box::new(FullDisk {
+            crate::sync::lock(&a.inner).sink = Box::new(FullDisk {
                 file,
                 room: room.clone(),
             });
@@ -765,6 +818,91 @@ mod tests {
         a.record(&event(4)).unwrap();
         assert!(a.head().problem.is_none());
         assert_eq!(verify(&path).unwrap().records, 4);
+    }
+
+    /// A file whose `fdatasync` blocks until the test lets it go, as a
+    /// slow disk's does for seconds.
+    struct SlowDisk {
+        file: std::fs::File,
+        in_sync: std::sync::mpsc::Sender<()>,
+        release: std::sync::mpsc::Receiver<()>,
+    }
+
+    impl Write for SlowDisk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.file.write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.file.flush()
+        }
+    }
+
+    impl Sink for SlowDisk {
+        fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+            self.file.set_len(len)
+        }
+        fn sync(&mut self) -> std::io::Result<()> {
+            let _ = self.in_sync.send(());
+            let _ = self.release.recv();
+            self.file.sync_data()
+        }
+    }
+
+    /// Regression: `head` took the writer's lock, which an append holds
+    /// across `fdatasync`, so status and `/metrics` waited for a slow disk
+    /// and, two at a time, stalled every runtime worker.
+    #[test]
+    fn the_head_is_read_while_an_append_waits_for_the_disk() {
+        let (_d, path) = log_with(2);
+        let a = Arc::new(Audit::open(&path).unwrap());
+        let (in_sync_tx, in_sync) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        crate::sync::lock(&a.inner).sink = Box::new(SlowDisk {
+            file,
+            in_sync: in_sync_tx,
+            release: release_rx,
+        });
+        let writer = {
+            let a = a.clone();
+            std::thread::spawn(move || a.record(&event(2)))
+        };
+        in_sync.recv().unwrap();
+        // The append is inside fdatasync now, holding the writer's lock.
+        let (head_tx, head_rx) = std::sync::mpsc::channel();
+        let reader = {
+            let a = a.clone();
+            std::thread::spawn(move || head_tx.send(a.head()).unwrap())
+        };
+        let head = head_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("head() waited for the append's fdatasync");
+        assert_eq!(head.records, 2, "the head before the append completes");
+        release.send(()).unwrap();
+        writer.join().unwrap().unwrap();
+        reader.join().unwrap();
+        assert_eq!(a.head().records, 3, "published once the append is synced");
+        assert_eq!(verify(&path).unwrap().head, a.head().head);
+    }
+
+    /// Regression: `audit_log` naming the store or the root key made the
+    /// torn-tail repair truncate that file and append JSON to it.
+    #[test]
+    fn a_file_that_is_not_a_trail_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kekd.redb");
+        let bytes: Vec<u8> = (0..4000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let e = Audit::open(&path).unwrap_err();
+        assert!(e.to_string().contains("not a kekd audit log"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "untouched");
+        // A trail torn inside its very first record still opens.
+        std::fs::write(&path, b"{\"seq\":1,\"at\":\"2026").unwrap();
+        let a = Audit::open(&path).unwrap();
+        assert_eq!(a.head().records, 1, "the repair is the first record");
     }
 
     /// Regression: a torn last record made kekd refuse to start.

@@ -9,6 +9,7 @@
 pub(crate) mod access;
 pub(crate) mod arn;
 pub mod defaults;
+mod files;
 mod raw;
 mod sections;
 mod validate;
@@ -60,6 +61,50 @@ pub enum ConfigError {
         /// What would be accepted.
         allowed: String,
     },
+}
+
+/// The largest configuration file read. Real ones are a few KiB; a bound
+/// keeps `/dev/zero` or a runaway file from filling memory.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Reads a configuration file, refusing what is not a regular file (a FIFO
+/// would block the reader forever, a device never end) and anything over
+/// [`MAX_CONFIG_BYTES`]. The type is checked on the opened descriptor, and
+/// the open itself does not block on a FIFO (`O_NONBLOCK`).
+fn read_config_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, socket, device or directory); kekd reads its configuration only from a regular file",
+        ));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} bytes, larger than the {MAX_CONFIG_BYTES} bytes a configuration file may have",
+                meta.len()
+            ),
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "grew past the {MAX_CONFIG_BYTES} bytes a configuration file may have while read"
+            ),
+        ));
+    }
+    Ok(text)
 }
 
 /// Validated, typed settings: everything the daemon needs, nothing unchecked.
@@ -116,10 +161,11 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads and validates `path`.
+    /// Reads and validates `path`. Blocking: async callers go through
+    /// `spawn_blocking`.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = read_config_file(path).map_err(|source| ConfigError::Read {
             file: file.clone(),
             source,
         })?;
@@ -174,6 +220,7 @@ impl Settings {
         let socket_path =
             v.absolute_path("socket_path", raw.socket_path.as_deref(), defaults::SOCKET)?;
         let audit_path = sections::audit_log(raw.audit_log.as_deref(), &state_dir, &v)?;
+        files::socket_place(&socket_path, &v)?;
         let overrides = sections::Overrides::with_config(raw.overrides.as_ref());
         let mut warnings = Vec::new();
         let timezone = sections::timezone(raw.timezone.as_deref(), &v)?;
@@ -187,6 +234,30 @@ impl Settings {
                 "absent in fleet mode",
             ));
         }
+        let store_file = state_dir.join(defaults::STORE_FILE);
+        let mut own = vec![
+            files::OwnFile {
+                field: "socket_path",
+                path: &socket_path,
+            },
+            files::OwnFile {
+                field: "audit_log",
+                path: &audit_path,
+            },
+        ];
+        if store == StoreSettings::Redb {
+            own.push(files::OwnFile {
+                field: "state_dir (its store kekd.redb)",
+                path: &store_file,
+            });
+        }
+        if let ProviderSettings::Local { root_key_path } = &provider {
+            own.push(files::OwnFile {
+                field: "provider.root_key_path",
+                path: root_key_path,
+            });
+        }
+        files::distinct(&own, &v)?;
         Ok(Settings {
             organization_id: id.organization_id,
             region: id.region,

@@ -96,6 +96,9 @@ pub struct Daemon {
     metrics_listener: Option<tokio::net::TcpListener>,
     config_path: Option<std::path::PathBuf>,
     listener: UnixListener,
+    /// The bound socket's device and inode: only that file is removed at
+    /// shutdown.
+    socket_identity: Option<(u64, u64)>,
     app: AppState,
     engine: Engine,
 }
@@ -134,6 +137,7 @@ impl Daemon {
         state.health.kms_key_problem =
             preflight_at_start(&*provider, &settings, state.active.is_some()).await?;
         let listener = server::bind(&settings.socket_path, settings.access.socket_group).await?;
+        let socket_identity = server::identity(&settings.socket_path);
         let metrics_listener = match settings.metrics_listen {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(addr)
@@ -186,6 +190,7 @@ impl Daemon {
             metrics_listener,
             config_path,
             listener,
+            socket_identity,
             app,
             engine,
         })
@@ -278,7 +283,7 @@ impl Daemon {
         // The API has drained; every task stops, and an in-flight rotation
         // finishes.
         let failed = tasks.drain(DRAIN_BOUND).await;
-        let _ = std::fs::remove_file(&self.settings.socket_path);
+        server::remove_own(&self.settings.socket_path, self.socket_identity);
         unwrapper.clear(); // decrypted private keys are freed (and cleansed) now
         tracing::info!("kekd stopped");
         match failed {

@@ -50,18 +50,11 @@ impl Tasks {
                     "a background task stopped on its own; stopping kekd so it is restarted"
                 ),
                 Err(p) => {
-                    let message = p
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| p.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
+                    let message = crate::report::panic_message(&*p);
                     tracing::error!(task = name, panic = %message, "a background task panicked; stopping kekd so it is restarted");
                 }
             }
-            failed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(name);
+            crate::sync::lock(&failed).get_or_insert(name);
             stop.cancel();
         });
         self.running.push((name, handle));
@@ -83,6 +76,6 @@ impl Tasks {
                 ),
             }
         }
-        *self.failed.lock().unwrap_or_else(|p| p.into_inner())
+        *crate::sync::lock(&self.failed)
     }
 }

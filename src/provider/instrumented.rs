@@ -169,7 +169,7 @@ impl KeyProvider for Instrumented {
     }
 
     fn note_served(&self, key: &str, primary: Primary<'_>) {
-        let mut f = self.fallback.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = crate::sync::lock(&self.fallback);
         let now = crate::time::now();
         match primary {
             Primary::Served => {
@@ -200,21 +200,14 @@ impl KeyProvider for Instrumented {
     }
 
     fn prefer_backups(&self) -> bool {
-        self.fallback
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|f| {
-                (crate::time::now() - f.primary_tried_at)
-                    .to_std()
-                    .is_ok_and(|d| d < super::PRIMARY_RETRY)
-            })
+        crate::sync::lock(&self.fallback).as_ref().is_some_and(|f| {
+            (crate::time::now() - f.primary_tried_at)
+                .to_std()
+                .is_ok_and(|d| d < super::PRIMARY_RETRY)
+        })
     }
 
     fn fallback(&self) -> Option<Fallback> {
-        self.fallback
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        crate::sync::lock(&self.fallback).clone()
     }
 }

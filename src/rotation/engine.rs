@@ -178,7 +178,7 @@ impl Engine {
             let outcome: Outcome = AssertUnwindSafe(self.rotate(reason))
                 .catch_unwind()
                 .await
-                .unwrap_or_else(|p| Err(RotationError::Panicked(panic_message(&p))))
+                .unwrap_or_else(|p| Err(RotationError::Panicked(crate::report::panic_message(&*p))))
                 .map(Arc::new);
             if outcome.is_ok() {
                 self.prune().await;
@@ -273,7 +273,14 @@ impl Engine {
         match (announced, reason) {
             (Some(a), Reason::Scheduled | Reason::CatchUp) => {
                 tracing::info!(key_pair_id = %a.id, "activating the announced key pair");
-                rotator.activate_announced(&a.id).await
+                let activated = rotator.activate_announced(&a.id).await;
+                if let Err(e) = &activated {
+                    // Still proven and stored: the retry activates it, with
+                    // no KMS call.
+                    tracing::warn!(key_pair_id = %a.id, error = %e, "cannot activate the announced key pair now; it stays announced for the retry");
+                    self.parts.state.update(|s| s.announced = Some(a));
+                }
+                activated
             }
             (Some(a), _) => {
                 tracing::info!(key_pair_id = %a.id, %reason, "discarding the announced key pair (superseded)");
@@ -323,7 +330,7 @@ impl Engine {
         let outcome = AssertUnwindSafe(self.parts.rotator.announce(due))
             .catch_unwind()
             .await
-            .unwrap_or_else(|p| Err(RotationError::Panicked(panic_message(&p))));
+            .unwrap_or_else(|p| Err(RotationError::Panicked(crate::report::panic_message(&*p))));
         match outcome {
             Ok(rec) => {
                 tracing::info!(key_pair_id = %rec.id, activates_at = %time::format(&due), "next key pair announced");
@@ -368,7 +375,7 @@ impl Engine {
             .catch_unwind()
             .await
         {
-            tracing::error!(panic = %panic_message(&p), "retention pruning panicked; nothing more was pruned");
+            tracing::error!(panic = %crate::report::panic_message(&*p), "retention pruning panicked; nothing more was pruned");
         }
     }
 
@@ -483,14 +490,6 @@ impl Engine {
     }
 }
 
-/// The text of a caught panic.
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
-}
-
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -531,6 +530,55 @@ mod tests {
         }
         let samples: std::collections::HashSet<_> = (0..20).map(|_| backoff(&p, 5)).collect();
         assert!(samples.len() > 1, "delays are jittered");
+    }
+
+    /// Regression: a transient store error at the activation threw the
+    /// announced key pair away, so the retry was a full rotation that
+    /// needed KMS — what announcing ahead exists to avoid.
+    #[tokio::test]
+    async fn an_announced_key_pair_survives_a_failed_activation() {
+        use crate::store::KeyStore;
+        use crate::testing::{FailingWrites, Unreachable};
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let (inner, current) = fixture(dir.path()).await;
+        let store = Arc::new(FailingWrites {
+            inner,
+            failing: Default::default(),
+        });
+        let state = SharedState::default();
+        let (engine, _handle) = Engine::new(EngineParts {
+            rotator: Rotator::new(store.clone(), current.clone()),
+            pruner: Pruner::new(store.clone(), current.clone(), None),
+            state: state.clone(),
+            current: current.clone(),
+            metrics: Default::default(),
+            audit: None,
+        });
+        let first = engine.rotate(Reason::Initial).await.unwrap();
+        let due = crate::time::now() + chrono::Duration::hours(1);
+        let next = engine.parts.rotator.announce(due).await.unwrap();
+        state.update(|s| s.announced = Some(Arc::new(next.clone())));
+        // KMS is gone from here on: any call fails, and is counted.
+        let kms = Arc::new(Unreachable::default());
+        current.replace(current.settings(), kms.clone());
+
+        store.failing.store(true, Ordering::SeqCst);
+        assert!(engine.rotate(Reason::Scheduled).await.is_err());
+        assert_eq!(
+            state.read(|s| s.announced.as_ref().map(|a| a.id.clone())),
+            Some(next.id.clone()),
+            "still announced after the failed activation"
+        );
+        store.failing.store(false, Ordering::SeqCst);
+        let active = engine.rotate(Reason::Scheduled).await.unwrap();
+        assert_eq!(
+            active.id, next.id,
+            "the retry activated the announced key pair"
+        );
+        assert_ne!(active.id, first.id);
+        assert_eq!(kms.calls(), 0, "no KMS call at the rotation instant");
+        assert_eq!(store.active().await.unwrap().unwrap().id, next.id);
     }
 
     #[tokio::test]

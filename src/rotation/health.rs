@@ -194,16 +194,16 @@ impl SharedState {
 
     /// A copy of the state now.
     pub(crate) fn snapshot(&self) -> EngineState {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::read(&self.0).clone()
     }
 
     /// Reads a part of the state.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&EngineState) -> T) -> T {
-        f(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+        f(&crate::sync::read(&self.0))
     }
 
     /// Changes the state.
     pub(crate) fn update<T>(&self, f: impl FnOnce(&mut EngineState) -> T) -> T {
-        f(&mut self.0.write().unwrap_or_else(|p| p.into_inner()))
+        f(&mut crate::sync::write(&self.0))
     }
 }

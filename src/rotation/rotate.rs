@@ -85,7 +85,7 @@ impl Rotator {
     /// now, or, if the store is failing, before the next rotation.
     pub(super) async fn rotate_here(&self, reason: Reason) -> Result<KeyPairRecord, RotationError> {
         let record = self.prepare(reason).await?;
-        self.activate(&record.id).await
+        self.activate(&record.id, IfActivationFails::RetireIt).await
     }
 
     /// Ahead of a scheduled rotation (`announce_ahead`): the next key pair,
@@ -106,12 +106,14 @@ impl Rotator {
     }
 
     /// Activates an announced key pair: a store transaction, no KMS call
-    /// (it was proven when it was announced).
+    /// (it was proven when it was announced). A failed activation leaves it
+    /// announced, so the retry is again a store transaction and not a new
+    /// rotation that needs KMS — the point of announcing ahead.
     pub(crate) async fn activate_announced(
         &self,
         id: &str,
     ) -> Result<KeyPairRecord, RotationError> {
-        self.activate(id).await
+        self.activate(id, IfActivationFails::KeepIt).await
     }
 
     /// A new key pair, stored as pending and proven (I1): everything of a
@@ -160,7 +162,11 @@ impl Rotator {
 
     /// Activates a proven key pair (pending or announced) and retires the
     /// previous one, in one store transaction.
-    async fn activate(&self, id: &str) -> Result<KeyPairRecord, RotationError> {
+    async fn activate(
+        &self,
+        id: &str,
+        if_fails: IfActivationFails,
+    ) -> Result<KeyPairRecord, RotationError> {
         let settings = self.current.settings();
         let now = time::now();
         let schedule = Schedule {
@@ -170,7 +176,9 @@ impl Rotator {
         let active = match self.store.activate(id, now, &schedule).await {
             Ok(a) => a,
             Err(e) => {
-                self.retire_unused(id).await;
+                if if_fails == IfActivationFails::RetireIt {
+                    self.retire_unused(id).await;
+                }
                 return Err(e.into());
             }
         };
@@ -183,19 +191,25 @@ impl Rotator {
     pub(super) async fn retire_unused(&self, id: &str) {
         if let Err(e) = self.store.abandon(id, time::now()).await {
             tracing::warn!(key_pair_id = %id, error = %e, "cannot retire the unused key pair now; retrying before the next rotation");
-            self.orphans
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(id.to_string());
+            crate::sync::lock(&self.orphans).push(id.to_string());
         }
     }
 
     async fn retire_orphans(&self) {
-        let ids = std::mem::take(&mut *self.orphans.lock().unwrap_or_else(|p| p.into_inner()));
+        let ids = std::mem::take(&mut *crate::sync::lock(&self.orphans));
         for id in ids {
             self.retire_unused(&id).await;
         }
     }
+}
+
+/// What becomes of a key pair whose activation fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IfActivationFails {
+    /// A fresh pending key pair: superseded, a retry makes a new one.
+    RetireIt,
+    /// An announced key pair: kept, the retry activates it.
+    KeepIt,
 }
 
 #[cfg(test)]
@@ -206,7 +220,7 @@ mod tests {
         ReEncrypted,
     };
     use crate::store::decodable;
-    use crate::testing::fixture;
+    use crate::testing::{fixture, FailingWrites};
 
     #[tokio::test]
     async fn rotation_activates_only_after_verification() {
@@ -260,95 +274,6 @@ mod tests {
             !states.contains(&KeyState::Pending),
             "the failed key pair was superseded"
         );
-    }
-
-    /// Fails activation and abandonment while `failing` is set, as a store
-    /// on a full disk does.
-    struct FailingWrites {
-        inner: Arc<dyn KeyStore>,
-        failing: std::sync::atomic::AtomicBool,
-    }
-
-    impl FailingWrites {
-        fn fail(&self) -> Result<(), StoreError> {
-            if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(StoreError::Worker("disk full".into()));
-            }
-            Ok(())
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl KeyStore for FailingWrites {
-        async fn insert_pending(&self, r: &KeyPairRecord) -> Result<(), StoreError> {
-            self.inner.insert_pending(r).await
-        }
-        async fn activate(
-            &self,
-            id: &str,
-            at: crate::time::Timestamp,
-            s: &Schedule,
-        ) -> Result<KeyPairRecord, StoreError> {
-            self.fail()?;
-            self.inner.activate(id, at, s).await
-        }
-        async fn abandon(&self, id: &str, at: crate::time::Timestamp) -> Result<(), StoreError> {
-            self.fail()?;
-            self.inner.abandon(id, at).await
-        }
-        async fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError> {
-            self.inner.get(id).await
-        }
-        async fn announce(
-            &self,
-            id: &str,
-            at: crate::time::Timestamp,
-        ) -> Result<KeyPairRecord, StoreError> {
-            self.inner.announce(id, at).await
-        }
-        async fn active(&self) -> Result<Option<KeyPairRecord>, StoreError> {
-            self.inner.active().await
-        }
-        async fn list(&self) -> Result<Vec<crate::store::Listed>, StoreError> {
-            self.inner.list().await
-        }
-        async fn corrupt_records(&self) -> Result<Vec<(String, String)>, StoreError> {
-            self.inner.corrupt_records().await
-        }
-        async fn page(
-            &self,
-            after: Option<&str>,
-            limit: usize,
-        ) -> Result<crate::store::HistoryPage, StoreError> {
-            self.inner.page(after, limit).await
-        }
-        async fn summary(&self) -> Result<crate::store::Summary, StoreError> {
-            self.inner.summary().await
-        }
-        async fn import(
-            &self,
-            records: &[KeyPairRecord],
-            active: Option<&str>,
-            schedule: &Schedule,
-        ) -> Result<(), StoreError> {
-            self.inner.import(records, active, schedule).await
-        }
-        async fn schedule(&self) -> Result<Schedule, StoreError> {
-            self.inner.schedule().await
-        }
-        async fn set_schedule(&self, s: &Schedule) -> Result<(), StoreError> {
-            self.inner.set_schedule(s).await
-        }
-        async fn replace_envelope(
-            &self,
-            id: &str,
-            e: &crate::domain::Envelope,
-        ) -> Result<(), StoreError> {
-            self.inner.replace_envelope(id, e).await
-        }
-        async fn delete_retired(&self, id: &str) -> Result<(), StoreError> {
-            self.inner.delete_retired(id).await
-        }
     }
 
     /// Regression: a store write error between the pending commit and the

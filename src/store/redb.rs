@@ -125,6 +125,27 @@ impl RedbStore {
         })
     }
 
+    /// Starts reopening the database on the blocking pool if an I/O error
+    /// dropped its handle. Never waits: a reopen in progress holds the
+    /// handle's lock, so a busy lock means there is nothing to start.
+    fn reopen_in_background(&self) {
+        let closed = match self.inner.db.try_lock() {
+            Ok(slot) => slot.is_none(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().is_none(),
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        };
+        if closed {
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || {
+                let result = inner.db().map(|_| ());
+                if let Err(e) = &result {
+                    tracing::warn!(store = %inner.path, error = %e, "the store cannot be reopened yet");
+                }
+                inner.reopen_after_io_error(&result);
+            });
+        }
+    }
+
     /// Runs `f` on the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -259,7 +280,7 @@ impl Inner {
     /// The open database, opening it (again) if needed, checking (and
     /// migrating) its schema and loading its counts each time.
     fn db(&self) -> Result<Arc<redb::Database>, StoreError> {
-        let mut slot = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = crate::sync::lock(&self.db);
         if let Some(db) = slot.as_ref() {
             return Ok(db.clone());
         }
@@ -270,7 +291,7 @@ impl Inner {
             other => self.be()(other),
         })?;
         let summary = self.check_schema(&db)?;
-        *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = summary;
+        *crate::sync::lock(&self.summary) = summary;
         self.changed();
         let db = Arc::new(db);
         *slot = Some(db.clone());
@@ -286,7 +307,7 @@ impl Inner {
         }) = result
         {
             tracing::warn!(store = %self.path, "store I/O error; the store is reopened at the next operation");
-            *self.db.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            *crate::sync::lock(&self.db) = None;
         }
     }
 
@@ -437,7 +458,7 @@ impl Inner {
             (out, t.summary)
         };
         txn.commit().map_err(self.be())?;
-        *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = summary;
+        *crate::sync::lock(&self.summary) = summary;
         Ok(out)
     }
 
@@ -697,15 +718,6 @@ impl Inner {
             t.set_schedule(schedule)
         })
     }
-
-    fn summary(&self) -> Result<Summary, StoreError> {
-        self.db()?; // reopened (and counts reloaded) after an I/O error
-        Ok(self
-            .summary
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone())
-    }
 }
 
 #[async_trait]
@@ -771,10 +783,12 @@ impl KeyStore for RedbStore {
     }
 
     async fn summary(&self) -> Result<Summary, StoreError> {
-        // From memory: no blocking thread, no transaction.
-        let result = self.inner.summary();
-        self.inner.reopen_after_io_error(&result);
-        result
+        // From memory, whatever the disk does: status and /metrics call
+        // this on the runtime. A handle dropped after an I/O error is
+        // reopened (and repaired, and its counts reloaded) on the blocking
+        // pool; until then the counts are the last committed ones.
+        self.reopen_in_background();
+        Ok(crate::sync::lock(&self.inner.summary).clone())
     }
 
     async fn import(
@@ -1114,6 +1128,44 @@ mod tests {
         s.summary().await.unwrap();
         s.schedule().await.unwrap();
         assert_eq!(s.changes(), before, "a read moved the change count");
+    }
+
+    /// Regression: after an I/O error, `summary` (which status calls on the
+    /// runtime) reopened, repaired and schema-checked the file right there.
+    #[tokio::test]
+    async fn summary_never_reopens_the_store_on_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let gate = Mutex::new((0u32, entered_tx, release_rx));
+        let file = path.clone();
+        let opener: Opener = Box::new(move || {
+            let mut g = crate::sync::lock(&gate);
+            g.0 += 1;
+            if g.0 > 1 {
+                // Every reopen waits here, as a slow disk's repair would.
+                let _ = g.1.send(());
+                let _ = g.2.recv();
+            }
+            redb::Database::create(&file)
+        });
+        let s = RedbStore::open_with(opener, path.display().to_string())
+            .await
+            .unwrap();
+        s.insert_pending(&record("a", 1)).await.unwrap();
+        // As reopen_after_io_error does after an I/O error.
+        *crate::sync::lock(&s.inner.db) = None;
+        let counts = s.summary().await.unwrap();
+        assert_eq!(counts.total(), 1, "the last committed counts, from memory");
+        // The reopen runs on the blocking pool, and waits there...
+        tokio::task::spawn_blocking(move || entered.recv().unwrap())
+            .await
+            .unwrap();
+        // ...while summary still answers at once.
+        assert_eq!(s.summary().await.unwrap().total(), 1);
+        release.send(()).unwrap();
+        assert!(s.get("a").await.unwrap().is_some(), "reopened");
     }
 
     /// A schema 1 store (no history index, no counts) is migrated on open.

@@ -48,3 +48,156 @@ pub(crate) fn record_at(id: &str, minute: u32) -> KeyPairRecord {
         },
     }
 }
+
+/// Fails activation and abandonment while `failing` is set, as a store
+/// on a full disk does.
+pub(crate) struct FailingWrites {
+    pub(crate) inner: Arc<dyn KeyStore>,
+    pub(crate) failing: std::sync::atomic::AtomicBool,
+}
+
+impl FailingWrites {
+    fn fail(&self) -> Result<(), crate::store::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::store::StoreError::Worker("disk full".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for FailingWrites {
+    async fn insert_pending(&self, r: &KeyPairRecord) -> Result<(), crate::store::StoreError> {
+        self.inner.insert_pending(r).await
+    }
+    async fn activate(
+        &self,
+        id: &str,
+        at: crate::time::Timestamp,
+        s: &crate::domain::Schedule,
+    ) -> Result<KeyPairRecord, crate::store::StoreError> {
+        self.fail()?;
+        self.inner.activate(id, at, s).await
+    }
+    async fn abandon(
+        &self,
+        id: &str,
+        at: crate::time::Timestamp,
+    ) -> Result<(), crate::store::StoreError> {
+        self.fail()?;
+        self.inner.abandon(id, at).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, crate::store::StoreError> {
+        self.inner.get(id).await
+    }
+    async fn announce(
+        &self,
+        id: &str,
+        at: crate::time::Timestamp,
+    ) -> Result<KeyPairRecord, crate::store::StoreError> {
+        self.inner.announce(id, at).await
+    }
+    async fn active(&self) -> Result<Option<KeyPairRecord>, crate::store::StoreError> {
+        self.inner.active().await
+    }
+    async fn list(&self) -> Result<Vec<crate::store::Listed>, crate::store::StoreError> {
+        self.inner.list().await
+    }
+    async fn corrupt_records(&self) -> Result<Vec<(String, String)>, crate::store::StoreError> {
+        self.inner.corrupt_records().await
+    }
+    async fn page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::store::HistoryPage, crate::store::StoreError> {
+        self.inner.page(after, limit).await
+    }
+    async fn summary(&self) -> Result<crate::store::Summary, crate::store::StoreError> {
+        self.inner.summary().await
+    }
+    async fn import(
+        &self,
+        records: &[KeyPairRecord],
+        active: Option<&str>,
+        schedule: &crate::domain::Schedule,
+    ) -> Result<(), crate::store::StoreError> {
+        self.inner.import(records, active, schedule).await
+    }
+    async fn schedule(&self) -> Result<crate::domain::Schedule, crate::store::StoreError> {
+        self.inner.schedule().await
+    }
+    async fn set_schedule(
+        &self,
+        s: &crate::domain::Schedule,
+    ) -> Result<(), crate::store::StoreError> {
+        self.inner.set_schedule(s).await
+    }
+    async fn replace_envelope(
+        &self,
+        id: &str,
+        e: &crate::domain::Envelope,
+    ) -> Result<(), crate::store::StoreError> {
+        self.inner.replace_envelope(id, e).await
+    }
+    async fn delete_retired(&self, id: &str) -> Result<(), crate::store::StoreError> {
+        self.inner.delete_retired(id).await
+    }
+}
+
+/// A key provider whose KMS cannot be reached: every call fails as
+/// unavailable, and is counted.
+#[derive(Default)]
+pub(crate) struct Unreachable(std::sync::atomic::AtomicUsize);
+
+impl Unreachable {
+    /// Calls made so far.
+    pub(crate) fn calls(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn fail(&self, operation: &'static str) -> crate::provider::ProviderError {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        crate::provider::ProviderError {
+            operation,
+            kind: crate::provider::FailureKind::Timeout,
+            code: None,
+            message: "black-holed".into(),
+            request_id: None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::provider::KeyProvider for Unreachable {
+    fn configured_key(&self) -> String {
+        "arn:aws:kms:eu-west-1:123456789012:alias/unreachable".into()
+    }
+    async fn generate_data_key(
+        &self,
+        _: &crate::provider::EncryptionContext,
+    ) -> Result<crate::provider::DataKey, crate::provider::ProviderError> {
+        Err(self.fail("GenerateDataKey"))
+    }
+    async fn decrypt(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: &crate::provider::EncryptionContext,
+    ) -> Result<crate::provider::Decrypted, crate::provider::ProviderError> {
+        Err(self.fail("Decrypt"))
+    }
+    async fn re_encrypt(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: &crate::provider::EncryptionContext,
+    ) -> Result<crate::provider::ReEncrypted, crate::provider::ProviderError> {
+        Err(self.fail("ReEncrypt"))
+    }
+    async fn describe_key(
+        &self,
+    ) -> Result<crate::provider::KeyDescription, crate::provider::ProviderError> {
+        Err(self.fail("DescribeKey"))
+    }
+}

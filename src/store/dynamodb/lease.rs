@@ -114,7 +114,7 @@ impl Fleet for DynamoStore {
                     id: LEASE.into(),
                     problem: "the lease has no fencing counter".into(),
                 })?;
-                *inner.fence.lock().unwrap_or_else(|p| p.into_inner()) = Some(fence);
+                *crate::sync::lock(&inner.fence) = Some(fence);
                 Ok(LeaseState::Acquired {
                     orphan: items::string(&attrs, "pending").map(str::to_string),
                 })
@@ -145,7 +145,7 @@ impl Fleet for DynamoStore {
         match result {
             Ok(_) => Ok(()),
             Err(e) if Inner::conditional_failure(&e) => {
-                *inner.fence.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                *crate::sync::lock(&inner.fence) = None;
                 Err(StoreError::LeaseLost {
                     store: inner.location(),
                 })
@@ -156,7 +156,7 @@ impl Fleet for DynamoStore {
 
     async fn release_lease(&self) {
         let inner = &self.inner;
-        let Some(fence) = inner.fence.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        let Some(fence) = crate::sync::lock(&inner.fence).take() else {
             return;
         };
         let result = inner

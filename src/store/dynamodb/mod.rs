@@ -157,16 +157,13 @@ impl Inner {
     }
 
     fn cache(&self, head: &Head) {
-        *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = head.summary.clone();
+        *crate::sync::lock(&self.summary) = head.summary.clone();
     }
 
     fn fence(&self) -> Result<i64, StoreError> {
-        self.fence
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .ok_or_else(|| StoreError::LeaseLost {
-                store: self.location(),
-            })
+        crate::sync::lock(&self.fence).ok_or_else(|| StoreError::LeaseLost {
+            store: self.location(),
+        })
     }
 
     async fn get_item(&self, sort: &str) -> Result<Option<Item>, StoreError> {
@@ -276,7 +273,7 @@ impl Inner {
                         .map(|(i, _)| i)
                         .collect();
                     if lease_at.is_some_and(|l| failed.contains(&l)) {
-                        *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                        *crate::sync::lock(&self.fence) = None;
                         return Err(StoreError::LeaseLost {
                             store: self.location(),
                         });
@@ -655,12 +652,7 @@ impl KeyStore for DynamoStore {
 
     async fn summary(&self) -> Result<Summary, StoreError> {
         // From memory: the counts of the last head read (every refresh).
-        Ok(self
-            .inner
-            .summary
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone())
+        Ok(crate::sync::lock(&self.inner.summary).clone())
     }
 
     async fn import(
