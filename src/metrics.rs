@@ -56,7 +56,7 @@ impl Default for Metrics {
 }
 
 /// A snapshot of state-describing values, taken at scrape time.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Snapshot {
     /// Seconds since the active key pair was activated.
     pub(crate) active_key_age_seconds: Option<f64>,
@@ -104,7 +104,7 @@ impl Metrics {
             store_staleness: Gauge::default(),
         };
         {
-            let mut r = m.registry.lock().expect("metrics lock");
+            let mut r = crate::sync::lock(&m.registry);
             r.register(
                 "rotations",
                 "Rotations by reason and outcome",
@@ -230,7 +230,12 @@ impl Metrics {
 
     /// Sets the state gauges from `s` and renders everything as Prometheus
     /// text (OpenMetrics-compatible).
+    ///
+    /// The whole of it holds the registry's lock: the state families are
+    /// cleared and refilled here, and a scrape encoding between another's
+    /// clear and refill would miss a family.
     pub(crate) fn render(&self, s: &Snapshot) -> String {
+        let registry = crate::sync::lock(&self.registry);
         self.active_key_age
             .set(s.active_key_age_seconds.unwrap_or(0.0));
         self.next_rotation.set(s.next_rotation_unix.unwrap_or(0.0));
@@ -252,8 +257,48 @@ impl Metrics {
                 .set(*n as i64);
         }
         let mut out = String::new();
-        encode(&mut out, &self.registry.lock().expect("metrics lock"))
-            .expect("writing to a String cannot fail");
+        encode(&mut out, &registry).expect("writing to a String cannot fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: two scrapes at once could return a body without the
+    /// key-pair counts (one cleared the family while the other encoded).
+    #[test]
+    fn concurrent_scrapes_each_see_every_family() {
+        let m = std::sync::Arc::new(Metrics::new());
+        let snapshot = Snapshot {
+            active_key_age_seconds: Some(1.0),
+            next_rotation_unix: None,
+            degraded: false,
+            by_state: vec![("active".into(), 1), ("retired".into(), 3)],
+            by_wrapping_key: vec![("arn:aws:kms:eu-west-1:1:key/k".into(), 4)],
+            canary_ok: None,
+            key_too_old: false,
+            store_up: true,
+            store_staleness_seconds: 0.0,
+        };
+        let scrapers: Vec<_> = (0..4)
+            .map(|_| {
+                let (m, s) = (m.clone(), snapshot.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..500 {
+                        let body = m.render(&s);
+                        assert!(
+                            body.contains("kekd_key_pairs{state=\"active\"} 1"),
+                            "{body}"
+                        );
+                        assert!(body.contains("kekd_key_pairs_by_wrapping_key{"), "{body}");
+                    }
+                })
+            })
+            .collect();
+        for s in scrapers {
+            s.join().unwrap();
+        }
     }
 }

@@ -287,6 +287,21 @@ fn follow_audit(
     (child, rx)
 }
 
+/// Waits until a follower started with a `--since` that covers the
+/// start-up has printed the initial rotation: it has read the trail up to
+/// there, so whatever is appended from now on reaches it.
+fn wait_until_following(rx: &std::sync::mpsc::Receiver<String>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            if line.contains("\"initial\"") {
+                return;
+            }
+        }
+    }
+    panic!("the follower never printed the initial rotation");
+}
+
 /// Whether `follow` prints the Change Key Now rotation to `new` within
 /// 20 s; stops it either way.
 fn follow_prints_rotation(
@@ -333,19 +348,22 @@ async fn kekctl_audit_show_lists_filters_and_follows() {
     assert_eq!(code, 1);
     assert!(err.contains("--since \"yesterday\""), "{err}");
 
-    let (mut follow, rx) = follow_audit(&d, "2099-01-01T00:00:00Z");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(rx.try_recv().is_err(), "nothing before 2099 is printed");
-    let _ = follow.kill();
-    let _ = follow.wait();
-
-    let (mut follow, rx) = follow_audit(&d, "1s");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The follower that must print nothing starts first; the other one
+    // printing the new record shows both have read past it.
+    let (mut quiet, quiet_rx) = follow_audit(&d, "2099-01-01T00:00:00Z");
+    let (mut follow, rx) = follow_audit(&d, "1h");
+    wait_until_following(&rx);
     let new = d.client().rotate().await.unwrap().id;
     let seen = follow_prints_rotation(&mut follow, &rx, &new);
     assert!(
         seen,
         "--follow printed the rotation appended after it started"
+    );
+    let _ = quiet.kill();
+    let _ = quiet.wait();
+    assert!(
+        quiet_rx.try_recv().is_err(),
+        "nothing before 2099 is printed"
     );
 }
 
@@ -358,8 +376,8 @@ async fn audit_rotate_starts_a_new_file_that_continues_the_chain() {
     let (_moto, mut d) = daemon_with_key("kekd-audit-rotate").await;
     let before: StatusView = d.client().status().await.unwrap();
     let current = before.audit.path.clone();
-    let (mut follow, rx) = follow_audit(&d, "1s");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut follow, rx) = follow_audit(&d, "1h");
+    wait_until_following(&rx);
 
     let (code, out, err) = d.kekctl(&["--json", "audit", "rotate"]);
     assert_eq!(code, 0, "{err}");
@@ -406,4 +424,56 @@ async fn audit_rotate_starts_a_new_file_that_continues_the_chain() {
     let (code, _, err) = d.kekctl(&["audit", "verify", "--file", &current, "--file", &r.archived]);
     assert_eq!(code, 1);
     assert!(err.contains("does not continue"), "{err}");
+}
+
+/// Regression: status and `/metrics` read the audit head under the lock an
+/// append holds across `fdatasync`; on a slow disk they stalled for the
+/// whole sync and, two at a time, took every runtime worker, so even
+/// `/v1/public-key` — what recorders call — waited seconds. Here every
+/// audit sync takes 2.5 s while a rotation writes its records; nothing a
+/// recorder or a monitor reads may wait for that.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_public_key_answer_while_the_audit_disk_is_slow() {
+    let mut d = TestDaemon::launch_local(|dir| {
+        format!(
+            "organization_id = \"acme\"\nkey_bits = 2048\ncadence = \"never\"\n\
+             state_dir = \"{s}/state\"\nsocket_path = \"{s}/kekd.sock\"\n\
+             [provider]\ntype = \"local\"\nroot_key_path = \"{s}/root.key\"\n",
+            s = dir.display()
+        )
+    });
+    d.env
+        .push(("FAILPOINTS".into(), "audit-before-sync=sleep(2500)".into()));
+    d.spawn();
+    d.wait_active().await;
+    let c = d.client();
+    let mark = d.log_mark();
+    let rotation = tokio::spawn(async move { c.rotate().await });
+    d.wait_log(mark, "rotation started").await;
+    let mut slowest = Duration::ZERO;
+    let mut asked = 0;
+    while !rotation.is_finished() {
+        let c = d.client();
+        let t = std::time::Instant::now();
+        // Two monitors and two recorders at once: more than the runtime
+        // has workers on a 2-core machine.
+        let (s1, s2, m, p) = tokio::join!(c.status(), c.status(), c.metrics(), c.public_key());
+        slowest = slowest.max(t.elapsed());
+        s1.unwrap();
+        s2.unwrap();
+        m.unwrap();
+        p.unwrap();
+        asked += 1;
+    }
+    let rotated = rotation.await.unwrap().unwrap();
+    assert!(
+        asked >= 3,
+        "asked during the rotation's slow syncs: {asked}"
+    );
+    assert!(
+        slowest < Duration::from_millis(1000),
+        "a read waited for the audit disk: {slowest:?} with 2.5 s syncs"
+    );
+    let s: StatusView = d.client().status().await.unwrap();
+    assert_eq!(s.active_key_id.as_deref(), Some(rotated.id.as_str()));
 }

@@ -61,6 +61,7 @@ async fn scenario(fault: Fault, want: Want) {
     }
 
     // Cleared: the rotation completes by itself, once.
+    let mark = d.log_mark();
     proxy.set(Fault::None).await;
     let s = wait_for(
         Duration::from_secs(30),
@@ -72,7 +73,7 @@ async fn scenario(fault: Fault, want: Want) {
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    d.wait_engine_idle(mark).await; // no retry is left to come
     let h = d.history().await;
     assert_eq!(
         h.keypairs.len(),

@@ -109,9 +109,10 @@ async fn i3_no_secret_in_logs_api_answers_or_on_disk() {
     let moto = Moto::start().await;
     let d = daemon(&moto, "kekd-i3", Backend::Redb).await;
     d.client().rotate().await.unwrap();
+    let mark = d.log_mark();
     d.signal(libc::SIGUSR1);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    d.wait_active().await;
+    d.wait_log(mark, "rotation started").await;
+    d.wait_engine_idle(mark).await;
 
     let mut answers = String::new();
     for path in ["/v1/status", "/v1/keypairs?limit=1000", "/v1/public-key"] {

@@ -222,7 +222,7 @@ async fn unwrap_errors_and_the_private_key_cache() {
                 code,
                 message,
             } => {
-                assert_eq!((status, code.as_str()), (400, "unwrap_failed"));
+                assert_eq!((status, code), (400, kekd::api::ErrorCode::UnwrapFailed));
                 messages.insert(message);
             }
             other => panic!("{other}"),
@@ -255,7 +255,7 @@ async fn unwrap_errors_and_the_private_key_cache() {
     assert!(t.elapsed() < Duration::from_secs(30));
     match e {
         kekd::api::client::ClientError::Api { status, code, .. } => {
-            assert_eq!((status, code.as_str()), (503, "kms_unavailable"))
+            assert_eq!((status, code), (503, kekd::api::ErrorCode::KmsUnavailable))
         }
         other => panic!("{other}"),
     }

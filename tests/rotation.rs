@@ -236,13 +236,20 @@ crate::on_both_stores! {
         let moto = Moto::start().await;
         let (d, _) = daemon(&moto, "kekd-burst", store).await;
         // 1,000 signals as fast as we can send them (well under a second).
+        let mark = d.log_mark();
         for _ in 0..1000 {
             d.signal(libc::SIGUSR1);
         }
         // Status answers while the burst is being handled.
         let s: StatusView = d.client().status().await.unwrap();
         assert!(s.active_key_id.is_some());
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Every queued request has been answered once the engine idles.
+        wait_for(Duration::from_secs(60), "the burst to be handled", || async {
+            let s: StatusView = d.client().status().await.ok()?;
+            (!s.rotation_in_progress).then_some(())
+        })
+        .await;
+        d.wait_engine_idle(mark).await;
         let s = d.wait_active().await;
         let n = s.key_pairs.total;
         assert!(
@@ -314,13 +321,15 @@ async fn a_missed_rotation_is_caught_up_exactly_once() {
             .await
             .unwrap();
     }
+    let mark = d.log_mark();
     d.spawn();
     let s = wait_for(Duration::from_secs(30), "catch-up rotation", || async {
         let s: StatusView = d.client().status().await.ok()?;
         (s.key_pairs.total == 2 && !s.rotation_in_progress).then_some(s)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The engine has settled: any further catch-up would have come first.
+    d.wait_engine_idle(mark).await;
     let h = d.history().await;
     assert_eq!(h.keypairs.len(), 2, "one catch-up, not one per missed day");
     assert_eq!(h.keypairs[0].reason, Reason::CatchUp);
@@ -328,8 +337,9 @@ async fn a_missed_rotation_is_caught_up_exactly_once() {
         s.next_rotation_at.unwrap() > chrono::Utc::now(),
         "next rotation is in the future again"
     );
+    let mark = d.log_mark();
     d.restart().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    d.wait_engine_idle(mark).await;
     assert_eq!(
         d.history().await.keypairs.len(),
         2,

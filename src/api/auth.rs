@@ -14,12 +14,11 @@
 use super::paths;
 use super::peer::Peer;
 use super::state::AppState;
-use super::ApiError;
+use super::{ApiError, ErrorCode};
 use crate::audit::AuditEvent;
 use crate::config::access::Role;
 use crate::domain::is_key_pair_id;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -33,8 +32,7 @@ pub(crate) async fn authorize(
     // Without credentials nobody can be authorized; fail closed.
     let Some(peer) = req.extensions().get::<Peer>().cloned() else {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "the caller's credentials are unknown (SO_PEERCRED unavailable)",
         ));
     };
@@ -73,8 +71,7 @@ pub(crate) async fn authorize(
             }
         }
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             format!(
                 "uid {} lacks the `{}` role needed for {method} {path}; grant it under [access.{}] users or groups",
                 peer.uid,
@@ -88,8 +85,7 @@ pub(crate) async fn authorize(
         // and cannot be audited is not made.
         if let Err(e) = st.audit.record_async(event).await {
             return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit_unavailable",
+                ErrorCode::AuditUnavailable,
                 format!("{e}; the request is refused because it cannot be audited"),
             ));
         }

@@ -4,7 +4,7 @@
 
 use super::paths;
 use super::views::*;
-use super::ErrorBody;
+use super::{ErrorBody, ErrorCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
@@ -37,7 +37,7 @@ pub enum ClientError {
         /// HTTP status.
         status: u16,
         /// API error code.
-        code: String,
+        code: ErrorCode,
         /// Message.
         message: String,
     },
@@ -372,7 +372,7 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
         },
         Err(_) => ClientError::Api {
             status: status.as_u16(),
-            code: "unknown".into(),
+            code: ErrorCode::Unknown,
             message: String::from_utf8_lossy(body).into_owned(),
         },
     }

@@ -7,80 +7,46 @@
 //! - `auth.rs`: roles by peer credentials, checked before routing (403
 //!   naming the missing role), with bounded records; `refusals.rs` limits
 //!   how many refusals per uid are recorded one by one.
-//! - `routes.rs`: the router and handlers. No read path touches KMS (I4).
+//! - `error.rs`: the typed [`ErrorCode`], its HTTP status in one place, and
+//!   the library's errors turned into codes by `From`.
+//! - `routes.rs`: the router, the path extractors, the fallbacks;
+//!   `status.rs` (status and `/metrics`, from one health assessment),
+//!   `keys.rs` (history, key pairs, envelopes, the public key, the JWK
+//!   Set), `actions.rs` (rotate, test, reload, check, rewrap, unwrap,
+//!   audit rotate). No read path touches KMS (I4).
 //! - `server.rs`: binding the socket, the accept loop with its timeouts,
 //!   and the graceful drain; `connections.rs` caps connections, `peer.rs`
 //!   reads the caller's credentials and groups once per connection.
 //!
 //! Errors are always `{"error": {"code", "message"}}` with a fitting status.
 
+mod actions;
 pub(crate) mod auth;
 pub mod client;
 pub(crate) mod connections;
+mod error;
+mod keys;
 pub mod paths;
 mod peer;
 pub(crate) mod refusals;
 pub(crate) mod routes;
 pub(crate) mod server;
 pub(crate) mod state;
+mod status;
 pub mod views;
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde::{Deserialize, Serialize};
+pub(crate) use error::ApiError;
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 
-/// An API error: HTTP status, a stable machine-readable code, a message for
-/// people. Never carries key material.
-#[derive(Debug, Clone)]
-pub(crate) struct ApiError {
-    /// HTTP status.
-    pub(crate) status: StatusCode,
-    /// Stable code, e.g. `not_found`, `kms_unavailable`.
-    pub(crate) code: &'static str,
-    /// What went wrong, for a person.
-    pub(crate) message: String,
-}
-
-impl ApiError {
-    /// A new error.
-    pub(crate) fn new(
-        status: StatusCode,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-/// The error body on the wire.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// `error` in [`ErrorBody`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ErrorDetail {
-    /// Stable, machine-readable code.
-    pub code: String,
-    /// For people.
-    pub message: String,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_string(),
-                message: self.message,
-            },
-        };
-        (self.status, Json(body)).into_response()
-    }
+/// A JSON answer from bytes already serialized.
+fn json_body(body: axum::body::Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }

@@ -13,7 +13,7 @@ pub use crate::canary::{CanaryReport, CheckedKeyPair};
 pub use crate::kms_check::{TestReport, TestStep};
 pub use crate::reload::{ReloadOutcome, ReloadResult};
 pub use crate::rewrap::{RewrapEvent, RewrapOutcome};
-pub use crate::rotation::{FailureCause, LastError, RotationStep};
+pub use crate::rotation::{DegradedCause, FailureCause, LastError, RotationStep};
 
 /// A key pair as the API shows it: everything but the envelope.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -178,6 +178,9 @@ crate::domain::display_as_serde!(ServiceState);
 pub struct StatusView {
     /// `ok` or `degraded`.
     pub state: ServiceState,
+    /// Why it is degraded (empty when ok): every cause that holds now.
+    #[serde(default)]
+    pub degraded_causes: Vec<DegradedCause>,
     /// kekd version.
     pub version: String,
     /// The build does its cryptography in the AWS-LC FIPS module, checked

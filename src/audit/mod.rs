@@ -454,12 +454,16 @@ impl Audit {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.rotate())
             .await
-            .unwrap_or_else(|e| {
-                Err(AuditError {
-                    path: String::new(),
-                    problem: e.to_string(),
-                })
-            })
+            .unwrap_or_else(|e| Err(self.worker_error(e)))
+    }
+
+    /// A blocking task that did not finish, as an error that names the
+    /// file like every other audit error.
+    fn worker_error(&self, e: tokio::task::JoinError) -> AuditError {
+        AuditError {
+            path: self.path.display().to_string(),
+            problem: crate::report::join_error(e),
+        }
     }
 
     /// [`Audit::open`] off the async runtime.
@@ -470,7 +474,7 @@ impl Audit {
             .unwrap_or_else(|e| {
                 Err(AuditError {
                     path: path.display().to_string(),
-                    problem: e.to_string(),
+                    problem: crate::report::join_error(e),
                 })
             })
     }
@@ -483,12 +487,7 @@ impl Audit {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.record(&event))
             .await
-            .unwrap_or_else(|e| {
-                Err(AuditError {
-                    path: String::new(),
-                    problem: e.to_string(),
-                })
-            })
+            .unwrap_or_else(|e| Err(self.worker_error(e)))
     }
 
     /// [`Audit::head`] without the problem and repair notes (what
@@ -903,6 +902,23 @@ mod tests {
         std::fs::write(&path, b"{\"seq\":1,\"at\":\"2026").unwrap();
         let a = Audit::open(&path).unwrap();
         assert_eq!(a.head().records, 1, "the repair is the first record");
+    }
+
+    /// Regression: an append or rotation whose blocking task died said
+    /// "audit log : …", without the file.
+    #[tokio::test]
+    async fn an_error_from_the_blocking_pool_names_the_file() {
+        let (_d, path) = log_with(1);
+        let a = Audit::open(&path).unwrap();
+        let died = tokio::task::spawn_blocking(|| panic!("worker died"))
+            .await
+            .unwrap_err();
+        let e = a.worker_error(died).to_string();
+        assert!(
+            e.starts_with(&format!("audit log {}: ", path.display())),
+            "{e}"
+        );
+        assert!(e.contains("worker died"), "{e}");
     }
 
     /// Regression: a torn last record made kekd refuse to start.

@@ -8,7 +8,7 @@
 //! of rotations. A retry covers anything due meanwhile: the rotation due
 //! during an outage happens once.
 
-use super::health::{LastError, SharedState, StoreFailure};
+use super::health::{LastError, SharedState};
 use super::prune::Pruner;
 use super::rotate::{RotationError, Rotator};
 use crate::audit::{Audit, AuditEvent, Outcome as AuditOutcome};
@@ -23,6 +23,24 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
+
+/// A failed rotation waiting for its retry.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    /// The reason of the rotation that failed (kept by the retry).
+    reason: Reason,
+    /// When it is tried again.
+    at: tokio::time::Instant,
+}
+
+/// A failed announcement waiting for its next try.
+#[derive(Debug, Clone, Copy)]
+struct AnnounceRetry {
+    /// Failed tries in a row.
+    attempts: u32,
+    /// Not tried again before this.
+    not_before: tokio::time::Instant,
+}
 
 /// The outcome every waiter of one rotation receives.
 pub(crate) type Outcome = Result<Arc<KeyPairRecord>, RotationError>;
@@ -121,8 +139,8 @@ impl Engine {
     /// Runs until `shutdown` is cancelled. A rotation in flight is finished
     /// first; shutdown is only looked at between rotations.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
-        let mut retry: Option<(Reason, tokio::time::Instant)> = None;
-        let mut announce_retry: Option<(u32, tokio::time::Instant)> = None;
+        let mut retry: Option<Retry> = None;
+        let mut announce_retry: Option<AnnounceRetry> = None;
         let has_active = self.parts.state.read(|s| s.active.is_some());
         let mut initial = (!has_active).then_some(Reason::Initial);
         // Fleet mode: the head is re-read every refresh interval.
@@ -133,6 +151,7 @@ impl Engine {
             .fleet()
             .map(|_| tokio::time::Instant::now());
         self.prune().await;
+        let mut said_waiting = false;
         loop {
             if shutdown.is_cancelled() {
                 break;
@@ -142,6 +161,7 @@ impl Engine {
             } else {
                 self.retime_announced().await;
                 let (wake, wake_reason) = self.next_wake(&retry);
+                self.say_waiting(&mut said_waiting, wake, &retry);
                 let announce_at = self.next_announce(&retry, &announce_retry);
                 tokio::select! {
                     biased;
@@ -164,7 +184,12 @@ impl Engine {
                         continue;
                     }
                     _ = sleep_until_opt(refresh_at) => {
-                        let delay = self.refresh().await;
+                        let delay = super::fleet::refresh(
+                            &self.parts.rotator.store,
+                            &self.parts.state,
+                            &self.activated,
+                        )
+                        .await;
                         refresh_at = Some(tokio::time::Instant::now() + delay);
                         continue;
                     }
@@ -188,80 +213,12 @@ impl Engine {
                 waiters.extend(r.reply);
             }
             self.record(reason, &outcome, &mut retry).await;
+            said_waiting = false;
             for w in waiters {
                 let _ = w.send(outcome.clone());
             }
         }
         tracing::info!("rotation engine stopped");
-    }
-
-    /// Fleet mode: reads the fleet's head (and lease holder) and serves the
-    /// key pair it names once it has read it as active (I1 fleet-wide: a
-    /// pending key pair is never served). A failing store leaves the last
-    /// known active key pair served; refreshes back off until it answers.
-    /// Returns when to refresh next.
-    async fn refresh(&self) -> Duration {
-        let store = &self.parts.rotator.store;
-        let Some(fleet) = store.fleet() else {
-            return Duration::MAX;
-        };
-        let interval = fleet.refresh_interval();
-        let observed = match fleet.observe().await {
-            Ok((head, lease)) => {
-                let served = self
-                    .parts
-                    .state
-                    .read(|s| s.active.as_ref().map(|a| a.id.clone()));
-                let record = match &head.active {
-                    Some(id) if head.active != served => match store.get(id).await {
-                        Ok(Some(r)) if r.state == crate::domain::KeyState::Active => {
-                            Ok(Some(Arc::new(r)))
-                        }
-                        Ok(_) => {
-                            tracing::error!(key_pair_id = %id, "the fleet names a key pair active that is not stored as active; still serving the previous one");
-                            Ok(None)
-                        }
-                        Err(e) => Err(e),
-                    },
-                    _ => Ok(None),
-                };
-                record.map(|r| (head, lease, r))
-            }
-            Err(e) => Err(e),
-        };
-        self.parts.state.update(|st| {
-            let fleet_health = st.fleet.get_or_insert_with(Default::default);
-            match observed {
-                Ok((head, lease, record)) => {
-                    if let Some(since) = fleet_health.unavailable_since.take() {
-                        tracing::info!(since = %time::format(&since), "the store answers again");
-                    }
-                    fleet_health.failures = 0;
-                    fleet_health.last_refresh_at = Some(time::now());
-                    fleet_health.lease = lease;
-                    st.schedule = head.schedule;
-                    if let Some(rec) = record {
-                        tracing::info!(key_pair_id = %rec.id, "the fleet rotated: serving its new active key pair");
-                        self.activated.send_replace(Some(rec.id.clone()));
-                        st.active = Some(rec);
-                    }
-                    interval
-                }
-                Err(e) => {
-                    fleet_health.failures += 1;
-                    if fleet_health.unavailable_since.is_none() {
-                        tracing::warn!(error = %e, "cannot read the fleet's store; serving the last known active key pair");
-                    }
-                    let failure = StoreFailure::new(&e);
-                    fleet_health.unavailable_since.get_or_insert(failure.at);
-                    fleet_health.last_error = Some(failure);
-                    let n = fleet_health.failures.min(8);
-                    interval
-                        .saturating_mul(2u32.saturating_pow(n))
-                        .min(interval.max(Duration::from_secs(30)))
-                }
-            }
-        })
     }
 
     /// One rotation. A scheduled one activates the announced key pair if
@@ -297,8 +254,8 @@ impl Engine {
     /// usual way). A failed announcement is retried with backoff.
     fn next_announce(
         &self,
-        retry: &Option<(Reason, tokio::time::Instant)>,
-        announce_retry: &Option<(u32, tokio::time::Instant)>,
+        retry: &Option<Retry>,
+        announce_retry: &Option<AnnounceRetry>,
     ) -> Option<tokio::time::Instant> {
         let ahead = self.parts.current.settings().announce_ahead?;
         if retry.is_some() {
@@ -315,15 +272,15 @@ impl Engine {
         }
         let at = due - chrono::Duration::from_std(ahead).ok()?;
         let mut when = tokio::time::Instant::now() + (at - now).to_std().unwrap_or(Duration::ZERO);
-        if let Some((_, not_before)) = announce_retry {
-            when = when.max(*not_before);
+        if let Some(r) = announce_retry {
+            when = when.max(r.not_before);
         }
         Some(when)
     }
 
     /// Announces the next key pair (generate, seal, store, prove: I1), to
     /// become active at the next scheduled rotation.
-    async fn announce(&self, announce_retry: &mut Option<(u32, tokio::time::Instant)>) {
+    async fn announce(&self, announce_retry: &mut Option<AnnounceRetry>) {
         let Some(due) = self.parts.state.read(|s| s.schedule.next_rotation_at) else {
             return;
         };
@@ -340,10 +297,13 @@ impl Engine {
                 *announce_retry = None;
             }
             Err(e) => {
-                let attempts = announce_retry.map_or(1, |(n, _)| n + 1);
+                let attempts = announce_retry.map_or(1, |r| r.attempts + 1);
                 let delay = backoff(&self.parts.current.settings().retry, attempts);
                 tracing::warn!(error = %e, attempt = attempts, retry_in_ms = delay.as_millis() as u64, "cannot announce the next key pair; retrying (the rotation itself happens at its time regardless)");
-                *announce_retry = Some((attempts, tokio::time::Instant::now() + delay));
+                *announce_retry = Some(AnnounceRetry {
+                    attempts,
+                    not_before: tokio::time::Instant::now() + delay,
+                });
             }
         }
     }
@@ -379,14 +339,30 @@ impl Engine {
         }
     }
 
-    fn next_wake(
+    /// Logs (debug) once after each rotation (and at start) when the
+    /// engine has nothing to do before the next due instant: no start-up
+    /// catch-up, no retry, no queued request. Tests and operators can wait
+    /// on it instead of guessing how long a rotation might take to come.
+    fn say_waiting(
         &self,
-        retry: &Option<(Reason, tokio::time::Instant)>,
-    ) -> (Option<tokio::time::Instant>, Reason) {
-        if let Some((reason, at)) = retry {
+        said: &mut bool,
+        wake: Option<tokio::time::Instant>,
+        retry: &Option<Retry>,
+    ) {
+        let immediate = wake.is_some_and(|w| w <= tokio::time::Instant::now());
+        if *said || immediate || retry.is_some() || !self.rx.is_empty() {
+            return;
+        }
+        let due = self.parts.state.read(|s| s.schedule.next_rotation_at);
+        tracing::debug!(next_rotation_at = ?due.map(|t| time::format(&t)), "rotation engine waiting for the next rotation, a request or a signal");
+        *said = true;
+    }
+
+    fn next_wake(&self, retry: &Option<Retry>) -> (Option<tokio::time::Instant>, Reason) {
+        if let Some(r) = retry {
             // A failed rotation being retried covers anything due meanwhile:
             // the rotation due during an outage happens once.
-            return (Some(*at), *reason);
+            return (Some(r.at), r.reason);
         }
         match self.parts.state.read(|s| s.schedule.next_rotation_at) {
             None => (None, Reason::Scheduled),
@@ -404,12 +380,7 @@ impl Engine {
 
     /// Puts a finished rotation into the state, the metrics, the log and the
     /// audit trail, and schedules the retry of a failed one.
-    async fn record(
-        &self,
-        reason: Reason,
-        outcome: &Outcome,
-        retry: &mut Option<(Reason, tokio::time::Instant)>,
-    ) {
+    async fn record(&self, reason: Reason, outcome: &Outcome, retry: &mut Option<Retry>) {
         let result = if outcome.is_ok() {
             AuditOutcome::Success
         } else {
@@ -468,15 +439,23 @@ impl Engine {
                     st.health.degraded_since.get_or_insert(last.at);
                     st.health.next_retry_at =
                         chrono::Duration::from_std(delay).ok().map(|d| last.at + d);
+                    let serving = if st.active.is_some() {
+                        "the active key pair stays active"
+                    } else {
+                        "no key pair is active yet: recorders cannot seal until one is"
+                    };
                     tracing::warn!(
                         %reason,
                         error = %e,
                         attempt = st.health.attempts,
                         retry_in_ms = delay.as_millis() as u64,
-                        "rotation failed; the active key pair stays active"
+                        "rotation failed; {serving}"
                     );
                     st.health.last_error = Some(last);
-                    *retry = Some((reason, tokio::time::Instant::now() + delay));
+                    *retry = Some(Retry {
+                        reason,
+                        at: tokio::time::Instant::now() + delay,
+                    });
                 }
             }
         });

@@ -11,12 +11,19 @@
 //! it (coalescing, fleet-wide); if the holder dies, its lease expires and the
 //! waiter takes over. So a due rotation is done once, and a paused holder
 //! can never activate after another took over.
+//!
+//! Between rotations each instance follows the fleet ([`refresh`]): it
+//! re-reads the head every refresh interval and serves a key pair another
+//! instance activated once it has read it as active.
 
+use super::health::{SharedState, StoreFailure};
 use super::rotate::{RotationError, Rotator};
 use crate::domain::{KeyPairRecord, KeyState, Reason};
-use crate::store::{Fleet, Head, LeaseState, StoreError};
+use crate::store::{Fleet, Head, KeyStore, LeaseState, StoreError};
 use crate::time;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// How often a waiting instance looks for the holder's result.
 const WAIT_POLL: Duration = Duration::from_millis(200);
@@ -145,4 +152,73 @@ impl Rotator {
             .into()),
         }
     }
+}
+
+/// Fleet mode: reads the fleet's head (and lease holder) and serves the
+/// key pair it names once it has read it as active (I1 fleet-wide: a
+/// pending key pair is never served). A failing store leaves the last
+/// known active key pair served; refreshes back off until it answers.
+/// Returns when to refresh next.
+pub(super) async fn refresh(
+    store: &Arc<dyn KeyStore>,
+    state: &SharedState,
+    activated: &watch::Sender<Option<String>>,
+) -> Duration {
+    let Some(fleet) = store.fleet() else {
+        return Duration::MAX;
+    };
+    let interval = fleet.refresh_interval();
+    let observed = match fleet.observe().await {
+        Ok((head, lease)) => {
+            let served = state.read(|s| s.active.as_ref().map(|a| a.id.clone()));
+            let record = match &head.active {
+                Some(id) if head.active != served => match store.get(id).await {
+                    Ok(Some(r)) if r.state == crate::domain::KeyState::Active => {
+                        Ok(Some(Arc::new(r)))
+                    }
+                    Ok(_) => {
+                        tracing::error!(key_pair_id = %id, "the fleet names a key pair active that is not stored as active; still serving the previous one");
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                },
+                _ => Ok(None),
+            };
+            record.map(|r| (head, lease, r))
+        }
+        Err(e) => Err(e),
+    };
+    state.update(|st| {
+        let fleet_health = st.fleet.get_or_insert_with(Default::default);
+        match observed {
+            Ok((head, lease, record)) => {
+                if let Some(since) = fleet_health.unavailable_since.take() {
+                    tracing::info!(since = %time::format(&since), "the store answers again");
+                }
+                fleet_health.failures = 0;
+                fleet_health.last_refresh_at = Some(time::now());
+                fleet_health.lease = lease;
+                st.schedule = head.schedule;
+                if let Some(rec) = record {
+                    tracing::info!(key_pair_id = %rec.id, "the fleet rotated: serving its new active key pair");
+                    activated.send_replace(Some(rec.id.clone()));
+                    st.active = Some(rec);
+                }
+                interval
+            }
+            Err(e) => {
+                fleet_health.failures += 1;
+                if fleet_health.unavailable_since.is_none() {
+                    tracing::warn!(error = %e, "cannot read the fleet's store; serving the last known active key pair");
+                }
+                let failure = StoreFailure::new(&e);
+                fleet_health.unavailable_since.get_or_insert(failure.at);
+                fleet_health.last_error = Some(failure);
+                let n = fleet_health.failures.min(8);
+                interval
+                    .saturating_mul(2u32.saturating_pow(n))
+                    .min(interval.max(Duration::from_secs(30)))
+            }
+        }
+    })
 }

@@ -164,7 +164,102 @@ pub(crate) struct FleetHealth {
     /// Failed refreshes in a row.
     pub(crate) failures: u32,
     /// Who held the rotation lease at the last refresh, and until when.
-    pub(crate) lease: Option<(String, Timestamp)>,
+    pub(crate) lease: Option<crate::store::LeaseHolder>,
+}
+
+/// Why status says degraded: each is a cause an operator acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DegradedCause {
+    /// Rotations fail and are being retried.
+    RotationFailing,
+    /// The configured KMS key failed a check.
+    KmsKeyProblem,
+    /// Backup keys serve decryptions while the primary is unavailable.
+    KmsFallback,
+    /// The fleet's shared store cannot be read.
+    StoreUnavailable,
+    /// The last decryptability canary failed.
+    CanaryFailed,
+    /// The audit trail cannot be written, or a damaged record was found.
+    AuditFailing,
+}
+
+crate::domain::display_as_serde!(DegradedCause);
+
+/// What the health rule looks at besides the engine's own state: the
+/// latest evidence of the parts beside it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Evidence {
+    /// The last canary failed.
+    pub(crate) canary_failed: bool,
+    /// The audit trail's problem, if it has one.
+    pub(crate) audit_failing: bool,
+    /// Backups serve while the primary KMS key is unavailable.
+    pub(crate) kms_fallback: bool,
+    /// `max_key_age_warning`.
+    pub(crate) max_key_age: Option<std::time::Duration>,
+}
+
+/// The one health rule's verdict, read by status and `/metrics` alike (the
+/// alerts read `/metrics`), so they can never disagree.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Assessment {
+    /// Every cause of degradation now, in a fixed order; empty = ok.
+    pub(crate) causes: Vec<DegradedCause>,
+    /// How old the active key pair is.
+    pub(crate) key_age: Option<std::time::Duration>,
+    /// Older than `max_key_age_warning` (a warning, not a degradation).
+    pub(crate) key_too_old: bool,
+}
+
+impl Assessment {
+    /// Whether status says `degraded`.
+    pub(crate) fn degraded(&self) -> bool {
+        !self.causes.is_empty()
+    }
+}
+
+impl EngineState {
+    /// The health rule: degraded while any cause holds, each cleared by its
+    /// own latest evidence.
+    pub(crate) fn assess(&self, evidence: &Evidence, now: Timestamp) -> Assessment {
+        let mut causes = Vec::new();
+        let mut cause = |holds: bool, c| {
+            if holds {
+                causes.push(c)
+            }
+        };
+        cause(
+            self.health.degraded_since.is_some(),
+            DegradedCause::RotationFailing,
+        );
+        cause(
+            self.health.kms_key_problem.is_some(),
+            DegradedCause::KmsKeyProblem,
+        );
+        cause(evidence.kms_fallback, DegradedCause::KmsFallback);
+        cause(
+            self.fleet
+                .as_ref()
+                .is_some_and(|f| f.unavailable_since.is_some()),
+            DegradedCause::StoreUnavailable,
+        );
+        cause(evidence.canary_failed, DegradedCause::CanaryFailed);
+        cause(evidence.audit_failing, DegradedCause::AuditFailing);
+        let key_age = self
+            .active
+            .as_ref()
+            .and_then(|a| a.activated_at)
+            .and_then(|t| (now - t).to_std().ok());
+        let key_too_old = matches!((key_age, evidence.max_key_age), (Some(a), Some(l)) if a > l);
+        Assessment {
+            causes,
+            key_age,
+            key_too_old,
+        }
+    }
 }
 
 /// What the API reads without touching KMS or the store.
@@ -205,5 +300,54 @@ impl SharedState {
     /// Changes the state.
     pub(crate) fn update<T>(&self, f: impl FnOnce(&mut EngineState) -> T) -> T {
         f(&mut crate::sync::write(&self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each cause degrades on its own and clears with its own evidence.
+    #[test]
+    fn every_cause_degrades_and_clears_on_its_own() {
+        let now = time::now();
+        let ok = EngineState::default();
+        assert!(!ok.assess(&Evidence::default(), now).degraded());
+        let mut failing = EngineState::default();
+        failing.health.degraded_since = Some(now);
+        failing.health.kms_key_problem = Some("disabled".into());
+        let a = failing.assess(
+            &Evidence {
+                audit_failing: true,
+                ..Evidence::default()
+            },
+            now,
+        );
+        assert_eq!(
+            a.causes,
+            [
+                DegradedCause::RotationFailing,
+                DegradedCause::KmsKeyProblem,
+                DegradedCause::AuditFailing
+            ]
+        );
+        for (e, c) in [
+            (
+                Evidence {
+                    canary_failed: true,
+                    ..Evidence::default()
+                },
+                DegradedCause::CanaryFailed,
+            ),
+            (
+                Evidence {
+                    kms_fallback: true,
+                    ..Evidence::default()
+                },
+                DegradedCause::KmsFallback,
+            ),
+        ] {
+            assert_eq!(ok.assess(&e, now).causes, [c]);
+        }
     }
 }

@@ -19,7 +19,7 @@ mod rotate;
 
 pub(crate) use engine::{Engine, EngineParts, RotationHandle};
 pub use health::StoreFailure;
-pub(crate) use health::{EngineState, FleetHealth, SharedState};
-pub use health::{FailureCause, LastError, RotationStep};
+pub(crate) use health::{Assessment, EngineState, Evidence, FleetHealth, SharedState};
+pub use health::{DegradedCause, FailureCause, LastError, RotationStep};
 pub(crate) use prune::Pruner;
 pub(crate) use rotate::{RotationError, Rotator};

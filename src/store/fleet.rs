@@ -25,6 +25,15 @@ pub struct Head {
     pub summary: Summary,
 }
 
+/// Another instance's unexpired lease, as a refresh read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHolder {
+    /// The holder's instance id.
+    pub holder: String,
+    /// When the lease runs out unless renewed.
+    pub expires_at: Timestamp,
+}
+
 /// Who holds the rotation lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseState {
@@ -65,5 +74,5 @@ pub trait Fleet: Send + Sync {
     async fn release_lease(&self);
     /// The head and the lease holder (if the lease is held and unexpired),
     /// strongly consistent, in one request: what each refresh reads.
-    async fn observe(&self) -> Result<(Head, Option<(String, Timestamp)>), StoreError>;
+    async fn observe(&self) -> Result<(Head, Option<LeaseHolder>), StoreError>;
 }

@@ -20,7 +20,7 @@ pub use self::redb::RedbStore;
 use crate::domain::{Envelope, KeyPairInfo, KeyPairRecord, Schedule};
 use crate::time::Timestamp;
 use async_trait::async_trait;
-pub use fleet::{Fleet, Head, LeaseState};
+pub use fleet::{Fleet, Head, LeaseHolder, LeaseState};
 pub use summary::Summary;
 
 /// Opens the store `settings` name: the redb file in the state directory,

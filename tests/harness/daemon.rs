@@ -409,6 +409,29 @@ impl TestDaemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Where the log ends now: [`TestDaemon::wait_log`] looks after it.
+    pub fn log_mark(&self) -> usize {
+        self.log_text().len()
+    }
+
+    /// Waits until the daemon logs `needle` after `mark`.
+    pub async fn wait_log(&self, mark: usize, needle: &str) {
+        wait_for(Duration::from_secs(60), needle, || async {
+            let text = self.log_text();
+            text.get(mark..)
+                .is_some_and(|t| t.contains(needle))
+                .then_some(())
+        })
+        .await
+    }
+
+    /// Waits until the rotation engine has nothing to do before the next
+    /// due instant (no catch-up, no retry pending), as logged after `mark`.
+    pub async fn wait_engine_idle(&self, mark: usize) {
+        self.wait_log(mark, "rotation engine waiting for the next rotation")
+            .await
+    }
+
     /// Runs `kekctl --socket … ARGS`; returns (exit code, stdout, stderr).
     pub fn kekctl(&self, args: &[&str]) -> (i32, String, String) {
         kekctl(&self.socket, args)

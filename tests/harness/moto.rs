@@ -1,7 +1,7 @@
-//! moto's KMS server on a free loopback port, and the environment that
+//! moto's KMS server on a loopback port it picks itself, and the environment that
 //! points a command at it.
 
-use super::{free_port, wait_for};
+use super::wait_for;
 use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -44,31 +44,71 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts moto on a free port and waits until it answers.
+    /// Starts moto on a port it picks itself (`-p 0`), so two tests never
+    /// share one: the port is read from moto's own "Running on" line,
+    /// which also proves that this child, not another process, listens.
     pub async fn start() -> Moto {
-        Moto::start_on(free_port()).await
+        Moto::start_on(0).await
     }
 
-    /// Starts moto on `port` (e.g. again, after [`Moto::stop`]); it starts
-    /// with no keys.
+    /// Starts moto on `port` (0: any free one; or the same port again,
+    /// after [`Moto::stop`]); it starts with no keys. Waits for the child's
+    /// own "Running on" line and fails at once, with what moto said, if the
+    /// child exits instead (its port taken, say).
     pub async fn start_on(port: u16) -> Moto {
+        use std::io::BufRead;
         let exe = moto_server_exe();
-        let child = Command::new(&exe)
+        let mut child = Command::new(&exe)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("{INSTALL_MOTO} ({}: {e})", exe.display()));
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let moto = Moto { child, endpoint };
-        wait_for(Duration::from_secs(30), "moto_server to listen", || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel::<Result<u16, String>>();
+        // Reads the port, then keeps draining: moto logs every request to
+        // stderr, and a full pipe would stall it.
+        std::thread::spawn(move || {
+            let mut said = String::new();
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(tx) = &tx {
+                    let found = line
+                        .split("Running on http://127.0.0.1:")
+                        .nth(1)
+                        .and_then(|rest| rest.trim().parse::<u16>().ok());
+                    match found {
+                        Some(p) => {
+                            let _ = tx.send(Ok(p));
+                        }
+                        None => {
+                            said.push_str(&line);
+                            said.push('\n');
+                            continue;
+                        }
+                    }
+                }
+                tx = None;
+            }
+            if let Some(tx) = tx {
+                let _ = tx.send(Err(said));
+            }
+        });
+        let bound = wait_for(Duration::from_secs(60), "moto_server to listen", || {
+            let got = rx.try_recv().ok();
+            async move { got }
         })
         .await;
-        moto
+        let port = match bound {
+            Ok(p) => p,
+            Err(said) => {
+                let status = child.wait().ok();
+                panic!("moto_server exited before listening ({status:?}): {said}")
+            }
+        };
+        let endpoint = format!("http://127.0.0.1:{port}");
+        Moto { child, endpoint }
     }
 
     /// The SDK configuration of a customer's own tooling pointed at moto:

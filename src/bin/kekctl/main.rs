@@ -268,7 +268,10 @@ fn main() -> ExitCode {
             let code = match e.downcast_ref::<ClientError>() {
                 Some(ClientError::NotRunning { .. } | ClientError::Timeout { .. }) => 3,
                 Some(ClientError::PermissionDenied { .. }) => 4,
-                Some(ClientError::Api { status: 403, .. }) => 4,
+                Some(ClientError::Api {
+                    code: kekd::api::ErrorCode::Forbidden,
+                    ..
+                }) => 4,
                 _ if e.is::<kekd::policy::PolicyError>() => 2,
                 _ => 1,
             };

@@ -9,7 +9,7 @@
 
 use super::items::{self, HEAD, LEASE};
 use super::{DynamoStore, Inner};
-use crate::store::{Fleet, Head, LeaseState, StoreError};
+use crate::store::{Fleet, Head, LeaseHolder, LeaseState, StoreError};
 use crate::time::{self, Timestamp};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -51,7 +51,7 @@ impl Inner {
             .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
     }
 
-    async fn holder(&self) -> Result<Option<(String, Timestamp)>, StoreError> {
+    async fn holder(&self) -> Result<Option<LeaseHolder>, StoreError> {
         Ok(self
             .get_item(LEASE)
             .await?
@@ -59,10 +59,10 @@ impl Inner {
             .and_then(Inner::unexpired_holder))
     }
 
-    fn unexpired_holder(item: &items::Item) -> Option<(String, Timestamp)> {
+    fn unexpired_holder(item: &items::Item) -> Option<LeaseHolder> {
         let holder = items::string(item, "holder")?.to_string();
-        let expires = from_millis(items::number(item, "expires_ms")?);
-        (expires > time::now()).then_some((holder, expires))
+        let expires_at = from_millis(items::number(item, "expires_ms")?);
+        (expires_at > time::now()).then_some(LeaseHolder { holder, expires_at })
     }
 }
 
@@ -120,7 +120,9 @@ impl Fleet for DynamoStore {
                 })
             }
             Err(e) if Inner::conditional_failure(&e) => match inner.holder().await? {
-                Some((holder, expires_at)) => Ok(LeaseState::Held { holder, expires_at }),
+                Some(LeaseHolder { holder, expires_at }) => {
+                    Ok(LeaseState::Held { holder, expires_at })
+                }
                 // It expired or was released between the two requests.
                 None => Ok(LeaseState::Held {
                     holder: String::new(),
@@ -173,7 +175,7 @@ impl Fleet for DynamoStore {
         }
     }
 
-    async fn observe(&self) -> Result<(Head, Option<(String, Timestamp)>), StoreError> {
+    async fn observe(&self) -> Result<(Head, Option<LeaseHolder>), StoreError> {
         let inner = &self.inner;
         let keys = KeysAndAttributes::builder()
             .keys(items::key(&inner.org, HEAD))

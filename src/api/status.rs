@@ -1,0 +1,200 @@
+//! `GET /v1/status` and `GET /metrics`: both from memory (I4), both from
+//! one health assessment ([`crate::rotation::EngineState::assess`]), so
+//! status, the metrics and the alerts built on them never disagree.
+
+use super::json_body;
+use super::state::AppState;
+use super::views::*;
+use super::ApiError;
+use crate::rotation::{Assessment, EngineState, Evidence};
+use axum::extract::State;
+
+/// What status and metrics both read: the engine's state, the health
+/// rule's verdict on it, and the evidence beside it.
+struct Observed {
+    eng: EngineState,
+    health: Assessment,
+    audit: AuditHead,
+    canary: Option<crate::canary::CanaryReport>,
+}
+
+fn observe(st: &AppState) -> Observed {
+    let eng = st.engine.snapshot();
+    let canary = st.canary.last();
+    let audit = st.audit.head();
+    let evidence = Evidence {
+        canary_failed: canary.as_ref().is_some_and(|c| !c.ok),
+        audit_failing: audit.problem.is_some(),
+        kms_fallback: st.current.get().provider.fallback().is_some(),
+        max_key_age: st.current.settings().max_key_age_warning,
+    };
+    let health = eng.assess(&evidence, chrono::Utc::now());
+    Observed {
+        eng,
+        health,
+        audit,
+        canary,
+    }
+}
+
+/// Status's warnings: accepted states worth a look, never a degradation.
+fn warnings(st: &AppState, o: &Observed) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if o.health.key_too_old {
+        let limit = st.current.settings().max_key_age_warning;
+        warnings.push(format!(
+            "the active key pair is {} old, older than max_key_age_warning ({}); it is still served",
+            humantime::format_duration(std::time::Duration::from_secs(
+                o.health.key_age.unwrap_or_default().as_secs()
+            )),
+            humantime::format_duration(limit.unwrap_or_default())
+        ));
+    }
+    if let Some(r) = &o.audit.repaired {
+        warnings.push(format!("audit trail: {r}"));
+    }
+    warnings
+}
+
+/// Status's counts, from the store's kept summary.
+fn counts(s: crate::store::Summary) -> KeyPairCounts {
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    KeyPairCounts {
+        total: size(s.total()),
+        by_state: s.by_state.into_iter().map(|(k, v)| (k, size(v))).collect(),
+        by_wrapping_key: s
+            .by_wrapping_key
+            .into_iter()
+            .map(|(k, v)| (k, size(v)))
+            .collect(),
+    }
+}
+
+/// `GET /metrics`: Prometheus text.
+pub(super) async fn metrics(
+    State(st): State<AppState>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let counts = counts(st.store.summary().await?);
+    let o = observe(&st);
+    let now = chrono::Utc::now();
+    let eng = &o.eng;
+    let snapshot = crate::metrics::Snapshot {
+        active_key_age_seconds: o.health.key_age.map(|a| a.as_secs_f64()),
+        next_rotation_unix: eng
+            .schedule
+            .next_rotation_at
+            .map(|t| t.timestamp_millis() as f64 / 1000.0),
+        degraded: o.health.degraded(),
+        by_state: counts
+            .by_state
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        by_wrapping_key: counts.by_wrapping_key.into_iter().collect(),
+        canary_ok: o.canary.as_ref().map(|c| c.ok),
+        key_too_old: o.health.key_too_old,
+        store_up: eng
+            .fleet
+            .as_ref()
+            .is_none_or(|f| f.unavailable_since.is_none()),
+        store_staleness_seconds: eng
+            .fleet
+            .as_ref()
+            .and_then(|f| f.last_refresh_at)
+            .map_or(0.0, |t| (now - t).num_milliseconds() as f64 / 1000.0),
+    };
+    let body = st.metrics.render(&snapshot);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /v1/status`.
+pub(super) async fn status(
+    State(st): State<AppState>,
+) -> Result<axum::response::Response, ApiError> {
+    // Everything here is in memory: the cost is the same with ten key
+    // pairs or ten thousand (I4).
+    let counts = counts(st.store.summary().await?);
+    let corrupt_records = st.corrupt.get();
+    let o = observe(&st);
+    let warnings = warnings(&st, &o);
+    let cur = st.current.get();
+    let settings = &cur.settings;
+    let Observed {
+        eng,
+        health,
+        audit,
+        canary,
+    } = o;
+    let view = StatusView {
+        state: if health.degraded() {
+            ServiceState::Degraded
+        } else {
+            ServiceState::Ok
+        },
+        degraded_causes: health.causes.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        fips: crate::fips::FIPS_BUILD,
+        organization_id: settings.organization_id.clone(),
+        kms_key: cur.provider.configured_key(),
+        active_key_id: eng.active.as_ref().map(|a| a.id.clone()),
+        active_since: eng.active.as_ref().and_then(|a| a.activated_at),
+        announced_key_id: eng.announced.as_ref().map(|a| a.id.clone()),
+        announced_activates_at: eng.announced.as_ref().and_then(|a| a.activates_at),
+        cadence: settings.cadence.to_string(),
+        timezone: settings.timezone.name().to_string(),
+        last_rotation_at: eng.schedule.last_rotation_at,
+        next_rotation_at: eng.schedule.next_rotation_at,
+        rotation_in_progress: eng.health.rotating,
+        degraded_since: eng.health.degraded_since,
+        failed_attempts: eng.health.attempts,
+        next_retry_at: eng.health.next_retry_at,
+        last_error: eng.health.last_error.clone(),
+        kms_key_problem: eng.health.kms_key_problem.clone(),
+        backup_kms_keys: cur.provider.backup_keys(),
+        kms_fallback: cur.provider.fallback(),
+        last_reload: st.reloader.last(),
+        last_canary: canary,
+        audit,
+        warnings,
+        key_pairs: counts,
+        corrupt_records,
+        store: store_status(settings, &eng),
+    };
+    Ok(json_body(st.status.json(view, |v| {
+        serde_json::to_vec(v).expect("status serializes")
+    })))
+}
+
+/// The store part of status.
+fn store_status(settings: &crate::config::Settings, eng: &EngineState) -> StoreStatus {
+    let fleet = eng.fleet.as_ref();
+    let now = chrono::Utc::now();
+    StoreStatus {
+        kind: match settings.store {
+            crate::config::StoreSettings::Redb => "redb",
+            crate::config::StoreSettings::DynamoDb(_) => "dynamodb",
+        }
+        .into(),
+        location: fleet.map_or_else(
+            || settings.store_path().display().to_string(),
+            |f| f.location.clone(),
+        ),
+        instance: fleet.map(|f| f.instance.clone()),
+        last_refresh_at: fleet.and_then(|f| f.last_refresh_at),
+        staleness_ms: fleet
+            .and_then(|f| f.last_refresh_at)
+            .map(|t| u64::try_from((now - t).num_milliseconds()).unwrap_or(0)),
+        lease_holder: fleet.and_then(|f| f.lease.as_ref().map(|l| l.holder.clone())),
+        lease_expires_at: fleet.and_then(|f| f.lease.as_ref().map(|l| l.expires_at)),
+        unavailable_since: fleet.and_then(|f| f.unavailable_since),
+        last_error: fleet.and_then(|f| f.last_error.clone()),
+    }
+}
