@@ -191,7 +191,11 @@ mod tests {
 
     async fn sealed() -> (tempfile::TempDir, LocalProvider, Envelope) {
         let dir = tempfile::tempdir().unwrap();
-        let p = LocalProvider::open_or_create(&dir.path().join("root.key")).unwrap();
+        let p = LocalProvider::open(
+            &dir.path().join("root.key"),
+            crate::provider::IfMissing::Create,
+        )
+        .unwrap();
         let env = seal(
             &p,
             context_for("organization-id", "acme", "kek-1"),

@@ -180,7 +180,7 @@ pub(crate) fn test_context(settings: &Settings) -> crate::domain::EncryptionCont
 /// without creating anything (a missing local root key is a failed step, not
 /// a new file), and writes nothing.
 pub async fn test_candidate(settings: &Settings) -> TestReport {
-    match crate::provider::from_settings(settings, false).await {
+    match crate::provider::from_settings(settings, crate::provider::IfMissing::Refuse).await {
         Ok(provider) => round_trip(&*provider, settings).await,
         Err(e) => {
             let mut r = TestReport {
@@ -413,7 +413,11 @@ mod tests {
     #[tokio::test]
     async fn round_trip_passes_with_the_local_provider_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let p = crate::provider::LocalProvider::open_or_create(&dir.path().join("k")).unwrap();
+        let p = crate::provider::LocalProvider::open(
+            &dir.path().join("k"),
+            crate::provider::IfMissing::Create,
+        )
+        .unwrap();
         let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         let r = round_trip(&p, &Settings::dev(dir.path()).unwrap()).await;
         assert!(r.ok, "{r:?}");

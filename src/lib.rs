@@ -5,7 +5,7 @@
 //!
 //! This crate is one library and two thin binaries (`kekd`, `kekctl`), in
 //! the style of tokio's mini-redis. `docs/design.md` explains the design and
-//! its invariants I1–I5.
+//! its invariants.
 //!
 //! # Layout
 //!
@@ -13,11 +13,11 @@
 //! own line or of the lines above it.
 //!
 //! ```text
-//! domain, time, aead            vocabulary and primitives (leaves)
+//! domain, time, aead, sync      vocabulary and primitives (leaves)
 //!   → config, schedule          the TOML file → typed Settings; cadences
 //!   → metrics, audit            what is counted and what is recorded
-//!   → provider                  who wraps data keys (KMS, local)
-//!   → keypair, envelope, proof  RSA, envelope encryption, the I1 proof
+//!   → provider, fips            who wraps data keys (KMS, local)
+//!   → keypair, jwks, envelope, proof   RSA, envelope encryption, I1
 //!   → store                     the durable record (async KeyStore seam)
 //!   → current, rotation         configuration in force; rotating
 //!   → reload, rewrap, canary, unwrap, kms_check, recording, policy
@@ -26,52 +26,58 @@
 //! ```
 //!
 //! Vocabulary and primitives
-//! - [`domain`]: key states, reasons, RSA sizes, the key-pair record and its
-//!   envelope, the KMS encryption context, and `lifecycle.rs` (which state
-//!   may become which — every store applies it). Imports nothing else of
-//!   the crate but `time`.
+//! - [`domain`]: `record.rs` (key states, reasons, RSA sizes, the key-pair
+//!   record and its envelope), `context.rs` (the KMS encryption context),
+//!   `lifecycle.rs` (which state may become which — every store applies
+//!   it), `outcome.rs` (failure kinds and causes, reload results, access
+//!   decisions). Imports nothing else of the crate but `time`.
 //! - [`time`]: RFC 3339 UTC timestamps, one way everywhere.
 //! - `aead.rs`: AES-256-GCM with random nonces.
+//! - `sync.rs`: the one rule for poisoned locks.
 //!
 //! Configuration
 //! - [`config`]: `raw.rs` (serde, every field optional, unknown fields
-//!   refused) → `sections.rs` (one validator per section, owning its
-//!   defaults from `defaults.rs`) → [`config::Settings`]; `validate.rs`
-//!   words every error (file, field, value, allowed); `access.rs` resolves
+//!   refused) → `sections/` (one validator per group of sections, each
+//!   owning its defaults from `defaults.rs`) → [`config::Settings`];
+//!   `validate.rs` words every error (file, field, value, allowed);
+//!   `files.rs` keeps the daemon's own files apart; `access.rs` resolves
 //!   `[access]` names; `arn.rs` parses KMS ARNs.
 //! - `schedule.rs`: cadences and the next rotation instant (croner).
 //!
 //! Observing
 //! - `metrics.rs`: Prometheus metrics for `/metrics`.
-//! - [`audit`]: the hash-chained JSON-lines audit trail; `event.rs` is the
-//!   typed [`audit::AuditEvent`].
+//! - [`audit`]: the hash-chained JSON-lines audit trail — `mod.rs` (the
+//!   writer), `event.rs` (the typed [`audit::AuditEvent`]), `tail.rs` (the
+//!   end of an existing trail), `verify.rs` (checking the chain).
 //!
 //! Keys
 //! - [`provider`]: the `KeyProvider` trait that wraps data keys —
 //!   `aws_kms.rs` (the customer's KMS key), `aws_sdk.rs` (the SDK config
-//!   and error classification every AWS client shares), `local.rs` (a root key file, for
-//!   `--dev`), `instrumented.rs` (metrics and audit around either) — and the
-//!   classified [`provider::ProviderError`] with the one availability rule
-//!   ([`provider::FailureKind::is_unavailable`]).
+//!   and error classification every AWS client shares), `local.rs` (a root
+//!   key file, for `--dev`), `instrumented.rs` (metrics and audit around
+//!   either) — and the classified [`provider::ProviderError`] with the one
+//!   availability rule ([`provider::FailureKind::is_unavailable`]).
 //! - [`fips`]: whether the build is FIPS, and the check a FIPS build makes.
 //! - [`keypair`]: RSA generation, ids, PEM, the private/public match;
 //!   [`jwks`]: the public keys as a JSON Web Key Set.
 //! - `envelope.rs`: envelope encryption of a private key.
 //! - `proof.rs`: decrypt back and match — the proof behind I1, used by
 //!   rotation, rewrap, the canary and unwrap.
-//! - [`store`]: the async [`store::KeyStore`] trait; `redb.rs` is the
-//!   embedded backend, doing its own blocking; `dynamodb/` the fleet's
-//!   shared table (`items.rs` layout, `lease.rs` lease and head,
-//!   `table.rs` creation and checks); `fleet.rs` what a shared store adds
-//!   (head, lease); `copy.rs` moving a history between stores.
+//! - [`store`]: the async [`store::KeyStore`] trait; `redb/` the embedded
+//!   backend, doing its own blocking (`tables.rs`, `schema.rs`, `txn.rs`,
+//!   `ops.rs`); `dynamodb/` the fleet's shared table (`items.rs` layout,
+//!   `requests.rs`, `ops.rs`, `lease.rs` lease and head, `table.rs`
+//!   creation and checks); `fleet.rs` what a shared store adds (head,
+//!   lease); `summary.rs` the counts; `copy.rs` moving a history between
+//!   stores.
 //!
 //! Operations on key pairs
 //! - `current.rs`: the configuration and provider in force, swapped whole
 //!   on reload.
 //! - `rotation/`: `rotate.rs` (one rotation, I1), `fleet.rs` (one rotation
-//!   for a fleet: the lease, waiting for the holder), `engine.rs` (when:
-//!   schedule, Change Key Now, coalescing, retries, the fleet refresh),
-//!   `health.rs` (what status shows), `prune.rs` (retention).
+//!   for a fleet, and following the fleet between rotations), `engine.rs`
+//!   (when: schedule, Change Key Now, coalescing, retries), `health.rs`
+//!   (what status shows, and the one health rule), `prune.rs` (retention).
 //! - `reload.rs` (SIGHUP, all or nothing), `rewrap.rs` (KMS ReEncrypt),
 //!   `canary.rs` (periodic decryptability check), `unwrap.rs` (content keys
 //!   for players, with a bounded key cache), [`kms_check`] (preflight and
@@ -80,15 +86,25 @@
 //!
 //! Serving
 //! - [`api`]: `paths.rs` (every route), `views.rs` (every JSON shape),
-//!   `client.rs` (the typed client), `state.rs`, `auth.rs` (roles),
-//!   `routes.rs` (handlers), `server.rs` (socket).
+//!   `error.rs` (the typed error codes and their statuses), `client.rs`
+//!   (the typed client), `state.rs`, `auth.rs` (roles), `refusals.rs`
+//!   (bounded refusal records), `extract.rs` (path extractors),
+//!   `routes.rs` (the router) with `status.rs`,
+//!   `keys.rs`, `actions.rs` (the handlers), `server.rs` (socket, accept
+//!   loop, drain), `connections.rs` (connection caps), `peer.rs` (the
+//!   caller's credentials).
 //! - [`daemon`]: `mod.rs` (start, run, shutdown), `tasks.rs` (background
 //!   tasks and their bounded drain), `signals.rs`, `systemd.rs`.
+//! - `failpoint.rs`: the crash and delay points the tests drive (compiled
+//!   to nothing without the `failpoints` feature).
 //! - `fuzzing.rs`: the outside inputs as functions of bytes, for the fuzz
 //!   targets in `fuzz/` and the corpus replay in `tests/`.
-//! - [`report`]: an error and its causes on one line, for the binaries.
-//! - `src/bin/kekd.rs`, `src/bin/kekctl/`: the thin binaries (`kekctl`'s
-//!   tables live in `render.rs`, its file handling in `files.rs`).
+//! - [`report`]: an error and its causes on one line, panic texts.
+//! - `testing/` (tests only): shared fixtures and the store's power-loss
+//!   tests.
+//! - `src/bin/kekd.rs`, `src/bin/kekctl/`: the thin binaries (`kekctl`:
+//!   `cli.rs`, one file per command group, `output.rs`, `render.rs`,
+//!   `files.rs`).
 //!
 //! Tests: unit tests sit next to the code; `tests/` is one integration binary
 //! whose `harness/` owns moto, the fault proxy, the `TestDaemon` and an

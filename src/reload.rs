@@ -22,19 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// What a reload did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReloadResult {
-    /// The new configuration is in force.
-    Applied,
-    /// The file says what is already in force.
-    Unchanged,
-    /// Nothing changed; the running configuration stays (see the message).
-    Failed,
-}
-
-crate::domain::display_as_serde!(ReloadResult);
+pub use crate::domain::ReloadResult;
 
 /// A reload's outcome, as status and the API show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,7 +156,7 @@ impl Reloader {
             tracing::info!(outcome = %out.outcome, message = %out.message, "reload");
         }
         let event = AuditEvent::ConfigReload {
-            outcome: out.outcome.to_string(),
+            outcome: out.outcome,
             message: out.message.clone(),
             new_key_pair_id: out.new_key_pair_id.clone(),
         };

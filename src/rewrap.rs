@@ -345,8 +345,16 @@ mod tests {
         rotator.rotate(Reason::ChangeKeyNow).await.unwrap();
 
         let keys = Arc::new(TwoKeys {
-            old: LocalProvider::open_or_create(&dir.path().join("root.key")).unwrap(),
-            new: LocalProvider::open_or_create(&dir.path().join("new.key")).unwrap(),
+            old: LocalProvider::open(
+                &dir.path().join("root.key"),
+                crate::provider::IfMissing::Create,
+            )
+            .unwrap(),
+            new: LocalProvider::open(
+                &dir.path().join("new.key"),
+                crate::provider::IfMissing::Create,
+            )
+            .unwrap(),
         });
         let new_arn = keys.new.configured_key();
         let current = SharedCurrent::new(old.settings(), keys.clone());

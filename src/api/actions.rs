@@ -2,7 +2,7 @@
 //! reload, the canary, rewrap, audit rotation, and unwrap for players.
 
 use super::error::{rotation_failed, ErrorCode, Serving};
-use super::routes::KeyPairId;
+use super::extract::KeyPairId;
 use super::state::AppState;
 use super::views::*;
 use super::ApiError;

@@ -18,6 +18,7 @@ use super::{ApiError, ErrorCode};
 use crate::audit::AuditEvent;
 use crate::config::access::Role;
 use crate::domain::is_key_pair_id;
+use crate::domain::Decision;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -59,9 +60,13 @@ pub(crate) async fn authorize(
         uid: peer.uid,
         gid: peer.gid,
         pid: peer.pid,
-        role: role.name().to_string(),
+        role,
         key_pair_id: key_pair_id_in(req.uri().path()),
-        outcome: if allowed { "allowed" } else { "refused" }.to_string(),
+        outcome: if allowed {
+            Decision::Allowed
+        } else {
+            Decision::Refused
+        },
     };
     if !allowed {
         if st.refusals.note(peer.uid) {

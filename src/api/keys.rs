@@ -4,7 +4,7 @@
 
 use super::auth::bounded;
 use super::error::ErrorCode;
-use super::routes::KeyPairId;
+use super::extract::KeyPairId;
 use super::state::AppState;
 use super::views::*;
 use super::{json_body, ApiError};

@@ -9,7 +9,8 @@
 //!   how many refusals per uid are recorded one by one.
 //! - `error.rs`: the typed [`ErrorCode`], its HTTP status in one place, and
 //!   the library's errors turned into codes by `From`.
-//! - `routes.rs`: the router, the path extractors, the fallbacks;
+//! - `extract.rs`: the path extractors (a key-pair id, checked);
+//! - `routes.rs`: the router and the fallbacks;
 //!   `status.rs` (status and `/metrics`, from one health assessment),
 //!   `keys.rs` (history, key pairs, envelopes, the public key, the JWK
 //!   Set), `actions.rs` (rotate, test, reload, check, rewrap, unwrap,
@@ -25,6 +26,7 @@ pub(crate) mod auth;
 pub mod client;
 pub(crate) mod connections;
 mod error;
+mod extract;
 mod keys;
 pub mod paths;
 mod peer;

@@ -2,7 +2,8 @@
 //! of a kind has the same fields and a reader can rely on them. Events carry
 //! ids, ARNs, encryption contexts and request ids — never key material.
 
-use crate::domain::{EncryptionContext, Reason};
+use crate::config::Role;
+use crate::domain::{Decision, EncryptionContext, FailureCause, Reason, ReloadResult};
 use crate::time::{rfc3339, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +45,7 @@ pub enum AuditEvent {
     /// Rotations started failing.
     OutageStarted {
         /// The classified cause.
-        cause: String,
+        cause: FailureCause,
         /// The KMS operation, when KMS failed.
         operation: Option<String>,
         /// KMS's error code.
@@ -62,7 +63,7 @@ pub enum AuditEvent {
         /// How long it lasted.
         duration_ms: i64,
         /// The last cause seen.
-        cause: Option<String>,
+        cause: Option<FailureCause>,
     },
     /// An API call that changes state or reveals key material.
     Api {
@@ -77,11 +78,11 @@ pub enum AuditEvent {
         /// Caller's pid.
         pid: Option<i32>,
         /// The role the call needs.
-        role: String,
+        role: Role,
         /// The key pair the call is about.
         key_pair_id: Option<String>,
-        /// `allowed` or `refused`.
-        outcome: String,
+        /// Whether the caller held the role.
+        outcome: Decision,
     },
     /// Refusals of one uid beyond the per-minute allowance, summed up.
     ApiRefusalsSuppressed {
@@ -101,7 +102,7 @@ pub enum AuditEvent {
     /// A reload ended.
     ConfigReload {
         /// What happened.
-        outcome: String,
+        outcome: ReloadResult,
         /// Details.
         message: String,
         /// The key pair made under a new KMS key.

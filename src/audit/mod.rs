@@ -19,13 +19,17 @@
 //! says so (degraded).
 
 mod event;
+mod tail;
+mod verify;
 
 pub use event::{AuditEvent, Outcome};
+use tail::{looks_like_a_trail, read_tail};
+pub use verify::{verify, verify_all, Broken};
 
 use crate::time;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -175,80 +179,6 @@ pub struct Rotated {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
-}
-
-/// How every record line starts (serde writes [`Line`]'s fields in order).
-const RECORD_START: &[u8] = b"{\"seq\":";
-
-/// Whether a file of `size` bytes may be an audit trail: empty, or
-/// starting with a record. The torn-tail repair truncates, so it runs only
-/// on a file that proves to be a trail — never on a store or a root key
-/// that a wrong `audit_log` names.
-fn looks_like_a_trail(f: &mut std::fs::File, size: u64) -> std::io::Result<bool> {
-    if size == 0 {
-        return Ok(true);
-    }
-    let mut start = [0u8; RECORD_START.len()];
-    let n = (size as usize).min(start.len());
-    f.seek(SeekFrom::Start(0))?;
-    f.read_exact(&mut start[..n])?;
-    Ok(start[..n] == RECORD_START[..n])
-}
-
-/// What the end of an existing file says.
-struct Tail {
-    /// Bytes up to and including the last newline.
-    complete_len: u64,
-    /// The last complete line.
-    last_line: Option<Vec<u8>>,
-}
-
-/// Reads the last complete line of `f` without reading the whole file:
-/// start-up costs the same with a large trail.
-fn read_tail(f: &mut std::fs::File, size: u64) -> std::io::Result<Tail> {
-    let mut end = size;
-    let mut buf = Vec::new();
-    let mut last_newline: Option<u64> = None;
-    // Walk back in chunks until two newlines (or the start) bound a line.
-    loop {
-        let start = end.saturating_sub(64 * 1024);
-        let mut chunk = vec![0u8; (end - start) as usize];
-        f.seek(SeekFrom::Start(start))?;
-        f.read_exact(&mut chunk)?;
-        chunk.extend_from_slice(&buf);
-        buf = chunk;
-        let base = start;
-        let newlines: Vec<u64> = buf
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .map(|(i, _)| base + i as u64)
-            .collect();
-        if last_newline.is_none() {
-            last_newline = newlines.last().copied();
-        }
-        match last_newline {
-            None if start == 0 => {
-                return Ok(Tail {
-                    complete_len: 0,
-                    last_line: None,
-                })
-            }
-            None => {}
-            Some(nl) => {
-                let before = newlines.iter().rev().find(|p| **p < nl).copied();
-                if before.is_some() || start == 0 {
-                    let from = before.map(|p| p + 1).unwrap_or(0);
-                    let line = buf[(from - base) as usize..(nl - base) as usize].to_vec();
-                    return Ok(Tail {
-                        complete_len: nl + 1,
-                        last_line: Some(line),
-                    });
-                }
-            }
-        }
-        end = start;
-    }
 }
 
 impl Audit {
@@ -514,116 +444,6 @@ impl Audit {
             continues: None,
         }
     }
-}
-
-/// The first record that breaks the chain.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("audit log broken at line {line} (seq {seq}): {problem}")]
-pub struct Broken {
-    /// 1-based line number.
-    pub line: u64,
-    /// The record's seq, if it parsed.
-    pub seq: String,
-    /// What is wrong.
-    pub problem: String,
-}
-
-/// Checks the chain across files, oldest first (archived files, then the
-/// current one): each must verify, and each after the first must continue
-/// the one before it. Returns the last file's head.
-pub fn verify_all(paths: &[PathBuf]) -> Result<Head, Broken> {
-    let mut before: Option<Head> = None;
-    for path in paths {
-        let head = verify(path)?;
-        if let Some(b) = &before {
-            let continues = head
-                .continues
-                .as_ref()
-                .is_some_and(|c| c.previous_head == b.head && c.previous_records == b.records);
-            if !continues {
-                return Err(Broken {
-                    line: 1,
-                    seq: head
-                        .continues
-                        .as_ref()
-                        .map_or("-".into(), |c| (c.previous_records + 1).to_string()),
-                    problem: format!(
-                        "{} does not continue {} (which ends at seq {}, head {}): a file between them is missing, or they are out of order",
-                        path.display(),
-                        b.path,
-                        b.records,
-                        b.head
-                    ),
-                });
-            }
-        }
-        before = Some(head);
-    }
-    before.ok_or_else(|| Broken {
-        line: 0,
-        seq: "-".into(),
-        problem: "no file to verify".into(),
-    })
-}
-
-/// Checks the whole chain of the file at `path`. A file started by a
-/// rotation begins where its first record (`audit_continued`) says.
-pub fn verify(path: &Path) -> Result<Head, Broken> {
-    let broken = |line: u64, seq: String, problem: String| Broken { line, seq, problem };
-    let f = std::fs::File::open(path).map_err(|e| {
-        broken(
-            0,
-            "-".into(),
-            format!("cannot open {}: {e}", path.display()),
-        )
-    })?;
-    let (mut prev, mut expected_seq) = (GENESIS.to_string(), 1u64);
-    let mut continues = None;
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let no = i as u64 + 1;
-        let line = line.map_err(|e| broken(no, "-".into(), e.to_string()))?;
-        let l: Line = serde_json::from_str(&line)
-            .map_err(|e| broken(no, "-".into(), format!("not a record: {e}")))?;
-        if no == 1 {
-            if let Ok(AuditEvent::AuditContinued {
-                previous_file,
-                previous_records,
-            }) = serde_json::from_value(l.event.clone())
-            {
-                expected_seq = previous_records + 1;
-                prev = l.prev.clone();
-                continues = Some(Continuation {
-                    previous_file,
-                    previous_records,
-                    previous_head: l.prev.clone(),
-                });
-            }
-        }
-        if l.seq != expected_seq {
-            return Err(broken(
-                no,
-                l.seq.to_string(),
-                format!("expected seq {expected_seq}: a record was deleted or reordered"),
-            ));
-        }
-        if l.prev != prev {
-            return Err(broken(
-                no,
-                l.seq.to_string(),
-                "prev does not match the hash of the record before it: that record was edited, or records were removed or reordered".into(),
-            ));
-        }
-        prev = sha256_hex(line.as_bytes());
-        expected_seq += 1;
-    }
-    Ok(Head {
-        path: path.display().to_string(),
-        records: expected_seq - 1,
-        head: prev,
-        problem: None,
-        repaired: None,
-        continues,
-    })
 }
 
 #[cfg(test)]
@@ -988,7 +808,7 @@ mod tests {
         // Long records so the last one spans more than one 64 KiB chunk.
         for i in 0..3 {
             a.record(&AuditEvent::ConfigReload {
-                outcome: "applied".into(),
+                outcome: crate::domain::ReloadResult::Applied,
                 message: "x".repeat(70_000 + i),
                 new_key_pair_id: None,
             })

@@ -6,8 +6,11 @@ use super::raw::{RawAccess, RawGrant};
 use std::collections::BTreeSet;
 
 /// What a caller may do over the socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Role {
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
     /// Status, history, public key, metrics.
     View,
     /// Rotate, test, reload, rewrap, envelope export (implies `view`).
@@ -18,7 +21,7 @@ pub(crate) enum Role {
 
 impl Role {
     /// The name used in the config and in errors.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Role::View => "view",
             Role::Edit => "edit",

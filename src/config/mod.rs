@@ -14,6 +14,7 @@ mod raw;
 mod sections;
 mod validate;
 
+pub use access::Role;
 pub use sections::{is_table_name, LogFormat, LogSettings};
 pub(crate) use sections::{
     ApiSettings, Canary, FleetStore, KmsTimeouts, ProviderSettings, RetryPolicy, StoreSettings,

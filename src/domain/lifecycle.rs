@@ -9,14 +9,36 @@
 use super::{KeyPairRecord, KeyState};
 use crate::time::Timestamp;
 
+/// A step of the life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Becoming the active key pair.
+    Activate,
+    /// Being announced for the next scheduled rotation.
+    Announce,
+    /// Being deleted by retention pruning.
+    Prune,
+}
+
+/// A step the key pair's state does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("is {from}, {}", match .step {
+    Step::Activate => "only a pending or announced key pair can be activated",
+    Step::Announce => "only a pending key pair can be announced",
+    Step::Prune => "only retired or superseded key pairs (never the active one) are pruned",
+})]
+pub struct IllegalTransition {
+    /// The state it is in.
+    pub from: KeyState,
+    /// The step refused.
+    pub step: Step,
+}
+
 impl KeyPairRecord {
     /// A pending or announced key pair, active from `at`.
-    pub(crate) fn activated(&self, at: Timestamp) -> Result<KeyPairRecord, String> {
+    pub(crate) fn activated(&self, at: Timestamp) -> Result<KeyPairRecord, IllegalTransition> {
         if !matches!(self.state, KeyState::Pending | KeyState::Announced) {
-            return Err(format!(
-                "is {}, only a pending or announced key pair can be activated",
-                self.state
-            ));
+            return Err(self.refused(Step::Activate));
         }
         let mut r = self.clone();
         r.state = KeyState::Active;
@@ -46,12 +68,12 @@ impl KeyPairRecord {
 
     /// A proven pending key pair, announced to become active at
     /// `activates_at`.
-    pub(crate) fn announced(&self, activates_at: Timestamp) -> Result<KeyPairRecord, String> {
+    pub(crate) fn announced(
+        &self,
+        activates_at: Timestamp,
+    ) -> Result<KeyPairRecord, IllegalTransition> {
         if self.state != KeyState::Pending {
-            return Err(format!(
-                "is {}, only a pending key pair can be announced",
-                self.state
-            ));
+            return Err(self.refused(Step::Announce));
         }
         let mut r = self.clone();
         r.state = KeyState::Announced;
@@ -61,14 +83,18 @@ impl KeyPairRecord {
 
     /// Whether retention pruning may delete it (`is_active`: the store's
     /// active pointer names it).
-    pub(crate) fn prunable(&self, is_active: bool) -> Result<(), String> {
+    pub(crate) fn prunable(&self, is_active: bool) -> Result<(), IllegalTransition> {
         if matches!(self.state, KeyState::Retired | KeyState::Superseded) && !is_active {
             Ok(())
         } else {
-            Err(format!(
-                "is {}; only retired or superseded key pairs are pruned",
-                self.state
-            ))
+            Err(self.refused(Step::Prune))
+        }
+    }
+
+    fn refused(&self, step: Step) -> IllegalTransition {
+        IllegalTransition {
+            from: self.state,
+            step,
         }
     }
 }
@@ -88,7 +114,14 @@ mod tests {
             (active.state, active.activates_at),
             (KeyState::Active, None)
         );
-        assert!(active.activated(t).is_err(), "active twice");
+        assert_eq!(
+            active.activated(t).unwrap_err(),
+            IllegalTransition {
+                from: KeyState::Active,
+                step: Step::Activate
+            },
+            "active twice"
+        );
         assert!(active.announced(t).is_err());
         assert!(
             active.superseded(t).is_none(),

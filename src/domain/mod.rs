@@ -8,9 +8,12 @@
 
 mod context;
 mod lifecycle;
+mod outcome;
 mod record;
 
 pub use context::{context_for, is_context_value, EncryptionContext, KEY_PAIR_CONTEXT_KEY};
+pub use lifecycle::{IllegalTransition, Step};
+pub use outcome::{Decision, FailureCause, FailureKind, ReloadResult, RotationStep};
 pub(crate) use record::b64;
 pub use record::{
     is_key_pair_id, Envelope, KeyBits, KeyPairInfo, KeyPairRecord, KeyState, Reason, Schedule,

@@ -42,19 +42,20 @@ pub struct RootKeyError {
     pub problem: String,
 }
 
+/// What to do when the root key file does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IfMissing {
+    /// Make one (the daemon, on first start).
+    Create,
+    /// Say so (a candidate configuration's Test, which writes nothing).
+    Refuse,
+}
+
 impl LocalProvider {
-    /// Opens the root key at `path`, creating it (mode 0600, 32 random bytes)
-    /// if it does not exist yet.
-    pub(crate) fn open_or_create(path: &Path) -> Result<LocalProvider, RootKeyError> {
-        Self::open(path, true)
-    }
-
-    /// Opens an existing root key; a missing file is an error.
-    pub(crate) fn open_existing(path: &Path) -> Result<LocalProvider, RootKeyError> {
-        Self::open(path, false)
-    }
-
-    fn open(path: &Path, create: bool) -> Result<LocalProvider, RootKeyError> {
+    /// Opens the root key at `path`; `if_missing` says what a missing file
+    /// means.
+    pub(crate) fn open(path: &Path, if_missing: IfMissing) -> Result<LocalProvider, RootKeyError> {
+        let create = if_missing == IfMissing::Create;
         let err = |problem: String| RootKeyError {
             path: path.display().to_string(),
             problem,
@@ -216,7 +217,7 @@ mod tests {
     async fn creates_root_key_0600_and_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/root.key");
-        let p = LocalProvider::open_or_create(&path).unwrap();
+        let p = LocalProvider::open(&path, crate::provider::IfMissing::Create).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let dk = p.generate_data_key(&ctx("a")).await.unwrap();
@@ -226,7 +227,7 @@ mod tests {
             .unwrap();
         assert_eq!(&back.plaintext[..], &dk.plaintext[..]);
         // Same file, same key id; the wrapped key still opens after reopening.
-        let again = LocalProvider::open_or_create(&path).unwrap();
+        let again = LocalProvider::open(&path, crate::provider::IfMissing::Create).unwrap();
         assert_eq!(again.configured_key(), p.configured_key());
         assert!(again
             .decrypt(&dk.wrapping_key_arn, &dk.ciphertext, &ctx("a"))
@@ -237,7 +238,8 @@ mod tests {
     #[tokio::test]
     async fn context_is_bound() {
         let dir = tempfile::tempdir().unwrap();
-        let p = LocalProvider::open_or_create(&dir.path().join("k")).unwrap();
+        let p =
+            LocalProvider::open(&dir.path().join("k"), crate::provider::IfMissing::Create).unwrap();
         let dk = p.generate_data_key(&ctx("a")).await.unwrap();
         let e = p
             .decrypt(&dk.wrapping_key_arn, &dk.ciphertext, &ctx("b"))
@@ -256,7 +258,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         std::fs::write(&path, b"short-secret").unwrap();
-        let e = LocalProvider::open_or_create(&path)
+        let e = LocalProvider::open(&path, crate::provider::IfMissing::Create)
             .unwrap_err()
             .to_string();
         assert!(e.contains("is 12 bytes long, expected exactly 32"), "{e}");

@@ -19,23 +19,21 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 pub(crate) use aws_kms::AwsKmsProvider;
-pub(crate) use local::LocalProvider;
 pub use local::RootKeyError;
+pub(crate) use local::{IfMissing, LocalProvider};
 
 /// Builds the provider `settings` ask for. `create_root_key` lets the local
 /// provider create a missing root key file (the daemon); a check that must
 /// write nothing (`kekctl test --config`) passes false.
 pub(crate) async fn from_settings(
     settings: &crate::config::Settings,
-    create_root_key: bool,
+    root_key: local::IfMissing,
 ) -> Result<std::sync::Arc<dyn KeyProvider>, local::RootKeyError> {
     use crate::config::ProviderSettings;
     Ok(match &settings.provider {
-        ProviderSettings::Local { root_key_path } => std::sync::Arc::new(if create_root_key {
-            LocalProvider::open_or_create(root_key_path)?
-        } else {
-            LocalProvider::open_existing(root_key_path)?
-        }),
+        ProviderSettings::Local { root_key_path } => {
+            std::sync::Arc::new(LocalProvider::open(root_key_path, root_key)?)
+        }
         ProviderSettings::AwsKms { key, backups } => {
             let region = settings.region.as_deref().unwrap_or(&key.region);
             std::sync::Arc::new(
@@ -52,7 +50,7 @@ pub(crate) async fn instrumented(
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     audit: std::sync::Arc<crate::audit::Audit>,
 ) -> Result<std::sync::Arc<dyn KeyProvider>, local::RootKeyError> {
-    let inner = from_settings(settings, true).await?;
+    let inner = from_settings(settings, local::IfMissing::Create).await?;
     Ok(instrumented::Instrumented::wrap(inner, metrics, audit))
 }
 
@@ -124,57 +122,7 @@ pub(crate) struct KeyDescription {
     pub(crate) request_id: Option<String>,
 }
 
-/// Why a provider call failed, in the operator's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum FailureKind {
-    /// Connection refused, DNS, TLS: KMS could not be reached.
-    Unreachable,
-    /// No answer in time (connect, attempt or operation timeout).
-    Timeout,
-    /// No usable AWS credentials.
-    Credentials,
-    /// KMS refused: IAM or key policy.
-    AccessDenied,
-    /// The key is disabled.
-    KeyDisabled,
-    /// The key is pending deletion, pending import or otherwise unusable.
-    InvalidKeyState,
-    /// The key (or alias) does not exist.
-    NotFound,
-    /// The ciphertext or encryption context does not match.
-    InvalidCiphertext,
-    /// KMS is throttling us.
-    Throttled,
-    /// KMS answered but cannot serve now (5xx, `KeyUnavailableException`,
-    /// `KMSInternalException`).
-    ServiceUnavailable,
-    /// The call could not be recorded in the audit log, so its result is
-    /// refused (fail closed).
-    AuditUnavailable,
-    /// Anything else (5xx, unexpected answers).
-    Other,
-}
-
-impl FailureKind {
-    /// The one availability rule: KMS (or its network) cannot serve right
-    /// now, and asking again later can succeed without anyone acting. The API
-    /// answers these with `kms_unavailable`; preflight does not stop a start
-    /// for them. Access, key-state and ciphertext problems are never
-    /// "unavailable": they need an operator and must not be masked.
-    pub fn is_unavailable(self) -> bool {
-        matches!(
-            self,
-            FailureKind::Unreachable
-                | FailureKind::Timeout
-                | FailureKind::Throttled
-                | FailureKind::ServiceUnavailable
-        )
-    }
-}
-
-crate::domain::display_as_serde!(FailureKind);
+pub use crate::domain::FailureKind;
 
 /// A failed provider call. Carries KMS's diagnostics, never key material.
 #[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]

@@ -415,7 +415,7 @@ impl Engine {
                         events.push(AuditEvent::OutageEnded {
                             since,
                             duration_ms: (time::now() - since).num_milliseconds(),
-                            cause: st.health.last_error.as_ref().map(|e| e.kind.to_string()),
+                            cause: st.health.last_error.as_ref().map(|e| e.kind),
                         });
                     }
                     st.health.attempts = 0;
@@ -429,7 +429,7 @@ impl Engine {
                     let last = LastError::new(reason, e);
                     if st.health.degraded_since.is_none() {
                         events.push(AuditEvent::OutageStarted {
-                            cause: last.kind.to_string(),
+                            cause: last.kind,
                             operation: last.operation.clone(),
                             code: last.code.clone(),
                             message: last.message.clone(),

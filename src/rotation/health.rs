@@ -9,35 +9,7 @@ use crate::time::{self, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock};
 
-/// What a failed rotation ran into: a classified provider failure, or one of
-/// kekd's own steps. One flat name on the wire (`unreachable`,
-/// `access_denied`, …, `verification`, `store`, `generation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum FailureCause {
-    /// KMS (or the local provider) failed this way.
-    Provider(FailureKind),
-    /// A step of kekd's own failed.
-    Step(RotationStep),
-}
-
-/// kekd's own steps of a rotation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RotationStep {
-    /// The stored envelope did not prove (I1).
-    Verification,
-    /// The store failed.
-    Store,
-    /// RSA generation failed.
-    Generation,
-    /// The daemon was stopping.
-    ShuttingDown,
-    /// A bug in kekd (a caught panic).
-    Internal,
-}
-
-crate::domain::display_as_serde!(FailureCause);
+pub use crate::domain::{FailureCause, RotationStep};
 
 /// The last failure, as status shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -252,8 +252,16 @@ mod tests {
         let broken = SharedCurrent::new(
             current.settings(),
             Arc::new(SealOnly {
-                seal: LocalProvider::open_or_create(&dir.path().join("root.key")).unwrap(),
-                open: LocalProvider::open_or_create(&other.path().join("root.key")).unwrap(),
+                seal: LocalProvider::open(
+                    &dir.path().join("root.key"),
+                    crate::provider::IfMissing::Create,
+                )
+                .unwrap(),
+                open: LocalProvider::open(
+                    &other.path().join("root.key"),
+                    crate::provider::IfMissing::Create,
+                )
+                .unwrap(),
             }),
         );
         assert!(Rotator::new(store.clone(), broken)
@@ -422,7 +430,11 @@ mod tests {
         let broken = SharedCurrent::new(
             current.settings(),
             Arc::new(BrokenBackup {
-                primary: LocalProvider::open_or_create(&dir.path().join("root.key")).unwrap(),
+                primary: LocalProvider::open(
+                    &dir.path().join("root.key"),
+                    crate::provider::IfMissing::Create,
+                )
+                .unwrap(),
             }),
         );
         let err = Rotator::new(store.clone(), broken)

@@ -59,16 +59,25 @@ pub struct Tenant {
     pub region: String,
 }
 
+/// Which end of a copy a store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Copied from: must exist.
+    Source,
+    /// Copied into: created if missing, must be empty.
+    Target,
+}
+
 /// Opens the store at `location`. A redb source must exist (opening would
 /// otherwise create an empty one).
 pub async fn open_location(
     location: &Location,
     tenant: Option<&Tenant>,
-    must_exist: bool,
+    side: Side,
 ) -> Result<Arc<dyn KeyStore>, CopyError> {
     Ok(match location {
         Location::Redb(path) => {
-            if must_exist && !path.exists() {
+            if side == Side::Source && !path.exists() {
                 return Err(CopyError::Missing(location.clone()));
             }
             Arc::new(RedbStore::open(path).await?)

@@ -13,7 +13,9 @@ mod fleet;
 mod redb;
 mod summary;
 
-pub use self::copy::{copy, create_table, open_location, CopyError, CopyReport, Location, Tenant};
+pub use self::copy::{
+    copy, create_table, open_location, CopyError, CopyReport, Location, Side, Tenant,
+};
 pub use self::dynamodb::DynamoStore;
 pub(crate) use self::dynamodb::TableProblem;
 pub use self::redb::RedbStore;

@@ -15,7 +15,9 @@ pub(crate) async fn fixture(dir: &std::path::Path) -> (Arc<dyn KeyStore>, Shared
     let mut s = crate::config::Settings::dev(dir).unwrap();
     s.key_bits = KeyBits::Rsa2048;
     let store: Arc<dyn KeyStore> = Arc::new(RedbStore::open(&dir.join("s.redb")).await.unwrap());
-    let provider = Arc::new(LocalProvider::open_or_create(&dir.join("root.key")).unwrap());
+    let provider = Arc::new(
+        LocalProvider::open(&dir.join("root.key"), crate::provider::IfMissing::Create).unwrap(),
+    );
     (store, SharedCurrent::new(Arc::new(s), provider))
 }
 

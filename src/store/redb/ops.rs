@@ -33,9 +33,9 @@ impl Inner {
     ) -> Result<KeyPairRecord, StoreError> {
         self.write(|t| {
             let old = t.get_existing(id)?;
-            let rec = old.activated(at).map_err(|problem| StoreError::Conflict {
+            let rec = old.activated(at).map_err(|refused| StoreError::Conflict {
                 id: id.into(),
-                problem,
+                problem: refused.to_string(),
             })?;
             if let Some(prev_id) = t.active_id()? {
                 // A corrupt previous record must not block rotation: it stays
@@ -72,9 +72,9 @@ impl Inner {
             let old = t.get_existing(id)?;
             let rec = old
                 .announced(activates_at)
-                .map_err(|problem| StoreError::Conflict {
+                .map_err(|refused| StoreError::Conflict {
                     id: id.into(),
-                    problem,
+                    problem: refused.to_string(),
                 })?;
             t.put(Some(&old), &rec)?;
             Ok(rec)
@@ -201,9 +201,9 @@ impl Inner {
             let rec = t.get_existing(id)?;
             let active = t.active_id()?.is_some_and(|a| a == id);
             rec.prunable(active)
-                .map_err(|problem| StoreError::Conflict {
+                .map_err(|refused| StoreError::Conflict {
                     id: id.into(),
-                    problem,
+                    problem: refused.to_string(),
                 })?;
             t.remove(&rec)?;
             crate::failpoint::crash_point!("store-delete-before-commit");

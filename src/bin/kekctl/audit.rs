@@ -1,0 +1,132 @@
+//! The audit trail, read from its files: `show` (and `--follow`),
+//! `verify`; and `rotate`, which the daemon does.
+
+use crate::output::{outln, Output};
+use crate::render;
+use anyhow::Context;
+use kekd::api::client::Client;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// The daemon's audit file, from status, unless one is given.
+pub(crate) async fn daemon_file(client: &Client) -> anyhow::Result<PathBuf> {
+    Ok(PathBuf::from(client.status().await?.audit.path))
+}
+
+/// `kekctl audit rotate`.
+pub(crate) async fn rotate(client: &Client, out: Output) -> anyhow::Result<()> {
+    let r = client.audit_rotate().await?;
+    out.show(&r, |r| {
+        format!(
+            "archived {} ({} records, head {}); {} continues the chain",
+            r.archived, r.records, r.head, r.path
+        )
+    })
+}
+
+/// `kekctl audit verify [--file F]…`: exit 1 at the first broken record.
+pub(crate) fn verify(paths: &[PathBuf], out: Output) -> anyhow::Result<()> {
+    let head = kekd::audit::verify_all(paths)?;
+    out.show(&head, |head| {
+        let files = match paths.len() {
+            1 => head.path.clone(),
+            n => format!("{n} files up to {}", head.path),
+        };
+        let mut text = format!(
+            "{files}: {} records, chain intact, head {}",
+            head.records, head.head
+        );
+        if let Some(c) = head.continues.as_ref().filter(|_| paths.len() == 1) {
+            text.push_str(&format!(
+                "\n  continues {} (records up to {}, head {}): check it too, oldest first, with --file",
+                c.previous_file, c.previous_records, c.previous_head
+            ));
+        }
+        text
+    })
+}
+
+/// `kekctl audit show`: the records from `since` on, as a table (or the
+/// stored JSON lines); with `follow`, then every record appended.
+pub(crate) async fn show(
+    path: &std::path::Path,
+    since: Option<kekd::time::Timestamp>,
+    follow: bool,
+    out: Output,
+) -> anyhow::Result<()> {
+    let json = out.json;
+    use std::io::BufRead;
+    use std::os::unix::fs::MetadataExt;
+    let open = || -> anyhow::Result<(std::io::BufReader<std::fs::File>, u64)> {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let ino = file.metadata()?.ino();
+        Ok((std::io::BufReader::new(file), ino))
+    };
+    let (mut reader, mut ino) = open()?;
+    // Set once the path names a new file (`kekctl audit rotate`): the old
+    // one is read to its end, then following goes on in the new one.
+    let mut rotated = false;
+    let mut rows = Vec::new();
+    let mut line = String::new();
+    let flush = |rows: &mut Vec<serde_json::Value>| -> anyhow::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if json {
+            for r in rows.iter() {
+                outln!("{r}");
+            }
+        } else {
+            outln!("{}", render::audit(rows));
+        }
+        rows.clear();
+        Ok(())
+    };
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 || !line.ends_with('\n') {
+            flush(&mut rows)?;
+            if !follow {
+                return Ok(());
+            }
+            // A partial last line is read again once it is complete.
+            if n > 0 {
+                let back = i64::try_from(n).unwrap_or(0);
+                std::io::Seek::seek(reader.get_mut(), std::io::SeekFrom::Current(-back))?;
+                reader = std::io::BufReader::new(reader.into_inner());
+            }
+            if rotated {
+                // The old file was read to its end after the rename, and
+                // nothing is appended to it after that: switch.
+                (reader, ino) = open()?;
+                rotated = false;
+                continue;
+            }
+            if std::fs::metadata(path).is_ok_and(|m| m.ino() != ino) {
+                rotated = true;
+                continue;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
+        }
+        let record: serde_json::Value =
+            serde_json::from_str(line.trim_end()).with_context(|| {
+                format!(
+                    "{}: not an audit record: {}",
+                    path.display(),
+                    line.trim_end()
+                )
+            })?;
+        let at = record["at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        if since.is_none_or(|s| at.is_some_and(|at| at >= s)) {
+            rows.push(record);
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The command line: clap's types, every option's help, and the value
+//! parsers that make a bad value a usage error (exit 2).
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Shown by `--help` and in the man page.
+pub(crate) const EXIT_CODES: &str =
+    "Exit codes: 0 success; 1 the daemon answered with an error (or a local \
+failure such as an unwritable --out file); 2 bad command line; 3 the daemon cannot be \
+reached (not running, wrong socket) or did not answer within --timeout; 4 permission \
+denied (socket or role). A closed stdout (kekctl history | head) is not an error.
+
+Environment: KEKD_SOCKET (the socket, as --socket); COLUMNS (table width).
+Documentation: /usr/share/doc/kekd/ (README.md, docs/).";
+
+#[derive(Parser)]
+#[command(
+    name = "kekctl",
+    version = kekd::fips::VERSION,
+    about = "Talk to kekd over its local socket",
+    after_long_help = EXIT_CODES
+)]
+pub(crate) struct Cli {
+    /// The daemon's socket.
+    #[arg(long, env = "KEKD_SOCKET", default_value = kekd::config::defaults::SOCKET, global = true)]
+    pub(crate) socket: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// Give up when the daemon has not answered within this long (e.g. 10s,
+    /// 2m); for rewrap, between two progress lines.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: std::time::Duration,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Show the audit records (a table; --json prints them as stored),
+    /// read from the file directly (by default the daemon's, from status).
+    Show {
+        /// The audit log to read instead of the daemon's.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Only records at or after this: an RFC 3339 time, or a duration
+        /// back from now (`1h`, `7d`).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Keep printing records as they are appended (Ctrl-C to stop).
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Check the hash chain: exit 0 if intact, 1 with the first broken
+    /// record. Reads the files directly (by default the daemon's, from
+    /// status). Give archived files too, oldest first, to check that each
+    /// continues the one before.
+    Verify {
+        /// An audit file to check instead of the daemon's (repeatable,
+        /// oldest first).
+        #[arg(long, value_name = "FILE")]
+        file: Vec<PathBuf>,
+    },
+    /// Start a new audit file, keeping the chain: the daemon renames the
+    /// current file to FILE.<UTC time> and the new file's first record
+    /// continues from it. Archive or compress the renamed file as you like.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Create the DynamoDB table for fleet mode (on-demand billing, the
+    /// layout's keys and index) and wait until it is active; an existing
+    /// table with the right keys is left as it is. Needs no daemon.
+    Init {
+        /// The table name.
+        #[arg(long, value_parser = table_name)]
+        table: String,
+        /// The table's region.
+        #[arg(long, env = "AWS_REGION")]
+        region: String,
+    },
+    /// Copy a key history into an empty store, unchanged (no KMS call), and
+    /// verify it item by item. Needs no daemon; stop the kekd that owns a
+    /// redb file first.
+    Copy {
+        /// Source: redb:PATH or dynamodb:TABLE.
+        #[arg(long, value_name = "LOCATION")]
+        from: kekd::store::Location,
+        /// Target (must be empty): redb:PATH or dynamodb:TABLE.
+        #[arg(long, value_name = "LOCATION")]
+        to: kekd::store::Location,
+        /// The organization whose history is copied (default: --config's).
+        #[arg(long, value_name = "ID")]
+        organization: Option<String>,
+        /// The DynamoDB table's region (default: --config's store region).
+        #[arg(long, env = "AWS_REGION")]
+        region: Option<String>,
+        /// A kekd configuration to take the organization and region from.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Daemon state, active key pair, schedule, last error.
+    Status,
+    /// Key pair history, newest first.
+    History {
+        /// How many key pairs to show (the newest).
+        #[arg(long, default_value_t = 20, conflicts_with = "all")]
+        limit: usize,
+        /// Every key pair, page after page (1,000 at a time).
+        #[arg(long)]
+        all: bool,
+    },
+    /// The active public key (PEM), or with --jwks the JWK Set of the
+    /// active and recently retired keys (what recorders cache).
+    PublicKey {
+        /// Write to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The JWK Set (RFC 7517) instead of one PEM.
+        #[arg(long)]
+        jwks: bool,
+    },
+    /// Change Key Now: rotate and wait for the new key pair.
+    Rotate,
+    /// Test round trip with the KMS key: the daemon's (default), or a
+    /// candidate config file's, talking to KMS directly and writing nothing.
+    Test {
+        /// A candidate configuration to test instead of the running one.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Re-encrypt every key pair's data key under the current KMS key (KMS
+    /// ReEncrypt; resumable, idempotent), with a progress bar.
+    Rewrap,
+    /// Seal a recording with the active public key (or --public-key with
+    /// --key-id, for recorders that cache it). IN/OUT may be `-`.
+    Seal {
+        /// Plaintext audio (`-`: stdin).
+        input: String,
+        /// Sealed recording (`-`: stdout); written to a temporary file and
+        /// renamed on success.
+        output: String,
+        /// A cached public key (PEM) instead of asking the daemon; its
+        /// key-pair id is computed from it.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        /// Check that --public-key is this key pair's (optional).
+        #[arg(long, value_name = "ID", requires = "public_key")]
+        key_id: Option<String>,
+        /// A cached JWK Set (`kekctl public-key --jwks`): seal with the key
+        /// that is active in it.
+        #[arg(long, value_name = "FILE", conflicts_with = "public_key")]
+        jwks: Option<PathBuf>,
+    },
+    /// Open a sealed recording; the daemon unwraps the content key (role
+    /// `decrypt`). IN/OUT may be `-`; a file OUT appears only if the whole
+    /// recording authenticated.
+    Open {
+        /// Sealed recording (`-`: stdin).
+        input: String,
+        /// Plaintext audio (`-`: stdout).
+        output: String,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Run the decryptability canary now: the active and recent key pairs
+    /// must decrypt through KMS and match, and the KMS key must be usable.
+    Check,
+    /// Print the KMS key-policy statements kekd needs (JSON, ready to paste
+    /// into the key policy's Statement array). Needs no daemon.
+    Policy {
+        /// The IAM principal kekd runs as (role or user ARN).
+        #[arg(long, value_name = "ARN")]
+        principal: String,
+        /// An organization id kekd serves (repeat for several).
+        #[arg(long = "org", value_name = "ID", required = true)]
+        orgs: Vec<String>,
+        /// The encryption-context key that carries the organization id.
+        #[arg(long, default_value = "organization-id")]
+        context_key: String,
+        /// Fleet mode: also print the IAM policy for this DynamoDB table
+        /// (output becomes {"kms_key_policy_statements": …, "iam_policy": …}).
+        #[arg(long, value_name = "TABLE", requires = "table_region")]
+        table: Option<String>,
+        /// The table's region.
+        #[arg(long, value_name = "REGION", requires = "table")]
+        table_region: Option<String>,
+    },
+    /// The key store itself: create a fleet table, copy a history.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+    /// Reload the daemon's configuration file (as SIGHUP does; all or
+    /// nothing, a new KMS key proven first). Exit 1 if it failed.
+    Reload,
+    /// Shell completions for kekctl (bash, zsh, fish, elvish, powershell),
+    /// to stdout. Needs no daemon.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Man pages (kekctl.1 and one per subcommand) into DIR, for packaging.
+    #[command(hide = true)]
+    Manpages {
+        /// Where to write them.
+        dir: PathBuf,
+    },
+    /// A key pair's encrypted private key (envelope JSON) for backup or break-glass.
+    Export {
+        /// Key pair id (kek-…), or `active` for the active one.
+        id: String,
+        /// Write to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A DynamoDB table name, checked while parsing (a bad one exits 2).
+fn table_name(s: &str) -> Result<String, String> {
+    if kekd::config::is_table_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err("not a DynamoDB table name (3-255 characters of A-Z a-z 0-9 _ . -)".into())
+    }
+}
+
+/// `--since`: an RFC 3339 time, or a duration back from now.
+pub(crate) fn parse_since(text: &str) -> anyhow::Result<kekd::time::Timestamp> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let d = humantime::parse_duration(text).map_err(|_| {
+        anyhow::anyhow!(
+            "--since {text:?} is neither an RFC 3339 time (2026-11-23T08:00:00Z) nor a duration (1h, 7d)"
+        )
+    })?;
+    Ok(kekd::time::now() - chrono::Duration::from_std(d)?)
+}

@@ -1,0 +1,114 @@
+//! The key pairs: status, the history, the public key (PEM or JWK Set),
+//! Change Key Now, and an envelope for backup or break-glass.
+
+use crate::files::write_text;
+use crate::output::Output;
+use crate::render;
+use anyhow::Context;
+use kekd::api::client::Client;
+use kekd::api::views::KeyPairList;
+use std::path::PathBuf;
+
+/// `kekctl status`.
+pub(crate) async fn status(client: &Client, out: Output) -> anyhow::Result<()> {
+    let s = client.status().await?;
+    out.show(&s, render::status)
+}
+
+/// `kekctl history`: the newest `limit`, or `all` of them.
+pub(crate) async fn history(
+    client: &Client,
+    out: Output,
+    limit: usize,
+    all: bool,
+) -> anyhow::Result<()> {
+    let l = if all {
+        all_history(client).await?
+    } else {
+        client.history(limit, None).await?
+    };
+    out.show(&l, render::history)?;
+    if !out.json {
+        for c in &l.corrupt_records {
+            eprintln!(
+                "warning: stored record {} does not decode: {}",
+                c.id, c.problem
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The whole history, following the cursor one 1,000-key-pair page at a
+/// time (each page costs the daemon the page, not the history).
+async fn all_history(client: &Client) -> anyhow::Result<KeyPairList> {
+    let mut all = client.history(1000, None).await?;
+    while let Some(cursor) = all.next_cursor.take() {
+        let next = client.history(1000, Some(&cursor)).await?;
+        all.keypairs.extend(next.keypairs);
+        all.next_cursor = next.next_cursor;
+    }
+    Ok(all)
+}
+
+/// `kekctl public-key [--jwks]`.
+pub(crate) async fn public_key(
+    client: &Client,
+    out: Output,
+    file: Option<PathBuf>,
+    jwks: bool,
+) -> anyhow::Result<()> {
+    if jwks {
+        let j = client
+            .public_keys(None)
+            .await?
+            .context("the daemon answered 304 to a request without an ETag")?;
+        write_text(&file, &(serde_json::to_string_pretty(&j.set)? + "\n"))?;
+        if let Some(path) = &file {
+            eprintln!(
+                "wrote {} public keys to {} (ETag {}, {})",
+                j.set.keys.len(),
+                path.display(),
+                j.etag,
+                j.cache_control
+            );
+        }
+        return Ok(());
+    }
+    let p = client.public_key().await?;
+    if out.json {
+        return crate::output::json(&p);
+    }
+    write_text(&file, &p.pem)?;
+    if let Some(path) = &file {
+        eprintln!("wrote public key of {} to {}", p.id, path.display());
+    }
+    Ok(())
+}
+
+/// `kekctl rotate`: Change Key Now.
+pub(crate) async fn rotate(client: &Client, out: Output) -> anyhow::Result<()> {
+    let k = client.rotate().await?;
+    out.show(&k, |k| {
+        format!(
+            "new active key pair {} ({} bits) wrapped by {}",
+            k.id, k.key_bits, k.wrapping_key_arn
+        )
+    })
+}
+
+/// `kekctl export ID|active`: the envelope JSON.
+pub(crate) async fn export(
+    client: &Client,
+    id: String,
+    file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let id = if id == "active" {
+        client.public_key().await?.id
+    } else {
+        id
+    };
+    let e = client.envelope(&id).await?;
+    write_text(&file, &(serde_json::to_string_pretty(&e)? + "\n"))?;
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Recordings: `seal` with the active (or a cached) public key, `open`
+//! through the daemon's unwrap.
+
+use crate::files::{open_input, progress_bar, write_output, Content};
+use anyhow::Context;
+use kekd::api::client::Client;
+use std::path::PathBuf;
+
+/// Where `seal` takes its public key from.
+pub(crate) enum SealingKey {
+    /// The daemon's active one.
+    Daemon,
+    /// A cached PEM, optionally checked against an expected key-pair id.
+    Pem(PathBuf, Option<String>),
+    /// The active key of a cached JWK Set.
+    Jwks(PathBuf),
+}
+
+/// The key-pair id and the DER public key to seal with.
+async fn sealing_key(client: &Client, key: SealingKey) -> anyhow::Result<(String, Vec<u8>)> {
+    Ok(match key {
+        SealingKey::Jwks(file) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let set: kekd::jwks::JwkSet = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a JWK Set", file.display()))?;
+            let key = set
+                .sealing_key()
+                .with_context(|| format!("{}: no key in the set is active", file.display()))?;
+            let der = key
+                .public_key_der()
+                .with_context(|| format!("{}: key {}", file.display(), key.kid))?;
+            let actual = kekd::keypair::key_pair_id(&der);
+            if actual != key.kid {
+                anyhow::bail!(
+                    "{}: key {} is not the key its kid names (its id is {actual})",
+                    file.display(),
+                    key.kid
+                );
+            }
+            (actual, der)
+        }
+        SealingKey::Pem(file, expected) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let der = pem::parse(&text)
+                .with_context(|| format!("{}: not a PEM public key", file.display()))?
+                .into_contents();
+            let actual = kekd::keypair::key_pair_id(&der);
+            if let Some(id) = expected.filter(|id| *id != actual) {
+                anyhow::bail!(
+                    "--key-id {id} does not belong to {} (its id is {actual})",
+                    file.display()
+                );
+            }
+            (actual, der)
+        }
+        SealingKey::Daemon => {
+            let p = client.public_key().await?;
+            let der = pem::parse(&p.pem)
+                .context("daemon sent a bad PEM")?
+                .into_contents();
+            (p.id, der)
+        }
+    })
+}
+
+/// `kekctl seal IN OUT`.
+pub(crate) async fn seal(
+    client: &Client,
+    input: &str,
+    output: &str,
+    key: SealingKey,
+) -> anyhow::Result<()> {
+    let (id, der) = sealing_key(client, key).await?;
+    let (mut reader, len) = open_input(input)?;
+    let bar = progress_bar(len);
+    let n = write_output(output, Content::Ciphertext, |w| {
+        kekd::recording::seal(&mut reader, w, &id, &der, |done| bar.set_position(done))
+            .map_err(anyhow::Error::from)
+    })?;
+    bar.finish_and_clear();
+    if output != "-" {
+        eprintln!("sealed {n} bytes for key pair {id} into {output}");
+    }
+    Ok(())
+}
+
+/// `kekctl open IN OUT`.
+pub(crate) async fn open(client: &Client, input: &str, output: &str) -> anyhow::Result<()> {
+    let (mut reader, len) = open_input(input)?;
+    let header =
+        kekd::recording::Header::read(&mut reader).context("reading the recording header")?;
+    let answer = client
+        .unwrap(&header.key_pair_id, &header.wrapped_key)
+        .await?;
+    let key = zeroize::Zeroizing::new(answer.content_key.clone());
+    let bar = progress_bar(len);
+    let n = write_output(output, Content::Plaintext, |w| {
+        kekd::recording::open_body(&header, key, &mut reader, w, |done| bar.set_position(done))
+            .map_err(anyhow::Error::from)
+    })?;
+    bar.finish_and_clear();
+    if output != "-" {
+        eprintln!(
+            "opened {n} bytes (key pair {}) into {output}",
+            header.key_pair_id
+        );
+    }
+    Ok(())
+}
