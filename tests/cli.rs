@@ -1,7 +1,8 @@
 //! The binaries' command lines without a running daemon: config checking
 //! and the messages and exit codes an operator sees.
 
-use crate::harness::{daemon_with_key, kekctl, kekd, run};
+use crate::harness::{daemon_with_key, kekctl, kekd, run, TestDaemon};
+use kekd::store::KeyStore;
 
 const GOOD: &str = r#"
 organization_id = "acme"
@@ -336,4 +337,91 @@ fn check_config_into_a_closed_pipe_does_not_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
+/// Regression: `kekctl store copy` opened its source read-write (its
+/// header bytes changed, a read-only backup could not be copied), turned a
+/// 0-byte source into an empty store with exit 0, copied a file onto
+/// itself, and copied a history as another organization's.
+#[tokio::test(flavor = "multi_thread")]
+async fn store_copy_only_reads_its_source_and_refuses_what_is_not_a_store() {
+    let mut d = TestDaemon::launch_local(|dir| {
+        format!(
+            "organization_id = \"acme\"\nkey_bits = 2048\ncadence = \"never\"\n\
+             state_dir = \"{s}/state\"\nsocket_path = \"{s}/kekd.sock\"\n\
+             [provider]\ntype = \"local\"\nroot_key_path = \"{s}/root.key\"\n",
+            s = dir.display()
+        )
+    });
+    d.spawn();
+    d.wait_active().await;
+    d.client().rotate().await.unwrap();
+    assert!(d.stop().await.success());
+    let source = d.store_path();
+    let before = std::fs::read(&source).unwrap();
+    std::fs::set_permissions(&source, std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
+    let dir = d.dir.path().to_path_buf();
+    let copy = |from: &std::path::Path, to: &std::path::Path, org: &str| {
+        kekd_ctl(&[
+            "store",
+            "copy",
+            "--from",
+            &format!("redb:{}", from.display()),
+            "--to",
+            &format!("redb:{}", to.display()),
+            "--organization",
+            org,
+        ])
+    };
+    let (code, out, err) = copy(&source, &dir.join("copy.redb"), "acme");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("copied 2 key pairs"), "{out}");
+    assert_eq!(
+        std::fs::read(&source).unwrap(),
+        before,
+        "the source is not written"
+    );
+
+    let (code, _, err) = copy(&source, &source, "acme");
+    assert_eq!(code, 1);
+    assert!(err.contains("both the source and the target"), "{err}");
+
+    let (code, _, err) = copy(&source, &dir.join("other.redb"), "globex");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("bound to organization \"acme\", not \"globex\""),
+        "{err}"
+    );
+    assert!(
+        kekd::store::RedbStore::open(&dir.join("other.redb"))
+            .await
+            .unwrap()
+            .list()
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing was copied"
+    );
+
+    let empty = dir.join("empty.redb");
+    std::fs::write(&empty, b"").unwrap();
+    let (code, out, err) = copy(&empty, &dir.join("from-empty.redb"), "acme");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("is not a kekd store: the file is empty"),
+        "{err}"
+    );
+    assert!(!dir.join("from-empty.redb").exists(), "no target was made");
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "still empty");
+
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, b"not a database at all").unwrap();
+    let (code, _, err) = copy(&text, &dir.join("from-text.redb"), "acme");
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a kekd store"), "{err}");
+}
+
+/// `kekctl` with no socket involved.
+fn kekd_ctl(args: &[&str]) -> (i32, String, String) {
+    run(std::process::Command::new(env!("CARGO_BIN_EXE_kekctl")).args(args))
 }

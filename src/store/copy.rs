@@ -4,8 +4,15 @@
 //! are the same bytes — into an empty store only, then read back and
 //! compared item by item. A record that does not decode stops the copy
 //! before anything is written: nothing is left behind silently.
+//!
+//! The source is only read: a redb source is opened read-only (a backup on
+//! a read-only mount or an immutable file copies as well as a live one),
+//! an empty file or another format is an error, a copy onto its own source
+//! is refused, and with an organization given every envelope's encryption
+//! context must name it — a history copied as another customer's would
+//! otherwise serve keys that customer's KMS key never wrapped.
 
-use super::{DynamoStore, KeyStore, Listed, RedbStore, StoreError};
+use super::{DynamoStore, KeyStore, Listed, RedbStore, Snapshot, StoreError};
 use crate::config::{is_table_name, FleetStore, KmsTimeouts};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,39 +66,66 @@ pub struct Tenant {
     pub region: String,
 }
 
-/// Which end of a copy a store is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// Copied from: must exist.
-    Source,
-    /// Copied into: created if missing, must be empty.
-    Target,
-}
-
-/// Opens the store at `location`. A redb source must exist (opening would
-/// otherwise create an empty one).
-pub async fn open_location(
+/// Opens the store a copy goes into: a redb file (created if missing) or
+/// the fleet's table (checked and claimed).
+pub async fn open_target(
     location: &Location,
     tenant: Option<&Tenant>,
-    side: Side,
 ) -> Result<Arc<dyn KeyStore>, CopyError> {
     Ok(match location {
+        Location::Redb(path) => Arc::new(RedbStore::open(path).await?),
+        Location::DynamoDb(table) => Arc::new(open_table(table, tenant).await?),
+    })
+}
+
+/// Reads everything a copy takes from `location`, changing nothing there.
+pub async fn read_source(
+    location: &Location,
+    tenant: Option<&Tenant>,
+) -> Result<Snapshot, CopyError> {
+    match location {
         Location::Redb(path) => {
-            if side == Side::Source && !path.exists() {
+            if !path.exists() {
                 return Err(CopyError::Missing(location.clone()));
             }
-            Arc::new(RedbStore::open(path).await?)
+            Ok(RedbStore::read_only(path).await?)
         }
         Location::DynamoDb(table) => {
-            let tenant = tenant.ok_or(CopyError::NoTenant)?;
-            let settings = FleetStore::with_defaults(table, &tenant.region);
-            let store =
-                DynamoStore::connect(&settings, &tenant.organization_id, KmsTimeouts::default())
-                    .await;
-            store.check_and_claim().await?;
-            Arc::new(store)
+            let store = open_table(table, tenant).await?;
+            Ok(Snapshot {
+                records: store.list().await?,
+                active: store.active().await?.map(|r| r.id),
+                schedule: store.schedule().await?,
+            })
         }
-    })
+    }
+}
+
+async fn open_table(table: &str, tenant: Option<&Tenant>) -> Result<DynamoStore, CopyError> {
+    let tenant = tenant.ok_or(CopyError::NoTenant)?;
+    let settings = FleetStore::with_defaults(table, &tenant.region);
+    let store =
+        DynamoStore::connect(&settings, &tenant.organization_id, KmsTimeouts::default()).await;
+    store.check_and_claim().await?;
+    Ok(store)
+}
+
+/// Refuses a copy whose target is its source: the same table, or the same
+/// file (by path or by inode).
+pub fn distinct(from: &Location, to: &Location) -> Result<(), CopyError> {
+    use std::os::unix::fs::MetadataExt;
+    let same = match (from, to) {
+        (Location::Redb(a), Location::Redb(b)) => {
+            let inode = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+            a == b || matches!((inode(a), inode(b)), (Some(x), Some(y)) if x == y)
+        }
+        (Location::DynamoDb(a), Location::DynamoDb(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return Err(CopyError::SameStore(from.clone()));
+    }
+    Ok(())
 }
 
 /// Creates the fleet table `table` in `region` (`kekctl store init`);
@@ -133,6 +167,19 @@ pub enum CopyError {
     /// The copy read back differs.
     #[error("verification failed: {0}")]
     Verify(String),
+    /// The target is the source.
+    #[error("{0} is both the source and the target; copy into another store")]
+    SameStore(Location),
+    /// A key pair's envelope is bound to another organization.
+    #[error("key pair {id}'s envelope is bound to organization {found:?}, not {expected:?} it is copied as; nothing was copied")]
+    OtherOrganization {
+        /// The key pair.
+        id: String,
+        /// What its encryption context names.
+        found: String,
+        /// The organization the copy is for.
+        expected: String,
+    },
 }
 
 /// What was copied.
@@ -144,23 +191,29 @@ pub struct CopyReport {
     pub active: Option<String>,
 }
 
-/// Copies every key pair, the active pointer and the schedule from `from`
-/// into the empty store `to`, then verifies the copy item by item.
+/// Copies every key pair, the active pointer and the schedule read from
+/// the source into the empty store `to`, then verifies the copy item by
+/// item. With `organization`, every envelope must be bound to it.
 /// `progress(done, total)` is called as records are verified.
 pub async fn copy(
-    from: &dyn KeyStore,
+    from: Snapshot,
     to: &dyn KeyStore,
+    organization: Option<&str>,
     progress: impl Fn(usize, usize),
 ) -> Result<CopyReport, CopyError> {
     let mut records = Vec::new();
-    for l in from.list().await? {
+    for l in from.records {
         match l {
             Listed::Ok(r) => records.push(*r),
             Listed::Corrupt { id, problem } => return Err(CopyError::Corrupt { id, problem }),
         }
     }
-    let active = from.active().await?.map(|r| r.id);
-    let schedule = from.schedule().await?;
+    if let Some(expected) = organization {
+        for r in &records {
+            bound_to(r, expected)?;
+        }
+    }
+    let (active, schedule) = (from.active, from.schedule);
     to.import(&records, active.as_deref(), &schedule).await?;
     let total = records.len();
     for (i, r) in records.iter().enumerate() {
@@ -183,6 +236,29 @@ pub async fn copy(
     Ok(CopyReport {
         key_pairs: total,
         active,
+    })
+}
+
+/// Whether `r`'s envelope is bound to `organization`: its encryption
+/// context carries it (under whatever context key was configured) beside
+/// the key-pair id.
+fn bound_to(r: &crate::domain::KeyPairRecord, organization: &str) -> Result<(), CopyError> {
+    let context = r.envelope.encryption_context.as_map();
+    let found: Vec<&String> = context
+        .iter()
+        .filter(|(k, _)| k.as_str() != crate::domain::KEY_PAIR_CONTEXT_KEY)
+        .map(|(_, v)| v)
+        .collect();
+    if found.iter().any(|v| v.as_str() == organization) {
+        return Ok(());
+    }
+    Err(CopyError::OtherOrganization {
+        id: r.id.clone(),
+        found: found
+            .first()
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "(none)".into()),
+        expected: organization.to_string(),
     })
 }
 
@@ -210,13 +286,28 @@ mod tests {
     async fn a_copy_between_redb_stores_is_identical_and_refuses_a_full_target() {
         let dir = tempfile::tempdir().unwrap();
         let (from, current) = crate::testing::fixture(dir.path()).await;
-        let r = crate::rotation::Rotator::new(from.clone(), current);
+        let r = crate::rotation::Rotator::new(from.clone(), current.clone());
         r.rotate(crate::domain::Reason::Initial).await.unwrap();
         r.rotate(crate::domain::Reason::ChangeKeyNow).await.unwrap();
         let to = RedbStore::open(&dir.path().join("copy.redb"))
             .await
             .unwrap();
-        let report = copy(&*from, &to, |_, _| {}).await.unwrap();
+        let snapshot = read_source(&Location::Redb(dir.path().join("s.redb")), None).await;
+        assert!(
+            matches!(snapshot, Err(CopyError::Store(StoreError::InUse { .. }))),
+            "a store open for writing is not read under its writer"
+        );
+        let snapshot = || async {
+            Snapshot {
+                records: from.list().await.unwrap(),
+                active: from.active().await.unwrap().map(|r| r.id),
+                schedule: from.schedule().await.unwrap(),
+            }
+        };
+        let org = current.settings().organization_id.clone();
+        let report = copy(snapshot().await, &to, Some(&org), |_, _| {})
+            .await
+            .unwrap();
         assert_eq!(report.key_pairs, 2);
         assert_eq!(
             crate::store::decodable(to.list().await.unwrap()),
@@ -224,7 +315,7 @@ mod tests {
         );
         assert_eq!(to.summary().await.unwrap(), from.summary().await.unwrap());
         assert!(matches!(
-            copy(&*from, &to, |_, _| {}).await,
+            copy(snapshot().await, &to, None, |_, _| {}).await,
             Err(CopyError::Store(StoreError::NotEmpty { count: 2, .. }))
         ));
     }

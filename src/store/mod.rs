@@ -14,11 +14,11 @@ mod redb;
 mod summary;
 
 pub use self::copy::{
-    copy, create_table, open_location, CopyError, CopyReport, Location, Side, Tenant,
+    copy, create_table, distinct, open_target, read_source, CopyError, CopyReport, Location, Tenant,
 };
 pub use self::dynamodb::DynamoStore;
 pub(crate) use self::dynamodb::TableProblem;
-pub use self::redb::RedbStore;
+pub use self::redb::{RedbStore, Snapshot};
 use crate::domain::{Envelope, KeyPairInfo, KeyPairRecord, Schedule};
 use crate::time::Timestamp;
 use async_trait::async_trait;
@@ -115,6 +115,14 @@ pub enum StoreError {
         path: String,
         /// How many it holds.
         count: u64,
+    },
+    /// A file that is not a kekd store (empty, another format).
+    #[error("{path} is not a kekd store: {problem}")]
+    NotAStore {
+        /// The file.
+        path: String,
+        /// What it is instead.
+        problem: String,
     },
     /// A state change that does not fit the record's state.
     #[error("key pair {id}: {problem}")]

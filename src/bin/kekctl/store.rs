@@ -42,28 +42,28 @@ pub(crate) async fn run(command: StoreCommand, out: Output) -> anyhow::Result<()
             let organization =
                 organization.or_else(|| settings.as_ref().map(|s| s.organization_id().to_string()));
             let region = region.or_else(|| settings.as_ref().and_then(|s| s.store_region()));
-            let tenant = match (organization, region) {
+            let tenant = match (organization.clone(), region) {
                 (Some(organization_id), Some(region)) => Some(kekd::store::Tenant {
                     organization_id,
                     region,
                 }),
                 _ => None,
             };
-            let source =
-                kekd::store::open_location(&from, tenant.as_ref(), kekd::store::Side::Source)
-                    .await
-                    .with_context(|| format!("opening the source {from}"))?;
-            let target =
-                kekd::store::open_location(&to, tenant.as_ref(), kekd::store::Side::Target)
-                    .await
-                    .with_context(|| format!("opening the target {to}"))?;
+            kekd::store::distinct(&from, &to)?;
+            let source = kekd::store::read_source(&from, tenant.as_ref())
+                .await
+                .with_context(|| format!("reading the source {from}"))?;
+            let target = kekd::store::open_target(&to, tenant.as_ref())
+                .await
+                .with_context(|| format!("opening the target {to}"))?;
             let bar = progress_bar(None);
-            let report = kekd::store::copy(&*source, &*target, |done, total| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            })
-            .await
-            .with_context(|| format!("copying {from} to {to}"))?;
+            let report =
+                kekd::store::copy(source, &*target, organization.as_deref(), |done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                })
+                .await
+                .with_context(|| format!("copying {from} to {to}"))?;
             bar.finish_and_clear();
             if json {
                 return crate::output::json(&report);

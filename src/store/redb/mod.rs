@@ -37,9 +37,11 @@ use std::sync::{Arc, Mutex};
 
 mod ops;
 mod schema;
+mod snapshot;
 mod tables;
 mod txn;
 
+pub use snapshot::Snapshot;
 use tables::*;
 
 /// redb-backed [`KeyStore`]. Cheap to clone.
@@ -113,6 +115,15 @@ impl RedbStore {
         Ok(RedbStore {
             inner: Arc::new(inner),
         })
+    }
+
+    /// Reads the whole store at `path` without writing to it (the source of
+    /// a copy: a backup may be read-only or immutable).
+    pub async fn read_only(path: &Path) -> Result<Snapshot, StoreError> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || snapshot::read_only(&path))
+            .await
+            .map_err(|e| StoreError::Worker(crate::report::join_error(e)))?
     }
 
     /// Starts reopening the database on the blocking pool if an I/O error

@@ -109,16 +109,7 @@ impl Inner {
             let (k, v) = entry.map_err(self.be())?;
             out.push(Self::listed::<KeyPairRecord>(k.value(), v.value()));
         }
-        // Newest first; corrupt records (no trustworthy time) last, by id.
-        out.sort_by(|a, b| match (a, b) {
-            (Listed::Ok(a), Listed::Ok(b)) => b
-                .created_at
-                .cmp(&a.created_at)
-                .then_with(|| b.id.cmp(&a.id)),
-            (Listed::Ok(_), Listed::Corrupt { .. }) => std::cmp::Ordering::Less,
-            (Listed::Corrupt { .. }, Listed::Ok(_)) => std::cmp::Ordering::Greater,
-            (Listed::Corrupt { id: a, .. }, Listed::Corrupt { id: b, .. }) => a.cmp(b),
-        });
+        newest_first(&mut out);
         Ok(out)
     }
 
@@ -246,4 +237,17 @@ impl Inner {
             t.set_schedule(schedule)
         })
     }
+}
+
+/// Newest first; corrupt records (no trustworthy time) last, by id.
+pub(super) fn newest_first(records: &mut [Listed]) {
+    records.sort_by(|a, b| match (a, b) {
+        (Listed::Ok(a), Listed::Ok(b)) => b
+            .created_at
+            .cmp(&a.created_at)
+            .then_with(|| b.id.cmp(&a.id)),
+        (Listed::Ok(_), Listed::Corrupt { .. }) => std::cmp::Ordering::Less,
+        (Listed::Corrupt { .. }, Listed::Ok(_)) => std::cmp::Ordering::Greater,
+        (Listed::Corrupt { id: a, .. }, Listed::Corrupt { id: b, .. }) => a.cmp(b),
+    });
 }
