@@ -21,7 +21,17 @@ async fn states(store: &dyn KeyStore) -> HashMap<String, KeyState> {
 /// initial rotation should pass them: `1*off->…`); it made the initial key
 /// pair when this returns.
 async fn holder_that_fails(moto: &Moto, kms: &str, failpoints: &str) -> TestDaemon {
-    let mut a = member(moto, kms, "kekd-fleet", &moto.endpoint);
+    holder_that_fails_with(moto, kms, failpoints, fleet::REFRESH).await
+}
+
+/// [`holder_that_fails`] re-reading the fleet's head every `refresh`.
+async fn holder_that_fails_with(
+    moto: &Moto,
+    kms: &str,
+    failpoints: &str,
+    refresh: &str,
+) -> TestDaemon {
+    let mut a = fleet::member_with(moto, kms, "kekd-fleet", &moto.endpoint, refresh);
     a.env.push(("FAILPOINTS".into(), failpoints.into()));
     a.spawn();
     a.wait_active().await;
@@ -342,8 +352,18 @@ async fn a_holder_paused_past_its_lease_cannot_activate() {
     let (_, kms) = moto.create_key("fleet").await;
     create_table(&moto, "kekd-fleet");
     // A stalls for 6 s between proving its new key pair and activating it
-    // (a paused VM, a long GC): its lease (2 s) runs out meanwhile.
-    let a = holder_that_fails(&moto, &kms, "rotation-after-verify=1*off->1*sleep(6000)").await;
+    // (a paused VM, a long GC): its lease (2 s) runs out meanwhile. It
+    // re-reads the head only every minute, so it learns of B's rotation
+    // from its own rotation's end, not from a refresh. (Regression: A's
+    // failed rotation was retried as a new Change Key Now and rotated a
+    // second time, though B had answered the request.)
+    let a = holder_that_fails_with(
+        &moto,
+        &kms,
+        "rotation-after-verify=1*off->1*sleep(6000)",
+        "60s",
+    )
+    .await;
     let b = start_member(&moto, &kms, "kekd-fleet", &moto.endpoint).await;
     let first = served(&b).await.unwrap();
     let store = table_store(&moto, "kekd-fleet").await;

@@ -107,10 +107,23 @@ impl Rotator {
                 }
             }
         };
-        tokio::select! {
+        let result = tokio::select! {
             r = &mut rotation => r,
             _ = keep_lease => rotation.await,
+        };
+        if result.is_err() {
+            // Paused past the lease, this rotation could not activate; but
+            // whoever took the lease over may have answered the request
+            // meanwhile. Then that is the answer: a retry must not rotate
+            // again for a request the fleet already served.
+            if let Ok(head) = fleet.head().await {
+                if self.already_done(reason, observed, &head).await {
+                    tracing::info!(%reason, "this rotation could not activate, but the fleet rotated for the request meanwhile; answering with its result");
+                    return self.adopt(&head).await;
+                }
+            }
         }
+        result
     }
 
     /// Whether the request is already answered by the fleet's state.
