@@ -12,7 +12,7 @@ async fn canary_passes_then_catches_a_kms_that_no_longer_decrypts_and_a_disabled
     let d = TestDaemon::start_via(&proxy.endpoint, |dir| {
         kms_config(dir, &alias, "").replace(
             "[kms]",
-            "[canary]\ninterval = \"300ms\"\nrecent = 2\n\n[kms]",
+            "[canary]\ninterval = \"300ms\"\nrecent = 2\n\n[overrides]\nallow_frequent_checks = true\n\n[kms]",
         )
     })
     .await;

@@ -38,6 +38,11 @@ pub const UNWRAP_CACHE_MAX: usize = 16;
 pub const CANARY_INTERVAL: Duration = Duration::from_secs(3600);
 /// Retired key pairs the canary checks besides the active one.
 pub const CANARY_RECENT: usize = 3;
+/// The shortest canary interval without `[overrides] allow_frequent_checks`:
+/// each run decrypts key pairs through KMS and writes audit records.
+pub const MIN_CANARY_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest first retry delay: a tighter loop only hammers KMS.
+pub const MIN_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// Log level filter.
 pub const LOG_LEVEL: &str = "info";
 

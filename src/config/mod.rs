@@ -287,7 +287,7 @@ impl Settings {
             kms_timeouts: KmsTimeouts::with_config(raw.kms.as_ref(), &v)?,
             retry: RetryPolicy::with_config(raw.retry.as_ref(), &v)?,
             unwrap: UnwrapCache::with_config(raw.unwrap.as_ref(), &v)?,
-            canary: Canary::with_config(raw.canary.as_ref(), &v)?,
+            canary: Canary::with_config(raw.canary.as_ref(), overrides, &v, &mut warnings)?,
             log: LogSettings::with_config(raw.log.as_ref(), &v)?,
             access: sections::access(raw.access.as_ref(), &v)?,
             api: ApiSettings::with_config(raw.api.as_ref(), &v)?,
@@ -596,6 +596,39 @@ kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/kekd"
         let local =
             "organization_id = \"a\"\n[provider]\ntype = \"local\"\nroot_key_path = \"/tmp/k\"\n";
         assert!(Settings::parse(local, "f").is_ok());
+    }
+
+    /// Regression: `[canary] interval = "1ms"` with `recent = 1000` was
+    /// accepted and ran 125 canaries a second; every interval that paces
+    /// work has a floor (the canary's can be lifted, and says so).
+    #[test]
+    fn intervals_that_pace_work_have_floors() {
+        let e = err(&format!(
+            "{GOOD}\n[canary]\ninterval = \"1ms\"\nrecent = 1000\n"
+        ));
+        assert!(
+            e.contains("field `canary.interval`")
+                && e.contains("shorter than 1m")
+                && e.contains("allow_frequent_checks"),
+            "{e}"
+        );
+        let s = Settings::parse(
+            &format!(
+                "{GOOD}\n[canary]\ninterval = \"1s\"\n[overrides]\nallow_frequent_checks = true\n"
+            ),
+            "f",
+        )
+        .unwrap();
+        assert!(s
+            .warnings()
+            .iter()
+            .any(|w| w.contains("canary.interval is 1s")));
+        assert!(Settings::parse(&format!("{GOOD}\n[canary]\ninterval = \"1m\"\n"), "f").is_ok());
+        let e = err(&format!("{GOOD}\n[retry]\ninitial_delay = \"1ms\"\n"));
+        assert!(
+            e.contains("field `retry.initial_delay`") && e.contains("100ms"),
+            "{e}"
+        );
     }
 
     /// Every field the parser accepts must be shown (set or commented out)

@@ -113,6 +113,7 @@ pub(crate) struct RawUnwrap {
 pub(crate) struct RawOverrides {
     pub(crate) allow_short_retention: Option<bool>,
     pub(crate) allow_frequent_rotation: Option<bool>,
+    pub(crate) allow_frequent_checks: Option<bool>,
 }
 
 /// `[api]`: how the socket treats connections.

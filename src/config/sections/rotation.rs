@@ -14,6 +14,7 @@ use std::time::Duration;
 pub(crate) struct Overrides {
     pub(crate) allow_short_retention: bool,
     pub(crate) allow_frequent_rotation: bool,
+    pub(crate) allow_frequent_checks: bool,
 }
 
 impl Overrides {
@@ -22,6 +23,7 @@ impl Overrides {
         Overrides {
             allow_short_retention: raw.allow_short_retention.unwrap_or(false),
             allow_frequent_rotation: raw.allow_frequent_rotation.unwrap_or(false),
+            allow_frequent_checks: raw.allow_frequent_checks.unwrap_or(false),
         }
     }
 }

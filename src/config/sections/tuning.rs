@@ -104,6 +104,14 @@ impl RetryPolicy {
                 defaults::RETRY_MAX_DELAY,
             )?,
         };
+        if r.initial_delay < defaults::MIN_RETRY_DELAY {
+            return Err(v.invalid(
+                "retry.initial_delay",
+                raw.initial_delay.as_deref(),
+                "shorter than 100ms (a tighter retry loop only hammers KMS)",
+                "a duration of at least 100ms",
+            ));
+        }
         if r.initial_delay > r.max_delay {
             return Err(v.invalid(
                 "retry.initial_delay",
@@ -137,13 +145,36 @@ impl UnwrapCache {
 }
 
 impl Canary {
-    pub(crate) fn with_config(raw: Option<&RawCanary>, v: &Validator) -> Result<Self, ConfigError> {
+    pub(crate) fn with_config(
+        raw: Option<&RawCanary>,
+        overrides: crate::config::sections::Overrides,
+        v: &Validator,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
         let raw = raw.cloned().unwrap_or_default();
+        let interval = match raw.interval.as_deref() {
+            Some("off") => None,
+            other => v.duration("canary.interval", other, Some(defaults::CANARY_INTERVAL))?,
+        };
+        if let Some(d) = interval.filter(|d| *d < defaults::MIN_CANARY_INTERVAL) {
+            if !overrides.allow_frequent_checks {
+                return Err(v.invalid(
+                    "canary.interval",
+                    raw.interval.as_deref(),
+                    &format!(
+                        "shorter than {} (each check decrypts key pairs through KMS and writes audit records)",
+                        humantime::format_duration(defaults::MIN_CANARY_INTERVAL)
+                    ),
+                    "\"off\", a duration of at least 1m, or set [overrides] allow_frequent_checks = true",
+                ));
+            }
+            warnings.push(format!(
+                "canary.interval is {} (allowed by [overrides] allow_frequent_checks)",
+                humantime::format_duration(d)
+            ));
+        }
         Ok(Canary {
-            interval: match raw.interval.as_deref() {
-                Some("off") => None,
-                other => v.duration("canary.interval", other, Some(defaults::CANARY_INTERVAL))?,
-            },
+            interval,
             recent: v.count(
                 "canary.recent",
                 raw.recent,
