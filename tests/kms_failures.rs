@@ -61,11 +61,18 @@ async fn a_kms_service_error_is_reported_with_code_and_request_id() {
         e.request_id.as_deref().is_some_and(|r| !r.is_empty()),
         "the AWS request id is kept"
     );
-    let (code, out, _) = d.kekctl(&["status"]);
-    assert_eq!(code, 0);
+    let (code, out, err) = d.kekctl(&["status"]);
+    assert_eq!(code, 5, "degraded is exit 5: {err}");
     assert!(
         out.contains("degraded") && out.contains("NotFoundException"),
         "{out}"
+    );
+    assert!(err.contains("kekd is degraded (rotation_failing"), "{err}");
+    let (code, out, err) = d.kekctl(&["-q", "status"]);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (5, "", ""),
+        "-q: the code alone"
     );
 
     moto.kms()
@@ -86,6 +93,10 @@ async fn a_kms_service_error_is_reported_with_code_and_request_id() {
         "the failed rotation was retried"
     );
     assert_eq!(d.history().await.keypairs[0].reason, Reason::ChangeKeyNow);
+    let (code, out, _) = d.kekctl(&["-q", "status"]);
+    assert_eq!((code, out.as_str()), (0, ""), "ok is exit 0");
+    let (code, _, _) = kekctl(&d.dir.path().join("nobody-here.sock"), &["-q", "status"]);
+    assert_eq!(code, 3, "unreachable is exit 3");
 }
 
 /// KMS is unreachable at the very first start: kekd serves its API

@@ -9,7 +9,8 @@ pub(crate) const EXIT_CODES: &str =
     "Exit codes: 0 success; 1 the daemon answered with an error (or a local \
 failure such as an unwritable --out file); 2 bad command line; 3 the daemon cannot be \
 reached (not running, wrong socket) or did not answer within --timeout; 4 permission \
-denied (socket or role). A closed stdout (kekctl history | head) is not an error.
+denied (socket or role); 5 `status` only: the daemon answered and is degraded. A closed \
+stdout (kekctl history | head) is not an error.
 
 Environment: KEKD_SOCKET (the socket, as --socket); COLUMNS (table width).
 Documentation: /usr/share/doc/kekd/ (README.md, docs/).";
@@ -28,6 +29,10 @@ pub(crate) struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Print nothing on stdout; the exit code says how it went (errors
+    /// still go to stderr).
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
     /// Give up when the daemon has not answered within this long (e.g. 10s,
     /// 2m); for rewrap, between two progress lines.
     #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]

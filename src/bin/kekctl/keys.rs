@@ -9,10 +9,26 @@ use kekd::api::client::Client;
 use kekd::api::views::KeyPairList;
 use std::path::PathBuf;
 
-/// `kekctl status`.
+/// The daemon answered, and says it is degraded: `kekctl status` exits 5,
+/// so a script or a health check can tell without parsing.
+#[derive(Debug, thiserror::Error)]
+#[error("kekd is degraded ({})", causes.join(", "))]
+pub(crate) struct Degraded {
+    /// Every cause status names.
+    pub(crate) causes: Vec<String>,
+}
+
+/// `kekctl status`: exit 0 when ok, 5 when degraded (3 when unreachable).
 pub(crate) async fn status(client: &Client, out: Output) -> anyhow::Result<()> {
     let s = client.status().await?;
-    out.show(&s, render::status)
+    out.show(&s, render::status)?;
+    if s.state == kekd::api::views::ServiceState::Degraded {
+        return Err(Degraded {
+            causes: s.degraded_causes.iter().map(|c| c.to_string()).collect(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// `kekctl history`: the newest `limit`, or `all` of them.

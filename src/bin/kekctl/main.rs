@@ -4,7 +4,8 @@
 //! Exit codes: 0 success; 1 the daemon answered with an error (or a local
 //! failure such as an unwritable --out file); 2 bad command line; 3 the
 //! daemon cannot be reached or did not answer within --timeout; 4
-//! permission denied (socket or role).
+//! permission denied (socket or role); 5 (`status`) the daemon answered
+//! and is degraded.
 //!
 //! Layout, as rage's CLI: `cli.rs` (clap's types), one file per command
 //! group — `keys.rs` (status, history, public key, rotate, export),
@@ -32,6 +33,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let quiet = cli.quiet;
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -48,7 +50,9 @@ fn main() -> ExitCode {
         // any Unix tool.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kekctl: {}", kekd::report::one_line(e.chain()));
+            if !(quiet && e.is::<keys::Degraded>()) {
+                eprintln!("kekctl: {}", kekd::report::one_line(e.chain()));
+            }
             ExitCode::from(exit_code(&e))
         }
     }
@@ -64,6 +68,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             ..
         }) => 4,
         _ if e.is::<kekd::policy::PolicyError>() => 2,
+        _ if e.is::<keys::Degraded>() => 5,
         _ => 1,
     }
 }
@@ -78,7 +83,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     kekd::fips::check()?;
     let client = Client::new(&cli.socket).with_timeout(cli.timeout);
-    let out = Output { json: cli.json };
+    let out = Output {
+        json: cli.json,
+        quiet: cli.quiet,
+    };
     match cli.command {
         Command::Status => keys::status(&client, out).await,
         Command::History { limit, all } => keys::history(&client, out, limit, all).await,

@@ -19,6 +19,8 @@ pub(crate) use outln;
 pub(crate) struct Output {
     /// JSON instead of text.
     pub(crate) json: bool,
+    /// Nothing on stdout (`-q`): the exit code says it.
+    pub(crate) quiet: bool,
 }
 
 impl Output {
@@ -28,7 +30,9 @@ impl Output {
         value: &T,
         text: impl FnOnce(&T) -> String,
     ) -> anyhow::Result<()> {
-        if self.json {
+        if self.quiet {
+            Ok(())
+        } else if self.json {
             json(value)
         } else {
             outln!("{}", text(value));
@@ -38,7 +42,7 @@ impl Output {
 
     /// A line for people only (nothing with `--json`).
     pub(crate) fn say(&self, text: impl std::fmt::Display) -> anyhow::Result<()> {
-        if !self.json {
+        if !self.json && !self.quiet {
             outln!("{text}");
         }
         Ok(())
