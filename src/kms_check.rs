@@ -20,10 +20,10 @@ pub enum PreflightError {
     #[error("KMS key or alias not found: {0}")]
     NotFound(String),
     /// Not a symmetric encryption key.
-    #[error("KMS key spec is {0}, kekd needs SYMMETRIC_DEFAULT")]
+    #[error("KMS key spec is {}, kekd needs SYMMETRIC_DEFAULT", shown(.0))]
     WrongKeySpec(String),
     /// Not for encryption.
-    #[error("KMS key usage is {0}, kekd needs ENCRYPT_DECRYPT")]
+    #[error("KMS key usage is {}, kekd needs ENCRYPT_DECRYPT", shown(.0))]
     WrongKeyUsage(String),
     /// Disabled.
     #[error("KMS key is disabled (enable it, or configure another key)")]
@@ -53,6 +53,16 @@ pub enum PreflightError {
     /// KMS could not be asked, or failed in a way not named above.
     #[error("KMS unavailable: {0}")]
     Provider(ProviderError),
+}
+
+/// A value KMS reported, or that it reported none (moto leaves `KeyUsage`
+/// out when a key was created without it).
+fn shown(value: &str) -> &str {
+    if value.is_empty() {
+        "absent (DescribeKey named none)"
+    } else {
+        value
+    }
 }
 
 impl PreflightError {
@@ -381,6 +391,10 @@ mod tests {
                 r
             ),
             Err(PreflightError::WrongKeyUsage("GENERATE_VERIFY_MAC".into()))
+        );
+        assert_eq!(
+            PreflightError::WrongKeyUsage(String::new()).to_string(),
+            "KMS key usage is absent (DescribeKey named none), kekd needs ENCRYPT_DECRYPT"
         );
         assert_eq!(
             check_description(

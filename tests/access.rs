@@ -72,6 +72,16 @@ async fn roles_are_enforced_by_peer_credentials_and_reloadable() {
     let (code, _, err) = kekctl_as_nobody(&d.socket, &["export", &id]);
     assert_eq!(code, 4, "envelope export needs edit: {err}");
     assert!(d.log_text().contains("request refused: missing role"));
+    // Regression: an operator who may not read the audit file was told
+    // the chain was "broken at line 0": a permission problem as tampering.
+    let (code, _, err) = kekctl_as_nobody(&d.socket, &["audit", "verify"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("cannot read the audit log")
+            && err.contains("nothing was checked")
+            && !err.contains("broken"),
+        "{err}"
+    );
 
     // Grant edit to nobody's group and reload.
     let with_edit = format!("{view_only}[access.edit]\ngroups = [\"nogroup\"]\n");

@@ -75,6 +75,26 @@ fn kekctl_without_a_daemon_exits_3_with_a_hint() {
     );
 }
 
+/// Regression: `--socket` naming a directory or a regular file said
+/// "Connection refused", as if the daemon were down.
+#[test]
+fn kekctl_says_when_the_socket_path_is_not_a_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kekd.toml");
+    std::fs::write(&file, "x").unwrap();
+    for (path, what) in [
+        (dir.path().to_path_buf(), "a directory"),
+        (file, "a regular file"),
+    ] {
+        let (code, _, err) = kekctl(&path, &["status"]);
+        assert_eq!(code, 3, "{err}");
+        assert!(
+            err.contains(&format!("is {what}, not a socket")) && err.contains("--socket"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn bad_command_line_exits_2() {
     let (code, _, err) = kekd(&["--no-such-flag"]);

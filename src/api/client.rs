@@ -25,6 +25,16 @@ pub enum ClientError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Something other than a socket is at the path.
+    #[error(
+        "{path} is {what}, not a socket: point --socket (or KEKD_SOCKET) at kekd's socket_path"
+    )]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+        /// What is there instead.
+        what: &'static str,
+    },
     /// The socket exists but we may not connect.
     #[error("permission denied on {path}: ask for membership in the socket's group, or run as a user kekd allows")]
     PermissionDenied {
@@ -291,7 +301,12 @@ impl Client {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|source| {
-                if source.kind() == std::io::ErrorKind::PermissionDenied {
+                if let Some(what) = not_a_socket(&self.socket) {
+                    ClientError::NotASocket {
+                        path: self.socket.clone(),
+                        what,
+                    }
+                } else if source.kind() == std::io::ErrorKind::PermissionDenied {
                     ClientError::PermissionDenied {
                         path: self.socket.clone(),
                     }
@@ -359,6 +374,21 @@ impl Client {
             }
         }
         Ok(())
+    }
+}
+
+/// What is at `path` if it exists and is not a socket.
+fn not_a_socket(path: &std::path::Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = std::fs::metadata(path).ok()?.file_type();
+    if t.is_socket() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_file() {
+        Some("a regular file")
+    } else {
+        Some("neither a file nor a socket")
     }
 }
 

@@ -24,7 +24,7 @@ mod verify;
 
 pub use event::{AuditEvent, Outcome};
 use tail::{looks_like_a_trail, read_tail};
-pub use verify::{verify, verify_all, Broken};
+pub use verify::{verify, verify_all, Broken, VerifyError};
 
 use crate::time;
 use serde::{Deserialize, Serialize};
@@ -532,13 +532,13 @@ mod tests {
         let all = verify_all(&[archived.clone(), path.clone()]).unwrap();
         assert_eq!((all.records, &all.head), (6, &a.head().head));
 
-        let e = verify_all(&[path.clone(), archived.clone()]).unwrap_err();
+        let e = broken(verify_all(&[path.clone(), archived.clone()]));
         assert!(e.problem.contains("does not continue"), "{e}");
         // A second rotation: skipping the middle file is caught.
         let r2 = a.rotate().unwrap();
         let middle = PathBuf::from(&r2.archived);
         verify_all(&[archived.clone(), middle.clone(), path.clone()]).unwrap();
-        let e = verify_all(&[archived.clone(), path.clone()]).unwrap_err();
+        let e = broken(verify_all(&[archived.clone(), path.clone()]));
         assert!(e.problem.contains("does not continue"), "{e}");
         // An edited record in the archived file.
         let mut old = lines(&archived);
@@ -546,6 +546,35 @@ mod tests {
         old[1] = old[1].replace("kek-0000000000000001", "kek-00000000000000ff");
         write(&archived, &old);
         assert!(verify_all(&[archived, middle, path]).is_err());
+    }
+
+    /// The break a verification found (panics on any other outcome).
+    fn broken(r: Result<Head, VerifyError>) -> Broken {
+        match r {
+            Err(VerifyError::Broken(b)) => b,
+            other => panic!("expected a broken chain, got {other:?}"),
+        }
+    }
+
+    /// Regression: a file the caller may not read was reported as a
+    /// broken chain ("broken at line 0"): a permission problem as
+    /// tampering.
+    #[test]
+    fn an_unreadable_file_is_not_a_broken_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = verify(&dir.path().join("missing.jsonl")).unwrap_err();
+        assert!(matches!(e, VerifyError::Unreadable { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("cannot read the audit log") && text.contains("nothing was checked"),
+            "{text}"
+        );
+        assert!(!text.contains("broken"), "{text}");
+        let denied = VerifyError::Unreadable {
+            path: "/var/lib/kekd/audit.jsonl".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert!(denied.to_string().contains("sudo -u kekd"), "{denied}");
     }
 
     #[test]
@@ -556,17 +585,17 @@ mod tests {
         let mut deleted = orig.clone();
         deleted.remove(2);
         write(&path, &deleted);
-        assert_eq!(verify(&path).unwrap_err().line, 3);
+        assert_eq!(broken(verify(&path)).line, 3);
 
         let mut reordered = orig.clone();
         reordered.swap(1, 2);
         write(&path, &reordered);
-        assert_eq!(verify(&path).unwrap_err().line, 2);
+        assert_eq!(broken(verify(&path)).line, 2);
 
         let mut edited = orig.clone();
         edited[1] = edited[1].replace("kek-0000000000000001", "kek-0000000000000007");
         write(&path, &edited);
-        let e = verify(&path).unwrap_err();
+        let e = broken(verify(&path));
         assert_eq!(
             e.line, 3,
             "the record after the edited one no longer chains"

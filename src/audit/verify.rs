@@ -17,10 +17,52 @@ pub struct Broken {
     pub problem: String,
 }
 
+/// Why a trail could not be verified: a record that breaks the chain
+/// (tampering or damage), or a file that could not be read at all — which
+/// says nothing about the chain and is never reported as a break.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The first record that breaks the chain.
+    #[error(transparent)]
+    Broken(#[from] Broken),
+    /// The file cannot be read; nothing was checked.
+    #[error("cannot read the audit log {path}: {source}; nothing was checked (this says nothing about the chain){}", hint(.source))]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// No file was given.
+    #[error("no audit file to verify")]
+    NoFile,
+}
+
+/// What to do about an unreadable file.
+fn hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "; the trail is readable by kekd's user only: run as root or as that user (sudo -u kekd kekctl audit verify)"
+        }
+        _ => "",
+    }
+}
+
+impl VerifyError {
+    /// The break, if the chain is what failed.
+    pub fn broken(&self) -> Option<&Broken> {
+        match self {
+            VerifyError::Broken(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
 /// Checks the chain across files, oldest first (archived files, then the
 /// current one): each must verify, and each after the first must continue
 /// the one before it. Returns the last file's head.
-pub fn verify_all(paths: &[PathBuf]) -> Result<Head, Broken> {
+pub fn verify_all(paths: &[PathBuf]) -> Result<Head, VerifyError> {
     let mut before: Option<Head> = None;
     for path in paths {
         let head = verify(path)?;
@@ -30,7 +72,7 @@ pub fn verify_all(paths: &[PathBuf]) -> Result<Head, Broken> {
                 .as_ref()
                 .is_some_and(|c| c.previous_head == b.head && c.previous_records == b.records);
             if !continues {
-                return Err(Broken {
+                return Err(VerifyError::Broken(Broken {
                     line: 1,
                     seq: head
                         .continues
@@ -43,34 +85,30 @@ pub fn verify_all(paths: &[PathBuf]) -> Result<Head, Broken> {
                         b.records,
                         b.head
                     ),
-                });
+                }));
             }
         }
         before = Some(head);
     }
-    before.ok_or_else(|| Broken {
-        line: 0,
-        seq: "-".into(),
-        problem: "no file to verify".into(),
-    })
+    before.ok_or(VerifyError::NoFile)
 }
 
 /// Checks the whole chain of the file at `path`. A file started by a
 /// rotation begins where its first record (`audit_continued`) says.
-pub fn verify(path: &Path) -> Result<Head, Broken> {
-    let broken = |line: u64, seq: String, problem: String| Broken { line, seq, problem };
-    let f = std::fs::File::open(path).map_err(|e| {
-        broken(
-            0,
-            "-".into(),
-            format!("cannot open {}: {e}", path.display()),
-        )
-    })?;
+pub fn verify(path: &Path) -> Result<Head, VerifyError> {
+    let broken = |line: u64, seq: String, problem: String| {
+        VerifyError::Broken(Broken { line, seq, problem })
+    };
+    let unreadable = |source| VerifyError::Unreadable {
+        path: path.display().to_string(),
+        source,
+    };
+    let f = std::fs::File::open(path).map_err(unreadable)?;
     let (mut prev, mut expected_seq) = (GENESIS.to_string(), 1u64);
     let mut continues = None;
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let no = i as u64 + 1;
-        let line = line.map_err(|e| broken(no, "-".into(), e.to_string()))?;
+        let line = line.map_err(unreadable)?;
         let l: Line = serde_json::from_str(&line)
             .map_err(|e| broken(no, "-".into(), format!("not a record: {e}")))?;
         if no == 1 {

@@ -61,7 +61,11 @@ fn main() -> ExitCode {
 /// The documented exit code of a failure.
 fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<ClientError>() {
-        Some(ClientError::NotRunning { .. } | ClientError::Timeout { .. }) => 3,
+        Some(
+            ClientError::NotRunning { .. }
+            | ClientError::NotASocket { .. }
+            | ClientError::Timeout { .. },
+        ) => 3,
         Some(ClientError::PermissionDenied { .. }) => 4,
         Some(ClientError::Api {
             code: kekd::api::ErrorCode::Forbidden,
@@ -69,6 +73,15 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         }) => 4,
         _ if e.is::<kekd::policy::PolicyError>() => 2,
         _ if e.is::<keys::Degraded>() => 5,
+        _ if e
+            .downcast_ref::<kekd::audit::VerifyError>()
+            .is_some_and(|v| {
+                matches!(v, kekd::audit::VerifyError::Unreadable { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied)
+            }) =>
+        {
+            4
+        }
         _ => 1,
     }
 }
