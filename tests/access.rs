@@ -121,7 +121,9 @@ fn unknown_user_or_group_in_access_is_a_validation_error() {
     let (code, _, err) = kekd(&["check-config", f.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("unknown field `owner`, expected one of"),
+        err.contains(
+            "unknown field `owner`; allowed here: `socket_group`, `view`, `edit`, `decrypt`"
+        ),
         "{err}"
     );
 }

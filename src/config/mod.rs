@@ -108,6 +108,44 @@ fn read_config_file(path: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// toml's error as one line an operator can act on: where (line and
+/// column), what, and for an unknown field the closest known one — not
+/// the caret diagram flattened onto one line, nor every field name.
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let at = e.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("line {line}, column {column}: ")
+    });
+    let message = e.message().trim_end().replace('\n', " ");
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, rest)| (field.to_string(), rest.to_string()));
+    let Some((field, rest)) = unknown else {
+        return format!("{}{message}", at.unwrap_or_default());
+    };
+    let known: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let closest = known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(&field, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min();
+    let hint = match closest {
+        Some((_, k)) => format!("; did you mean `{k}`?"),
+        None if known.len() <= 8 => {
+            let names: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+            format!("; allowed here: {}", names.join(", "))
+        }
+        None => format!(
+            "; this section takes {} fields (the example config/kekd.toml shows each)",
+            known.len()
+        ),
+    };
+    format!("{}unknown field `{field}`{hint}", at.unwrap_or_default())
+}
+
 /// Validated, typed settings: everything the daemon needs, nothing unchecked.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -177,7 +215,7 @@ impl Settings {
     pub fn parse(text: &str, file: &str) -> Result<Settings, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             file: file.to_string(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: syntax_message(text, &e),
         })?;
         Self::from_raw(&raw, file)
     }
@@ -627,6 +665,30 @@ kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/kekd"
         let e = err(&format!("{GOOD}\n[retry]\ninitial_delay = \"1ms\"\n"));
         assert!(
             e.contains("field `retry.initial_delay`") && e.contains("100ms"),
+            "{e}"
+        );
+    }
+
+    /// Regression: a misspelt field printed toml's caret diagram flattened
+    /// onto one line and all 23 field names, and no suggestion.
+    #[test]
+    fn a_misspelt_field_is_named_with_its_line_and_the_closest_field() {
+        let e = err(&GOOD.replace("region =", "regoin ="));
+        assert!(
+            e.contains("line 3, column 1: unknown field `regoin`; did you mean `region`?"),
+            "{e}"
+        );
+        assert!(!e.contains('|') && !e.contains("expected one of"), "{e}");
+        let e = err(&format!("{GOOD}\n[canary]\nintervall = \"1h\"\n"));
+        assert!(e.contains("did you mean `interval`?"), "{e}");
+        let e = err(&format!("frobnicate = 1\n{GOOD}"));
+        assert!(
+            e.contains("unknown field `frobnicate`; this section takes"),
+            "{e}"
+        );
+        let e = err(&format!("{GOOD}frobnicate = 1\n"));
+        assert!(
+            e.contains("unknown field `frobnicate`; allowed here: `type`, `kms_key_arn`"),
             "{e}"
         );
     }
