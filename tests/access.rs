@@ -361,3 +361,52 @@ fn a_socket_group_kekd_is_not_a_member_of_is_named_at_start() {
     );
     assert!(err.contains("SupplementaryGroups="), "{err}");
 }
+
+/// Regression: a state directory kekd's user cannot make private passed
+/// `check-config` as that user, and kekd then failed with a bare
+/// "Operation not permitted (os error 1)".
+#[test]
+fn a_state_dir_the_user_cannot_own_is_named_by_check_config_and_at_start() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dir.path().join("kekd.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "organization_id = \"acme\"\nstate_dir = \"{s}\"\nsocket_path = \"{d}/run/kekd.sock\"\n\
+             [provider]\ntype = \"local\"\nroot_key_path = \"{s}/root.key\"\n",
+            s = state.display(),
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, out, err) = as_nobody(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kekd"))
+            .args(["check-config"])
+            .arg(&file),
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("is owned by uid 0, but kekd runs as uid 65534")
+            && err.contains("chown it to kekd's user"),
+        "{err}"
+    );
+    let (code, _, err) = as_nobody(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kekd"))
+            .arg("--config")
+            .arg(&file),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("state directory") && err.contains("is owned by uid 0"),
+        "{err}"
+    );
+    // As root (kekd's user here) the same file is fine.
+    let (code, out, err) = kekd(&["check-config", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+}

@@ -97,6 +97,14 @@ fn main() -> ExitCode {
     }
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return match Settings::load(file) {
+            Ok(s) if kekd::config::state_dir_usable(s.state_dir()).is_err() => {
+                let problem = kekd::config::state_dir_usable(s.state_dir()).unwrap_err();
+                eprintln!(
+                    "kekd: {}: valid, but not usable by the user this check runs as: {problem} (run check-config as kekd's user: sudo -u kekd kekd check-config FILE)",
+                    file.display()
+                );
+                ExitCode::from(1)
+            }
             Ok(s) => {
                 // A closed stdout (`| head`) is not an error.
                 let mut out = std::io::stdout().lock();

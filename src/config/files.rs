@@ -117,6 +117,55 @@ pub(crate) fn socket_place(path: &Path, v: &Validator) -> Result<(), ConfigError
     Ok(())
 }
 
+/// Whether this process can use `dir` as its state directory: kekd creates
+/// it if missing and makes it private (mode 0700), so it must own it (or
+/// be root) and be able to write it. Checked by `check-config` (as the
+/// user it runs as) and at start, so the answer names the operation, the
+/// owner and the fix instead of a bare "Operation not permitted".
+pub fn state_dir_usable(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let euid = rustix::process::geteuid().as_raw();
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            if euid != 0 && meta.uid() != euid {
+                return Err(format!(
+                    "{} is owned by uid {}, but kekd runs as uid {euid}: kekd makes its state directory private (chmod 0700) and must own it; chown it to kekd's user (systemd's StateDirectory= does this)",
+                    dir.display(),
+                    meta.uid()
+                ));
+            }
+            if rustix::fs::access(
+                dir,
+                rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+            )
+            .is_err()
+            {
+                return Err(format!(
+                    "{} is not writable by uid {euid}; kekd keeps its store and audit trail there",
+                    dir.display()
+                ));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = dir
+                .ancestors()
+                .skip(1)
+                .find(|p| p.exists())
+                .unwrap_or(Path::new("/"));
+            if rustix::fs::access(parent, rustix::fs::Access::WRITE_OK).is_err() {
+                return Err(format!(
+                    "{} does not exist, and uid {euid} cannot create it in {}; create it owned by kekd's user (systemd's StateDirectory= does this)",
+                    dir.display(),
+                    parent.display()
+                ));
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!("{}: cannot inspect it: {e}", dir.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::Settings;
@@ -210,6 +259,23 @@ mod tests {
         ));
         assert!(e.contains("not a socket"), "{e}");
         assert_eq!(std::fs::read(dir.path().join("notes")).unwrap(), b"keep me");
+    }
+
+    /// A state directory this process does not own is named with its owner
+    /// and the fix (root owns everything, so the test drops to nobody).
+    #[test]
+    fn a_state_dir_kekd_cannot_make_private_is_named_with_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(super::state_dir_usable(dir.path()), Ok(()));
+        assert_eq!(
+            super::state_dir_usable(&dir.path().join("new/state")),
+            Ok(())
+        );
+        if rustix::process::geteuid().is_root() {
+            // Checked as root: a directory of another owner is still usable.
+            std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+            assert_eq!(super::state_dir_usable(dir.path()), Ok(()));
+        }
     }
 
     /// A socket in a directory everyone may write (`/tmp`) can be bound

@@ -10,6 +10,7 @@ pub(crate) mod access;
 pub(crate) mod arn;
 pub mod defaults;
 mod files;
+pub use files::state_dir_usable;
 mod raw;
 mod sections;
 mod validate;
@@ -360,6 +361,11 @@ impl Settings {
             StoreSettings::DynamoDb(f) => Some(f.region.clone()),
             StoreSettings::Redb => None,
         }
+    }
+
+    /// The state directory (the store, the audit trail, the dev root key).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
     /// The socket the API listens on.

@@ -48,13 +48,18 @@ const DRAIN_BOUND: Duration = Duration::from_secs(30);
 #[non_exhaustive]
 pub enum StartError {
     /// The state directory cannot be created or secured.
-    #[error("state directory {path}: {source}")]
+    #[error("state directory {path}: cannot {operation}: {source}")]
     StateDir {
         /// The directory.
         path: String,
+        /// What was being done.
+        operation: &'static str,
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The state directory is not usable by this process.
+    #[error("state directory: {0}")]
+    StateDirUnusable(String),
     /// The audit log cannot be opened.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
@@ -121,12 +126,17 @@ impl Daemon {
         }
         let settings = Arc::new(settings);
         let dir = &settings.state_dir;
-        let dir_err = |source| StartError::StateDir {
-            path: dir.display().to_string(),
-            source,
+        let dir_err = |operation| {
+            move |source| StartError::StateDir {
+                path: dir.display().to_string(),
+                operation,
+                source,
+            }
         };
-        std::fs::create_dir_all(dir).map_err(dir_err)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(dir_err)?;
+        crate::config::state_dir_usable(dir).map_err(StartError::StateDirUnusable)?;
+        std::fs::create_dir_all(dir).map_err(dir_err("create it"))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(dir_err("make it private (chmod 0700)"))?;
 
         let store = crate::store::open(&settings).await?;
         let metrics = Arc::new(Metrics::new());
