@@ -115,6 +115,13 @@ fn main() -> ExitCode {
                 for w in s.warnings() {
                     let _ = writeln!(out, "warning: {w}");
                 }
+                if s.uses_kms() {
+                    let _ = writeln!(
+                        out,
+                        "note: only KMS can tell whether the key exists, is symmetric and enabled, and kekd may use it: kekctl test --config {}",
+                        file.display()
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -65,6 +65,10 @@ pub enum ConfigError {
     },
 }
 
+/// Account ids that stand for \"your account\" in examples (AWS's
+/// documentation uses 111122223333); a KMS key there is never real.
+const PLACEHOLDER_ACCOUNTS: &[&str] = &["111122223333", "000000000000"];
+
 /// The largest configuration file read. Real ones are a few KiB; a bound
 /// keeps `/dev/zero` or a runaway file from filling memory.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -297,6 +301,16 @@ impl Settings {
                 path: root_key_path,
             });
         }
+        if let ProviderSettings::AwsKms { key, backups } = &provider {
+            for k in std::iter::once(key).chain(backups) {
+                if PLACEHOLDER_ACCOUNTS.contains(&k.account.as_str()) {
+                    warnings.push(format!(
+                        "{k} names account {}, the placeholder of AWS's documentation and of the shipped example: put your KMS key's ARN here",
+                        k.account
+                    ));
+                }
+            }
+        }
         files::distinct(&own, &v)?;
         Ok(Settings {
             organization_id: id.organization_id,
@@ -361,6 +375,11 @@ impl Settings {
             StoreSettings::DynamoDb(f) => Some(f.region.clone()),
             StoreSettings::Redb => None,
         }
+    }
+
+    /// Whether the provider is a KMS key (not the local root key).
+    pub fn uses_kms(&self) -> bool {
+        matches!(self.provider, ProviderSettings::AwsKms { .. })
     }
 
     /// The state directory (the store, the audit trail, the dev root key).
@@ -673,6 +692,22 @@ kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/kekd"
             e.contains("field `retry.initial_delay`") && e.contains("100ms"),
             "{e}"
         );
+    }
+
+    /// Regression: check-config said `valid` for the shipped example's
+    /// placeholder account.
+    #[test]
+    fn the_placeholder_account_is_warned_about() {
+        let s = Settings::parse(&GOOD.replace("123456789012", "111122223333"), "f").unwrap();
+        assert!(
+            s.warnings()
+                .iter()
+                .any(|w| w.contains("account 111122223333, the placeholder")),
+            "{:?}",
+            s.warnings()
+        );
+        let s = Settings::parse(GOOD, "f").unwrap();
+        assert!(s.warnings().is_empty(), "{:?}", s.warnings());
     }
 
     /// Regression: a misspelt field printed toml's caret diagram flattened
