@@ -123,20 +123,116 @@ impl JwkSet {
 
     /// The key to seal with now: the announced one once its instant has
     /// come (the cache may predate the activation), else the active one.
-    pub fn sealing_key(&self) -> Option<&Jwk> {
+    /// A set that names no such key, several, or one that is not an
+    /// RSA-OAEP encryption key is refused: a recorder must never seal with
+    /// a key kekd did not publish for sealing.
+    pub fn sealing_key(&self) -> Result<&Jwk, SealingKeyError> {
         let now = time::now();
-        self.keys
+        let due: Vec<&Jwk> = self
+            .keys
             .iter()
-            .find(|k| {
+            .filter(|k| {
                 k.kekd_state == KeyState::Announced && k.kekd_activates_at.is_some_and(|t| t <= now)
             })
-            .or_else(|| self.keys.iter().find(|k| k.kekd_state == KeyState::Active))
+            .collect();
+        let active: Vec<&Jwk> = self
+            .keys
+            .iter()
+            .filter(|k| k.kekd_state == KeyState::Active)
+            .collect();
+        let chosen = match (due.as_slice(), active.as_slice()) {
+            ([k], _) | ([], [k]) => *k,
+            ([], []) => return Err(SealingKeyError::NoActiveKey),
+            ([], many) | (many, _) => {
+                return Err(SealingKeyError::SeveralActive(
+                    many.iter().map(|k| shown_kid(&k.kid)).collect(),
+                ))
+            }
+        };
+        if chosen.kty != "RSA" || chosen.use_ != "enc" || chosen.alg != "RSA-OAEP-256" {
+            return Err(SealingKeyError::NotForSealing {
+                kid: shown_kid(&chosen.kid),
+                kty: shown_kid(&chosen.kty),
+                use_: shown_kid(&chosen.use_),
+                alg: shown_kid(&chosen.alg),
+            });
+        }
+        Ok(chosen)
     }
+}
+
+/// Why a JWK Set gives no key to seal with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealingKeyError {
+    /// No key is active (or announced and due).
+    #[error("no key in the set is active")]
+    NoActiveKey,
+    /// More than one key claims to be the one to seal with.
+    #[error("several keys in the set claim to be active ({}); a set kekd serves has one", .0.join(", "))]
+    SeveralActive(Vec<String>),
+    /// The active key is not an RSA-OAEP-256 encryption key.
+    #[error("key {kid} is kty {kty}, use {use_}, alg {alg}; kekd seals only with kty RSA, use enc, alg RSA-OAEP-256")]
+    NotForSealing {
+        /// Its id (bounded, escaped).
+        kid: String,
+        /// Its `kty`.
+        kty: String,
+        /// Its `use`.
+        use_: String,
+        /// Its `alg`.
+        alg: String,
+    },
+}
+
+/// A value from an untrusted set as it may appear in a message: quoted,
+/// control characters escaped, at most 64 characters.
+pub fn shown_kid(kid: &str) -> String {
+    let cut: String = kid.chars().take(64).collect();
+    let more = if kid.chars().count() > 64 { "…" } else { "" };
+    format!("{cut:?}{more}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: `seal --jwks` took an EC key, a `sig` key, `RSA1_5`, or
+    /// the first of two "active" keys, and echoed a huge or control-filled
+    /// `kid` raw.
+    #[test]
+    fn only_one_rsa_oaep_encryption_key_is_sealed_with() {
+        let pair = crate::keypair::generate(crate::domain::KeyBits::Rsa2048).unwrap();
+        let mut rec = crate::testing::record_at("kek-a", 3);
+        rec.public_key_der = pair.public_key_der.clone();
+        rec.state = KeyState::Active;
+        rec.activated_at = Some(rec.created_at);
+        let good = JwkSet::new(Some(&rec.info()), None, []);
+        assert_eq!(good.sealing_key().unwrap().kid, "kek-a");
+        for (field, value) in [("kty", "EC"), ("use", "sig"), ("alg", "RSA1_5")] {
+            let mut set = good.clone();
+            match field {
+                "kty" => set.keys[0].kty = value.into(),
+                "use" => set.keys[0].use_ = value.into(),
+                _ => set.keys[0].alg = value.into(),
+            }
+            let e = set.sealing_key().unwrap_err();
+            assert!(matches!(e, SealingKeyError::NotForSealing { .. }), "{e}");
+            assert!(e.to_string().contains(value), "{e}");
+        }
+        let mut two = good.clone();
+        two.keys.push(two.keys[0].clone());
+        two.keys[1].kid = format!("kek-\u{1b}[31m{}", "x".repeat(5000));
+        let e = two.sealing_key().unwrap_err().to_string();
+        assert!(e.contains("several keys"), "{e}");
+        assert!(
+            !e.contains('\u{1b}') && e.len() < 300,
+            "bounded and escaped: {e}"
+        );
+        let mut none = good;
+        none.keys[0].kekd_state = KeyState::Retired;
+        assert_eq!(none.sealing_key(), Err(SealingKeyError::NoActiveKey));
+    }
 
     #[test]
     fn a_jwk_carries_the_same_public_key_and_the_set_lists_only_what_was_served() {

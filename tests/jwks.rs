@@ -107,6 +107,12 @@ async fn a_recorder_seals_with_its_cached_jwk_set_and_the_daemon_opens_it() {
     let (code, _, err) = d.kekctl(&["open", sealed.to_str().unwrap(), out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), data);
+    // Regression: a byte-order mark before the JSON (as some editors
+    // write) gave a cryptic parse error; it is skipped.
+    let set = std::fs::read_to_string(&cached).unwrap();
+    std::fs::write(&cached, format!("\u{feff}{set}")).unwrap();
+    let (code, _, err) = seal_with_cached_set();
+    assert_eq!(code, 0, "a BOM is not an error of the set: {err}");
     // A set with no active key is refused, naming the file.
     std::fs::write(&cached, r#"{"keys":[]}"#).unwrap();
     let (code, _, err) = seal_with_cached_set();

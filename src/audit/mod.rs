@@ -323,15 +323,36 @@ impl Audit {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-        let archived = self.path.with_file_name(format!("{name}.{stamp}"));
-        if archived.exists() {
-            return Err(err(format!(
-                "{} exists already; try again",
-                archived.display()
-            )));
+        // Two rotations in one millisecond get `.1`, `.2`, …: the rename
+        // never replaces an archive (RENAME_NOREPLACE).
+        let mut archived = self.path.with_file_name(format!("{name}.{stamp}"));
+        let mut n = 0;
+        loop {
+            match rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &self.path,
+                rustix::fs::CWD,
+                &archived,
+                rustix::fs::RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::EXIST) if n < 1000 => {
+                    n += 1;
+                    archived = self.path.with_file_name(format!("{name}.{stamp}.{n}"));
+                }
+                Err(e) => {
+                    return Err(err(format!(
+                        "cannot rename to {}: {}",
+                        archived.display(),
+                        std::io::Error::from(e)
+                    )))
+                }
+            }
         }
-        std::fs::rename(&self.path, &archived)
-            .map_err(|e| err(format!("cannot rename to {}: {e}", archived.display())))?;
+        let archived_name = archived
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let put_back = |why: String| {
             let _ = std::fs::remove_file(&self.path);
             match std::fs::rename(&archived, &self.path) {
@@ -353,7 +374,7 @@ impl Audit {
             Err(e) => return Err(put_back(format!("cannot create the new file: {e}"))),
         };
         let (line, bytes) = inner.next_line(&AuditEvent::AuditContinued {
-            previous_file: format!("{name}.{stamp}"),
+            previous_file: archived_name,
             previous_records: inner.seq,
         });
         let dir = self.path.parent().unwrap_or(Path::new("."));
@@ -499,6 +520,24 @@ mod tests {
     /// A rotation keeps the chain: the new file continues the archived one,
     /// appends and a reopen go on from it, and verify_all catches a missing
     /// or misordered file and an edit in the archived one.
+    /// Regression: two rotations in the same millisecond collided on the
+    /// archive's name ("exists already; try again").
+    #[test]
+    fn rotations_in_one_millisecond_each_get_their_own_archive() {
+        let (_d, path) = log_with(2);
+        let a = Audit::open(&path).unwrap();
+        let archives: Vec<String> = (0..20).map(|_| a.rotate().unwrap().archived).collect();
+        let distinct: std::collections::BTreeSet<&String> = archives.iter().collect();
+        assert_eq!(distinct.len(), archives.len(), "{archives:?}");
+        let mut files: Vec<PathBuf> = archives.iter().map(PathBuf::from).collect();
+        files.push(path.clone());
+        assert_eq!(
+            verify_all(&files).unwrap().records,
+            22,
+            "one chain across all"
+        );
+    }
+
     #[test]
     fn a_rotated_trail_continues_the_chain_across_files() {
         let (_d, path) = log_with(3);

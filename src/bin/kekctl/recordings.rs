@@ -16,33 +16,42 @@ pub(crate) enum SealingKey {
     Jwks(PathBuf),
 }
 
+/// A cached key file as text, without a byte-order mark (an editor's
+/// `\u{feff}` before the JSON or the PEM is not an error of the key).
+fn read_text(file: &std::path::Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
 /// The key-pair id and the DER public key to seal with.
 async fn sealing_key(client: &Client, key: SealingKey) -> anyhow::Result<(String, Vec<u8>)> {
     Ok(match key {
         SealingKey::Jwks(file) => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
+            let text = read_text(&file)?;
             let set: kekd::jwks::JwkSet = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not a JWK Set", file.display()))?;
             let key = set
                 .sealing_key()
-                .with_context(|| format!("{}: no key in the set is active", file.display()))?;
+                .with_context(|| format!("{}", file.display()))?;
+            let kid = kekd::jwks::shown_kid(&key.kid);
             let der = key
                 .public_key_der()
-                .with_context(|| format!("{}: key {}", file.display(), key.kid))?;
+                .with_context(|| format!("{}: key {kid}", file.display()))?;
             let actual = kekd::keypair::key_pair_id(&der);
             if actual != key.kid {
                 anyhow::bail!(
-                    "{}: key {} is not the key its kid names (its id is {actual})",
-                    file.display(),
-                    key.kid
+                    "{}: key {kid} is not the key its kid names (its id is {actual})",
+                    file.display()
                 );
             }
             (actual, der)
         }
         SealingKey::Pem(file, expected) => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
+            let text = read_text(&file)?;
             let der = pem::parse(&text)
                 .with_context(|| format!("{}: not a PEM public key", file.display()))?
                 .into_contents();
