@@ -345,7 +345,7 @@ async fn kekctl_audit_show_lists_filters_and_follows() {
         );
     }
     let (code, _, err) = d.kekctl(&["audit", "show", "--since", "yesterday"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a bad --since is a usage error");
     assert!(err.contains("--since \"yesterday\""), "{err}");
 
     // The follower that must print nothing starts first; the other one

@@ -195,6 +195,10 @@ async fn rewrap_upgrades_a_v1_history_and_every_key_pair_decrypts_under_each_key
     let file = d.dir.path().join("export.json");
     let (code, _, err) = d.kekctl(&["export", &ids[0], "--out", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("wrote the envelope of {} to", ids[0])),
+        "--out says what it wrote, as public-key --out does: {err}"
+    );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/decrypt-envelope.py");
     let (code, pem, err) = run(std::process::Command::new(moto_python())
         .arg(script)

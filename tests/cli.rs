@@ -95,6 +95,23 @@ fn kekctl_says_when_the_socket_path_is_not_a_socket() {
     }
 }
 
+/// Regression: `history --limit 0` and a bad `audit show --since` were
+/// refused only by the daemon or later, with exit 1; usage errors are 2.
+#[test]
+fn out_of_range_values_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("none.sock");
+    for args in [
+        &["history", "--limit", "0"][..],
+        &["history", "--limit", "1001"],
+        &["audit", "show", "--since", "yesterday"],
+    ] {
+        let (code, _, err) = kekctl(&sock, args);
+        assert_eq!(code, 2, "kekctl {args:?}: {err}");
+        assert!(err.contains("invalid value"), "{err}");
+    }
+}
+
 #[test]
 fn bad_command_line_exits_2() {
     let (code, _, err) = kekd(&["--no-such-flag"]);

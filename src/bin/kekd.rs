@@ -184,7 +184,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cli.state_dir.display()
             );
             println!("socket: {sock}");
-            println!("try:    cargo run --release --bin kekctl -- --socket {sock} status");
+            // The hint names the kekctl beside this kekd: the installed one,
+            // or the one cargo built.
+            let kekctl = std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|d| d.join("kekctl")))
+                .filter(|p| p.exists())
+                .map_or_else(|| "kekctl".to_string(), |p| p.display().to_string());
+            println!("try:    {kekctl} --socket {sock} status");
         }
         daemon.run().await.context("serving")
     })

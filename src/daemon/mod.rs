@@ -271,7 +271,10 @@ impl Daemon {
 
         tracing::info!(
             socket = %self.settings.socket_path.display(),
-            config = ?self.config_path,
+            config = %self
+                .config_path
+                .as_deref()
+                .map_or_else(|| "none (--dev)".into(), |p| p.display().to_string()),
             "kekd is serving"
         );
         // Records that do not decode are found by one scan of the whole

@@ -51,8 +51,8 @@ pub(crate) enum AuditCommand {
         file: Option<PathBuf>,
         /// Only records at or after this: an RFC 3339 time, or a duration
         /// back from now (`1h`, `7d`).
-        #[arg(long, value_name = "WHEN")]
-        since: Option<String>,
+        #[arg(long, value_name = "WHEN", value_parser = since_value)]
+        since: Option<kekd::time::Timestamp>,
         /// Keep printing records as they are appended (Ctrl-C to stop).
         #[arg(long)]
         follow: bool,
@@ -114,9 +114,9 @@ pub(crate) enum Command {
     Status,
     /// Key pair history, newest first.
     History {
-        /// How many key pairs to show (the newest).
-        #[arg(long, default_value_t = 20, conflicts_with = "all")]
-        limit: usize,
+        /// How many key pairs to show (the newest), 1 to 1000.
+        #[arg(long, default_value_t = 20, conflicts_with = "all", value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
         /// Every key pair, page after page (1,000 at a time).
         #[arg(long)]
         all: bool,
@@ -239,8 +239,13 @@ fn table_name(s: &str) -> Result<String, String> {
     }
 }
 
+/// `--since` as clap parses it: a bad value is a usage error (exit 2).
+fn since_value(text: &str) -> Result<kekd::time::Timestamp, String> {
+    parse_since(text).map_err(|e| e.to_string())
+}
+
 /// `--since`: an RFC 3339 time, or a duration back from now.
-pub(crate) fn parse_since(text: &str) -> anyhow::Result<kekd::time::Timestamp> {
+fn parse_since(text: &str) -> anyhow::Result<kekd::time::Timestamp> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&chrono::Utc));
     }

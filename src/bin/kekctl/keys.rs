@@ -126,5 +126,8 @@ pub(crate) async fn export(
     };
     let e = client.envelope(&id).await?;
     write_text(&file, &(serde_json::to_string_pretty(&e)? + "\n"))?;
+    if let Some(path) = &file {
+        eprintln!("wrote the envelope of {id} to {}", path.display());
+    }
     Ok(())
 }

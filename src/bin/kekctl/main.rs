@@ -102,7 +102,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Status => keys::status(&client, out).await,
-        Command::History { limit, all } => keys::history(&client, out, limit, all).await,
+        Command::History { limit, all } => {
+            keys::history(&client, out, usize::from(limit), all).await
+        }
         Command::PublicKey { out: file, jwks } => keys::public_key(&client, out, file, jwks).await,
         Command::Rotate => keys::rotate(&client, out).await,
         Command::Export { id, out: file } => keys::export(&client, id, file).await,
@@ -142,7 +144,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Some(f) => f,
                     None => audit::daemon_file(&client).await?,
                 };
-                let since = since.as_deref().map(cli::parse_since).transpose()?;
                 audit::show(&path, since, follow, out).await
             }
             AuditCommand::Verify { file } => {
