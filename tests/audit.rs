@@ -434,14 +434,7 @@ async fn audit_rotate_starts_a_new_file_that_continues_the_chain() {
 /// recorder or a monitor reads may wait for that.
 #[tokio::test(flavor = "multi_thread")]
 async fn status_and_public_key_answer_while_the_audit_disk_is_slow() {
-    let mut d = TestDaemon::launch_local(|dir| {
-        format!(
-            "organization_id = \"acme\"\nkey_bits = 2048\ncadence = \"never\"\n\
-             state_dir = \"{s}/state\"\nsocket_path = \"{s}/kekd.sock\"\n\
-             [provider]\ntype = \"local\"\nroot_key_path = \"{s}/root.key\"\n",
-            s = dir.display()
-        )
-    });
+    let mut d = TestDaemon::launch_local(local_config);
     d.env
         .push(("FAILPOINTS".into(), "audit-before-sync=sleep(2500)".into()));
     d.spawn();

@@ -1,7 +1,7 @@
 //! The binaries' command lines without a running daemon: config checking
 //! and the messages and exit codes an operator sees.
 
-use crate::harness::{daemon_with_key, kekctl, kekd, run, TestDaemon};
+use crate::harness::{daemon_with_key, kekctl, kekd, local_config, run, TestDaemon};
 use kekd::store::KeyStore;
 
 const GOOD: &str = r#"
@@ -382,14 +382,7 @@ fn check_config_into_a_closed_pipe_does_not_panic() {
 /// itself, and copied a history as another organization's.
 #[tokio::test(flavor = "multi_thread")]
 async fn store_copy_only_reads_its_source_and_refuses_what_is_not_a_store() {
-    let mut d = TestDaemon::launch_local(|dir| {
-        format!(
-            "organization_id = \"acme\"\nkey_bits = 2048\ncadence = \"never\"\n\
-             state_dir = \"{s}/state\"\nsocket_path = \"{s}/kekd.sock\"\n\
-             [provider]\ntype = \"local\"\nroot_key_path = \"{s}/root.key\"\n",
-            s = dir.display()
-        )
-    });
+    let mut d = TestDaemon::launch_local(local_config);
     d.spawn();
     d.wait_active().await;
     d.client().rotate().await.unwrap();

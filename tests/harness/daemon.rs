@@ -101,6 +101,17 @@ max_delay = "1s"
     )
 }
 
+/// A config for the local provider (no KMS): RSA-2048, no schedule, every
+/// file under `dir`.
+pub fn local_config(dir: &Path) -> String {
+    format!(
+        "organization_id = \"acme\"\nkey_bits = 2048\ncadence = \"never\"\n\
+         state_dir = \"{s}/state\"\nsocket_path = \"{s}/kekd.sock\"\n\
+         [provider]\ntype = \"local\"\nroot_key_path = \"{s}/root.key\"\n",
+        s = dir.display()
+    )
+}
+
 /// The real `kekd` binary with its own directory, config and log.
 pub struct TestDaemon {
     child: Option<Child>,
