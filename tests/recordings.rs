@@ -497,3 +497,48 @@ async fn the_integration_guides_sealer_and_opener_work_against_kekd() {
         "nothing written for an altered recording"
     );
 }
+
+/// Regression: `kekctl open` linked the finished plaintext under a hidden
+/// staging name and then renamed it, so a SIGKILL between the two left the
+/// whole recording, decrypted, as `.OUT.kekctl-PID`. Traced: the output is
+/// named by one `linkat` straight to its final name, and nothing is renamed
+/// (also when it replaces an existing file).
+#[tokio::test(flavor = "multi_thread")]
+async fn open_names_its_output_once_and_never_through_a_staging_name() {
+    let (_moto, d) = daemon_with_key("kekd-rec-link").await;
+    let data = audio(200_000);
+    let sealed = seal_file(&d, &data);
+    let out = d.dir.path().join("call.out");
+    for round in ["new", "replacing"] {
+        let trace = d.dir.path().join(format!("trace-{round}"));
+        let (code, _, err) = run(std::process::Command::new("strace")
+            .args([
+                "-f",
+                "-qq",
+                "-e",
+                "trace=linkat,rename,renameat,renameat2",
+                "-o",
+            ])
+            .arg(&trace)
+            .arg(env!("CARGO_BIN_EXE_kekctl"))
+            .arg("--socket")
+            .arg(&d.socket)
+            .args(["open", sealed.to_str().unwrap(), out.to_str().unwrap()]));
+        assert_eq!(code, 0, "{round}: {err}");
+        assert_eq!(std::fs::read(&out).unwrap(), data, "{round}");
+        let calls = std::fs::read_to_string(&trace).unwrap();
+        let links: Vec<&str> = calls.lines().filter(|l| l.contains("linkat(")).collect();
+        assert!(
+            !links.is_empty() && links.iter().all(|l| l.contains(out.to_str().unwrap())),
+            "{round}: linked straight to the output's name:\n{calls}"
+        );
+        assert!(
+            !calls.contains("rename"),
+            "{round}: nothing renamed:\n{calls}"
+        );
+        assert!(
+            !calls.contains(".kekctl-"),
+            "{round}: no staging name:\n{calls}"
+        );
+    }
+}

@@ -31,7 +31,7 @@ pub(crate) enum Content {
 /// directory (`O_TMPFILE`) and given its name only when `write` succeeded:
 /// an error, SIGINT, SIGTERM, SIGHUP or even SIGKILL leaves no partial file
 /// — and for plaintext, no decrypted audio — behind, because until the end
-/// the file has no name. A file system without `O_TMPFILE` gets a named
+/// the file has no name, and then it gets the output's name directly. A file system without `O_TMPFILE` gets a named
 /// temporary file for ciphertext, and a clear refusal for plaintext.
 pub(crate) fn write_output(
     output: &str,
@@ -67,30 +67,32 @@ pub(crate) fn write_output(
     // Unbuffered, for the same reason: whole chunks are written.
     let n = write(&mut &file)?;
     file.sync_all()?;
-    // Name it: link the unnamed file under a temporary name, then rename it
-    // over the target (atomic, and never a half-written name).
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let staging = dir.join(format!(".{name}.kekctl-{}", std::process::id()));
-    rustix::fs::linkat(
-        rustix::fs::CWD,
-        format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file)),
-        rustix::fs::CWD,
-        &staging,
-        rustix::fs::AtFlags::SYMLINK_FOLLOW,
-    )
-    .with_context(|| {
-        format!(
-            "naming the output {} (is /proc mounted?)",
-            staging.display()
+    // Name it: link the unnamed file straight under its final name, so no
+    // instant exists at which the content has another name (a staging
+    // name renamed afterwards would be left behind, whole, by a SIGKILL in
+    // between). An existing file of that name is removed first: if kekctl
+    // dies between the two steps, the name is gone and the content with it.
+    let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+    let link = || {
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            proc_path.as_str(),
+            rustix::fs::CWD,
+            path,
+            rustix::fs::AtFlags::SYMLINK_FOLLOW,
         )
-    })?;
-    std::fs::rename(&staging, path).with_context(|| {
-        let _ = std::fs::remove_file(&staging);
-        format!("renaming into {output}")
-    })?;
+    };
+    match link() {
+        Ok(()) => {}
+        Err(rustix::io::Errno::EXIST) => {
+            std::fs::remove_file(path).with_context(|| format!("replacing {output}"))?;
+            link().with_context(|| format!("naming the output {output}"))?;
+        }
+        Err(e) => {
+            return Err(std::io::Error::from(e))
+                .with_context(|| format!("naming the output {output} (is /proc mounted?)"))
+        }
+    }
     Ok(n)
 }
 
