@@ -46,6 +46,8 @@ pub(crate) struct Canary {
     current: SharedCurrent,
     metrics: Arc<Metrics>,
     last: Mutex<Option<CanaryReport>>,
+    /// Where the preflight's verdict on the KMS key goes (status).
+    key_watch: Option<crate::key_watch::KeyWatch>,
 }
 
 impl Canary {
@@ -59,7 +61,14 @@ impl Canary {
             current,
             metrics,
             last: Mutex::new(None),
+            key_watch: None,
         }
+    }
+
+    /// Reports the preflight's verdict on the KMS key to `watch`.
+    pub(crate) fn with_key_watch(mut self, watch: crate::key_watch::KeyWatch) -> Canary {
+        self.key_watch = Some(watch);
+        self
     }
 
     /// The last report.
@@ -70,10 +79,15 @@ impl Canary {
     /// Checks now; logs, counts and keeps the report.
     pub(crate) async fn run(&self) -> CanaryReport {
         let cur = self.current.get();
-        let kms_key_problem = kms_check::preflight(&*cur.provider, &cur.settings)
-            .await
-            .err()
-            .map(|e| e.to_string());
+        let preflight = kms_check::preflight(&*cur.provider, &cur.settings).await;
+        if let Some(w) = &self.key_watch {
+            match &preflight {
+                Ok(_) => w.usable("canary"),
+                Err(e) if e.is_unavailable() => {}
+                Err(e) => w.mark("canary", e.to_string()),
+            }
+        }
+        let kms_key_problem = preflight.err().map(|e| e.to_string());
         let mut key_pairs = Vec::new();
         let chosen = match self.chosen(cur.settings.canary.recent).await {
             Ok(c) => c,

@@ -20,7 +20,7 @@
 //!   → keypair, jwks, envelope, proof   RSA, envelope encryption, I1
 //!   → store                     the durable record (async KeyStore seam)
 //!   → current, rotation         configuration in force; rotating
-//!   → reload, rewrap, canary, unwrap, kms_check, recording, policy
+//!   → key_watch, reload, rewrap, canary, unwrap, kms_check, recording, policy
 //!   → api                       HTTP/JSON on the Unix socket
 //!   → daemon                    wiring, signals, systemd, shutdown
 //! ```
@@ -78,7 +78,9 @@
 //!   for a fleet, and following the fleet between rotations), `engine.rs`
 //!   (when: schedule, Change Key Now, coalescing, retries), `health.rs`
 //!   (what status shows, and the one health rule), `prune.rs` (retention).
-//! - `reload.rs` (SIGHUP, all or nothing), `rewrap.rs` (KMS ReEncrypt),
+//! - `key_watch.rs` (the configured KMS key's health from every path's
+//!   latest evidence, re-checked until a problem clears),
+//!   `reload.rs` (SIGHUP, all or nothing), `rewrap.rs` (KMS ReEncrypt),
 //!   `canary.rs` (periodic decryptability check), `unwrap.rs` (content keys
 //!   for players, with a bounded key cache), [`kms_check`] (preflight and
 //!   the Test round trip), [`recording`] (the sealed recording format),
@@ -128,6 +130,7 @@ pub mod fips;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jwks;
+mod key_watch;
 pub mod keypair;
 pub mod kms_check;
 mod metrics;

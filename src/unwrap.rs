@@ -52,6 +52,8 @@ pub(crate) struct Unwrapper {
     store: Arc<dyn KeyStore>,
     current: SharedCurrent,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Where a key problem an unwrap runs into goes (status).
+    key_watch: Option<crate::key_watch::KeyWatch>,
 }
 
 impl Unwrapper {
@@ -61,7 +63,14 @@ impl Unwrapper {
             store,
             current,
             cache: Mutex::new(HashMap::new()),
+            key_watch: None,
         }
+    }
+
+    /// Reports the key problems unwraps run into to `watch`.
+    pub(crate) fn with_key_watch(mut self, watch: crate::key_watch::KeyWatch) -> Unwrapper {
+        self.key_watch = Some(watch);
+        self
     }
 
     /// Drops every cached private key (shutdown).
@@ -121,7 +130,12 @@ impl Unwrapper {
                 .await
                 .map_err(|_| UnwrapError::Deadline(deadline))?
                 .map_err(|e| match e {
-                    ProofError::Provider(p) => UnwrapError::Provider(p),
+                    ProofError::Provider(p) => {
+                        if let Some(w) = &self.key_watch {
+                            w.saw_unwrap_failure(&record.wrapping_key_arn, &p);
+                        }
+                        UnwrapError::Provider(p)
+                    }
                     other => UnwrapError::Proof(other),
                 })?;
         let key =

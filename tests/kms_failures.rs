@@ -335,3 +335,81 @@ async fn missing_aws_credentials_are_said_plainly_and_once() {
     assert!(!err.contains("access denied"), "{err}");
     assert!(err.len() < 600, "{} bytes: {err}", err.len());
 }
+
+/// Regression: a key problem was set only by the start-up preflight and
+/// cleared only by a successful rotation. An unwrap that met a disabled key
+/// left status `ok` (with the default canary, for up to an hour while
+/// playback failed), and a key re-enabled after a restart left status
+/// `degraded` until the next rotation (up to a month). Health now follows
+/// the latest evidence of any path, and clears when a check passes again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_problem_shows_at_the_first_evidence_and_clears_when_fixed() {
+    use kekd::api::views::DegradedCause;
+    let moto = Moto::start().await;
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    let (key_arn, alias) = moto.create_key("kekd-evidence").await;
+    let mut d = TestDaemon::start_via(&proxy.endpoint, |dir| kms_config(dir, &alias, "")).await;
+    let active = d.wait_active().await.active_key_id.unwrap();
+    let public = d.client().public_key().await.unwrap();
+    let der = pem::parse(&public.pem).unwrap().into_contents();
+    let mut sealed = Vec::new();
+    kekd::recording::seal(&mut &b"a call"[..], &mut sealed, &active, &der, |_| {}).unwrap();
+    let header = kekd::recording::Header::read(&mut &sealed[..]).unwrap();
+
+    // Disabled while running: the first unwrap that needs KMS says so.
+    proxy.set(Fault::disabled()).await;
+    assert!(d
+        .client()
+        .unwrap(&active, &header.wrapped_key)
+        .await
+        .is_err());
+    let s: StatusView = d.client().status().await.unwrap();
+    assert_eq!(s.state, ServiceState::Degraded, "{s:?}");
+    assert!(
+        s.degraded_causes.contains(&DegradedCause::KmsKeyProblem),
+        "{s:?}"
+    );
+    assert!(
+        s.kms_key_problem
+            .as_deref()
+            .is_some_and(|p| p.contains("DisabledException")),
+        "{s:?}"
+    );
+    // Re-enabled: cleared by the re-check, no rotation needed.
+    proxy.set(Fault::None).await;
+    wait_for(Duration::from_secs(30), "the problem to clear", || async {
+        let s: StatusView = d.client().status().await.ok()?;
+        (s.state == ServiceState::Ok && s.kms_key_problem.is_none()).then_some(())
+    })
+    .await;
+
+    // Disabled across a restart (moto's DescribeKey says so), then
+    // re-enabled: status clears without a rotation.
+    assert!(d.stop().await.success());
+    let key_id = key_arn.rsplit('/').next().unwrap();
+    moto.kms()
+        .disable_key()
+        .key_id(key_id)
+        .send()
+        .await
+        .unwrap();
+    d.spawn();
+    let s = d.wait_active().await;
+    assert!(
+        s.kms_key_problem
+            .as_deref()
+            .is_some_and(|p| p.contains("disabled")),
+        "{s:?}"
+    );
+    moto.kms().enable_key().key_id(key_id).send().await.unwrap();
+    let s = wait_for(Duration::from_secs(30), "the problem to clear", || async {
+        let s: StatusView = d.client().status().await.ok()?;
+        (s.state == ServiceState::Ok).then_some(s)
+    })
+    .await;
+    assert_eq!(
+        s.active_key_id.as_deref(),
+        Some(active.as_str()),
+        "no rotation needed"
+    );
+}

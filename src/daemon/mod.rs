@@ -104,6 +104,8 @@ pub struct Daemon {
     /// The bound socket's device and inode: only that file is removed at
     /// shutdown.
     socket_identity: Option<(u64, u64)>,
+    /// Re-checks the KMS key while status names a problem with it.
+    key_watch: crate::key_watch::KeyWatch,
     app: AppState,
     engine: Engine,
 }
@@ -177,6 +179,7 @@ impl Daemon {
             metrics: metrics.clone(),
             audit: audit.clone(),
         }));
+        let key_watch = crate::key_watch::KeyWatch::new(engine_state.clone(), current.clone());
         let app = AppState::new(Services {
             refusals: Default::default(),
             corrupt: Default::default(),
@@ -184,9 +187,14 @@ impl Daemon {
             status: Default::default(),
             public_key: Default::default(),
             newest_page: Default::default(),
-            canary: Arc::new(Canary::new(store.clone(), current.clone(), metrics.clone())),
+            canary: Arc::new(
+                Canary::new(store.clone(), current.clone(), metrics.clone())
+                    .with_key_watch(key_watch.clone()),
+            ),
             rewrapper,
-            unwrapper: Arc::new(Unwrapper::new(store.clone(), current.clone())),
+            unwrapper: Arc::new(
+                Unwrapper::new(store.clone(), current.clone()).with_key_watch(key_watch.clone()),
+            ),
             store,
             engine: engine_state,
             rotation,
@@ -201,6 +209,7 @@ impl Daemon {
             config_path,
             listener,
             socket_identity,
+            key_watch,
             app,
             engine,
         })
@@ -233,6 +242,8 @@ impl Daemon {
         tasks.spawn("systemd", |s| systemd::tell_systemd(active, s));
         let (store, active) = (app.store.clone(), self.engine.subscribe());
         tasks.spawn("watchdog", |s| systemd::watchdog(store, active, s));
+        let key_watch = self.key_watch.clone();
+        tasks.spawn("kms-key-watch", |s| key_watch.run(s));
         let canary = app.canary.clone();
         tasks.spawn(
             "canary",

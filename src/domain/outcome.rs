@@ -55,6 +55,22 @@ impl FailureKind {
     }
 }
 
+impl FailureKind {
+    /// A failure that says something about the key itself — its owner
+    /// disabled it, scheduled its deletion, changed its policy, or it is
+    /// gone — rather than about reaching KMS. Status marks the key as having
+    /// a problem until a check passes again.
+    pub fn is_key_problem(self) -> bool {
+        matches!(
+            self,
+            FailureKind::KeyDisabled
+                | FailureKind::InvalidKeyState
+                | FailureKind::AccessDenied
+                | FailureKind::NotFound
+        )
+    }
+}
+
 crate::domain::display_as_serde!(FailureKind);
 
 /// What a failed rotation ran into: a classified provider failure, or one of

@@ -451,6 +451,13 @@ impl Engine {
                         retry_in_ms = delay.as_millis() as u64,
                         "rotation failed; {serving}"
                     );
+                    if let RotationError::Provider(p) = e {
+                        if p.kind.is_key_problem() {
+                            // Evidence about the key itself, not an outage:
+                            // status names the key until a check passes.
+                            st.health.kms_key_problem = Some(p.to_string());
+                        }
+                    }
                     st.health.last_error = Some(last);
                     *retry = Some(Retry {
                         reason,

@@ -17,7 +17,7 @@ mod health;
 mod prune;
 mod rotate;
 
-pub(crate) use engine::{Engine, EngineParts, RotationHandle};
+pub(crate) use engine::{backoff, Engine, EngineParts, RotationHandle};
 pub use health::StoreFailure;
 pub(crate) use health::{Assessment, EngineState, Evidence, FleetHealth, SharedState};
 pub use health::{DegradedCause, FailureCause, LastError, RotationStep};
