@@ -68,6 +68,10 @@ async fn a_kms_service_error_is_reported_with_code_and_request_id() {
         "{out}"
     );
     assert!(err.contains("kekd is degraded (rotation_failing"), "{err}");
+    assert!(
+        out.contains("degraded (rotation_failing"),
+        "the state row names its causes: {out}"
+    );
     let (code, out, err) = d.kekctl(&["-q", "status"]);
     assert_eq!(
         (code, out.as_str(), err.as_str()),

@@ -70,8 +70,14 @@ fn aws_error(
 
 pub(crate) fn status(s: &StatusView) -> String {
     let mut t = table();
+    let state = if s.degraded_causes.is_empty() {
+        s.state.to_string()
+    } else {
+        let causes: Vec<String> = s.degraded_causes.iter().map(|c| c.to_string()).collect();
+        format!("{} ({})", s.state, causes.join(", "))
+    };
     let rows: Vec<(&str, String)> = vec![
-        ("state", s.state.to_string()),
+        ("state", state),
         (
             "version",
             format!("{}{}", s.version, if s.fips { " (FIPS)" } else { "" }),
