@@ -63,13 +63,7 @@ async fn canary_passes_then_catches_a_kms_that_no_longer_decrypts_and_a_disabled
     assert_eq!(s.state, ServiceState::Ok);
 
     // The KMS key is disabled (moto reports it in DescribeKey).
-    let key_id = key_arn.rsplit('/').next().unwrap();
-    moto.kms()
-        .disable_key()
-        .key_id(key_id)
-        .send()
-        .await
-        .unwrap();
+    moto.set_key_enabled(&key_arn, false).await;
     let (code, out, _) = d.kekctl(&["check", "--json"]);
     assert_eq!(code, 1);
     let r: kekd::api::views::CanaryReport = serde_json::from_str(&out).unwrap();

@@ -390,13 +390,7 @@ async fn a_key_problem_shows_at_the_first_evidence_and_clears_when_fixed() {
     // Disabled across a restart (moto's DescribeKey says so), then
     // re-enabled: status clears without a rotation.
     assert!(d.stop().await.success());
-    let key_id = key_arn.rsplit('/').next().unwrap();
-    moto.kms()
-        .disable_key()
-        .key_id(key_id)
-        .send()
-        .await
-        .unwrap();
+    moto.set_key_enabled(&key_arn, false).await;
     d.spawn();
     let s = d.wait_active().await;
     assert!(
@@ -405,7 +399,7 @@ async fn a_key_problem_shows_at_the_first_evidence_and_clears_when_fixed() {
             .is_some_and(|p| p.contains("disabled")),
         "{s:?}"
     );
-    moto.kms().enable_key().key_id(key_id).send().await.unwrap();
+    moto.set_key_enabled(&key_arn, true).await;
     let s = wait_for(Duration::from_secs(30), "the problem to clear", || async {
         let s: StatusView = d.client().status().await.ok()?;
         (s.state == ServiceState::Ok).then_some(s)

@@ -174,6 +174,18 @@ impl Moto {
 }
 
 impl Moto {
+    /// Disables or enables the key `key_arn` (moto reports the state in
+    /// DescribeKey; it does not refuse a disabled key's use).
+    pub async fn set_key_enabled(&self, key_arn: &str, enabled: bool) {
+        let key_id = key_arn.rsplit('/').next().unwrap();
+        let kms = self.kms();
+        if enabled {
+            kms.enable_key().key_id(key_id).send().await.unwrap();
+        } else {
+            kms.disable_key().key_id(key_id).send().await.unwrap();
+        }
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.endpoint.rsplit(':').next().unwrap().parse().unwrap()
