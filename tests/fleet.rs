@@ -512,3 +512,44 @@ async fn a_member_denied_by_dynamodb_says_so_and_keeps_serving() {
     })
     .await;
 }
+
+/// Regression: a member that crashed with its clock 10 minutes fast left a
+/// lease whose expiry lay 10 minutes ahead; every other member honoured it,
+/// and `kekctl rotate` anywhere waited and failed while status said `ok`.
+/// A lease further ahead than a lease's length plus the tolerated skew is
+/// taken over, with a warning that names the holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_from_a_fast_clock_does_not_freeze_the_fleet() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let moto = Moto::start().await;
+    let (_, kms) = moto.create_key("fleet").await;
+    create_table(&moto, "kekd-fleet");
+    let b = start_member(&moto, &kms, "kekd-fleet", &moto.endpoint).await;
+    let first = served(&b).await.unwrap();
+    // What the crashed member left: its lease, by its fast clock.
+    let ahead = chrono::Utc::now() + chrono::Duration::minutes(10);
+    fleet::dynamodb(&moto)
+        .update_item()
+        .table_name("kekd-fleet")
+        .key("org", AttributeValue::S("acme-test".into()))
+        .key("item", AttributeValue::S("lease".into()))
+        .update_expression("SET holder = :h, expires_ms = :e")
+        .expression_attribute_values(":h", AttributeValue::S("crashed-fast-clock".into()))
+        .expression_attribute_values(
+            ":e",
+            AttributeValue::N(ahead.timestamp_millis().to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (code, out, err) = b.kekctl(&["--json", "--timeout", "60s", "rotate"]);
+    assert_eq!(code, 0, "rotate despite the stale lease: {out}{err}");
+    let new: kekd::api::views::KeyPairView = serde_json::from_str(&out).unwrap();
+    assert_ne!(new.id, first);
+    assert!(
+        b.log_text()
+            .contains("took over a rotation lease that runs out further ahead")
+            && b.log_text().contains("crashed-fast-clock"),
+        "the takeover is said"
+    );
+}

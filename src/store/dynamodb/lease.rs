@@ -16,6 +16,12 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
 use std::time::Duration;
 
+/// The clock skew between fleet members kekd tolerates. A lease expiring
+/// further ahead than a lease's length plus this, by the reader's clock, is
+/// taken over (fencing keeps a live holder with such a clock from
+/// activating after that).
+pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(30);
+
 fn millis(t: Timestamp) -> i64 {
     t.timestamp_millis()
 }
@@ -92,31 +98,51 @@ impl Fleet for DynamoStore {
 
     async fn acquire_lease(&self) -> Result<LeaseState, StoreError> {
         let inner = &self.inner;
+        let now = time::now();
+        // A lease that runs out further ahead than a lease's length plus
+        // the skew kekd tolerates was written by a clock running fast: a
+        // crashed member with such a clock would otherwise freeze every
+        // rotation for the length of its skew. It is not honoured.
+        let too_far = now
+            + chrono::Duration::from_std(inner.settings.lease_duration + MAX_CLOCK_SKEW)
+                .unwrap_or(chrono::Duration::MAX);
         let result = inner
             .lease_update()
             .update_expression(
                 "SET holder = :me, expires_ms = :exp, fence = if_not_exists(fence, :zero) + :one",
             )
             .condition_expression(
-                "attribute_not_exists(holder) OR expires_ms < :now OR holder = :me",
+                "attribute_not_exists(holder) OR expires_ms < :now OR holder = :me OR expires_ms > :too_far",
             )
             .expression_attribute_values(":exp", items::n(inner.expiry()))
-            .expression_attribute_values(":now", items::n(millis(time::now())))
+            .expression_attribute_values(":now", items::n(millis(now)))
+            .expression_attribute_values(":too_far", items::n(millis(too_far)))
             .expression_attribute_values(":zero", items::n(0))
             .expression_attribute_values(":one", items::n(1))
-            .return_values(ReturnValue::AllNew)
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match result {
             Ok(out) => {
-                let attrs = out.attributes.unwrap_or_default();
-                let fence = items::number(&attrs, "fence").ok_or_else(|| StoreError::Corrupt {
-                    id: LEASE.into(),
-                    problem: "the lease has no fencing counter".into(),
-                })?;
+                let old = out.attributes.unwrap_or_default();
+                let fence = items::number(&old, "fence").unwrap_or(0) + 1;
+                if let (Some(holder), Some(expires)) = (
+                    items::string(&old, "holder"),
+                    items::number(&old, "expires_ms"),
+                ) {
+                    let expires_at = from_millis(expires);
+                    if expires_at > too_far && holder != inner.instance {
+                        tracing::warn!(
+                            %holder,
+                            expires_at = %time::format(&expires_at),
+                            tolerated_skew_s = MAX_CLOCK_SKEW.as_secs(),
+                            "took over a rotation lease that runs out further ahead than any clock kekd tolerates: its holder's clock runs fast (check its NTP)"
+                        );
+                    }
+                }
                 *crate::sync::lock(&inner.fence) = Some(fence);
                 Ok(LeaseState::Acquired {
-                    orphan: items::string(&attrs, "pending").map(str::to_string),
+                    orphan: items::string(&old, "pending").map(str::to_string),
                 })
             }
             Err(e) if Inner::conditional_failure(&e) => match inner.holder().await? {
