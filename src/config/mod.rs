@@ -268,7 +268,12 @@ impl Settings {
         let overrides = sections::Overrides::with_config(raw.overrides.as_ref());
         let mut warnings = Vec::new();
         let timezone = sections::timezone(raw.timezone.as_deref(), &v)?;
-        let store = StoreSettings::with_config(raw.store.as_ref(), id.region.as_deref(), &v)?;
+        // Without `region`, the KMS key's ARN names it.
+        let region = id.region.clone().or_else(|| match &provider {
+            ProviderSettings::AwsKms { key, .. } => Some(key.region.clone()),
+            ProviderSettings::Local { .. } => None,
+        });
+        let store = StoreSettings::with_config(raw.store.as_ref(), region.as_deref(), &v)?;
         let announce_ahead = v.duration("announce_ahead", raw.announce_ahead.as_deref(), None)?;
         if announce_ahead.is_some() && store != StoreSettings::Redb {
             return Err(v.invalid(
@@ -314,7 +319,7 @@ impl Settings {
         files::distinct(&own, &v)?;
         Ok(Settings {
             organization_id: id.organization_id,
-            region: id.region,
+            region,
             context_key: id.context_key,
             provider,
             key_bits: sections::key_bits(raw.key_bits, &v)?,
@@ -692,6 +697,16 @@ kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/kekd"
             e.contains("field `retry.initial_delay`") && e.contains("100ms"),
             "{e}"
         );
+    }
+
+    /// Regression: `region` had to repeat what the KMS key's ARN already
+    /// names; it is derived from it, and a different one is still refused.
+    #[test]
+    fn the_region_comes_from_the_arn_unless_given() {
+        let s = Settings::parse(&GOOD.replace("region = \"eu-west-1\"\n", ""), "f").unwrap();
+        assert_eq!(s.region.as_deref(), Some("eu-west-1"));
+        let e = err(&GOOD.replace("region = \"eu-west-1\"", "region = \"us-east-1\""));
+        assert!(e.contains("is not the configured region us-east-1"), "{e}");
     }
 
     /// Regression: check-config said `valid` for the shipped example's

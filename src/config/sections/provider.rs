@@ -77,14 +77,9 @@ impl ProviderSettings {
                         ARN_FORMS,
                     )
                 })?;
-                let home = region.ok_or_else(|| {
-                    v.invalid(
-                        "region",
-                        None,
-                        "missing (required with aws-kms-symmetric)",
-                        "the KMS home region, e.g. eu-west-1",
-                    )
-                })?;
+                // The home region is the ARN's own unless `region` names
+                // one; then the two must agree.
+                let home = region.unwrap_or(&key.region);
                 if key.region != home {
                     return Err(v.invalid(
                         "provider.kms_key_arn",
