@@ -22,11 +22,12 @@ fn observe(st: &AppState) -> Observed {
     let eng = st.engine.snapshot();
     let canary = st.canary.last();
     let audit = st.audit.head();
+    let cur = st.current.get();
     let evidence = Evidence {
         canary_failed: canary.as_ref().is_some_and(|c| !c.ok),
         audit_failing: audit.problem.is_some(),
-        kms_fallback: st.current.get().provider.fallback().is_some(),
-        max_key_age: st.current.settings().max_key_age_warning,
+        kms_fallback: cur.provider.fallback().is_some(),
+        max_key_age: cur.settings.max_key_age_warning,
     };
     let health = eng.assess(&evidence, chrono::Utc::now());
     Observed {

@@ -96,16 +96,19 @@ fn main() -> ExitCode {
         };
     }
     if let Some(Command::CheckConfig { file }) = &cli.command {
-        return match Settings::load(file) {
-            Ok(s) if kekd::config::state_dir_usable(s.state_dir()).is_err() => {
-                let problem = kekd::config::state_dir_usable(s.state_dir()).unwrap_err();
+        let loaded = Settings::load(file).map(|s| {
+            let usable = kekd::config::state_dir_usable(s.state_dir());
+            (s, usable)
+        });
+        return match loaded {
+            Ok((_, Err(problem))) => {
                 eprintln!(
                     "kekd: {}: valid, but not usable by the user this check runs as: {problem} (run check-config as kekd's user: sudo -u kekd kekd check-config FILE)",
                     file.display()
                 );
                 ExitCode::from(1)
             }
-            Ok(s) => {
+            Ok((s, Ok(()))) => {
                 // A closed stdout (`| head`) is not an error.
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{}: valid", file.display());
