@@ -10,6 +10,7 @@
 mod copy;
 mod dynamodb;
 mod fleet;
+pub mod orgs;
 mod redb;
 mod summary;
 
@@ -18,7 +19,8 @@ pub use self::copy::{
 };
 pub use self::dynamodb::DynamoStore;
 pub(crate) use self::dynamodb::TableProblem;
-pub use self::redb::{RedbStore, Snapshot};
+pub use self::orgs::{Expect, Registry};
+pub use self::redb::{RedbRegistry, RedbStore, Snapshot};
 use crate::domain::{Envelope, KeyPairInfo, KeyPairRecord, Schedule};
 use crate::time::Timestamp;
 use async_trait::async_trait;

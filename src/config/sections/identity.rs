@@ -9,6 +9,8 @@ use crate::config::ConfigError;
 use crate::domain::{is_context_value, KeyBits, KEY_PAIR_CONTEXT_KEY};
 
 const CONTEXT_VALUE_FORMS: &str = "1-128 characters of A-Z a-z 0-9 . _ -";
+/// What an organization id may be.
+pub(crate) const ORG_ID_FORMS: &str = "1-64 characters of A-Z a-z 0-9 . _ -";
 
 /// The top-level identity fields: who kekd serves and where KMS lives.
 pub(crate) struct Identity {
@@ -22,13 +24,13 @@ impl Identity {
         let organization_id = raw
             .organization_id
             .clone()
-            .ok_or_else(|| v.invalid("organization_id", None, "missing", CONTEXT_VALUE_FORMS))?;
-        if !is_context_value(&organization_id) {
+            .ok_or_else(|| v.invalid("organization_id", None, "missing", ORG_ID_FORMS))?;
+        if !crate::domain::is_org_id(&organization_id) {
             return Err(v.invalid(
                 "organization_id",
                 Some(&organization_id),
                 "not a valid organization id",
-                CONTEXT_VALUE_FORMS,
+                ORG_ID_FORMS,
             ));
         }
         let region = match &raw.region {

@@ -36,11 +36,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 mod ops;
+mod orgs;
 mod schema;
 mod snapshot;
 mod tables;
 mod txn;
 
+pub use orgs::RedbRegistry;
 pub use snapshot::Snapshot;
 use tables::*;
 
@@ -53,14 +55,27 @@ pub struct RedbStore {
 /// Opens the database (again): from the file, or in tests from a backend.
 pub(crate) type Opener = Box<dyn Fn() -> Result<redb::Database, redb::DatabaseError> + Send + Sync>;
 
-/// The database and the synchronous operations on it.
-struct Inner {
+/// The database file every organization's tables live in, opened (again
+/// after an I/O error) on demand.
+struct File {
     /// `None` after an I/O error, until the next operation reopens it.
     db: Mutex<Option<Arc<redb::Database>>>,
     opener: Opener,
     path: String,
+    /// Moves on with every open: an organization's cached counts made
+    /// before it are read again.
+    opened: std::sync::atomic::AtomicU64,
+}
+
+/// One organization's tables and the synchronous operations on them.
+struct Inner {
+    file: Arc<File>,
+    names: Names,
+    path: String,
     /// The counts as of the last commit.
     summary: Mutex<Summary>,
+    /// The open of the file the counts were read after.
+    loaded: std::sync::atomic::AtomicU64,
     /// Moves on after every write transaction (committed or not) and every
     /// reopen: readers may reuse what they made from the store while it
     /// stands still ([`KeyStore::changes`]).
@@ -102,14 +117,27 @@ impl RedbStore {
     /// Opens a store whose database `opener` makes (tests: fault-injecting
     /// and power-loss backends).
     pub(crate) async fn open_with(opener: Opener, path: String) -> Result<RedbStore, StoreError> {
-        let inner = Inner {
+        let file = Arc::new(File {
             db: Mutex::new(None),
             opener,
             path,
+            opened: std::sync::atomic::AtomicU64::new(0),
+        });
+        RedbStore::on(file, Names::unprefixed()).await
+    }
+
+    /// The store of the organization whose tables `names` names, in `file`;
+    /// its tables are created if they are not there yet.
+    async fn on(file: Arc<File>, names: Names) -> Result<RedbStore, StoreError> {
+        let inner = Inner {
+            path: file.path.clone(),
+            file,
+            names,
             summary: Mutex::default(),
+            loaded: std::sync::atomic::AtomicU64::new(0),
             changes: std::sync::atomic::AtomicU64::new(0),
         };
-        let inner = tokio::task::spawn_blocking(move || inner.db().map(|_| inner))
+        let inner = tokio::task::spawn_blocking(move || inner.create_tables().map(|_| inner))
             .await
             .map_err(|e| StoreError::Worker(e.to_string()))??;
         Ok(RedbStore {
@@ -130,7 +158,7 @@ impl RedbStore {
     /// dropped its handle. Never waits: a reopen in progress holds the
     /// handle's lock, so a busy lock means there is nothing to start.
     fn reopen_in_background(&self) {
-        let closed = match self.inner.db.try_lock() {
+        let closed = match self.inner.file.db.try_lock() {
             Ok(slot) => slot.is_none(),
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().is_none(),
             Err(std::sync::TryLockError::WouldBlock) => false,
@@ -620,7 +648,7 @@ mod tests {
             .unwrap();
         s.insert_pending(&record("a", 1)).await.unwrap();
         // As reopen_after_io_error does after an I/O error.
-        *crate::sync::lock(&s.inner.db) = None;
+        *crate::sync::lock(&s.inner.file.db) = None;
         let counts = s.summary().await.unwrap();
         assert_eq!(counts.total(), 1, "the last committed counts, from memory");
         // The reopen runs on the blocking pool, and waits there...

@@ -83,13 +83,13 @@ impl Inner {
 
     pub(super) fn get(&self, id: &str) -> Result<Option<KeyPairRecord>, StoreError> {
         let txn = self.db()?.begin_read().map_err(self.be())?;
-        let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
+        let kp = txn.open_table(self.names.keypairs()).map_err(self.be())?;
         Self::read_record(&kp, id)
     }
 
     pub(super) fn active(&self) -> Result<Option<KeyPairRecord>, StoreError> {
         let txn = self.db()?.begin_read().map_err(self.be())?;
-        let meta = txn.open_table(META).map_err(self.be())?;
+        let meta = txn.open_table(self.names.meta()).map_err(self.be())?;
         let Some(id) = meta
             .get(META_ACTIVE)
             .map_err(self.be())?
@@ -97,13 +97,13 @@ impl Inner {
         else {
             return Ok(None);
         };
-        let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
+        let kp = txn.open_table(self.names.keypairs()).map_err(self.be())?;
         Self::read_record(&kp, &id)
     }
 
     pub(super) fn list(&self) -> Result<Vec<Listed>, StoreError> {
         let txn = self.db()?.begin_read().map_err(self.be())?;
-        let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
+        let kp = txn.open_table(self.names.keypairs()).map_err(self.be())?;
         let mut out = Vec::new();
         for entry in kp.iter().map_err(self.be())? {
             let (k, v) = entry.map_err(self.be())?;
@@ -115,7 +115,7 @@ impl Inner {
 
     pub(super) fn corrupt_records(&self) -> Result<Vec<(String, String)>, StoreError> {
         let txn = self.db()?.begin_read().map_err(self.be())?;
-        let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
+        let kp = txn.open_table(self.names.keypairs()).map_err(self.be())?;
         let mut out = Vec::new();
         for entry in kp.iter().map_err(self.be())? {
             let (k, v) = entry.map_err(self.be())?;
@@ -134,8 +134,8 @@ impl Inner {
         limit: usize,
     ) -> Result<HistoryPage, StoreError> {
         let txn = self.db()?.begin_read().map_err(self.be())?;
-        let kp = txn.open_table(KEYPAIRS).map_err(self.be())?;
-        let history = txn.open_table(HISTORY).map_err(self.be())?;
+        let kp = txn.open_table(self.names.keypairs()).map_err(self.be())?;
+        let history = txn.open_table(self.names.history()).map_err(self.be())?;
         let start = match after {
             None => None,
             Some(id) => {
@@ -173,7 +173,7 @@ impl Inner {
 
     pub(super) fn schedule(&self) -> Result<Schedule, StoreError> {
         let txn = self.db()?.begin_read().map_err(self.be())?;
-        let meta = txn.open_table(META).map_err(self.be())?;
+        let meta = txn.open_table(self.names.meta()).map_err(self.be())?;
         match meta.get(META_SCHEDULE).map_err(self.be())? {
             None => Ok(Schedule::default()),
             Some(v) => serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {

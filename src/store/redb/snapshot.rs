@@ -62,7 +62,7 @@ pub(crate) fn read_only(path: &Path) -> Result<Snapshot, StoreError> {
         .map_err(|e| be(e.into()))?
         .map(|v| String::from_utf8_lossy(v.value()).into_owned());
     match schema.as_deref() {
-        Some("1" | "2") => {}
+        Some("1" | "2" | "3") => {}
         Some(other) => {
             return Err(StoreError::Schema {
                 path: path.display().to_string(),

@@ -7,17 +7,67 @@ use crate::domain::{KeyPairRecord, Schedule};
 use crate::store::{StoreError, Summary};
 use redb::{ReadableTable, TableDefinition};
 
-/// Key pair id → JSON [`KeyPairRecord`].
+/// Key pair id → JSON [`KeyPairRecord`] (the unprefixed organization's).
 pub(super) const KEYPAIRS: TableDefinition<&str, &[u8]> = TableDefinition::new("keypairs");
 /// (created_at in ms, id) → (): the history, oldest first.
 pub(super) const HISTORY: TableDefinition<(u64, &str), ()> = TableDefinition::new("history");
 /// Small named values: schema version, active pointer, schedule, counts.
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Organization id → JSON [`crate::domain::OrgRecord`].
+pub(super) const ORGS: TableDefinition<&str, &[u8]> = TableDefinition::new("orgs");
 
 pub(super) const META_SCHEMA: &str = "schema_version";
 pub(super) const META_ACTIVE: &str = "active";
 pub(super) const META_SCHEDULE: &str = "schedule";
 pub(super) const META_SUMMARY: &str = "summary";
+/// In the unprefixed `meta`: the organization the unprefixed tables belong
+/// to — the first one saved (a store from before organizations keeps its
+/// history where it is, adopted by the organization its file declares).
+pub(super) const META_OWNER: &str = "tables_owner";
+
+/// The tables of one organization: the unprefixed ones for the
+/// organization that owns them, `org/<id>/…` for every other.
+#[derive(Debug, Clone)]
+pub(super) struct Names {
+    keypairs: String,
+    history: String,
+    meta: String,
+}
+
+impl Names {
+    /// The unprefixed tables (a store from before organizations, and the
+    /// first organization of every store).
+    pub(super) fn unprefixed() -> Names {
+        Names {
+            keypairs: "keypairs".into(),
+            history: "history".into(),
+            meta: "meta".into(),
+        }
+    }
+
+    /// The tables of organization `org` when it does not own the
+    /// unprefixed ones. An organization id has no `/`, so no two
+    /// organizations' names meet.
+    pub(super) fn of(org: &str) -> Names {
+        Names {
+            keypairs: format!("org/{org}/keypairs"),
+            history: format!("org/{org}/history"),
+            meta: format!("org/{org}/meta"),
+        }
+    }
+
+    pub(super) fn keypairs(&self) -> TableDefinition<'_, &'static str, &'static [u8]> {
+        TableDefinition::new(&self.keypairs)
+    }
+
+    pub(super) fn history(&self) -> TableDefinition<'_, (u64, &'static str), ()> {
+        TableDefinition::new(&self.history)
+    }
+
+    pub(super) fn meta(&self) -> TableDefinition<'_, &'static str, &'static [u8]> {
+        TableDefinition::new(&self.meta)
+    }
+}
 
 /// redb's page cache. Its default (1 GiB) keeps every page ever read, so
 /// the start-up scan of every record would leave the whole history
@@ -26,8 +76,8 @@ pub(super) const META_SUMMARY: &str = "summary";
 pub(super) const CACHE_BYTES: usize = 4 << 20;
 
 /// The store layout this build reads and writes (1: no history index, no
-/// counts — migrated on open).
-pub(super) const SCHEMA_VERSION: u64 = 2;
+/// counts; 2: one organization, no `orgs` table — both migrated on open).
+pub(super) const SCHEMA_VERSION: u64 = 3;
 
 /// The key of a record in the history index.
 pub(super) fn history_key(r: &KeyPairRecord) -> (u64, &str) {

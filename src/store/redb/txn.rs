@@ -69,14 +69,14 @@ impl Inner {
     ) -> Result<T, StoreError> {
         let txn = self.db()?.begin_write().map_err(self.be())?;
         let (out, summary) = {
-            let meta = txn.open_table(META).map_err(self.be())?;
+            let meta = txn.open_table(self.names.meta()).map_err(self.be())?;
             let summary = Self::read_summary(&meta).map_err(|problem| StoreError::Corrupt {
                 id: META_SUMMARY.into(),
                 problem,
             })?;
             let mut t = Tables {
-                kp: txn.open_table(KEYPAIRS).map_err(self.be())?,
-                history: txn.open_table(HISTORY).map_err(self.be())?,
+                kp: txn.open_table(self.names.keypairs()).map_err(self.be())?,
+                history: txn.open_table(self.names.history()).map_err(self.be())?,
                 meta,
                 summary,
                 path: &self.path,
