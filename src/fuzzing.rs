@@ -41,7 +41,7 @@ pub fn api_request(data: &[u8]) {
     let _ = serde_json::from_slice::<UnwrapRequest>(data);
     let _ = serde_urlencoded::from_bytes::<HistoryQuery>(data);
     if let Ok(path) = std::str::from_utf8(data) {
-        let _ = crate::api::paths::required_role(path);
+        let _ = crate::api::paths::required_role(&axum::http::Method::GET, path);
         let _ = crate::api::auth::bounded(path);
     }
 }

@@ -134,6 +134,7 @@ mod key_watch;
 pub mod keypair;
 pub mod kms_check;
 mod metrics;
+mod orgs;
 pub mod policy;
 mod proof;
 pub mod provider;
@@ -145,6 +146,7 @@ mod rotation;
 mod schedule;
 pub mod store;
 mod sync;
+mod tasks;
 #[cfg(test)]
 mod testing;
 pub mod time;

@@ -2,8 +2,8 @@
 //! reload, the canary, rewrap, audit rotation, and unwrap for players.
 
 use super::error::{rotation_failed, ErrorCode, Serving};
-use super::extract::KeyPairId;
-use super::state::AppState;
+use super::extract::{KeyPairId, Org, Served};
+use super::state::Hub;
 use super::views::*;
 use super::ApiError;
 use crate::domain::Reason;
@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::Json;
 
 /// `POST /v1/rotate`: Change Key Now; waits for the rotation it joins.
-pub(super) async fn rotate(State(st): State<AppState>) -> Result<Json<KeyPairView>, ApiError> {
+pub(super) async fn rotate(Served(st): Served) -> Result<Json<KeyPairView>, ApiError> {
     let serving = match st.engine.read(|e| e.active.is_some()) {
         true => Serving::ActiveKeyPair,
         false => Serving::Nothing,
@@ -27,7 +27,7 @@ pub(super) async fn rotate(State(st): State<AppState>) -> Result<Json<KeyPairVie
 
 /// The Test round trip against the configured KMS key. Always 200: a failed
 /// test is a successful answer whose `ok` is false and whose steps say where.
-pub(super) async fn test_round_trip(State(st): State<AppState>) -> Json<TestReport> {
+pub(super) async fn test_round_trip(Served(st): Served) -> Json<TestReport> {
     let cur = st.current.get();
     let report = crate::kms_check::round_trip(&*cur.provider, &cur.settings).await;
     match report.failure() {
@@ -43,7 +43,7 @@ pub(super) async fn test_round_trip(State(st): State<AppState>) -> Json<TestRepo
 /// or unchanged; 422 `reload_failed` (the running configuration stays) when
 /// the file is invalid, names fields that cannot change, or the new KMS key
 /// fails its Test round trip.
-pub(super) async fn reload(State(st): State<AppState>) -> Result<Json<ReloadOutcome>, ApiError> {
+pub(super) async fn reload(State(st): State<Hub>) -> Result<Json<ReloadOutcome>, ApiError> {
     let out = st.reloader.reload().await;
     if out.outcome == ReloadResult::Failed {
         return Err(ApiError::new(
@@ -57,14 +57,14 @@ pub(super) async fn reload(State(st): State<AppState>) -> Result<Json<ReloadOutc
 /// Starts a new audit file that continues the chain (`kekctl audit
 /// rotate`); 500 `audit_rotate_failed` leaves the old file in place.
 pub(super) async fn audit_rotate(
-    State(st): State<AppState>,
+    State(st): State<Hub>,
 ) -> Result<Json<crate::audit::Rotated>, ApiError> {
     Ok(Json(st.audit.rotate_async().await?))
 }
 
 /// Runs the decryptability canary now (`kekctl check`). Always 200; `ok`
 /// says whether it passed.
-pub(super) async fn check(State(st): State<AppState>) -> Json<CanaryReport> {
+pub(super) async fn check(Served(st): Served) -> Json<CanaryReport> {
     Json(st.canary.run().await)
 }
 
@@ -72,7 +72,7 @@ pub(super) async fn check(State(st): State<AppState>) -> Json<CanaryReport> {
 /// `progress` per key pair, `done` (or `error`). 409 `rewrap_in_progress`
 /// if one is already running.
 pub(super) async fn rewrap(
-    State(st): State<AppState>,
+    Served(st): Served,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let rx = st.rewrapper.start().ok_or_else(|| {
@@ -97,7 +97,7 @@ pub(super) async fn rewrap(
 /// Unwraps a recording's content key with the key pair's private key
 /// (role `decrypt`).
 pub(super) async fn unwrap(
-    State(st): State<AppState>,
+    Org(st): Org,
     KeyPairId(id): KeyPairId,
     body: Result<Json<UnwrapRequest>, JsonRejection>,
 ) -> Result<Json<UnwrapView>, ApiError> {

@@ -13,7 +13,7 @@
 
 use super::paths;
 use super::peer::Peer;
-use super::state::AppState;
+use super::state::Hub;
 use super::{ApiError, ErrorCode};
 use crate::audit::AuditEvent;
 use crate::config::access::Role;
@@ -26,7 +26,7 @@ use axum::response::Response;
 /// Middleware: lets the request through only if the peer holds the role the
 /// path needs.
 pub(crate) async fn authorize(
-    State(st): State<AppState>,
+    State(st): State<Hub>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -37,10 +37,10 @@ pub(crate) async fn authorize(
             "the caller's credentials are unknown (SO_PEERCRED unavailable)",
         ));
     };
-    let role = paths::required_role(req.uri().path());
+    let role = paths::required_role(req.method(), req.uri().path());
     static DAEMON_UID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let daemon_uid = *DAEMON_UID.get_or_init(|| rustix::process::geteuid().as_raw());
-    let allowed = st.current.settings().access.allows(
+    let allowed = st.orgs.file().settings().access.allows(
         role,
         peer.uid,
         peer.gid,
@@ -87,8 +87,13 @@ pub(crate) async fn authorize(
     }
     if role != Role::View {
         // Fail closed: a call that changes state or reveals key material
-        // and cannot be audited is not made.
-        if let Err(e) = st.audit.record_async(event).await {
+        // and cannot be audited is not made. The record names the
+        // organization the path names.
+        let audit = match req.extensions().get::<super::extract::OrgSelector>() {
+            Some(o) if crate::domain::is_org_id(&o.0) => st.audit.for_org(&o.0),
+            _ => st.audit.clone(),
+        };
+        if let Err(e) = audit.record_async(event).await {
             return Err(ApiError::new(
                 ErrorCode::AuditUnavailable,
                 format!("{e}; the request is refused because it cannot be audited"),

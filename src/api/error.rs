@@ -62,6 +62,23 @@ pub enum ErrorCode {
     CorruptRecord,
     /// The store failed (500).
     StoreError,
+    /// Several organizations are served and the path names none (400).
+    OrganizationRequired,
+    /// No such organization (404).
+    OrganizationNotFound,
+    /// The organization is removed: nothing is served for it (410).
+    OrganizationRemoved,
+    /// An organization with this id exists already (409).
+    OrganizationExists,
+    /// Not a valid organization id or settings (400).
+    InvalidOrganization,
+    /// The Test round trip of the organization's KMS key failed; nothing
+    /// was saved (422).
+    KmsTestFailed,
+    /// The change does not fit the organization's state: restore of an
+    /// active one, purge inside the restore window, remove of the one the
+    /// file declares (409).
+    OrganizationConflict,
     /// A code this client does not know (a newer daemon).
     #[serde(other)]
     Unknown,
@@ -74,7 +91,12 @@ impl ErrorCode {
         match self {
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            InvalidPath | InvalidQuery | InvalidRequest | UnwrapFailed => StatusCode::BAD_REQUEST,
+            InvalidPath | InvalidQuery | InvalidRequest | UnwrapFailed | OrganizationRequired
+            | InvalidOrganization => StatusCode::BAD_REQUEST,
+            OrganizationNotFound => StatusCode::NOT_FOUND,
+            OrganizationRemoved => StatusCode::GONE,
+            OrganizationExists | OrganizationConflict => StatusCode::CONFLICT,
+            KmsTestFailed => StatusCode::UNPROCESSABLE_ENTITY,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Forbidden => StatusCode::FORBIDDEN,
             AuditUnavailable | NoActiveKey | KmsUnavailable | ShuttingDown => {
@@ -237,6 +259,31 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl From<crate::orgs::OrgError> for ApiError {
+    fn from(e: crate::orgs::OrgError) -> ApiError {
+        use crate::orgs::OrgError::*;
+        let code = match &e {
+            InvalidId(_) | Invalid(_) | Unconfirmed(_) => ErrorCode::InvalidOrganization,
+            NotFound(_) => ErrorCode::OrganizationNotFound,
+            Exists(_) => ErrorCode::OrganizationExists,
+            TestFailed { .. } => ErrorCode::KmsTestFailed,
+            FirstKeyPair { source, .. } => {
+                return rotation_failed(
+                    source.clone(),
+                    Serving::Nothing,
+                )
+                .about(format_args!("{e}"))
+            }
+            Removed(_) => ErrorCode::OrganizationRemoved,
+            NotRemoved(_) | WindowOpen { .. } | Declared(_) => ErrorCode::OrganizationConflict,
+            Store(StoreError::Conflict { .. }) => ErrorCode::OrganizationConflict,
+            Store(_) | Tenant(_) => ErrorCode::StoreError,
+            Audit(_) => ErrorCode::AuditUnavailable,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
 impl From<crate::audit::AuditError> for ApiError {
     /// An audit file that cannot be rotated (the old one stays).
     fn from(e: crate::audit::AuditError) -> ApiError {
@@ -260,6 +307,8 @@ mod tests {
             (ErrorCode::RewrapInProgress, "rewrap_in_progress", 409),
             (ErrorCode::PayloadTooLarge, "payload_too_large", 413),
             (ErrorCode::Forbidden, "forbidden", 403),
+            (ErrorCode::OrganizationRequired, "organization_required", 400),
+            (ErrorCode::OrganizationRemoved, "organization_removed", 410),
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), wire);
             assert_eq!(code.to_string(), wire);

@@ -4,7 +4,7 @@
 
 use super::auth::bounded;
 use super::error::ErrorCode;
-use super::extract::KeyPairId;
+use super::extract::{KeyPairId, Org, Served};
 use super::state::AppState;
 use super::views::*;
 use super::{json_body, ApiError};
@@ -12,7 +12,7 @@ use crate::domain::KeyPairRecord;
 use crate::keypair::public_key_pem;
 use crate::store::Listed;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::Json;
 
@@ -25,7 +25,7 @@ const JWKS_MAX_AGE: i64 = 300;
 
 /// `GET /v1/keypairs`: one page of the history, newest first.
 pub(super) async fn list_keypairs(
-    State(st): State<AppState>,
+    Org(st): Org,
     page: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     let Query(page) = page.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
@@ -86,7 +86,7 @@ pub(super) async fn find(st: &AppState, id: String) -> Result<KeyPairRecord, Api
 
 /// `GET /v1/keypairs/{id}`.
 pub(super) async fn get_keypair(
-    State(st): State<AppState>,
+    Org(st): Org,
     KeyPairId(id): KeyPairId,
 ) -> Result<Json<KeyPairView>, ApiError> {
     Ok(Json(KeyPairView::from(&find(&st, id).await?)))
@@ -94,7 +94,7 @@ pub(super) async fn get_keypair(
 
 /// `GET /v1/keypairs/{id}/envelope`: for backup and break-glass.
 pub(super) async fn get_envelope(
-    State(st): State<AppState>,
+    Org(st): Org,
     KeyPairId(id): KeyPairId,
 ) -> Result<Json<ExportView>, ApiError> {
     let rec = find(&st, id).await?;
@@ -116,7 +116,7 @@ fn no_active_key() -> ApiError {
 
 /// `GET /v1/public-key`: what recorders seal with.
 pub(super) async fn public_key(
-    State(st): State<AppState>,
+    Served(st): Served,
 ) -> Result<axum::response::Response, ApiError> {
     let active = st.engine.read(|e| e.active.clone());
     let a = active.ok_or_else(no_active_key)?;
@@ -145,7 +145,7 @@ fn none_match(header_value: &str, etag: &str) -> bool {
 /// → 304) and a `max-age` that never outlives the next scheduled rotation.
 /// Made once per active key pair: a poll costs a hash-map lookup.
 pub(super) async fn public_keys(
-    State(st): State<AppState>,
+    Served(st): Served,
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::http::header;

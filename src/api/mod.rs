@@ -28,6 +28,8 @@ pub(crate) mod connections;
 mod error;
 mod extract;
 mod keys;
+pub mod org_views;
+mod orgs;
 pub mod paths;
 mod peer;
 pub(crate) mod refusals;

@@ -29,6 +29,28 @@ pub const REWRAP: &str = "/v1/rewrap";
 pub const AUDIT_ROTATE: &str = "/v1/audit/rotate";
 /// `GET`: Prometheus metrics.
 pub const METRICS: &str = "/metrics";
+/// `GET`: the organizations, a page (`?limit=&cursor=`); `POST`: add one.
+pub const ORGS: &str = "/v1/orgs";
+/// `GET`: one organization; `DELETE`: remove it (router pattern).
+pub const ORG: &str = "/v1/orgs/{org}";
+/// `POST`: restore a removed organization (under `/v1/orgs/{org}`).
+pub const RESTORE: &str = "/v1/restore";
+/// `POST`: purge a removed organization (under `/v1/orgs/{org}`).
+pub const PURGE: &str = "/v1/purge";
+
+/// `path` (one of the per-organization paths above, `/v1/…`) for
+/// organization `org`: `/v1/orgs/{org}/…`; unchanged without one.
+pub fn for_org(org: Option<&str>, path: &str) -> String {
+    match (org, path.strip_prefix("/v1/")) {
+        (Some(org), Some(rest)) => format!("/v1/orgs/{org}/{rest}"),
+        _ => path.to_string(),
+    }
+}
+
+/// One organization.
+pub fn org(id: &str) -> String {
+    ORG.replace("{org}", id)
+}
 
 /// The path of one key pair.
 pub fn keypair(id: &str) -> String {
@@ -55,14 +77,21 @@ pub fn keypairs(limit: usize, cursor: Option<&str>) -> String {
 
 /// The role a request for `path` needs, whatever its method — known routes
 /// and unknown paths alike, so authorization comes before routing.
-pub(crate) fn required_role(path: &str) -> crate::config::access::Role {
+pub(crate) fn required_role(
+    method: &axum::http::Method,
+    path: &str,
+) -> crate::config::access::Role {
     use crate::config::access::Role;
+    let reads = method == axum::http::Method::GET || method == axum::http::Method::HEAD;
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["v1", "keypairs", _, "unwrap"] => Role::Decrypt,
         ["v1", "keypairs", _, "envelope"]
-        | ["v1", "rotate" | "test" | "reload" | "check" | "rewrap"]
+        | ["v1", "rotate" | "test" | "reload" | "check" | "rewrap" | "restore" | "purge"]
         | ["v1", "audit", "rotate"] => Role::Edit,
+        // Reading organizations is viewing; adding, changing or removing
+        // one is editing.
+        ["v1", "orgs"] | ["v1", "orgs", _] if !reads => Role::Edit,
         _ => Role::View,
     }
 }

@@ -4,15 +4,15 @@
 
 use super::auth::{authorize, bounded};
 use super::error::{ErrorCode, MAX_BODY};
-use super::state::AppState;
-use super::{actions, keys, paths, status, ApiError};
+use super::state::Hub;
+use super::{actions, keys, orgs, paths, status, ApiError};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
 /// The API router. Authorization wraps everything, unknown paths and wrong
 /// methods included, so routing answers only a peer that holds a role.
-pub(crate) fn router(state: AppState) -> Router {
+pub(crate) fn router(state: Hub) -> Router {
     Router::new()
         .route(paths::STATUS, get(status::status))
         .route(paths::KEYPAIRS, get(keys::list_keypairs))
@@ -28,6 +28,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(paths::REWRAP, post(actions::rewrap))
         .route(paths::AUDIT_ROTATE, post(actions::audit_rotate))
         .route(paths::UNWRAP, post(actions::unwrap))
+        .route(paths::ORGS, get(orgs::list).post(orgs::add))
+        .route(paths::ORG, get(orgs::show).delete(orgs::remove))
+        .route(paths::RESTORE, post(orgs::restore))
+        .route(paths::PURGE, post(orgs::purge))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -40,7 +44,7 @@ pub(crate) fn router(state: AppState) -> Router {
 
 /// The TCP listener's router: `GET /metrics` and nothing else (every other
 /// path 404), no roles — what Prometheus scrapes.
-pub(crate) fn metrics_router(state: AppState) -> Router {
+pub(crate) fn metrics_router(state: Hub) -> Router {
     Router::new()
         .route(paths::METRICS, get(status::metrics))
         .fallback(not_found)

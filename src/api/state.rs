@@ -11,10 +11,39 @@ use crate::store::KeyStore;
 use crate::unwrap::Unwrapper;
 use std::sync::Arc;
 
-/// The handlers' shared state: one reference count per request, whatever
-/// the number of services (axum clones the state for every extractor).
+/// What the handlers of one organization reach: one reference count per
+/// request, whatever the number of services.
 #[derive(Clone)]
 pub(crate) struct AppState(Arc<Services>);
+
+/// The router's state: the organizations and what the daemon has once.
+#[derive(Clone)]
+pub(crate) struct Hub(Arc<Daemonwide>);
+
+impl Hub {
+    pub(crate) fn new(d: Daemonwide) -> Hub {
+        Hub(Arc::new(d))
+    }
+}
+
+impl std::ops::Deref for Hub {
+    type Target = Daemonwide;
+    fn deref(&self) -> &Daemonwide {
+        &self.0
+    }
+}
+
+/// What the daemon has once, whatever the number of organizations.
+pub(crate) struct Daemonwide {
+    /// Every organization and what the API made of it.
+    pub(crate) orgs: Arc<crate::orgs::Orgs<AppState>>,
+    /// Reloads the configuration file.
+    pub(crate) reloader: Arc<Reloader>,
+    /// The audit trail (records about no organization in particular).
+    pub(crate) audit: Arc<Audit>,
+    /// Per-uid limiter of recorded refusals.
+    pub(crate) refusals: Arc<super::refusals::Refusals>,
+}
 
 impl AppState {
     pub(crate) fn new(services: Services) -> AppState {
@@ -29,8 +58,10 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// The services the daemon wired together.
+/// The services of one organization.
 pub(crate) struct Services {
+    /// The organization as stored.
+    pub(crate) org: Arc<crate::domain::OrgRecord>,
     /// The store (reads only, here).
     pub(crate) store: Arc<dyn KeyStore>,
     /// Engine state: the active key and health.
@@ -39,20 +70,16 @@ pub(crate) struct Services {
     pub(crate) rotation: RotationHandle,
     /// Configuration and provider in force (swapped on reload).
     pub(crate) current: SharedCurrent,
-    /// Reloads the configuration.
-    pub(crate) reloader: Arc<Reloader>,
     /// Prometheus metrics.
     pub(crate) metrics: Arc<Metrics>,
     /// The decryptability canary.
     pub(crate) canary: Arc<Canary>,
     /// Rewrap, one at a time.
     pub(crate) rewrapper: Arc<Rewrapper>,
-    /// The audit trail.
+    /// The audit trail; its records name the organization.
     pub(crate) audit: Arc<Audit>,
     /// Content-key unwrap for players.
     pub(crate) unwrapper: Arc<Unwrapper>,
-    /// Per-uid limiter of recorded refusals.
-    pub(crate) refusals: Arc<super::refusals::Refusals>,
     /// Stored records that do not decode, as the start-up scan found them.
     pub(crate) corrupt: CorruptRecords,
     /// The JWK Set as last made, for the active key pair it was made for.

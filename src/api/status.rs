@@ -2,8 +2,11 @@
 //! one health assessment ([`crate::rotation::EngineState::assess`]), so
 //! status, the metrics and the alerts built on them never disagree.
 
+use super::error::ErrorCode;
+use super::extract::{tenant_of, OrgSelector};
 use super::json_body;
-use super::state::AppState;
+use super::org_views::{DaemonStatus, DaemonSummary};
+use super::state::{AppState, Hub};
 use super::views::*;
 use super::ApiError;
 use crate::rotation::{Assessment, EngineState, Evidence};
@@ -36,6 +39,30 @@ fn observe(st: &AppState) -> Observed {
         audit,
         canary,
     }
+}
+
+/// One organization's health, by the one rule.
+pub(super) fn assess(st: &AppState) -> Assessment {
+    observe(st).health
+}
+
+/// Every organization at a glance, bounded whatever their number.
+fn summary(hub: &Hub) -> DaemonSummary {
+    let mut s = DaemonSummary {
+        unavailable: hub.orgs.broken(),
+        ..DaemonSummary::default()
+    };
+    for t in hub.orgs.all() {
+        s.organizations += 1;
+        *s.by_state.entry(t.parts.record.state.to_string()).or_default() += 1;
+        if assess(&t.api).degraded() {
+            s.degraded += 1;
+            if s.degraded_orgs.len() < DaemonSummary::LISTED {
+                s.degraded_orgs.push(t.parts.id.to_string());
+            }
+        }
+    }
+    s
 }
 
 /// Status's warnings: accepted states worth a look, never a degradation.
@@ -73,9 +100,10 @@ fn counts(s: crate::store::Summary) -> KeyPairCounts {
 
 /// `GET /metrics`: Prometheus text.
 pub(super) async fn metrics(
-    State(st): State<AppState>,
+    State(hub): State<Hub>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
+    let st = hub.orgs.declared().api.clone();
     let counts = counts(st.store.summary().await?);
     let o = observe(&st);
     let now = chrono::Utc::now();
@@ -116,10 +144,35 @@ pub(super) async fn metrics(
         .into_response())
 }
 
-/// `GET /v1/status`.
+/// `GET /v1/status`: one organization's status with the daemon summary;
+/// with several organizations and none named, the daemon summary alone.
 pub(super) async fn status(
-    State(st): State<AppState>,
+    State(hub): State<Hub>,
+    parts: axum::http::request::Parts,
 ) -> Result<axum::response::Response, ApiError> {
+    let st = match tenant_of(&parts, &hub) {
+        Ok(t) => t.api.clone(),
+        Err(e)
+            if e.code == ErrorCode::OrganizationRequired
+                && parts.extensions.get::<OrgSelector>().is_none() =>
+        {
+            let daemon = summary(&hub);
+            let degraded = daemon.degraded > 0 || !daemon.unavailable.is_empty();
+            let view = DaemonStatus {
+                state: if degraded {
+                    ServiceState::Degraded
+                } else {
+                    ServiceState::Ok
+                },
+                version: env!("CARGO_PKG_VERSION").into(),
+                daemon,
+            };
+            return Ok(json_body(axum::body::Bytes::from(
+                serde_json::to_vec(&view).expect("status serializes"),
+            )));
+        }
+        Err(e) => return Err(e),
+    };
     // Everything here is in memory: the cost is the same with ten key
     // pairs or ten thousand (I4).
     let counts = counts(st.store.summary().await?);
@@ -144,6 +197,7 @@ pub(super) async fn status(
         version: env!("CARGO_PKG_VERSION").into(),
         fips: crate::fips::FIPS_BUILD,
         organization_id: settings.organization_id.clone(),
+        daemon: Some(summary(&hub)),
         kms_key: cur.provider.configured_key(),
         active_key_id: eng.active.as_ref().map(|a| a.id.clone()),
         active_since: eng.active.as_ref().and_then(|a| a.activated_at),
@@ -161,7 +215,7 @@ pub(super) async fn status(
         kms_key_problem: eng.health.kms_key_problem.clone(),
         backup_kms_keys: cur.provider.backup_keys(),
         kms_fallback: cur.provider.fallback(),
-        last_reload: st.reloader.last(),
+        last_reload: hub.reloader.last(),
         last_canary: canary,
         audit,
         warnings,

@@ -188,6 +188,9 @@ pub struct StatusView {
     pub fips: bool,
     /// The organization bound into every encryption context.
     pub organization_id: String,
+    /// The daemon as a whole (every organization it serves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<super::org_views::DaemonSummary>,
     /// The configured KMS key (as written) or local key id.
     pub kms_key: String,
     /// The active key pair, if any.

@@ -122,6 +122,34 @@ pub enum AuditEvent {
         /// Records up to and including the archived file's last.
         previous_records: u64,
     },
+    /// An organization was added (`kekctl org add`), after its Test
+    /// passed.
+    OrgAdded {
+        /// What it was added with.
+        spec: crate::domain::OrgSpec,
+    },
+    /// An organization's settings changed (`org set`, or the file that
+    /// declares it).
+    OrgChanged {
+        /// Its settings now.
+        spec: crate::domain::OrgSpec,
+    },
+    /// An organization was removed: nothing served, history kept.
+    OrgRemoved {
+        /// The end of its restore window.
+        #[serde(with = "rfc3339")]
+        purge_after: Timestamp,
+    },
+    /// A removed organization was restored.
+    OrgRestored {},
+    /// A purge started: every key pair of the organization is being
+    /// deleted.
+    OrgPurgeStarted {},
+    /// A purge finished.
+    OrgPurged {
+        /// How many key pairs were deleted.
+        key_pairs_deleted: u64,
+    },
     /// A retired key pair was deleted (retention).
     Prune {
         /// The key pair.

@@ -51,6 +51,9 @@ pub struct AuditError {
 struct Line {
     seq: u64,
     at: String,
+    /// The organization the event is about (absent: the daemon's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    organization: Option<String>,
     prev: String,
     event: Value,
 }
@@ -96,10 +99,11 @@ struct Published {
 impl Inner {
     /// The record that would follow the chain's head: the line (whose hash
     /// the next record carries) and its bytes with the newline.
-    fn next_line(&self, event: &AuditEvent) -> (String, Vec<u8>) {
+    fn next_line(&self, event: &AuditEvent, org: Option<&str>) -> (String, Vec<u8>) {
         let line = serde_json::to_string(&Line {
             seq: self.seq + 1,
             at: time::format(&time::now()),
+            organization: org.map(str::to_string),
             prev: self.prev.clone(),
             event: serde_json::to_value(event).expect("audit events serialize"),
         })
@@ -110,13 +114,16 @@ impl Inner {
     }
 }
 
-/// The audit writer. Cheap to share (`Arc`).
+/// The audit writer. Cheap to share (`Arc`); [`Audit::for_org`] gives a
+/// writer of the same trail whose records name an organization.
 pub(crate) struct Audit {
     path: PathBuf,
+    /// The organization this writer's records are about.
+    org: Option<Arc<str>>,
     /// The writer: held across the write and the sync.
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
     /// The head as of the last append; never held across I/O.
-    published: Mutex<Published>,
+    published: Arc<Mutex<Published>>,
     /// A damaged record found at open that could not be repaired.
     damaged: Option<String>,
     /// What was repaired at open.
@@ -243,17 +250,18 @@ impl Audit {
         }
         let audit = Audit {
             path: path.to_path_buf(),
-            published: Mutex::new(Published {
+            org: None,
+            published: Arc::new(Mutex::new(Published {
                 seq,
                 prev: prev.clone(),
                 failing: None,
-            }),
-            inner: Mutex::new(Inner {
+            })),
+            inner: Arc::new(Mutex::new(Inner {
                 sink: Box::new(file),
                 len: tail.complete_len,
                 prev,
                 seq,
-            }),
+            })),
             damaged,
             repaired: repaired.clone(),
         };
@@ -263,10 +271,23 @@ impl Audit {
         Ok(audit)
     }
 
+    /// A writer of the same trail (one chain, one lock) whose records name
+    /// organization `org`.
+    pub(crate) fn for_org(&self, org: &str) -> Arc<Audit> {
+        Arc::new(Audit {
+            path: self.path.clone(),
+            org: Some(org.into()),
+            inner: self.inner.clone(),
+            published: self.published.clone(),
+            damaged: self.damaged.clone(),
+            repaired: self.repaired.clone(),
+        })
+    }
+
     /// Appends `event` and syncs it — all or nothing. Blocking.
     pub(crate) fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
         let mut inner = crate::sync::lock(&self.inner);
-        let (line, bytes) = inner.next_line(event);
+        let (line, bytes) = inner.next_line(event, self.org.as_deref());
         let len = inner.len;
         let written = inner.sink.write_all(&bytes).and_then(|_| {
             crate::failpoint::delay_point!("audit-before-sync");
@@ -376,7 +397,7 @@ impl Audit {
         let (line, bytes) = inner.next_line(&AuditEvent::AuditContinued {
             previous_file: archived_name,
             previous_records: inner.seq,
-        });
+        }, None);
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let written = file
             .write_all(&bytes)

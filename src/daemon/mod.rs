@@ -7,32 +7,25 @@
 //! then every background task is told to stop and waited for (an in-flight
 //! rotation finishes first) — no `process::exit` anywhere.
 //!
-//! - `tasks.rs`: the background tasks and their bounded drain.
 //! - `signals.rs`: SIGUSR1 (Change Key Now) and SIGHUP (reload).
 //! - `systemd.rs`: READY/STATUS/STOPPING and the watchdog.
 
 mod signals;
 mod systemd;
-mod tasks;
+
 
 use crate::api::routes::router;
 use crate::api::server;
 pub use crate::api::server::BindError;
-use crate::api::state::{AppState, Services};
+use crate::api::state::{AppState, Daemonwide, Hub, Services};
 use crate::audit::Audit;
-use crate::canary::Canary;
 use crate::config::Settings;
-use crate::current::SharedCurrent;
-use crate::domain::KeyState;
-use crate::kms_check::{self, PreflightError};
+use crate::kms_check::PreflightError;
 use crate::metrics::Metrics;
+use crate::orgs::{OrgError, Parts, TenantError};
 use crate::provider::local::RootKeyError;
-use crate::provider::KeyProvider;
 use crate::reload::{ReloadParts, Reloader};
-use crate::rewrap::Rewrapper;
-use crate::rotation::{Engine, EngineParts, EngineState, Pruner, Rotator, SharedState};
-use crate::store::{KeyStore, Listed, StoreError};
-use crate::unwrap::Unwrapper;
+use crate::store::{KeyStore, StoreError};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +82,9 @@ pub enum StartError {
     /// Signal handlers cannot be installed.
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The organizations in the store cannot be loaded.
+    #[error("organizations: {0}")]
+    Orgs(String),
     /// A background task ended on its own (a bug); kekd stopped so that
     /// systemd restarts it.
     #[error("the {0} task stopped unexpectedly (see the log); exiting so kekd is restarted")]
@@ -104,10 +100,10 @@ pub struct Daemon {
     /// The bound socket's device and inode: only that file is removed at
     /// shutdown.
     socket_identity: Option<(u64, u64)>,
-    /// Re-checks the KMS key while status names a problem with it.
-    key_watch: crate::key_watch::KeyWatch,
-    app: AppState,
-    engine: Engine,
+    hub: Hub,
+    /// Every background task, the organizations' included, stops on it.
+    stop: CancellationToken,
+    tasks: crate::tasks::Tasks,
 }
 
 impl Daemon {
@@ -140,14 +136,41 @@ impl Daemon {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(dir_err("make it private (chmod 0700)"))?;
 
-        let store = crate::store::open(&settings).await?;
+        let registry = crate::store::open(&settings).await?;
         let metrics = Arc::new(Metrics::new());
         let audit = Arc::new(Audit::open_async(&settings.audit_path).await?);
-        let provider =
-            crate::provider::instrumented(&settings, metrics.clone(), audit.clone()).await?;
-        let mut state = recover(&*store).await?;
-        state.health.kms_key_problem =
-            preflight_at_start(&*provider, &settings, state.active.is_some()).await?;
+        let stop = CancellationToken::new();
+        let tasks = crate::tasks::Tasks::new(stop.clone());
+        let refusals: Arc<crate::api::refusals::Refusals> = Default::default();
+        let ctx = crate::orgs::Ctx {
+            registry,
+            metrics: metrics.clone(),
+            audit: audit.clone(),
+            spawner: tasks.spawner(),
+        };
+        let api_metrics = metrics.clone();
+        let orgs = crate::orgs::Orgs::open(ctx, settings.clone(), move |p: &Parts| {
+            AppState::new(Services {
+                org: p.record.clone(),
+                corrupt: Default::default(),
+                jwks: Default::default(),
+                status: Default::default(),
+                public_key: Default::default(),
+                newest_page: Default::default(),
+                canary: p.canary.clone(),
+                rewrapper: p.rewrapper.clone(),
+                unwrapper: p.unwrapper.clone(),
+                store: p.store.clone(),
+                engine: p.engine.clone(),
+                rotation: p.rotation.clone(),
+                current: p.current.clone(),
+                metrics: api_metrics.clone(),
+                audit: p.audit.clone(),
+            })
+        })
+        .await
+        .map_err(StartError::from_org)?;
+        let orgs = Arc::new(orgs);
         let listener = server::bind(&settings.socket_path, settings.access.socket_group).await?;
         let socket_identity = server::identity(&settings.socket_path);
         let metrics_listener = match settings.metrics_listen {
@@ -158,50 +181,23 @@ impl Daemon {
             ),
             None => None,
         };
-        let engine_state = SharedState::new(state);
-        let current = SharedCurrent::new(settings.clone(), provider);
-        let (engine, rotation) = Engine::new(EngineParts {
-            rotator: Rotator::new(store.clone(), current.clone()),
-            pruner: Pruner::new(store.clone(), current.clone(), Some(audit.clone())),
-            state: engine_state.clone(),
-            current: current.clone(),
-            metrics: metrics.clone(),
-            audit: Some(audit.clone()),
-        });
-        let rewrapper = Arc::new(Rewrapper::new(store.clone(), current.clone()));
+        let declared = orgs.declared();
+        let p = &declared.parts;
         let reloader = Arc::new(Reloader::new(ReloadParts {
-            rewrapper: rewrapper.clone(),
+            rewrapper: p.rewrapper.clone(),
             config_path: config_path.clone(),
-            current: current.clone(),
-            engine: engine_state.clone(),
-            rotation: rotation.clone(),
-            store: store.clone(),
+            current: p.current.clone(),
+            engine: p.engine.clone(),
+            rotation: p.rotation.clone(),
+            store: p.store.clone(),
             metrics: metrics.clone(),
             audit: audit.clone(),
         }));
-        let key_watch = crate::key_watch::KeyWatch::new(engine_state.clone(), current.clone());
-        let app = AppState::new(Services {
-            refusals: Default::default(),
-            corrupt: Default::default(),
-            jwks: Default::default(),
-            status: Default::default(),
-            public_key: Default::default(),
-            newest_page: Default::default(),
-            canary: Arc::new(
-                Canary::new(store.clone(), current.clone(), metrics.clone())
-                    .with_key_watch(key_watch.clone()),
-            ),
-            rewrapper,
-            unwrapper: Arc::new(
-                Unwrapper::new(store.clone(), current.clone()).with_key_watch(key_watch.clone()),
-            ),
-            store,
-            engine: engine_state,
-            rotation,
-            current,
+        let hub = Hub::new(Daemonwide {
+            orgs,
             reloader,
-            metrics,
             audit,
+            refusals,
         });
         Ok(Daemon {
             settings,
@@ -209,9 +205,9 @@ impl Daemon {
             config_path,
             listener,
             socket_identity,
-            key_watch,
-            app,
-            engine,
+            hub,
+            stop,
+            tasks,
         })
     }
 
@@ -222,39 +218,33 @@ impl Daemon {
 
     /// Serves until SIGTERM or SIGINT, then drains and returns.
     pub async fn run(self) -> Result<(), StartError> {
-        let stop = CancellationToken::new();
+        let stop = self.stop.clone();
         let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
         let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
         let usr1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
         let hup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
         let xfsz = signal(SignalKind::from_raw(libc::SIGXFSZ)).map_err(StartError::Signals)?;
 
-        let app = &self.app;
-        let mut tasks = tasks::Tasks::new(stop.clone());
-        let rotation = app.rotation.clone();
+        let hub = &self.hub;
+        let mut tasks = self.tasks;
+        let orgs = hub.orgs.clone();
         tasks.spawn("change-key-now", |s| {
-            signals::change_key_now_on_usr1(usr1, rotation, s)
+            signals::change_key_now_on_usr1(usr1, orgs, s)
         });
-        let reloader = app.reloader.clone();
+        let reloader = hub.reloader.clone();
         tasks.spawn("reload", |s| signals::reload_on_hup(hup, reloader, s));
         tasks.spawn("file-size-limit", |s| signals::log_file_size_limit(xfsz, s));
-        let active = self.engine.subscribe();
+        let declared = hub.orgs.declared();
+        let active = declared.active.clone();
         tasks.spawn("systemd", |s| systemd::tell_systemd(active, s));
-        let (store, active) = (app.store.clone(), self.engine.subscribe());
+        let (store, active) = (declared.parts.store.clone(), declared.active.clone());
         tasks.spawn("watchdog", |s| systemd::watchdog(store, active, s));
-        let key_watch = self.key_watch.clone();
-        tasks.spawn("kms-key-watch", |s| key_watch.run(s));
-        let canary = app.canary.clone();
-        tasks.spawn(
-            "canary",
-            |s| async move { canary.run_periodically(s).await },
-        );
-        let (refusals, audit) = (app.refusals.clone(), app.audit.clone());
+        let (refusals, audit) = (hub.refusals.clone(), hub.audit.clone());
         tasks.spawn("refusal-summaries", |s| {
             crate::api::refusals::summarize_refusals(refusals, audit, s)
         });
         if let Some(l) = self.metrics_listener {
-            let router = crate::api::routes::metrics_router(app.clone());
+            let router = crate::api::routes::metrics_router(hub.clone());
             tracing::info!(addr = ?l.local_addr().ok(), "serving /metrics over TCP");
             tasks.spawn("metrics-listener", |s| async move {
                 let served = axum::serve(l, router)
@@ -265,10 +255,8 @@ impl Daemon {
                 }
             });
         }
-        // The engine goes last: the others stop at once, it may be finishing
-        // a rotation that an API caller waits for.
-        let engine = self.engine;
-        tasks.spawn("rotation-engine", |s| engine.run(s));
+        // Every organization's engine, canary and key watch.
+        hub.orgs.start();
 
         let stop_on_signal = stop.clone();
         let signal_task = tokio::spawn(async move {
@@ -286,16 +274,22 @@ impl Daemon {
                 .config_path
                 .as_deref()
                 .map_or_else(|| "none (--dev)".into(), |p| p.display().to_string()),
+            organizations = hub.orgs.all().len(),
             "kekd is serving"
         );
-        // Records that do not decode are found by one scan of the whole
-        // store, beside the API rather than before it.
-        tokio::spawn(find_corrupt_records(app.store.clone(), app.corrupt.clone()));
-        let unwrapper = app.unwrapper.clone();
+        // Records that do not decode are found by one scan of each store,
+        // beside the API rather than before it.
+        for t in hub.orgs.all() {
+            tokio::spawn(find_corrupt_records(
+                t.parts.store.clone(),
+                t.api.corrupt.clone(),
+            ));
+        }
         let serving = serving(&self.settings.api);
+        let orgs = hub.orgs.clone();
         server::serve(
             self.listener,
-            router(self.app),
+            router(self.hub),
             serving,
             stop.clone(),
             DRAIN_BOUND,
@@ -306,13 +300,27 @@ impl Daemon {
         systemd::notify(&[sd_notify::NotifyState::Stopping]);
         // The API has drained; every task stops, and an in-flight rotation
         // finishes.
+        orgs.stop(tokio::time::Instant::now() + DRAIN_BOUND).await;
         let failed = tasks.drain(DRAIN_BOUND).await;
         server::remove_own(&self.settings.socket_path, self.socket_identity);
-        unwrapper.clear(); // decrypted private keys are freed (and cleansed) now
         tracing::info!("kekd stopped");
         match failed {
             Some(task) => Err(StartError::TaskFailed(task)),
             None => Ok(()),
+        }
+    }
+}
+
+impl StartError {
+    /// What loading the organizations failed with, as a start error (the
+    /// store, root key and preflight failures keep their own variants and
+    /// exit codes).
+    fn from_org(e: OrgError) -> StartError {
+        match e {
+            OrgError::Store(e) | OrgError::Tenant(TenantError::Store(e)) => StartError::Store(e),
+            OrgError::Tenant(TenantError::RootKey(e)) => StartError::RootKey(e),
+            OrgError::Tenant(TenantError::Preflight(e)) => StartError::Preflight(e),
+            other => StartError::Orgs(other.to_string()),
         }
     }
 }
@@ -342,90 +350,6 @@ fn serving(api: &crate::config::ApiSettings) -> server::Serving {
             per_uid: api.max_connections_per_uid.min(total),
         },
     }
-}
-
-/// Preflight at start. A key that is definitely unusable (wrong spec or
-/// usage, disabled, pending deletion, wrong region, denied, missing) stops
-/// the start only when there is no active key pair to serve; with one, kekd
-/// serves it and the failure shows up in status through the failing
-/// rotations. KMS being unavailable never stops the start. Returns the
-/// problem to show in status when kekd starts anyway.
-async fn preflight_at_start(
-    provider: &dyn KeyProvider,
-    settings: &Settings,
-    has_active: bool,
-) -> Result<Option<String>, PreflightError> {
-    match kms_check::preflight(provider, settings).await {
-        Ok(d) => {
-            tracing::info!(kms_key = %d.arn, "preflight passed: {} {} {}", d.key_spec, d.key_usage, d.key_state);
-            Ok(None)
-        }
-        Err(e) if e.is_unavailable() || has_active => {
-            tracing::warn!(error = %e, "preflight failed; serving the stored active key pair (if any) and retrying rotations");
-            Ok(Some(e.to_string()))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Reads the store after a (possibly unclean) stop: abandons key pairs left
-/// `pending` by a crash (they were never served) and loads the active key
-/// and schedule. Only a store that counts pending key pairs is scanned, so a
-/// clean start costs the same whatever the history.
-async fn recover(store: &dyn KeyStore) -> Result<EngineState, StoreError> {
-    // In a fleet, a pending key pair may be another instance's rotation in
-    // progress: only the lease holder supersedes what a holder left behind.
-    let pending = if store.fleet().is_some() {
-        0
-    } else {
-        store
-            .summary()
-            .await?
-            .by_state
-            .get(&KeyState::Pending)
-            .copied()
-            .unwrap_or(0)
-    };
-    if pending > 0 {
-        for item in store.list().await? {
-            if let Listed::Ok(r) = item {
-                if r.state == KeyState::Pending {
-                    tracing::warn!(key_pair_id = %r.id, "key pair left pending by an earlier stop; marking it superseded");
-                    store.abandon(&r.id, crate::time::now()).await?;
-                }
-            }
-        }
-    }
-    let active = match store.active().await {
-        Ok(a) => a,
-        Err(StoreError::Corrupt { id, problem }) => {
-            tracing::error!(record = %id, %problem, "the active record does not decode; a new key pair will be made");
-            None
-        }
-        Err(e) => return Err(e),
-    };
-    // An announced key pair is the newest one created: one short page.
-    let mut announced = None;
-    for item in store.page(None, 4).await?.records {
-        if let Listed::Ok(r) = item {
-            if r.state == KeyState::Announced {
-                announced = store.get(&r.id).await?.map(Arc::new);
-                break;
-            }
-        }
-    }
-    Ok(EngineState {
-        active: active.map(Arc::new),
-        announced,
-        schedule: store.schedule().await?,
-        health: Default::default(),
-        fleet: store.fleet().map(|f| crate::rotation::FleetHealth {
-            location: f.location(),
-            instance: f.instance().to_string(),
-            last_refresh_at: Some(crate::time::now()),
-            ..Default::default()
-        }),
-    })
 }
 
 /// Scans every stored record once and keeps those that do not decode for

@@ -3,9 +3,7 @@
 //! `mod.rs`.)
 
 use super::systemd::notify;
-use crate::domain::Reason;
 use crate::reload::Reloader;
-use crate::rotation::RotationHandle;
 use std::sync::Arc;
 use tokio::signal::unix::Signal;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 /// a rotation runs are folded into it.
 pub(crate) async fn change_key_now_on_usr1(
     mut usr1: Signal,
-    rotation: RotationHandle,
+    orgs: std::sync::Arc<crate::orgs::Orgs<crate::api::state::AppState>>,
     stop: CancellationToken,
 ) {
     loop {
@@ -22,11 +20,9 @@ pub(crate) async fn change_key_now_on_usr1(
             _ = stop.cancelled() => return,
             got = usr1.recv() => if got.is_none() { return },
         }
-        if rotation.request(Reason::ChangeKeyNow) {
-            tracing::info!("SIGUSR1: Change Key Now requested");
-        } else {
-            tracing::debug!("SIGUSR1: folded into a queued rotation");
-        }
+        // Every organization: an operator's "Change Key Now" for the host.
+        orgs.rotate_all();
+        tracing::info!(organizations = orgs.all().len(), "SIGUSR1: Change Key Now requested for every active organization");
     }
 }
 

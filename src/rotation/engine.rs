@@ -106,6 +106,8 @@ pub(crate) struct Engine {
     started_at: Timestamp,
     activated: watch::Sender<Option<String>>,
     reschedule: Arc<Notify>,
+    /// Who waits for the first rotation of an empty store.
+    initial_waiters: Vec<oneshot::Sender<Outcome>>,
 }
 
 impl Engine {
@@ -126,9 +128,18 @@ impl Engine {
                 started_at: time::now(),
                 activated: watch::Sender::new(active_id),
                 reschedule: reschedule.clone(),
+                initial_waiters: Vec::new(),
             },
             RotationHandle { tx, reschedule },
         )
+    }
+
+    /// The outcome of the first rotation the engine makes of an empty
+    /// store (an organization just added waits for it).
+    pub(crate) fn first_rotation(&mut self) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        self.initial_waiters.push(tx);
+        rx
     }
 
     /// Follows the active key pair id (systemd readiness and status).
@@ -157,7 +168,7 @@ impl Engine {
                 break;
             }
             let (reason, mut waiters) = if let Some(r) = initial.take() {
-                (r, Vec::new())
+                (r, std::mem::take(&mut self.initial_waiters))
             } else {
                 self.retime_announced().await;
                 let (wake, wake_reason) = self.next_wake(&retry);

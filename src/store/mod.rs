@@ -17,7 +17,7 @@ mod summary;
 pub use self::copy::{
     copy, create_table, distinct, open_target, read_source, CopyError, CopyReport, Location, Tenant,
 };
-pub use self::dynamodb::DynamoStore;
+pub use self::dynamodb::{DynamoRegistry, DynamoStore};
 pub(crate) use self::dynamodb::TableProblem;
 pub use self::orgs::{Expect, Registry};
 pub use self::redb::{RedbRegistry, RedbStore, Snapshot};
@@ -33,15 +33,14 @@ pub use summary::Summary;
 /// fails with the problem named rather than at the first rotation.
 pub async fn open(
     settings: &crate::config::Settings,
-) -> Result<std::sync::Arc<dyn KeyStore>, StoreError> {
+) -> Result<std::sync::Arc<dyn Registry>, StoreError> {
     use crate::config::StoreSettings;
     Ok(match &settings.store {
-        StoreSettings::Redb => std::sync::Arc::new(RedbStore::open(&settings.store_path()).await?),
+        StoreSettings::Redb => {
+            std::sync::Arc::new(RedbRegistry::open(&settings.store_path()).await?)
+        }
         StoreSettings::DynamoDb(fleet) => {
-            let store =
-                DynamoStore::connect(fleet, &settings.organization_id, settings.kms_timeouts).await;
-            store.check_and_claim().await?;
-            std::sync::Arc::new(store)
+            std::sync::Arc::new(DynamoRegistry::open(fleet, settings.kms_timeouts).await?)
         }
     })
 }

@@ -11,6 +11,7 @@
 mod items;
 mod lease;
 mod ops;
+mod registry;
 mod requests;
 mod table;
 use super::{HistoryPage, KeyStore, Listed, StoreError, Summary};
@@ -21,6 +22,7 @@ use crate::time::Timestamp;
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
 
+pub use registry::DynamoRegistry;
 pub(crate) use table::TableProblem;
 
 /// A DynamoDB-backed [`KeyStore`] shared by a fleet. Cheap to clone.
@@ -114,6 +116,21 @@ impl DynamoStore {
                 settings: settings.clone(),
                 org: org.to_string(),
                 instance: instance_id(),
+                summary: Mutex::default(),
+                fence: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The store of organization `org` on the same client, as the same
+    /// fleet instance; sends nothing.
+    pub(crate) fn sibling(&self, org: &str) -> DynamoStore {
+        DynamoStore {
+            inner: Arc::new(Inner {
+                client: self.inner.client.clone(),
+                settings: self.inner.settings.clone(),
+                org: org.to_string(),
+                instance: self.inner.instance.clone(),
                 summary: Mutex::default(),
                 fence: Mutex::default(),
             }),

@@ -16,32 +16,36 @@ use tokio_util::sync::CancellationToken;
 
 /// Background tasks that stop together.
 pub(crate) struct Tasks {
-    stop: CancellationToken,
-    failed: Arc<Mutex<Option<&'static str>>>,
+    spawner: Spawner,
     running: Vec<(&'static str, JoinHandle<()>)>,
 }
 
-impl Tasks {
-    /// Tasks that stop when `stop` is cancelled, and cancel it themselves
-    /// if one of them ends on its own.
-    pub(crate) fn new(stop: CancellationToken) -> Tasks {
-        Tasks {
-            stop,
-            failed: Arc::default(),
-            running: Vec::new(),
-        }
+/// Starts tasks under the daemon's failure rule, from anywhere (an
+/// organization added at run time starts its tasks with it). Cheap to
+/// clone.
+#[derive(Clone)]
+pub(crate) struct Spawner {
+    stop: CancellationToken,
+    failed: Arc<Mutex<Option<&'static str>>>,
+}
+
+impl Spawner {
+    /// The daemon's stop signal.
+    pub(crate) fn stop(&self) -> &CancellationToken {
+        &self.stop
     }
 
-    /// Starts `task`, handing it the stop signal.
-    pub(crate) fn spawn<F>(&mut self, name: &'static str, task: impl FnOnce(CancellationToken) -> F)
+    /// Starts `fut`, which stops when `own` is cancelled (the daemon's stop
+    /// or a child of it). Ending on its own, or panicking, while neither
+    /// is cancelled stops the daemon.
+    pub(crate) fn spawn<F>(&self, name: &'static str, own: CancellationToken, fut: F) -> JoinHandle<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let (stop, failed) = (self.stop.clone(), self.failed.clone());
-        let fut = task(stop.clone());
-        let handle = tokio::spawn(async move {
+        tokio::spawn(async move {
             let ended = AssertUnwindSafe(fut).catch_unwind().await;
-            if stop.is_cancelled() {
+            if stop.is_cancelled() || own.is_cancelled() {
                 return;
             }
             match ended {
@@ -56,7 +60,35 @@ impl Tasks {
             }
             crate::sync::lock(&failed).get_or_insert(name);
             stop.cancel();
-        });
+        })
+    }
+}
+
+impl Tasks {
+    /// Tasks that stop when `stop` is cancelled, and cancel it themselves
+    /// if one of them ends on its own.
+    pub(crate) fn new(stop: CancellationToken) -> Tasks {
+        Tasks {
+            spawner: Spawner {
+                stop,
+                failed: Arc::default(),
+            },
+            running: Vec::new(),
+        }
+    }
+
+    /// What starts tasks under the same rule elsewhere.
+    pub(crate) fn spawner(&self) -> Spawner {
+        self.spawner.clone()
+    }
+
+    /// Starts `task`, handing it the stop signal.
+    pub(crate) fn spawn<F>(&mut self, name: &'static str, task: impl FnOnce(CancellationToken) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let stop = self.spawner.stop.clone();
+        let handle = self.spawner.spawn(name, stop.clone(), task(stop));
         self.running.push((name, handle));
     }
 
@@ -65,7 +97,7 @@ impl Tasks {
     /// (it dies with the process). Returns the task that ended on its own
     /// and so caused the stop, if any.
     pub(crate) async fn drain(self, within: Duration) -> Option<&'static str> {
-        self.stop.cancel();
+        self.spawner.stop.cancel();
         let deadline = tokio::time::Instant::now() + within;
         for (name, handle) in self.running {
             match tokio::time::timeout_at(deadline, handle).await {
@@ -76,6 +108,6 @@ impl Tasks {
                 ),
             }
         }
-        *crate::sync::lock(&self.failed)
+        *crate::sync::lock(&self.spawner.failed)
     }
 }
