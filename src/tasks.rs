@@ -38,7 +38,12 @@ impl Spawner {
     /// Starts `fut`, which stops when `own` is cancelled (the daemon's stop
     /// or a child of it). Ending on its own, or panicking, while neither
     /// is cancelled stops the daemon.
-    pub(crate) fn spawn<F>(&self, name: &'static str, own: CancellationToken, fut: F) -> JoinHandle<()>
+    pub(crate) fn spawn<F>(
+        &self,
+        name: &'static str,
+        own: CancellationToken,
+        fut: F,
+    ) -> JoinHandle<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {

@@ -21,5 +21,6 @@ mod invariants;
 mod jwks;
 mod kms_failures;
 mod operations;
+mod orgs;
 mod recordings;
 mod rotation;

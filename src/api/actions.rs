@@ -71,9 +71,7 @@ pub(super) async fn check(Served(st): Served) -> Json<CanaryReport> {
 /// Rewrap, streamed as JSON lines (`application/x-ndjson`): `start`, one
 /// `progress` per key pair, `done` (or `error`). 409 `rewrap_in_progress`
 /// if one is already running.
-pub(super) async fn rewrap(
-    Served(st): Served,
-) -> Result<axum::response::Response, ApiError> {
+pub(super) async fn rewrap(Served(st): Served) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let rx = st.rewrapper.start().ok_or_else(|| {
         ApiError::new(

@@ -268,11 +268,7 @@ impl From<crate::orgs::OrgError> for ApiError {
             Exists(_) => ErrorCode::OrganizationExists,
             TestFailed { .. } => ErrorCode::KmsTestFailed,
             FirstKeyPair { source, .. } => {
-                return rotation_failed(
-                    source.clone(),
-                    Serving::Nothing,
-                )
-                .about(format_args!("{e}"))
+                return rotation_failed(source.clone(), Serving::Nothing).about(format_args!("{e}"))
             }
             Removed(_) => ErrorCode::OrganizationRemoved,
             NotRemoved(_) | WindowOpen { .. } | Declared(_) => ErrorCode::OrganizationConflict,
@@ -307,7 +303,11 @@ mod tests {
             (ErrorCode::RewrapInProgress, "rewrap_in_progress", 409),
             (ErrorCode::PayloadTooLarge, "payload_too_large", 413),
             (ErrorCode::Forbidden, "forbidden", 403),
-            (ErrorCode::OrganizationRequired, "organization_required", 400),
+            (
+                ErrorCode::OrganizationRequired,
+                "organization_required",
+                400,
+            ),
             (ErrorCode::OrganizationRemoved, "organization_removed", 410),
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), wire);

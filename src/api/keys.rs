@@ -115,9 +115,7 @@ fn no_active_key() -> ApiError {
 }
 
 /// `GET /v1/public-key`: what recorders seal with.
-pub(super) async fn public_key(
-    Served(st): Served,
-) -> Result<axum::response::Response, ApiError> {
+pub(super) async fn public_key(Served(st): Served) -> Result<axum::response::Response, ApiError> {
     let active = st.engine.read(|e| e.active.clone());
     let a = active.ok_or_else(no_active_key)?;
     let body = st.public_key.json((a.id.clone(), a.activated_at), |_| {

@@ -100,7 +100,10 @@ pub(super) async fn add(
 ) -> Result<(StatusCode, Json<OrgAdded>), ApiError> {
     let Json(spec) = body?;
     let t = hub.orgs.add(spec).await?;
-    let key_pair = t.api.engine.read(|e| e.active.as_deref().map(KeyPairView::from));
+    let key_pair = t
+        .api
+        .engine
+        .read(|e| e.active.as_deref().map(KeyPairView::from));
     Ok((
         StatusCode::CREATED,
         Json(OrgAdded {

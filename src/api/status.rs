@@ -54,7 +54,9 @@ fn summary(hub: &Hub) -> DaemonSummary {
     };
     for t in hub.orgs.all() {
         s.organizations += 1;
-        *s.by_state.entry(t.parts.record.state.to_string()).or_default() += 1;
+        *s.by_state
+            .entry(t.parts.record.state.to_string())
+            .or_default() += 1;
         if assess(&t.api).degraded() {
             s.degraded += 1;
             if s.degraded_orgs.len() < DaemonSummary::LISTED {
@@ -99,9 +101,7 @@ fn counts(s: crate::store::Summary) -> KeyPairCounts {
 }
 
 /// `GET /metrics`: Prometheus text.
-pub(super) async fn metrics(
-    State(hub): State<Hub>,
-) -> Result<axum::response::Response, ApiError> {
+pub(super) async fn metrics(State(hub): State<Hub>) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let st = hub.orgs.declared().api.clone();
     let counts = counts(st.store.summary().await?);

@@ -394,10 +394,13 @@ impl Audit {
             Ok(f) => f,
             Err(e) => return Err(put_back(format!("cannot create the new file: {e}"))),
         };
-        let (line, bytes) = inner.next_line(&AuditEvent::AuditContinued {
-            previous_file: archived_name,
-            previous_records: inner.seq,
-        }, None);
+        let (line, bytes) = inner.next_line(
+            &AuditEvent::AuditContinued {
+                previous_file: archived_name,
+                previous_records: inner.seq,
+            },
+            None,
+        );
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let written = file
             .write_all(&bytes)

@@ -13,7 +13,6 @@
 mod signals;
 mod systemd;
 
-
 use crate::api::routes::router;
 use crate::api::server;
 pub use crate::api::server::BindError;

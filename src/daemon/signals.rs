@@ -22,7 +22,10 @@ pub(crate) async fn change_key_now_on_usr1(
         }
         // Every organization: an operator's "Change Key Now" for the host.
         orgs.rotate_all();
-        tracing::info!(organizations = orgs.all().len(), "SIGUSR1: Change Key Now requested for every active organization");
+        tracing::info!(
+            organizations = orgs.all().len(),
+            "SIGUSR1: Change Key Now requested for every active organization"
+        );
     }
 }
 

@@ -78,7 +78,9 @@ pub enum OrgError {
         detail: String,
     },
     /// The first key pair could not be made: nothing was kept.
-    #[error("organization {org}: the first key pair could not be made ({source}); nothing was kept")]
+    #[error(
+        "organization {org}: the first key pair could not be made ({source}); nothing was kept"
+    )]
     FirstKeyPair {
         /// The organization.
         org: String,
@@ -277,7 +279,9 @@ impl<X: Send + Sync + 'static> Orgs<X> {
             None => Err(RotationError::ShuttingDown),
         };
         if let Err(source) = outcome {
-            tenant.stop(tokio::time::Instant::now() + Duration::from_secs(30)).await;
+            tenant
+                .stop(tokio::time::Instant::now() + Duration::from_secs(30))
+                .await;
             self.undo_add(&id).await;
             return Err(OrgError::FirstKeyPair { org: id, source });
         }
@@ -296,7 +300,11 @@ impl<X: Send + Sync + 'static> Orgs<X> {
     /// Removes an organization: its rotation stops and its public keys are
     /// no longer served, its history stays and unwrap keeps working;
     /// restorable for `window`.
-    pub(crate) async fn remove(&self, id: &str, window: Duration) -> Result<Arc<Tenant<X>>, OrgError> {
+    pub(crate) async fn remove(
+        &self,
+        id: &str,
+        window: Duration,
+    ) -> Result<Arc<Tenant<X>>, OrgError> {
         let _one = self.changing.lock().await;
         let old = self.get(id).ok_or_else(|| OrgError::NotFound(id.into()))?;
         if id == self.declared {
@@ -310,7 +318,8 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         record.state = OrgState::Removed;
         record.updated_at = now;
         record.removed_at = Some(now);
-        record.purge_after = Some(now + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX));
+        record.purge_after =
+            Some(now + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX));
         old.parts
             .audit
             .record_async(AuditEvent::OrgRemoved {
@@ -360,10 +369,9 @@ impl<X: Send + Sync + 'static> Orgs<X> {
             });
         }
         let audit = old.parts.audit.clone();
-        audit
-            .record_async(AuditEvent::OrgPurgeStarted {})
-            .await?;
-        old.stop(tokio::time::Instant::now() + Duration::from_secs(30)).await;
+        audit.record_async(AuditEvent::OrgPurgeStarted {}).await?;
+        old.stop(tokio::time::Instant::now() + Duration::from_secs(30))
+            .await;
         crate::sync::write(&self.tenants).remove(id);
         let deleted = self.ctx.registry.purge_org(id).await?;
         if let Err(e) = audit
@@ -374,18 +382,27 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         {
             tracing::error!(organization = id, error = %e, "the purge is done but its end could not be audited");
         }
-        tracing::warn!(organization = id, key_pairs_deleted = deleted, "organization purged");
+        tracing::warn!(
+            organization = id,
+            key_pairs_deleted = deleted,
+            "organization purged"
+        );
         Ok(deleted)
     }
 
     /// Saves `record` in place of `old`'s and serves it with a new tenant.
-    async fn replace(&self, old: Arc<Tenant<X>>, record: OrgRecord) -> Result<Arc<Tenant<X>>, OrgError> {
+    async fn replace(
+        &self,
+        old: Arc<Tenant<X>>,
+        record: OrgRecord,
+    ) -> Result<Arc<Tenant<X>>, OrgError> {
         let id = record.id().to_string();
         self.ctx
             .registry
             .save_org(&record, Expect::Is(Box::new((*old.parts.record).clone())))
             .await?;
-        old.stop(tokio::time::Instant::now() + Duration::from_secs(30)).await;
+        old.stop(tokio::time::Instant::now() + Duration::from_secs(30))
+            .await;
         let settings = old.parts.current.settings();
         let tenant = Arc::new(
             tenant::make(&self.ctx, record, settings, Preflight::Done, &self.make_api).await?,

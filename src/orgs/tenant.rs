@@ -14,7 +14,9 @@ use crate::key_watch::KeyWatch;
 use crate::kms_check::{self, PreflightError};
 use crate::provider::KeyProvider;
 use crate::rewrap::Rewrapper;
-use crate::rotation::{Engine, EngineParts, EngineState, Pruner, RotationHandle, Rotator, SharedState};
+use crate::rotation::{
+    Engine, EngineParts, EngineState, Pruner, RotationHandle, Rotator, SharedState,
+};
 use crate::store::{KeyStore, Listed, StoreError};
 use crate::unwrap::Unwrapper;
 use std::sync::{Arc, Mutex};
@@ -151,7 +153,8 @@ pub(crate) async fn make<X>(
     let id: Arc<str> = record.id().into();
     let store = ctx.registry.keys(&id).await?;
     let audit = ctx.audit.for_org(&id);
-    let provider = crate::provider::instrumented(&settings, ctx.metrics.clone(), audit.clone()).await?;
+    let provider =
+        crate::provider::instrumented(&settings, ctx.metrics.clone(), audit.clone()).await?;
     let mut state = recover(&*store).await?;
     if preflight != Preflight::Done {
         let fatal = preflight == Preflight::Fatal && state.active.is_none();

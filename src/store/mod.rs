@@ -17,8 +17,8 @@ mod summary;
 pub use self::copy::{
     copy, create_table, distinct, open_target, read_source, CopyError, CopyReport, Location, Tenant,
 };
-pub use self::dynamodb::{DynamoRegistry, DynamoStore};
 pub(crate) use self::dynamodb::TableProblem;
+pub use self::dynamodb::{DynamoRegistry, DynamoStore};
 pub use self::orgs::{Expect, Registry};
 pub use self::redb::{RedbRegistry, RedbStore, Snapshot};
 use crate::domain::{Envelope, KeyPairInfo, KeyPairRecord, Schedule};

@@ -304,7 +304,13 @@ impl TestDaemon {
 
     /// Waits until status shows an active key pair.
     pub async fn wait_active(&self) -> StatusView {
-        let c = self.client();
+        // The organization the config declares: with several organizations
+        // the unprefixed status is the daemon summary.
+        let org = std::fs::read_to_string(&self.config)
+            .ok()
+            .and_then(|t| toml::from_str::<toml::Value>(&t).ok())
+            .and_then(|v| v.get("organization_id")?.as_str().map(str::to_string));
+        let c = self.client().with_org(org);
         let log = self.log.clone();
         let start = Instant::now();
         loop {

@@ -12,7 +12,7 @@ reached (not running, wrong socket) or did not answer within --timeout; 4 permis
 denied (socket or role); 5 `status` only: the daemon answered and is degraded. A closed \
 stdout (kekctl history | head) is not an error.
 
-Environment: KEKD_SOCKET (the socket, as --socket); COLUMNS (table width).
+Environment: KEKD_SOCKET (the socket, as --socket); KEKD_ORG (the organization, as --org); COLUMNS (table width).
 Documentation: /usr/share/doc/kekd/ (README.md, docs/).";
 
 #[derive(Parser)]
@@ -26,6 +26,10 @@ pub(crate) struct Cli {
     /// The daemon's socket.
     #[arg(long, env = "KEKD_SOCKET", default_value = kekd::config::defaults::SOCKET, global = true)]
     pub(crate) socket: PathBuf,
+    /// The organization a per-organization command is about (needed when
+    /// kekd serves several; `policy` takes it repeatedly).
+    #[arg(long = "org", env = "KEKD_ORG", value_name = "ORG", global = true)]
+    pub(crate) org: Vec<String>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -183,12 +187,10 @@ pub(crate) enum Command {
     /// Print the KMS key-policy statements kekd needs (JSON, ready to paste
     /// into the key policy's Statement array). Needs no daemon.
     Policy {
-        /// The IAM principal kekd runs as (role or user ARN).
+        /// The IAM principal kekd runs as (role or user ARN). The
+        /// organizations are the global --org, repeated for several.
         #[arg(long, value_name = "ARN")]
         principal: String,
-        /// An organization id kekd serves (repeat for several).
-        #[arg(long = "org", value_name = "ID", required = true)]
-        orgs: Vec<String>,
         /// The encryption-context key that carries the organization id.
         #[arg(long, default_value = "organization-id")]
         context_key: String,
@@ -199,6 +201,12 @@ pub(crate) enum Command {
         /// The table's region.
         #[arg(long, value_name = "REGION", requires = "table")]
         table_region: Option<String>,
+    },
+    /// The organizations kekd serves: add (Test first, then the first key
+    /// pair), list, show, remove, restore, purge.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
     },
     /// The key store itself: create a fleet table, copy a history.
     Store {
@@ -228,6 +236,98 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum OrgCommand {
+    /// Add an organization: its KMS key passes preflight and the Test round
+    /// trip with its own encryption context, then it is saved and its first
+    /// key pair made, proven and active before this returns. On failure
+    /// nothing is saved. Without --kms-key-arn (kekd --dev) the local key.
+    Add {
+        /// The organization id (1-64 of A-Z a-z 0-9 . _ -).
+        id: String,
+        #[command(flatten)]
+        spec: SpecArgs,
+    },
+    /// The organizations, a page at a time (by id).
+    List {
+        /// How many to show, 1 to 1000.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
+        /// Continue after this id (the previous page's last).
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
+    },
+    /// One organization: state, health, key, cadence, active key pair.
+    Show {
+        /// The organization id.
+        id: String,
+    },
+    /// Offboard an organization: rotation stops and its public keys are no
+    /// longer served; its history stays and unwrap keeps working; restorable
+    /// within the window.
+    Remove {
+        /// The organization id.
+        id: String,
+        /// How long it can be restored (default 30d).
+        #[arg(long, value_name = "DURATION", value_parser = duration_text)]
+        restore_window: Option<String>,
+    },
+    /// Undo a remove, within the restore window.
+    Restore {
+        /// The organization id.
+        id: String,
+    },
+    /// After the restore window: delete every key pair of a removed
+    /// organization. Its recordings can then never be opened again, even if
+    /// its KMS key survives.
+    Purge {
+        /// The organization id.
+        id: String,
+        /// The organization id again.
+        #[arg(long, value_name = "ORG", required = true)]
+        confirm: String,
+    },
+}
+
+/// An organization's own settings; absent ones take kekd's defaults.
+#[derive(clap::Args)]
+pub(crate) struct SpecArgs {
+    /// The customer's KMS key (ARN).
+    #[arg(long, value_name = "ARN")]
+    pub(crate) kms_key_arn: Option<String>,
+    /// A backup KMS key every key pair is also wrapped under (repeatable).
+    #[arg(long = "backup-kms-key-arn", value_name = "ARN")]
+    pub(crate) backup_kms_key_arns: Vec<String>,
+    /// The KMS key's region, when not the one its ARN names.
+    #[arg(long, value_name = "REGION")]
+    pub(crate) region: Option<String>,
+    /// daily, weekly, monthly, or a cron expression.
+    #[arg(long)]
+    pub(crate) cadence: Option<String>,
+    /// The time zone the cadence is read in (IANA name).
+    #[arg(long)]
+    pub(crate) timezone: Option<String>,
+    /// RSA size of new key pairs (2048, 3072, 4096).
+    #[arg(long)]
+    pub(crate) key_bits: Option<i64>,
+    /// Keep retired key pairs at least this long (e.g. 400d).
+    #[arg(long, value_parser = duration_text)]
+    pub(crate) retention: Option<String>,
+    /// Publish the next key pair this long before a scheduled rotation.
+    #[arg(long, value_parser = duration_text)]
+    pub(crate) announce_ahead: Option<String>,
+    /// The encryption-context key that carries the organization id.
+    #[arg(long)]
+    pub(crate) encryption_context_key: Option<String>,
+}
+
+/// A duration as written (`30d`, `12h`), checked while parsing.
+fn duration_text(s: &str) -> Result<String, String> {
+    humantime::parse_duration(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("not a duration ({e}); e.g. 30d, 12h"))
 }
 
 /// A DynamoDB table name, checked while parsing (a bad one exits 2).

@@ -5,7 +5,7 @@ use crate::files::write_text;
 use crate::output::Output;
 use crate::render;
 use anyhow::Context;
-use kekd::api::client::Client;
+use kekd::api::client::{Client, StatusAnswer};
 use kekd::api::views::KeyPairList;
 use std::path::PathBuf;
 
@@ -20,8 +20,20 @@ pub(crate) struct Degraded {
 
 /// `kekctl status`: exit 0 when ok, 5 when degraded (3 when unreachable).
 pub(crate) async fn status(client: &Client, out: Output) -> anyhow::Result<()> {
-    let s = client.status().await?;
-    out.show(&s, render::status)?;
+    let s = match client.status_any().await? {
+        StatusAnswer::Org(s) => s,
+        StatusAnswer::Daemon(d) => {
+            out.show(&d, render::daemon_status)?;
+            if d.state == kekd::api::views::ServiceState::Degraded {
+                return Err(Degraded {
+                    causes: vec![format!("{} organizations degraded", d.daemon.degraded)],
+                }
+                .into());
+            }
+            return Ok(());
+        }
+    };
+    out.show(&*s, render::status)?;
     if s.state == kekd::api::views::ServiceState::Degraded {
         return Err(Degraded {
             causes: s.degraded_causes.iter().map(|c| c.to_string()).collect(),

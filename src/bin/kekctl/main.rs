@@ -18,6 +18,7 @@ mod cli;
 mod files;
 mod keys;
 mod kms;
+mod org;
 mod output;
 mod recordings;
 mod render;
@@ -71,7 +72,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             code: kekd::api::ErrorCode::Forbidden,
             ..
         }) => 4,
-        _ if e.is::<kekd::policy::PolicyError>() => 2,
+        _ if e.is::<kekd::policy::PolicyError>() || e.is::<Usage>() => 2,
         _ if e.is::<keys::Degraded>() => 5,
         _ if e
             .downcast_ref::<kekd::audit::VerifyError>()
@@ -86,6 +87,11 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
+/// A command line that parses but does not make sense (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
@@ -95,7 +101,14 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     kekd::fips::check()?;
-    let client = Client::new(&cli.socket).with_timeout(cli.timeout);
+    if cli.org.len() > 1 && !matches!(cli.command, Command::Policy { .. }) {
+        return Err(
+            Usage("--org names one organization here (only policy takes several)".into()).into(),
+        );
+    }
+    let client = Client::new(&cli.socket)
+        .with_timeout(cli.timeout)
+        .with_org(cli.org.first().cloned());
     let out = Output {
         json: cli.json,
         quiet: cli.quiet,
@@ -112,13 +125,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check => kms::check(&client, out).await,
         Command::Rewrap => kms::rewrap(&client, out).await,
         Command::Reload => kms::reload(&client, out).await,
+        Command::Org { command } => org::run(&client, command, out).await,
         Command::Policy {
             principal,
-            orgs,
             context_key,
             table,
             table_region,
-        } => kms::policy(&principal, &orgs, &context_key, table.zip(table_region)),
+        } => kms::policy(&principal, &cli.org, &context_key, table.zip(table_region)),
         Command::Seal {
             input,
             output,

@@ -229,6 +229,42 @@ pub(crate) fn status(s: &StatusView) -> String {
 }
 
 /// `kekctl history`: one row per key pair.
+/// The daemon summary (several organizations, none named).
+pub(crate) fn daemon_status(d: &kekd::api::org_views::DaemonStatus) -> String {
+    let s = &d.daemon;
+    let by_state: Vec<String> = s.by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let mut out = format!(
+        "{:<15} {}\n{:<15} {} ({})\n{:<15} {}\n",
+        "state",
+        d.state,
+        "organizations",
+        s.organizations,
+        by_state.join(", "),
+        "degraded",
+        s.degraded
+    );
+    if !s.degraded_orgs.is_empty() {
+        let more = s.degraded.saturating_sub(s.degraded_orgs.len());
+        out.push_str(&format!(
+            "{:<15} {}{}\n",
+            "",
+            s.degraded_orgs.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    for (id, why) in &s.unavailable {
+        out.push_str(&format!("{:<15} {id}: {why}\n", "unusable"));
+    }
+    out.push_str(
+        "kekd serves several organizations: kekctl --org ORG status for one; kekctl org list\n",
+    );
+    out
+}
+
 pub(crate) fn history(l: &KeyPairList) -> String {
     let mut t = table();
     // Under 120 columns: the columns that tell key pairs apart; the rest

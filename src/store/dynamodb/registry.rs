@@ -38,7 +38,10 @@ impl std::fmt::Debug for DynamoRegistry {
 impl DynamoRegistry {
     /// Connects and checks the table like a start does (it exists, has the
     /// layout, this instance may read and conditionally write it).
-    pub(crate) async fn open(settings: &FleetStore, timeouts: KmsTimeouts) -> Result<Self, StoreError> {
+    pub(crate) async fn open(
+        settings: &FleetStore,
+        timeouts: KmsTimeouts,
+    ) -> Result<Self, StoreError> {
         let sdk = aws_sdk::config(&settings.region, timeouts).await;
         Self::on(aws_sdk_dynamodb::Client::new(&sdk), settings).await
     }

@@ -171,6 +171,31 @@ impl File {
     }
 }
 
+impl RedbStore {
+    /// Rewrites the store at `path` (not open) as a build from before
+    /// organizations wrote it: schema 2, one organization in the
+    /// unprefixed tables, no `orgs` table. For the upgrade tests; the
+    /// other organizations' tables are left behind unreachable.
+    #[doc(hidden)]
+    pub fn downgrade_to_schema_2(path: &Path) -> Result<(), StoreError> {
+        let shown = path.display().to_string();
+        let be = |e: redb::Error| StoreError::Backend {
+            path: shown.clone(),
+            source: e,
+        };
+        let db = redb::Database::open(path).map_err(|e| be(e.into()))?;
+        let txn = db.begin_write().map_err(|e| be(e.into()))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| be(e.into()))?;
+            meta.remove(META_OWNER).map_err(|e| be(e.into()))?;
+            meta.insert(META_SCHEMA, b"2".as_slice())
+                .map_err(|e| be(e.into()))?;
+        }
+        txn.delete_table(ORGS).map_err(|e| be(e.into()))?;
+        txn.commit().map_err(|e| be(e.into()))
+    }
+}
+
 #[async_trait]
 impl Registry for RedbRegistry {
     async fn orgs(&self) -> Result<Vec<OrgRecord>, StoreError> {

@@ -2,6 +2,9 @@
 //! integration tests and the benchmarks use, so none of them spells a path
 //! or a JSON field by hand.
 
+mod orgs;
+pub use orgs::StatusAnswer;
+
 use super::paths;
 use super::views::*;
 use super::{ErrorBody, ErrorCode};
@@ -73,6 +76,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Client {
     socket: PathBuf,
     timeout: Duration,
+    /// The organization per-organization calls are about (`None`: the
+    /// unprefixed paths, which name the only one).
+    org: Option<String>,
 }
 
 impl Client {
@@ -82,6 +88,36 @@ impl Client {
         Client {
             socket: socket.into(),
             timeout: DEFAULT_TIMEOUT,
+            org: None,
+        }
+    }
+
+    /// The same client, its per-organization calls about `org`
+    /// (`/v1/orgs/{org}/…`).
+    pub fn with_org(mut self, org: Option<String>) -> Client {
+        self.org = org;
+        self
+    }
+
+    /// `path` as this client sends it: a per-organization path under
+    /// `/v1/orgs/{org}` when the client names an organization; the
+    /// daemon-wide ones (organizations, reload, audit, metrics) as they
+    /// are.
+    fn scoped(&self, path: &str) -> String {
+        let daemonwide = [
+            paths::ORGS,
+            paths::RELOAD,
+            paths::AUDIT_ROTATE,
+            paths::METRICS,
+        ]
+        .iter()
+        .any(|p| {
+            path == *p || path.starts_with(&format!("{p}/")) || path.starts_with(&format!("{p}?"))
+        });
+        if daemonwide {
+            path.to_string()
+        } else {
+            paths::for_org(self.org.as_deref(), path)
         }
     }
 
@@ -256,7 +292,7 @@ impl Client {
         self.exchange(method, path, body).await
     }
 
-    async fn call<T: DeserializeOwned>(
+    pub(super) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -323,7 +359,7 @@ impl Client {
         tokio::spawn(conn);
         let mut req = Request::builder()
             .method(method)
-            .uri(path)
+            .uri(self.scoped(path))
             .header(hyper::header::HOST, "kekd")
             .header(hyper::header::CONTENT_TYPE, "application/json");
         if let Some(tag) = if_none_match {

@@ -1,0 +1,123 @@
+//! `kekctl org …`: the organizations kekd serves.
+
+use crate::cli::{OrgCommand, SpecArgs};
+use crate::output::Output;
+use kekd::api::client::Client;
+use kekd::api::org_views::{OrgList, OrgView};
+use kekd::domain::OrgSpec;
+
+/// Runs one `org` subcommand.
+pub(crate) async fn run(client: &Client, command: OrgCommand, out: Output) -> anyhow::Result<()> {
+    match command {
+        OrgCommand::Add { id, spec } => {
+            let added = client.org_add(&spec_of(id, spec)).await?;
+            out.show(&added, |a| {
+                format!(
+                    "organization {} added; its first key pair {} is active\n{}",
+                    a.organization.id,
+                    a.key_pair.as_ref().map_or("-", |k| k.id.as_str()),
+                    show(&a.organization)
+                )
+            })
+        }
+        OrgCommand::List { limit, after } => {
+            let page = client.orgs(usize::from(limit), after.as_deref()).await?;
+            out.show(&page, list)
+        }
+        OrgCommand::Show { id } => out.show(&client.org(&id).await?, show),
+        OrgCommand::Remove { id, restore_window } => {
+            let o = client.org_remove(&id, restore_window.as_deref()).await?;
+            out.show(&o, |o| {
+                format!(
+                    "organization {} removed: its public keys are no longer served and it does not rotate;\nits history is kept and unwrap works; kekctl org restore {} undoes this until {}\n",
+                    o.id,
+                    o.id,
+                    o.purge_after.as_ref().map_or("-".into(), kekd::time::format)
+                )
+            })
+        }
+        OrgCommand::Restore { id } => {
+            let o = client.org_restore(&id).await?;
+            out.show(&o, |o| {
+                format!("organization {} restored\n{}", o.id, show(o))
+            })
+        }
+        OrgCommand::Purge { id, confirm } => {
+            let p = client.org_purge(&id, &confirm).await?;
+            out.show(&p, |p| {
+                format!(
+                    "organization {} purged: {} key pairs deleted; its recordings can no longer be opened\n",
+                    p.organization, p.key_pairs_deleted
+                )
+            })
+        }
+    }
+}
+
+fn spec_of(id: String, a: SpecArgs) -> OrgSpec {
+    OrgSpec {
+        id,
+        kms_key_arn: a.kms_key_arn,
+        backup_kms_key_arns: a.backup_kms_key_arns,
+        region: a.region,
+        cadence: a.cadence,
+        timezone: a.timezone,
+        key_bits: a.key_bits,
+        retention: a.retention,
+        announce_ahead: a.announce_ahead,
+        encryption_context_key: a.encryption_context_key,
+    }
+}
+
+/// One organization, a field per line.
+fn show(o: &OrgView) -> String {
+    let t = |v: &Option<kekd::time::Timestamp>| v.as_ref().map_or("-".into(), kekd::time::format);
+    let mut rows = vec![
+        ("organization", o.id.clone()),
+        ("state", o.state.to_string()),
+        ("health", o.health.to_string()),
+        ("source", o.source.to_string()),
+        ("kms key", o.kms_key.clone()),
+        ("cadence", format!("{} ({})", o.cadence, o.timezone)),
+        ("key size", format!("RSA-{}", o.key_bits)),
+        (
+            "active key pair",
+            o.active_key_id.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("next rotation", t(&o.next_rotation_at)),
+        ("added", kekd::time::format(&o.created_at)),
+    ];
+    if o.removed_at.is_some() {
+        rows.push(("removed", t(&o.removed_at)));
+        rows.push(("restorable until", t(&o.purge_after)));
+    }
+    let mut s = String::new();
+    for (k, v) in rows {
+        s.push_str(&format!("{k:<17} {v}\n"));
+    }
+    s
+}
+
+/// The list: one line per organization, fitting 80 columns.
+fn list(l: &OrgList) -> String {
+    let mut s = format!(
+        "{:<24} {:<8} {:<9} {:<20}\n",
+        "ORGANIZATION", "STATE", "HEALTH", "ACTIVE KEY PAIR"
+    );
+    for o in &l.organizations {
+        s.push_str(&format!(
+            "{:<24} {:<8} {:<9} {:<20}\n",
+            o.id,
+            o.state.to_string(),
+            o.health.to_string(),
+            o.active_key_id.as_deref().unwrap_or("-")
+        ));
+    }
+    for (id, why) in &l.unavailable {
+        s.push_str(&format!("{id:<24} {:<8} {why}\n", "unusable"));
+    }
+    if let Some(next) = &l.next_cursor {
+        s.push_str(&format!("(more: kekctl org list --after {next})\n"));
+    }
+    s
+}

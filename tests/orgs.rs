@@ -1,0 +1,264 @@
+//! Organizations: one daemon serving several customers, each with its own
+//! KMS key, onboarded and offboarded through the API.
+
+use crate::harness::daemon::{kms_config, local_config, TestDaemon};
+use crate::harness::decrypt::{pem_der, public_der_of, recover};
+use crate::harness::moto::Moto;
+use kekd::api::client::ClientError;
+use kekd::api::ErrorCode;
+use kekd::domain::OrgSpec;
+
+fn spec(id: &str, kms_key_arn: Option<&str>) -> OrgSpec {
+    OrgSpec {
+        id: id.into(),
+        kms_key_arn: kms_key_arn.map(str::to_string),
+        ..OrgSpec::default()
+    }
+}
+
+fn code(e: ClientError) -> ErrorCode {
+    match e {
+        ClientError::Api { code, .. } => code,
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+/// Three organizations, three KMS keys: each key pair is wrapped under its
+/// own organization's key with its own organization in the context
+/// (decrypted independently through KMS); rotating one leaves the others'
+/// active key pairs as they were; a recording sealed for one cannot be
+/// opened through another's path; the unprefixed paths ask which one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_organizations_keep_to_their_own_keys() {
+    let moto = Moto::start().await;
+    let (key_a, _) = moto.create_key("org-a").await;
+    let (key_b, _) = moto.create_key("org-b").await;
+    let (key_c, _) = moto.create_key("org-c").await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &key_a, "")).await;
+    let declared = d.wait_active().await.organization_id;
+    let c = d.client();
+    for (id, key) in [("beta", &key_b), ("gamma", &key_c)] {
+        let added = c.org_add(&spec(id, Some(key))).await.unwrap();
+        let kp = added
+            .key_pair
+            .expect("the first key pair is active when add returns");
+        assert_eq!(kp.state, kekd::domain::KeyState::Active);
+        assert_eq!(added.organization.kms_key, *key);
+    }
+    // The unprefixed per-organization paths now ask which organization.
+    assert_eq!(
+        code(c.public_key().await.unwrap_err()),
+        ErrorCode::OrganizationRequired
+    );
+    let kms = moto.kms();
+    let mut actives = std::collections::BTreeMap::new();
+    for (org, key) in [
+        (declared.as_str(), &key_a),
+        ("beta", &key_b),
+        ("gamma", &key_c),
+    ] {
+        let oc = c.clone().with_org(Some(org.into()));
+        let s = oc.status().await.unwrap();
+        assert_eq!(s.organization_id, org);
+        let id = s.active_key_id.unwrap();
+        let export = oc.envelope(&id).await.unwrap();
+        let env = serde_json::to_value(&export).unwrap()["envelope"].clone();
+        assert_eq!(
+            env["wrapping_key_arn"],
+            key.as_str(),
+            "{org} wrapped under its own key"
+        );
+        assert_eq!(env["encryption_context"]["organization-id"], org);
+        let secrets = recover(&kms, &export).await;
+        let pem = oc.public_key().await.unwrap().pem;
+        assert_eq!(public_der_of(&secrets.private_pkcs8), pem_der(&pem));
+        actives.insert(org.to_string(), id);
+    }
+    // Rotating one leaves the others alone.
+    let beta = c.clone().with_org(Some("beta".into()));
+    let new = beta.rotate().await.unwrap();
+    assert_ne!(new.id, actives["beta"]);
+    for org in [declared.as_str(), "gamma"] {
+        let s = c.clone().with_org(Some(org.into())).status().await.unwrap();
+        assert_eq!(
+            s.active_key_id.as_deref(),
+            Some(actives[org].as_str()),
+            "{org}"
+        );
+    }
+    // Sealed for beta, opened through gamma's path: refused, and the same
+    // answer as for a key pair that exists nowhere.
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, sealed, out) = (
+        dir.path().join("a"),
+        dir.path().join("s"),
+        dir.path().join("o"),
+    );
+    std::fs::write(&plain, b"hello beta").unwrap();
+    let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let (rc, _, err) = d.kekctl(&["--org", "beta", "seal", &p(&plain), &p(&sealed)]);
+    assert_eq!(rc, 0, "{err}");
+    let (rc, _, err) = d.kekctl(&["--org", "gamma", "open", &p(&sealed), &p(&out)]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("not_found"), "{err}");
+    assert!(!out.exists());
+    let (rc, _, err) = d.kekctl(&["--org", "beta", "open", &p(&sealed), &p(&out)]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"hello beta");
+    // The daemon summary counts them; a bare status is still an answer.
+    let (rc, text, err) = d.kekctl(&["status"]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(text.contains("organizations   3 (3 active)"), "{text}");
+}
+
+/// An organization whose KMS key fails the Test is not saved: the answer
+/// names the failing step, the organization is not listed, and a restart
+/// does not find it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_whose_key_fails_the_test_is_not_saved() {
+    let moto = Moto::start().await;
+    let (key_a, _) = moto.create_key("good").await;
+    let (key_b, _) = moto.create_key("disabled").await;
+    moto.set_key_enabled(&key_b, false).await;
+    let mut d = TestDaemon::start(&moto, |dir| kms_config(dir, &key_a, "")).await;
+    d.wait_active().await;
+    let c = d.client();
+    let e = c.org_add(&spec("beta", Some(&key_b))).await.unwrap_err();
+    let text = e.to_string();
+    assert_eq!(code(e), ErrorCode::KmsTestFailed);
+    assert!(
+        text.contains("describe-key") && text.contains("nothing was saved"),
+        "{text}"
+    );
+    assert_eq!(c.orgs(100, None).await.unwrap().organizations.len(), 1);
+    d.restart().await;
+    let c = d.client();
+    assert_eq!(c.orgs(100, None).await.unwrap().organizations.len(), 1);
+    assert_eq!(
+        code(c.org("beta").await.unwrap_err()),
+        ErrorCode::OrganizationNotFound
+    );
+    // A bad id or a bad field is a 400 naming it; nothing saved either.
+    let e = c.org_add(&spec("no/slash", None)).await.unwrap_err();
+    assert_eq!(code(e), ErrorCode::InvalidOrganization);
+    let mut bad = spec("beta", Some(&key_a));
+    bad.cadence = Some("fortnightly".into());
+    let e = c.org_add(&bad).await.unwrap_err().to_string();
+    assert!(
+        e.contains("organization beta") && e.contains("cadence"),
+        "{e}"
+    );
+    assert_eq!(c.orgs(100, None).await.unwrap().organizations.len(), 1);
+}
+
+/// Organizations survive a restart; remove stops serving public keys (410
+/// `organization_removed`) but keeps history and export; restore undoes
+/// it; purge is refused inside the window and deletes every key pair
+/// after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_restore_remove_purge_across_a_restart() {
+    let mut d = TestDaemon::launch_local(local_config);
+    d.spawn();
+    d.wait_active().await;
+    let c = d.client();
+    let added = c.org_add(&spec("tenant2", None)).await.unwrap();
+    let first = added.key_pair.unwrap().id;
+    let t2 = c.clone().with_org(Some("tenant2".into()));
+    t2.rotate().await.unwrap();
+    d.restart().await;
+    let c = d.client();
+    let t2 = c.clone().with_org(Some("tenant2".into()));
+    assert_eq!(
+        t2.history(50, None).await.unwrap().keypairs.len(),
+        2,
+        "kept across the restart"
+    );
+    // Remove: no public key, no rotation; history and envelopes stay.
+    let removed = c.org_remove("tenant2", Some("1h")).await.unwrap();
+    assert_eq!(removed.state, kekd::domain::OrgState::Removed);
+    assert_eq!(
+        code(t2.public_key().await.unwrap_err()),
+        ErrorCode::OrganizationRemoved
+    );
+    assert_eq!(
+        code(t2.rotate().await.unwrap_err()),
+        ErrorCode::OrganizationRemoved
+    );
+    assert!(t2.envelope(&first).await.is_ok());
+    assert_eq!(
+        code(c.org_purge("tenant2", "tenant2").await.unwrap_err()),
+        ErrorCode::OrganizationConflict,
+        "purge inside the window"
+    );
+    // Removed stays removed across a restart; restore serves it again.
+    d.restart().await;
+    let c = d.client();
+    let t2 = c.clone().with_org(Some("tenant2".into()));
+    assert_eq!(
+        code(t2.public_key().await.unwrap_err()),
+        ErrorCode::OrganizationRemoved
+    );
+    c.org_restore("tenant2").await.unwrap();
+    assert!(t2.public_key().await.is_ok());
+    // Remove with a short window, then purge: every key pair is gone.
+    c.org_remove("tenant2", Some("1ms")).await.unwrap();
+    assert_eq!(
+        code(c.org_purge("tenant2", "other").await.unwrap_err()),
+        ErrorCode::InvalidOrganization,
+        "purge wants the id as confirmation"
+    );
+    let purged = c.org_purge("tenant2", "tenant2").await.unwrap();
+    assert_eq!(purged.key_pairs_deleted, 2);
+    assert_eq!(
+        code(c.org("tenant2").await.unwrap_err()),
+        ErrorCode::OrganizationNotFound
+    );
+    d.restart().await;
+    assert_eq!(
+        d.client()
+            .orgs(100, None)
+            .await
+            .unwrap()
+            .organizations
+            .len(),
+        1
+    );
+    // Each step is in the audit trail, naming the organization.
+    let trail = std::fs::read_to_string(d.dir.path().join("state/audit.jsonl")).unwrap();
+    for kind in [
+        "org_added",
+        "org_removed",
+        "org_restored",
+        "org_purge_started",
+        "org_purged",
+    ] {
+        assert!(
+            trail
+                .lines()
+                .any(|l| l.contains(kind) && l.contains("\"organization\":\"tenant2\"")),
+            "{kind} audited"
+        );
+    }
+}
+
+/// A store written before organizations (schema 2, one organization, no
+/// `orgs` table) upgrades with the same config: every key pair kept, the
+/// same one active, the organization listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_organization_store_upgrades_with_every_key_pair() {
+    let mut d = TestDaemon::launch_local(local_config);
+    d.spawn();
+    d.wait_active().await;
+    d.client().rotate().await.unwrap();
+    let active = d.client().rotate().await.unwrap().id;
+    let before = d.history_ids().await;
+    d.stop().await;
+    kekd::store::RedbStore::downgrade_to_schema_2(&d.store_path()).unwrap();
+    d.spawn();
+    let s = d.wait_active().await;
+    assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
+    assert_eq!(d.history_ids().await, before);
+    let orgs = d.client().orgs(100, None).await.unwrap();
+    assert_eq!(orgs.organizations.len(), 1);
+    assert_eq!(orgs.organizations[0].id, s.organization_id);
+}
