@@ -13,7 +13,7 @@
 //! own line or of the lines above it.
 //!
 //! ```text
-//! domain, time, aead, sync      vocabulary and primitives (leaves)
+//! domain, time, aead, sync, tasks   vocabulary and primitives (leaves)
 //!   → config, schedule          the TOML file → typed Settings; cadences
 //!   → metrics, audit            what is counted and what is recorded
 //!   → provider, fips            who wraps data keys (KMS, local)
@@ -21,6 +21,7 @@
 //!   → store                     the durable record (async KeyStore seam)
 //!   → current, rotation         configuration in force; rotating
 //!   → key_watch, reload, rewrap, canary, unwrap, kms_check, recording, policy
+//!   → orgs                      one tenant per organization; their changes
 //!   → api                       HTTP/JSON on the Unix socket
 //!   → daemon                    wiring, signals, systemd, shutdown
 //! ```
@@ -34,6 +35,8 @@
 //! - [`time`]: RFC 3339 UTC timestamps, one way everywhere.
 //! - `aead.rs`: AES-256-GCM with random nonces.
 //! - `sync.rs`: the one rule for poisoned locks.
+//! - `tasks.rs`: background tasks under one failure rule, and their
+//!   bounded drain.
 //!
 //! Configuration
 //! - [`config`]: `raw.rs` (serde, every field optional, unknown fields
@@ -68,7 +71,10 @@
 //!   `ops.rs`); `dynamodb/` the fleet's shared table (`items.rs` layout,
 //!   `requests.rs`, `ops.rs`, `lease.rs` lease and head, `table.rs`
 //!   creation and checks); `fleet.rs` what a shared store adds (head,
-//!   lease); `summary.rs` the counts; `copy.rs` moving a history between
+//!   lease); `orgs.rs` the [`store::Registry`] of organizations (redb:
+//!   `redb/orgs.rs`, one set of tables each; DynamoDB:
+//!   `dynamodb/registry.rs`, one item each); `summary.rs` the counts;
+//!   `copy.rs` moving a history between
 //!   stores.
 //!
 //! Operations on key pairs
@@ -85,18 +91,23 @@
 //!   for players, with a bounded key cache), [`kms_check`] (preflight and
 //!   the Test round trip), [`recording`] (the sealed recording format),
 //!   [`policy`] (the key-policy statements kekd needs).
+//! - `orgs/`: the organizations at run time — `mod.rs` (the set, and
+//!   add, remove, restore, purge), `tenant.rs` (one organization's store,
+//!   settings, provider, engine, canary and key watch).
 //!
 //! Serving
 //! - [`api`]: `paths.rs` (every route), `views.rs` (every JSON shape),
-//!   `error.rs` (the typed error codes and their statuses), `client.rs`
-//!   (the typed client), `state.rs`, `auth.rs` (roles), `refusals.rs`
-//!   (bounded refusal records), `extract.rs` (path extractors),
-//!   `routes.rs` (the router) with `status.rs`,
-//!   `keys.rs`, `actions.rs` (the handlers), `server.rs` (socket, accept
+//!   `org_views.rs` (the organizations' JSON shapes), `error.rs` (the
+//!   typed error codes and their statuses), `client/` (the typed client;
+//!   `orgs.rs` its organization calls), `state.rs`, `auth.rs` (roles),
+//!   `refusals.rs` (bounded refusal records), `extract.rs` (path
+//!   extractors, and which organization a request is about), `routes.rs`
+//!   (the router) with `status.rs`, `keys.rs`, `actions.rs`, `orgs.rs`
+//!   (the handlers), `server.rs` (socket, accept
 //!   loop, drain), `connections.rs` (connection caps), `peer.rs` (the
 //!   caller's credentials).
-//! - [`daemon`]: `mod.rs` (start, run, shutdown), `tasks.rs` (background
-//!   tasks and their bounded drain), `signals.rs`, `systemd.rs`.
+//! - [`daemon`]: `mod.rs` (start, run, shutdown), `signals.rs`,
+//!   `systemd.rs`.
 //! - `failpoint.rs`: the crash and delay points the tests drive (compiled
 //!   to nothing without the `failpoints` feature).
 //! - `fuzzing.rs`: the outside inputs as functions of bytes, for the fuzz
