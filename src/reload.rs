@@ -278,11 +278,7 @@ impl Reloader {
             p.rotation.reschedule();
         }
 
-        let backups_of = |s: &Settings| match &s.provider {
-            crate::config::ProviderSettings::AwsKms { backups, .. } => backups.clone(),
-            crate::config::ProviderSettings::Local { .. } => Vec::new(),
-        };
-        if backups_of(&new) != backups_of(old) {
+        if new.backup_keys() != old.backup_keys() {
             // The new backups were proven by the round trip above; every
             // existing key pair gets its wrappings added or dropped by a
             // rewrap, each proven before it is stored.

@@ -262,3 +262,141 @@ async fn a_single_organization_store_upgrades_with_every_key_pair() {
     assert_eq!(orgs.organizations.len(), 1);
     assert_eq!(orgs.organizations[0].id, s.organization_id);
 }
+
+/// In a fleet, an organization added on member A is served by member B
+/// within the refresh interval plus 2 s; so are its removal and its purge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_added_on_one_member_is_served_by_another() {
+    use crate::harness::fleet;
+    use std::time::{Duration, Instant};
+    let moto = Moto::start().await;
+    let (key_a, _) = moto.create_key("fleet-a").await;
+    let (key_b, _) = moto.create_key("fleet-b").await;
+    fleet::create_table(&moto, "kekd-fleet");
+    let a = fleet::start_member(&moto, &key_a, "kekd-fleet", &moto.endpoint).await;
+    let b = fleet::start_member(&moto, &key_a, "kekd-fleet", &moto.endpoint).await;
+    let bound = Duration::from_millis(300) + Duration::from_secs(2);
+    let on_b = b.client().with_org(Some("beta".into()));
+    let added = a
+        .client()
+        .org_add(&spec("beta", Some(&key_b)))
+        .await
+        .unwrap();
+    let first = added.key_pair.unwrap().id;
+    let since = Instant::now();
+    loop {
+        if let Ok(p) = on_b.public_key().await {
+            assert_eq!(p.id, first, "B serves the key pair A made");
+            break;
+        }
+        assert!(
+            since.elapsed() < bound,
+            "B did not serve beta within {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.client().org_remove("beta", Some("1ms")).await.unwrap();
+    let since = Instant::now();
+    while !matches!(
+        on_b.public_key().await,
+        Err(ClientError::Api {
+            code: ErrorCode::OrganizationRemoved,
+            ..
+        })
+    ) {
+        assert!(
+            since.elapsed() < bound,
+            "B still served beta after its removal"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        a.client()
+            .org_purge("beta", "beta")
+            .await
+            .unwrap()
+            .key_pairs_deleted,
+        1
+    );
+    let since = Instant::now();
+    while b.client().org("beta").await.is_ok() {
+        assert!(
+            since.elapsed() < bound,
+            "B still listed beta after its purge"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `org set` with a new KMS key proves it first (a disabled one is
+/// refused, nothing changes), then makes a key pair under it at once;
+/// a new cadence reschedules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_set_proves_a_new_key_and_makes_a_key_pair_under_it() {
+    let moto = Moto::start().await;
+    let (key_a, _) = moto.create_key("set-a").await;
+    let (key_b, _) = moto.create_key("set-b").await;
+    let (key_c, _) = moto.create_key("set-c").await;
+    moto.set_key_enabled(&key_c, false).await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &key_a, "")).await;
+    let c = d.client();
+    let first = c
+        .org_add(&spec("beta", Some(&key_a)))
+        .await
+        .unwrap()
+        .key_pair
+        .unwrap()
+        .id;
+    let beta = c.clone().with_org(Some("beta".into()));
+    let refused = c
+        .org_set(
+            "beta",
+            &kekd::domain::OrgPatch {
+                kms_key_arn: Some(key_c.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(refused), ErrorCode::KmsTestFailed);
+    assert_eq!(
+        beta.status().await.unwrap().active_key_id.as_deref(),
+        Some(first.as_str())
+    );
+    let changed = c
+        .org_set(
+            "beta",
+            &kekd::domain::OrgPatch {
+                kms_key_arn: Some(key_b.clone()),
+                cadence: Some("weekly".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.kms_key, key_b);
+    assert_eq!(changed.cadence, "weekly");
+    assert!(
+        changed.next_rotation_at.is_some(),
+        "rescheduled on the new cadence"
+    );
+    let s = beta.status().await.unwrap();
+    let now = s.active_key_id.unwrap();
+    assert_ne!(now, first);
+    let kp = beta.keypair(&now).await.unwrap();
+    assert_eq!(kp.reason, kekd::domain::Reason::KmsKeyChanged);
+    assert_eq!(kp.wrapping_key_arn, key_b);
+    // The file's organization is changed by its file, not through the API.
+    let declared = d.wait_active().await.organization_id;
+    let e = c
+        .org_set(
+            &declared,
+            &kekd::domain::OrgPatch {
+                cadence: Some("daily".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), ErrorCode::OrganizationConflict);
+}

@@ -142,6 +142,19 @@ pub(super) async fn remove(
     Ok(Json(view(&t)))
 }
 
+/// `PATCH /v1/orgs/{org}`: changes its settings (a new KMS key is
+/// proven first and a key pair made under it).
+pub(super) async fn set(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+    body: Result<Json<crate::domain::OrgPatch>, JsonRejection>,
+) -> Result<Json<OrgView>, ApiError> {
+    let Json(patch) = body?;
+    find(&hub, &id)?;
+    let t = hub.orgs.set(&id, patch).await?;
+    Ok(Json(view(&t)))
+}
+
 /// `POST /v1/orgs/{org}/restore`.
 pub(super) async fn restore(
     State(hub): State<Hub>,

@@ -29,7 +29,10 @@ pub(crate) fn router(state: Hub) -> Router {
         .route(paths::AUDIT_ROTATE, post(actions::audit_rotate))
         .route(paths::UNWRAP, post(actions::unwrap))
         .route(paths::ORGS, get(orgs::list).post(orgs::add))
-        .route(paths::ORG, get(orgs::show).delete(orgs::remove))
+        .route(
+            paths::ORG,
+            get(orgs::show).patch(orgs::set).delete(orgs::remove),
+        )
         .route(paths::RESTORE, post(orgs::restore))
         .route(paths::PURGE, post(orgs::purge))
         .fallback(not_found)

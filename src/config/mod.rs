@@ -451,6 +451,23 @@ impl Settings {
         }
     }
 
+    /// The key that wraps new key pairs (a KMS key, or the local root key
+    /// file), as written.
+    pub(crate) fn provider_key(&self) -> String {
+        match &self.provider {
+            ProviderSettings::AwsKms { key, .. } => key.to_string(),
+            ProviderSettings::Local { root_key_path } => root_key_path.display().to_string(),
+        }
+    }
+
+    /// The backup KMS keys every key pair is also wrapped under.
+    pub(crate) fn backup_keys(&self) -> Vec<arn::KmsKeyArn> {
+        match &self.provider {
+            ProviderSettings::AwsKms { backups, .. } => backups.clone(),
+            ProviderSettings::Local { .. } => Vec::new(),
+        }
+    }
+
     /// Whether the provider is a KMS key (not the local root key).
     pub fn uses_kms(&self) -> bool {
         matches!(self.provider, ProviderSettings::AwsKms { .. })

@@ -256,6 +256,12 @@ impl Daemon {
         }
         // Every organization's engine, canary and key watch.
         hub.orgs.start();
+        // In a fleet, what another member adds, changes or removes is
+        // served here within the refresh interval.
+        if let crate::config::StoreSettings::DynamoDb(fleet) = &self.settings.store {
+            let (orgs, every) = (hub.orgs.clone(), fleet.refresh_interval);
+            tasks.spawn("organizations-refresh", move |s| orgs.follow(every, s));
+        }
 
         let stop_on_signal = stop.clone();
         let signal_task = tokio::spawn(async move {

@@ -14,7 +14,7 @@ mod record;
 
 pub use context::{context_for, is_context_value, EncryptionContext, KEY_PAIR_CONTEXT_KEY};
 pub use lifecycle::{IllegalTransition, Step};
-pub use org::{is_org_id, OrgRecord, OrgSource, OrgSpec, OrgState, MAX_ORG_ID};
+pub use org::{is_org_id, OrgPatch, OrgRecord, OrgSource, OrgSpec, OrgState, MAX_ORG_ID};
 pub use outcome::{Decision, FailureCause, FailureKind, ReloadResult, RotationStep};
 pub(crate) use record::b64;
 pub use record::{

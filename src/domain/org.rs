@@ -61,6 +61,60 @@ pub struct OrgSpec {
     pub encryption_context_key: Option<String>,
 }
 
+/// What `org set` changes: each field given replaces the organization's;
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgPatch {
+    /// A new KMS key.
+    #[serde(default)]
+    pub kms_key_arn: Option<String>,
+    /// New backup keys (the whole list).
+    #[serde(default)]
+    pub backup_kms_key_arns: Option<Vec<String>>,
+    /// A new region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// A new cadence.
+    #[serde(default)]
+    pub cadence: Option<String>,
+    /// A new time zone.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// A new key size.
+    #[serde(default)]
+    pub key_bits: Option<i64>,
+    /// A new retention.
+    #[serde(default)]
+    pub retention: Option<String>,
+    /// A new `announce_ahead`.
+    #[serde(default)]
+    pub announce_ahead: Option<String>,
+}
+
+impl OrgPatch {
+    /// `spec` with this patch's fields in place.
+    pub fn apply(self, mut spec: OrgSpec) -> OrgSpec {
+        if let Some(v) = self.kms_key_arn {
+            spec.kms_key_arn = Some(v);
+        }
+        if let Some(v) = self.backup_kms_key_arns {
+            spec.backup_kms_key_arns = v;
+        }
+        macro_rules! take {
+            ($($f:ident),*) => {$(if self.$f.is_some() { spec.$f = self.$f; })*};
+        }
+        take!(
+            region,
+            cadence,
+            timezone,
+            key_bits,
+            retention,
+            announce_ahead
+        );
+        spec
+    }
+}
+
 /// Where an organization is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -18,7 +18,7 @@ pub(crate) use tenant::{Parts, Preflight, Tenant, TenantError};
 use crate::audit::{Audit, AuditEvent};
 use crate::config::{ConfigError, Settings};
 use crate::current::SharedCurrent;
-use crate::domain::{is_org_id, OrgRecord, OrgSource, OrgSpec, OrgState, Reason};
+use crate::domain::{is_org_id, OrgPatch, OrgRecord, OrgSource, OrgSpec, OrgState, Reason};
 use crate::metrics::Metrics;
 use crate::rotation::RotationError;
 use crate::store::{Expect, Registry, StoreError};
@@ -396,20 +396,184 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         old: Arc<Tenant<X>>,
         record: OrgRecord,
     ) -> Result<Arc<Tenant<X>>, OrgError> {
-        let id = record.id().to_string();
         self.ctx
             .registry
             .save_org(&record, Expect::Is(Box::new((*old.parts.record).clone())))
             .await?;
+        let settings = old.parts.current.settings();
+        self.swap(old, record, settings, None).await
+    }
+
+    /// Serves `record` with a new tenant in place of `old` (whose tasks
+    /// stop first; an in-flight rotation finishes). With `schedule`, the
+    /// organization's next rotation is stored anew in between (its cadence
+    /// changed).
+    async fn swap(
+        &self,
+        old: Arc<Tenant<X>>,
+        record: OrgRecord,
+        settings: Arc<Settings>,
+        schedule: Option<crate::domain::Schedule>,
+    ) -> Result<Arc<Tenant<X>>, OrgError> {
+        let id = record.id().to_string();
         old.stop(tokio::time::Instant::now() + Duration::from_secs(30))
             .await;
-        let settings = old.parts.current.settings();
+        if let Some(s) = schedule {
+            old.parts.store.set_schedule(&s).await?;
+        }
         let tenant = Arc::new(
             tenant::make(&self.ctx, record, settings, Preflight::Done, &self.make_api).await?,
         );
         tenant.start(&self.ctx);
         crate::sync::write(&self.tenants).insert(id, tenant.clone());
         Ok(tenant)
+    }
+
+    /// Changes an organization's settings, as a reload changes the file's:
+    /// a new KMS key passes the Test round trip first and a key pair is
+    /// made under it at once (reason `kms-key-changed`); a new cadence
+    /// reschedules; new backup keys re-wrap the existing key pairs.
+    pub(crate) async fn set(&self, id: &str, patch: OrgPatch) -> Result<Arc<Tenant<X>>, OrgError> {
+        let _one = self.changing.lock().await;
+        let old = self.get(id).ok_or_else(|| OrgError::NotFound(id.into()))?;
+        if id == self.declared {
+            return Err(OrgError::Declared(id.into()));
+        }
+        if old.is_removed() {
+            return Err(OrgError::Removed(id.into()));
+        }
+        let mut record = (*old.parts.record).clone();
+        record.spec = patch.apply(record.spec);
+        if record.spec == old.parts.record.spec {
+            return Ok(old);
+        }
+        let settings = Arc::new(self.file.settings().for_org(&record.spec)?);
+        let before = old.parts.current.settings();
+        let key_changed = settings.provider_key() != before.provider_key();
+        let backups_changed = settings.backup_keys() != before.backup_keys();
+        if key_changed || backups_changed {
+            test(&settings).await?;
+        }
+        let reschedule = settings.cadence.to_string() != before.cadence.to_string()
+            || settings.timezone != before.timezone;
+        record.updated_at = time::now();
+        old.parts
+            .audit
+            .record_async(AuditEvent::OrgChanged {
+                spec: record.spec.clone(),
+            })
+            .await?;
+        self.ctx
+            .registry
+            .save_org(&record, Expect::Is(Box::new((*old.parts.record).clone())))
+            .await?;
+        let schedule = reschedule.then(|| {
+            let last = old.parts.engine.read(|e| e.schedule.last_rotation_at);
+            crate::domain::Schedule {
+                last_rotation_at: last,
+                next_rotation_at: settings.next_rotation_after(time::now()),
+            }
+        });
+        let tenant = self.swap(old, record, settings, schedule).await?;
+        if key_changed {
+            if let Err(e) = tenant.parts.rotation.rotate(Reason::KmsKeyChanged).await {
+                tracing::warn!(organization = id, error = %e, "the key pair under the new KMS key could not be made yet; it is retried");
+            }
+        } else if backups_changed {
+            if let Some(mut events) = tenant.parts.rewrapper.start() {
+                tokio::spawn(async move { while events.recv().await.is_some() {} });
+            }
+        }
+        Ok(tenant)
+    }
+
+    /// Brings the served set in line with the store: what another fleet
+    /// member added, changed, removed or purged is served here from the
+    /// next call on. One read of the store, whatever the number of
+    /// organizations.
+    pub(crate) async fn sync(&self) -> Result<(), StoreError> {
+        let _one = self.changing.lock().await;
+        let stored: BTreeMap<String, OrgRecord> = self
+            .ctx
+            .registry
+            .orgs()
+            .await?
+            .into_iter()
+            .map(|r| (r.id().to_string(), r))
+            .collect();
+        for (id, record) in &stored {
+            if *id == self.declared {
+                continue;
+            }
+            let served = self.get(id);
+            if served.as_ref().is_some_and(|t| *t.parts.record == *record) {
+                continue;
+            }
+            let settings = match self.file.settings().for_org(&record.spec) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    crate::sync::write(&self.broken).insert(id.clone(), e.to_string());
+                    continue;
+                }
+            };
+            crate::sync::write(&self.broken).remove(id);
+            match served {
+                Some(old) => {
+                    tracing::info!(organization = %id, state = %record.state, "organization changed by another fleet member");
+                    if let Err(e) = self.swap(old, record.clone(), settings, None).await {
+                        tracing::error!(organization = %id, error = %e, "cannot serve the organization as another member changed it");
+                    }
+                }
+                None => {
+                    let made = tenant::make(
+                        &self.ctx,
+                        record.clone(),
+                        settings,
+                        Preflight::Reported,
+                        &self.make_api,
+                    )
+                    .await;
+                    match made {
+                        Ok(t) => {
+                            let t = Arc::new(t);
+                            t.start(&self.ctx);
+                            crate::sync::write(&self.tenants).insert(id.clone(), t);
+                            tracing::info!(organization = %id, "organization added by another fleet member");
+                        }
+                        Err(e) => {
+                            crate::sync::write(&self.broken).insert(id.clone(), e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        for t in self.all() {
+            if *t.parts.id != *self.declared && !stored.contains_key(&*t.parts.id) {
+                tracing::info!(organization = %t.parts.id, "organization purged by another fleet member");
+                t.stop(tokio::time::Instant::now() + Duration::from_secs(30))
+                    .await;
+                crate::sync::write(&self.tenants).remove(&*t.parts.id);
+            }
+        }
+        crate::sync::write(&self.broken).retain(|id, _| stored.contains_key(id));
+        Ok(())
+    }
+
+    /// Follows the store's organizations every `interval` (fleet mode).
+    pub(crate) async fn follow(
+        self: Arc<Self>,
+        interval: Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            if let Err(e) = self.sync().await {
+                tracing::warn!(error = %e, "cannot read the organizations from the store; serving the ones known");
+            }
+        }
     }
 
     /// Stops every organization's tasks (shutdown), until `deadline`.

@@ -63,6 +63,16 @@ impl Client {
         self.call(Method::DELETE, &paths::org(id), Some(body)).await
     }
 
+    /// `PATCH /v1/orgs/{org}`: changes its settings.
+    pub async fn org_set(
+        &self,
+        id: &str,
+        patch: &crate::domain::OrgPatch,
+    ) -> Result<OrgView, ClientError> {
+        let body = serde_json::to_vec(patch).expect("patches serialize");
+        self.call(Method::PATCH, &paths::org(id), Some(body)).await
+    }
+
     /// `POST /v1/orgs/{org}/restore`.
     pub async fn org_restore(&self, id: &str) -> Result<OrgView, ClientError> {
         let path = paths::for_org(Some(id), paths::RESTORE);

@@ -250,6 +250,15 @@ pub(crate) enum OrgCommand {
         #[command(flatten)]
         spec: SpecArgs,
     },
+    /// Change an organization's settings: a new KMS key passes the Test
+    /// first and a key pair is made under it at once; a new cadence
+    /// reschedules; new backup keys re-wrap the existing key pairs.
+    Set {
+        /// The organization id.
+        id: String,
+        #[command(flatten)]
+        spec: SpecArgs,
+    },
     /// The organizations, a page at a time (by id).
     List {
         /// How many to show, 1 to 1000.

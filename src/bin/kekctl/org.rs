@@ -20,6 +20,24 @@ pub(crate) async fn run(client: &Client, command: OrgCommand, out: Output) -> an
                 )
             })
         }
+        OrgCommand::Set { id, spec } => {
+            let backups =
+                (!spec.backup_kms_key_arns.is_empty()).then(|| spec.backup_kms_key_arns.clone());
+            let patch = kekd::domain::OrgPatch {
+                kms_key_arn: spec.kms_key_arn,
+                backup_kms_key_arns: backups,
+                region: spec.region,
+                cadence: spec.cadence,
+                timezone: spec.timezone,
+                key_bits: spec.key_bits,
+                retention: spec.retention,
+                announce_ahead: spec.announce_ahead,
+            };
+            let o = client.org_set(&id, &patch).await?;
+            out.show(&o, |o| {
+                format!("organization {} changed\n{}", o.id, show(o))
+            })
+        }
         OrgCommand::List { limit, after } => {
             let page = client.orgs(usize::from(limit), after.as_deref()).await?;
             out.show(&page, list)
