@@ -64,7 +64,7 @@ async fn roles_are_enforced_by_peer_credentials_and_reloadable() {
     let (code, _, err) = kekctl_as_nobody(&d.socket, &["rotate"]);
     assert_eq!(code, 4, "{err}");
     assert!(
-        err.contains("lacks the `edit` role needed for POST /v1/rotate"),
+        err.contains("lacks the `edit` role for organization acme-test needed for POST /v1/rotate"),
         "{err}"
     );
     assert!(err.contains("forbidden") && err.contains("403"), "{err}");
@@ -409,4 +409,64 @@ fn a_state_dir_the_user_cannot_own_is_named_by_check_config_and_at_start() {
     // As root (kekd's user here) the same file is fine.
     let (code, out, err) = kekd(&["check-config", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// A grant limited to one organization: nobody may unwrap (and read) for
+/// that organization only — refused for another, naming it and the role,
+/// and refused on the daemon-wide list.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grant_limited_to_one_organization_holds_for_it_only() {
+    require_root();
+    let moto = Moto::start().await;
+    let (_, alias) = moto.create_key("kekd-access-orgs").await;
+    let limited = "[access]\nsocket_group = \"nogroup\"\n\
+        [[access.grant]]\nrole = \"decrypt\"\nusers = [\"nobody\"]\norganizations = [\"beta\"]\n\
+        [[access.grant]]\nrole = \"view\"\nusers = [\"nobody\"]\norganizations = [\"beta\"]\n";
+    let d = TestDaemon::start(&moto, |dir| config(dir, &alias, limited)).await;
+    let c = d.client();
+    let spec = |id: &str| kekd::domain::OrgSpec {
+        id: id.into(),
+        kms_key_arn: Some(alias.clone()),
+        ..Default::default()
+    };
+    c.org_add(&spec("beta")).await.unwrap();
+    c.org_add(&spec("gamma")).await.unwrap();
+    let socket = d.socket.to_str().unwrap();
+    let (code, out, err) = kekctl_as_nobody(&d.socket, &["--org", "beta", "public-key"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("BEGIN PUBLIC KEY"));
+    let (code, _, err) = kekctl_as_nobody(&d.socket, &["--org", "gamma", "public-key"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("organization gamma") && err.contains("`view`"),
+        "{err}"
+    );
+    let (code, _, err) = kekctl_as_nobody(&d.socket, &["org", "list"]);
+    assert_eq!(code, 4, "the daemon-wide list is not covered: {err}");
+    // Unwrap: a recording sealed for beta opens as nobody; one for gamma
+    // is refused before any key is touched.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let f = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    std::fs::write(f("plain"), b"for beta").unwrap();
+    for org in ["beta", "gamma"] {
+        let (code, _, err) = kekctl(&d.socket, &["--org", org, "seal", &f("plain"), &f(org)]);
+        assert_eq!(code, 0, "{err}");
+        std::fs::set_permissions(f(org), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let (code, _, err) = kekctl_as_nobody(
+        &d.socket,
+        &["--org", "beta", "open", &f("beta"), &f("out-beta")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = kekctl_as_nobody(
+        &d.socket,
+        &["--org", "gamma", "open", &f("gamma"), &f("out-gamma")],
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("organization gamma") && err.contains("`decrypt`"),
+        "{err}"
+    );
+    let _ = socket;
 }

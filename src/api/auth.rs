@@ -40,8 +40,10 @@ pub(crate) async fn authorize(
     let role = paths::required_role(req.method(), req.uri().path());
     static DAEMON_UID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let daemon_uid = *DAEMON_UID.get_or_init(|| rustix::process::geteuid().as_raw());
+    let org = org_of(&req, &st);
     let allowed = st.orgs.file().settings().access.allows(
         role,
+        org.as_deref(),
         peer.uid,
         peer.gid,
         peer.groups.as_deref().unwrap_or(&[]),
@@ -75,10 +77,14 @@ pub(crate) async fn authorize(
                 tracing::error!(error = %e, "cannot audit a refused request");
             }
         }
+        let scope = match &org {
+            Some(o) => format!(" for organization {o}"),
+            None => String::new(),
+        };
         return Err(ApiError::new(
             ErrorCode::Forbidden,
             format!(
-                "uid {} lacks the `{}` role needed for {method} {path}; grant it under [access.{}] users or groups",
+                "uid {} lacks the `{}` role{scope} needed for {method} {path}; grant it under [access.{}] (every organization) or an [[access.grant]] listing the organization",
                 peer.uid,
                 role.name(),
                 role.name()
@@ -101,6 +107,33 @@ pub(crate) async fn authorize(
         }
     }
     Ok(next.run(req).await)
+}
+
+/// The organization a request is about, for a grant limited to some:
+/// the one its path names (`/v1/orgs/{org}/…`, `/v1/orgs/{org}`), or on
+/// an unprefixed per-organization path the only one there is. `None` for
+/// the daemon-wide endpoints (the organization list, reload, audit,
+/// metrics), which no limited grant covers.
+fn org_of(req: &Request, st: &Hub) -> Option<String> {
+    if let Some(o) = req.extensions().get::<super::extract::OrgSelector>() {
+        return Some(o.0.clone());
+    }
+    let path = req.uri().path();
+    if let Some(rest) = path.strip_prefix("/v1/orgs/") {
+        return Some(
+            percent_encoding::percent_decode_str(rest)
+                .decode_utf8_lossy()
+                .into_owned(),
+        );
+    }
+    let daemonwide = path == paths::ORGS
+        || path == paths::RELOAD
+        || path == paths::AUDIT_ROTATE
+        || path == paths::METRICS;
+    if daemonwide {
+        return None;
+    }
+    st.orgs.sole().ok().map(|t| t.parts.id.to_string())
 }
 
 /// The longest path recorded as is; longer ones are cut and their length

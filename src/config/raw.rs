@@ -81,6 +81,19 @@ pub(crate) struct RawAccess {
     pub(crate) view: Option<RawGrant>,
     pub(crate) edit: Option<RawGrant>,
     pub(crate) decrypt: Option<RawGrant>,
+    /// `[[access.grant]]`: a role for some organizations only.
+    pub(crate) grant: Option<Vec<RawScopedGrant>>,
+}
+
+/// `[[access.grant]]`: `role` for `users` and `groups`, limited to
+/// `organizations`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScopedGrant {
+    pub(crate) role: Option<String>,
+    pub(crate) users: Option<Vec<String>>,
+    pub(crate) groups: Option<Vec<String>>,
+    pub(crate) organizations: Option<Vec<String>>,
 }
 
 /// `[access.<role>]`: user and group names granted the role.

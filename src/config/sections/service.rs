@@ -122,6 +122,9 @@ pub(crate) fn access(
     v: &Validator,
 ) -> Result<access::Access, ConfigError> {
     access::resolve(raw).map_err(|u| {
+        if let Some((problem, allowed)) = u.invalid {
+            return v.invalid(&u.field, Some(&u.value), problem, allowed);
+        }
         v.invalid(
             &u.field,
             Some(&u.value),
