@@ -41,6 +41,9 @@ pub(crate) struct Metrics {
     kms_backup_served: Family<Labels, Counter>,
     build_info: Family<Labels, Gauge>,
     store_staleness: Gauge<f64, AtomicU64>,
+    organizations: Family<Labels, Gauge>,
+    organization_degraded: Family<Labels, Gauge>,
+    organization_key_too_old: Family<Labels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -76,6 +79,12 @@ pub(crate) struct Snapshot {
     pub(crate) store_up: bool,
     /// Fleet mode: seconds since the fleet's head was last read.
     pub(crate) store_staleness_seconds: f64,
+    /// Organizations by state.
+    pub(crate) orgs_by_state: Vec<(String, usize)>,
+    /// The degraded organizations (bounded by the caller).
+    pub(crate) degraded_orgs: Vec<String>,
+    /// The organizations whose active key pair is too old (bounded).
+    pub(crate) key_too_old_orgs: Vec<String>,
 }
 
 impl Metrics {
@@ -102,6 +111,9 @@ impl Metrics {
             kms_backup_served: Family::default(),
             build_info: Family::default(),
             store_staleness: Gauge::default(),
+            organizations: Family::default(),
+            organization_degraded: Family::default(),
+            organization_key_too_old: Family::default(),
         };
         {
             let mut r = crate::sync::lock(&m.registry);
@@ -134,6 +146,21 @@ impl Metrics {
                 "degraded",
                 "1 while rotations fail or the KMS key failed a check",
                 m.degraded.clone(),
+            );
+            r.register(
+                "organizations",
+                "Organizations served, by state",
+                m.organizations.clone(),
+            );
+            r.register(
+                "organization_degraded",
+                "1 for each degraded organization; only degraded ones are listed",
+                m.organization_degraded.clone(),
+            );
+            r.register(
+                "organization_key_too_old",
+                "1 for each organization whose active key pair is past max_key_age_warning; only those are listed",
+                m.organization_key_too_old.clone(),
             );
             r.register(
                 "key_pairs",
@@ -256,6 +283,23 @@ impl Metrics {
                 .get_or_create(&labels(&[("wrapping_key_arn", arn)]))
                 .set(*n as i64);
         }
+        self.organizations.clear();
+        for (state, n) in &s.orgs_by_state {
+            self.organizations
+                .get_or_create(&labels(&[("state", state)]))
+                .set(*n as i64);
+        }
+        for (family, orgs) in [
+            (&self.organization_degraded, &s.degraded_orgs),
+            (&self.organization_key_too_old, &s.key_too_old_orgs),
+        ] {
+            family.clear();
+            for org in orgs {
+                family
+                    .get_or_create(&labels(&[("organization", org)]))
+                    .set(1);
+            }
+        }
         let mut out = String::new();
         encode(&mut out, &registry).expect("writing to a String cannot fail");
         out
@@ -281,6 +325,7 @@ mod tests {
             key_too_old: false,
             store_up: true,
             store_staleness_seconds: 0.0,
+            ..Snapshot::default()
         };
         let scrapers: Vec<_> = (0..4)
             .map(|_| {

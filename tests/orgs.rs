@@ -400,3 +400,60 @@ async fn org_set_proves_a_new_key_and_makes_a_key_pair_under_it() {
         .unwrap_err();
     assert_eq!(code(e), ErrorCode::OrganizationConflict);
 }
+
+/// Bulkheads: one organization's KMS region refusing it (access denied,
+/// through the fault proxy) fails its rotations and degrades it alone; the
+/// others rotate, answer ok, and keep serving; the metrics name the
+/// degraded one only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_organizations_broken_key_degrades_it_alone() {
+    use crate::harness::fault_proxy::{Fault, FaultProxy};
+    let moto = Moto::start().await;
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    let (key_a, _) = moto.create_key("bulk-a").await;
+    let (key_b, _) = moto.create_key_in("eu-west-1", "bulk-b").await;
+    let (key_c, _) = moto.create_key("bulk-c").await;
+    let d = TestDaemon::start_via(&proxy.endpoint, |dir| kms_config(dir, &key_a, "")).await;
+    let c = d.client();
+    c.org_add(&spec("beta", Some(&key_b))).await.unwrap();
+    c.org_add(&spec("gamma", Some(&key_c))).await.unwrap();
+    proxy
+        .set_for_region(Fault::access_denied(), "eu-west-1")
+        .await;
+    let (beta, gamma) = (
+        c.clone().with_org(Some("beta".into())),
+        c.clone().with_org(Some("gamma".into())),
+    );
+    let served = beta.public_key().await.unwrap().id;
+    assert!(beta.rotate().await.is_err(), "beta's KMS region refuses it");
+    let before = gamma.status().await.unwrap().active_key_id.unwrap();
+    let rotated = gamma.rotate().await.unwrap();
+    assert_ne!(rotated.id, before);
+    let s = gamma.status().await.unwrap();
+    assert_eq!(s.state, kekd::api::views::ServiceState::Ok);
+    let s = beta.status().await.unwrap();
+    assert_eq!(s.state, kekd::api::views::ServiceState::Degraded);
+    assert_eq!(
+        beta.public_key().await.unwrap().id,
+        served,
+        "beta still serves its key pair"
+    );
+    let metrics = c.metrics().await.unwrap();
+    assert!(
+        metrics.contains("kekd_organizations{state=\"active\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kekd_organization_degraded{organization=\"beta\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("kekd_organization_degraded{organization=\"gamma\"}"),
+        "{metrics}"
+    );
+    let summary = match c.status_any().await.unwrap() {
+        kekd::api::client::StatusAnswer::Daemon(d) => d.daemon,
+        other => panic!("expected the daemon summary, got {other:?}"),
+    };
+    assert_eq!(summary.degraded_orgs, ["beta"]);
+}

@@ -67,6 +67,37 @@ fn summary(hub: &Hub) -> DaemonSummary {
     s
 }
 
+/// At most this many per-organization series of one kind: every
+/// organization degraded at once (a region's KMS outage) must not blow up
+/// the scrape.
+const MAX_ORG_SERIES: usize = 1000;
+
+/// The per-organization metrics: organizations by state, and only the
+/// actionable ones by name — degraded, key past its age warning.
+type PerOrg = (Vec<(String, usize)>, Vec<String>, Vec<String>);
+
+fn per_org_series(hub: &Hub) -> PerOrg {
+    let mut by_state = std::collections::BTreeMap::<String, usize>::new();
+    let (mut degraded, mut too_old) = (Vec::new(), Vec::new());
+    for t in hub.orgs.all() {
+        *by_state
+            .entry(t.parts.record.state.to_string())
+            .or_default() += 1;
+        let a = assess(&t.api);
+        if a.degraded() && degraded.len() < MAX_ORG_SERIES {
+            degraded.push(t.parts.id.to_string());
+        }
+        if a.key_too_old && too_old.len() < MAX_ORG_SERIES {
+            too_old.push(t.parts.id.to_string());
+        }
+    }
+    let unusable = hub.orgs.broken().len();
+    if unusable > 0 {
+        by_state.insert("unusable".into(), unusable);
+    }
+    (by_state.into_iter().collect(), degraded, too_old)
+}
+
 /// Status's warnings: accepted states worth a look, never a degradation.
 fn warnings(st: &AppState, o: &Observed) -> Vec<String> {
     let mut warnings = Vec::new();
@@ -104,6 +135,7 @@ fn counts(s: crate::store::Summary) -> KeyPairCounts {
 pub(super) async fn metrics(State(hub): State<Hub>) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let st = hub.orgs.declared().api.clone();
+    let per_org = per_org_series(&hub);
     let counts = counts(st.store.summary().await?);
     let o = observe(&st);
     let now = chrono::Utc::now();
@@ -132,6 +164,9 @@ pub(super) async fn metrics(State(hub): State<Hub>) -> Result<axum::response::Re
             .as_ref()
             .and_then(|f| f.last_refresh_at)
             .map_or(0.0, |t| (now - t).num_milliseconds() as f64 / 1000.0),
+        orgs_by_state: per_org.0,
+        degraded_orgs: per_org.1,
+        key_too_old_orgs: per_org.2,
     };
     let body = st.metrics.render(&snapshot);
     Ok((
