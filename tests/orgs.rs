@@ -239,6 +239,12 @@ async fn remove_restore_remove_purge_across_a_restart() {
             "{kind} audited"
         );
     }
+    // `kekctl --org ORG audit show` shows that organization's records only.
+    let (rc, out, err) = d.kekctl(&["--org", "tenant2", "--json", "audit", "show"]);
+    assert_eq!(rc, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() >= 5, "{out}");
+    assert!(lines.iter().all(|l| l.contains("\"organization\":\"tenant2\"")), "{out}");
 }
 
 /// A store written before organizations (schema 2, one organization, no

@@ -129,4 +129,6 @@ pub struct DaemonStatus {
     pub version: String,
     /// The summary.
     pub daemon: DaemonSummary,
+    /// The audit trail (one for the daemon).
+    pub audit: crate::audit::Head,
 }

@@ -201,6 +201,7 @@ pub(super) async fn status(
                 },
                 version: env!("CARGO_PKG_VERSION").into(),
                 daemon,
+                audit: hub.audit.head(),
             };
             return Ok(json_body(axum::body::Bytes::from(
                 serde_json::to_vec(&view).expect("status serializes"),

@@ -10,7 +10,12 @@ use std::path::PathBuf;
 
 /// The daemon's audit file, from status, unless one is given.
 pub(crate) async fn daemon_file(client: &Client) -> anyhow::Result<PathBuf> {
-    Ok(PathBuf::from(client.status().await?.audit.path))
+    // The trail is the daemon's, whichever organization --org names.
+    let client = client.clone().with_org(None);
+    Ok(PathBuf::from(match client.status_any().await? {
+        kekd::api::client::StatusAnswer::Org(s) => s.audit.path,
+        kekd::api::client::StatusAnswer::Daemon(d) => d.audit.path,
+    }))
 }
 
 /// `kekctl audit rotate`.
@@ -46,11 +51,13 @@ pub(crate) fn verify(paths: &[PathBuf], out: Output) -> anyhow::Result<()> {
     })
 }
 
-/// `kekctl audit show`: the records from `since` on, as a table (or the
-/// stored JSON lines); with `follow`, then every record appended.
+/// `kekctl audit show`: the records from `since` on (about organization
+/// `org` only, with `--org`), as a table (or the stored JSON lines); with
+/// `follow`, then every record appended.
 pub(crate) async fn show(
     path: &std::path::Path,
     since: Option<kekd::time::Timestamp>,
+    org: Option<&str>,
     follow: bool,
     out: Output,
 ) -> anyhow::Result<()> {
@@ -125,7 +132,8 @@ pub(crate) async fn show(
             .as_str()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&chrono::Utc));
-        if since.is_none_or(|s| at.is_some_and(|at| at >= s)) {
+        let about = |o: &str| record["organization"].as_str() == Some(o);
+        if since.is_none_or(|s| at.is_some_and(|at| at >= s)) && org.is_none_or(about) {
             rows.push(record);
         }
     }

@@ -48,7 +48,8 @@ pub(crate) struct Cli {
 #[derive(Subcommand)]
 pub(crate) enum AuditCommand {
     /// Show the audit records (a table; --json prints them as stored),
-    /// read from the file directly (by default the daemon's, from status).
+    /// read from the file directly (by default the daemon's, from status);
+    /// with --org, only the records about that organization.
     Show {
         /// The audit log to read instead of the daemon's.
         #[arg(long, value_name = "FILE")]
