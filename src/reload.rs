@@ -236,6 +236,13 @@ impl Reloader {
             ("retention", new.retention != old.retention),
             ("kms timeouts", new.kms_timeouts != old.kms_timeouts),
             ("retry", new.retry != old.retry),
+            (
+                "max_key_age_warning",
+                new.max_key_age_warning != old.max_key_age_warning,
+            ),
+            ("announce_ahead", new.announce_ahead != old.announce_ahead),
+            ("canary", new.canary != old.canary),
+            ("unwrap cache", new.unwrap != old.unwrap),
         ] {
             if differs {
                 changes.push(name.to_string());

@@ -244,7 +244,12 @@ async fn remove_restore_remove_purge_across_a_restart() {
     assert_eq!(rc, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines.len() >= 5, "{out}");
-    assert!(lines.iter().all(|l| l.contains("\"organization\":\"tenant2\"")), "{out}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("\"organization\":\"tenant2\"")),
+        "{out}"
+    );
 }
 
 /// A store written before organizations (schema 2, one organization, no
@@ -462,4 +467,42 @@ async fn one_organizations_broken_key_degrades_it_alone() {
         other => panic!("expected the daemon summary, got {other:?}"),
     };
     assert_eq!(summary.degraded_orgs, ["beta"]);
+}
+
+/// A reload's daemon-wide sections reach every organization, not only
+/// the one the file declares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_reaches_every_organization() {
+    let mut d = TestDaemon::launch_local(local_config);
+    d.spawn();
+    d.wait_active().await;
+    let c = d.client();
+    c.org_add(&spec("beta", None)).await.unwrap();
+    let beta = c.clone().with_org(Some("beta".into()));
+    assert!(beta.status().await.unwrap().warnings.is_empty());
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, format!("max_key_age_warning = \"1s\"\n{text}")).unwrap();
+    let out = c.reload().await.unwrap();
+    assert_eq!(
+        out.outcome,
+        kekd::api::views::ReloadResult::Applied,
+        "{}",
+        out.message
+    );
+    // Once beta's key pair is older than a second, beta's status says so.
+    let mut warned = false;
+    for _ in 0..100 {
+        let s = beta.status().await.unwrap();
+        if s.warnings.iter().any(|w| w.contains("max_key_age_warning")) {
+            warned = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(warned, "beta follows the reloaded max_key_age_warning");
+    let metrics = c.metrics().await.unwrap();
+    assert!(
+        metrics.contains("kekd_organization_key_too_old{organization=\"beta\"} 1"),
+        "{metrics}"
+    );
 }

@@ -45,6 +45,9 @@ pub(super) async fn test_round_trip(Served(st): Served) -> Json<TestReport> {
 /// fails its Test round trip.
 pub(super) async fn reload(State(st): State<Hub>) -> Result<Json<ReloadOutcome>, ApiError> {
     let out = st.reloader.reload().await;
+    if out.outcome == ReloadResult::Applied {
+        st.orgs.follow_file().await;
+    }
     if out.outcome == ReloadResult::Failed {
         return Err(ApiError::new(
             ErrorCode::ReloadFailed,

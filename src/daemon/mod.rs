@@ -230,8 +230,8 @@ impl Daemon {
         tasks.spawn("change-key-now", |s| {
             signals::change_key_now_on_usr1(usr1, orgs, s)
         });
-        let reloader = hub.reloader.clone();
-        tasks.spawn("reload", |s| signals::reload_on_hup(hup, reloader, s));
+        let (reloader, orgs) = (hub.reloader.clone(), hub.orgs.clone());
+        tasks.spawn("reload", |s| signals::reload_on_hup(hup, reloader, orgs, s));
         tasks.spawn("file-size-limit", |s| signals::log_file_size_limit(xfsz, s));
         let declared = hub.orgs.declared();
         let active = declared.active.clone();

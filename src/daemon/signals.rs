@@ -33,6 +33,7 @@ pub(crate) async fn change_key_now_on_usr1(
 pub(crate) async fn reload_on_hup(
     mut hup: Signal,
     reloader: Arc<Reloader>,
+    orgs: Arc<crate::orgs::Orgs<crate::api::state::AppState>>,
     stop: CancellationToken,
 ) {
     loop {
@@ -48,6 +49,9 @@ pub(crate) async fn reload_on_hup(
             sd_notify::NotifyState::MonotonicUsec(usec),
         ]);
         let out = reloader.reload().await;
+        if out.outcome == crate::domain::ReloadResult::Applied {
+            orgs.follow_file().await;
+        }
         let status = format!("reload {}: {}", out.outcome, out.message);
         notify(&[
             sd_notify::NotifyState::Ready,

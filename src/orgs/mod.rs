@@ -576,6 +576,43 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         }
     }
 
+    /// After the file was reloaded: the organization it declares is stored
+    /// as the file now says, and every other organization's settings are
+    /// made again from the new file (its daemon-wide sections — KMS
+    /// timeouts, retry, canary, unwrap cache — apply to every
+    /// organization), with a provider for them.
+    pub(crate) async fn follow_file(&self) {
+        let _one = self.changing.lock().await;
+        let file = self.file.settings();
+        if let Err(e) = declare(&*self.ctx.registry, &self.ctx.audit, &file).await {
+            tracing::error!(error = %e, "the reloaded file's organization could not be stored; other fleet members keep its previous settings");
+        }
+        for t in self.all() {
+            if *t.parts.id == *self.declared {
+                continue;
+            }
+            let settings = match file.for_org(&t.parts.record.spec) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    tracing::error!(organization = %t.parts.id, error = %e, "under the reloaded file the organization's settings do not validate; it keeps its previous ones");
+                    continue;
+                }
+            };
+            match crate::provider::instrumented(
+                &settings,
+                self.ctx.metrics.clone(),
+                t.parts.audit.clone(),
+            )
+            .await
+            {
+                Ok(provider) => t.parts.current.replace(settings, provider),
+                Err(e) => {
+                    tracing::error!(organization = %t.parts.id, error = %e, "no provider for the organization under the reloaded file; it keeps its previous one");
+                }
+            }
+        }
+    }
+
     /// Stops every organization's tasks (shutdown), until `deadline`.
     pub(crate) async fn stop(&self, deadline: tokio::time::Instant) {
         for t in self.all() {

@@ -157,7 +157,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Some(f) => f,
                     None => audit::daemon_file(&client).await?,
                 };
-                audit::show(&path, since, cli.org.first().map(String::as_str), follow, out).await
+                audit::show(
+                    &path,
+                    since,
+                    cli.org.first().map(String::as_str),
+                    follow,
+                    out,
+                )
+                .await
             }
             AuditCommand::Verify { file } => {
                 let paths = match file {
