@@ -14,7 +14,7 @@ pub enum StatusAnswer {
     /// The status of one organization (with the daemon summary in it).
     Org(Box<StatusView>),
     /// The daemon summary.
-    Daemon(DaemonStatus),
+    Daemon(Box<DaemonStatus>),
 }
 
 impl Client {

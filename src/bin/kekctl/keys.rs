@@ -23,7 +23,7 @@ pub(crate) async fn status(client: &Client, out: Output) -> anyhow::Result<()> {
     let s = match client.status_any().await? {
         StatusAnswer::Org(s) => s,
         StatusAnswer::Daemon(d) => {
-            out.show(&d, render::daemon_status)?;
+            out.show(&*d, render::daemon_status)?;
             if d.state == kekd::api::views::ServiceState::Degraded {
                 return Err(Degraded {
                     causes: vec![format!("{} organizations degraded", d.daemon.degraded)],
