@@ -506,3 +506,77 @@ async fn a_reload_reaches_every_organization() {
         "{metrics}"
     );
 }
+
+/// `kekctl org apply FILE`: adds and updates what the file lists, says
+/// what it changed, changes nothing the second time, removes only with
+/// --prune, and a dry run changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_apply_is_declarative_and_idempotent() {
+    let mut d = TestDaemon::launch_local(local_config);
+    d.spawn();
+    d.wait_active().await;
+    let file = d.dir.path().join("orgs.toml");
+    let f = file.to_str().unwrap();
+    std::fs::write(
+        &file,
+        "[[organization]]\nid = \"one\"\n\n[[organization]]\nid = \"two\"\ncadence = \"weekly\"\n",
+    )
+    .unwrap();
+    let (rc, out, err) = d.kekctl(&["org", "apply", f]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(
+        out.contains("added         one") && out.contains("added         two"),
+        "{out}"
+    );
+    let (rc, out, _) = d.kekctl(&["org", "apply", f]);
+    assert_eq!(rc, 0);
+    assert!(
+        out.contains("unchanged     one") && out.contains("unchanged     two"),
+        "{out}"
+    );
+    std::fs::write(
+        &file,
+        "[[organization]]\nid = \"two\"\ncadence = \"daily\"\n",
+    )
+    .unwrap();
+    let (rc, out, _) = d.kekctl(&["org", "apply", "--dry-run", "--prune", f]);
+    assert_eq!(rc, 0);
+    assert!(
+        out.contains("would change  two (cadence)") && out.contains("would remove  one"),
+        "{out}"
+    );
+    assert_eq!(
+        d.client().org("two").await.unwrap().cadence,
+        "weekly",
+        "a dry run changes nothing"
+    );
+    let (rc, out, _) = d.kekctl(&["org", "apply", f]);
+    assert_eq!(rc, 0);
+    assert!(
+        out.contains("changed       two (cadence)") && !out.contains("one"),
+        "{out}"
+    );
+    assert_eq!(
+        d.client().org("one").await.unwrap().state,
+        kekd::domain::OrgState::Active,
+        "no --prune, no removal"
+    );
+    let (rc, out, _) = d.kekctl(&["org", "apply", "--prune", f]);
+    assert_eq!(rc, 0);
+    assert!(
+        out.contains("removed       one") && out.contains("unchanged     two"),
+        "{out}"
+    );
+    assert_eq!(
+        d.client().org("one").await.unwrap().state,
+        kekd::domain::OrgState::Removed
+    );
+    // A field the file may not have is named, with the file.
+    std::fs::write(&file, "[[organization]]\nid = \"x\"\ncadense = \"daily\"\n").unwrap();
+    let (rc, _, err) = d.kekctl(&["org", "apply", f]);
+    assert_eq!(rc, 1);
+    assert!(
+        err.contains("orgs.toml") && err.contains("cadense"),
+        "{err}"
+    );
+}

@@ -260,6 +260,21 @@ pub(crate) enum OrgCommand {
         #[command(flatten)]
         spec: SpecArgs,
     },
+    /// Declarative: add and update the organizations a TOML file lists
+    /// (`[[organization]]` tables with `id` and the fields of `org add`),
+    /// printing what changed; running it again changes nothing. Removes
+    /// nothing unless --prune (then every organization added through the
+    /// API that the file does not list is removed, restorable as usual).
+    Apply {
+        /// The TOML file.
+        file: PathBuf,
+        /// Also remove the organizations the file does not list.
+        #[arg(long)]
+        prune: bool,
+        /// Show what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The organizations, a page at a time (by id).
     List {
         /// How many to show, 1 to 1000.

@@ -13,6 +13,7 @@
 //! open), `audit.rs`, `store.rs` — `output.rs` (JSON or text, one way),
 //! `render.rs` (the tables), `files.rs` (inputs, outputs, progress).
 
+mod apply;
 mod audit;
 mod cli;
 mod files;

@@ -38,6 +38,11 @@ pub(crate) async fn run(client: &Client, command: OrgCommand, out: Output) -> an
                 format!("organization {} changed\n{}", o.id, show(o))
             })
         }
+        OrgCommand::Apply {
+            file,
+            prune,
+            dry_run,
+        } => crate::apply::run(client, &file, prune, dry_run, out).await,
         OrgCommand::List { limit, after } => {
             let page = client.orgs(usize::from(limit), after.as_deref()).await?;
             out.show(&page, list)
