@@ -580,3 +580,39 @@ async fn org_apply_is_declarative_and_idempotent() {
         "{err}"
     );
 }
+
+/// A fleet table from before organizations (key pairs in the
+/// organization's partition, no `#orgs` item) upgrades with the same
+/// config: every key pair kept, the same one active, the organization
+/// listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_organization_fleet_table_upgrades_with_every_key_pair() {
+    use crate::harness::fleet;
+    let moto = Moto::start().await;
+    let (key, _) = moto.create_key("fleet-upgrade").await;
+    fleet::create_table(&moto, "kekd-up");
+    let mut d = fleet::start_member(&moto, &key, "kekd-up", &moto.endpoint).await;
+    let active = d.client().rotate().await.unwrap().id;
+    let before = d.history_ids().await;
+    let org = d.wait_active().await.organization_id;
+    d.stop().await;
+    // What a build from before organizations wrote: no organization item.
+    let ddb = fleet::dynamodb(&moto);
+    let gone = ddb
+        .delete_item()
+        .table_name("kekd-up")
+        .key("org", aws_sdk_dynamodb::types::AttributeValue::S("#orgs".into()))
+        .key("item", aws_sdk_dynamodb::types::AttributeValue::S(org.clone()))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+        .send()
+        .await
+        .unwrap();
+    assert!(gone.attributes.is_some(), "the organization item existed");
+    d.spawn();
+    let s = d.wait_active().await;
+    assert_eq!(s.active_key_id.as_deref(), Some(active.as_str()));
+    assert_eq!(d.history_ids().await, before);
+    let orgs = d.client().orgs(100, None).await.unwrap();
+    assert_eq!(orgs.organizations.len(), 1);
+    assert_eq!(orgs.organizations[0].id, org);
+}
