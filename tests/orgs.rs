@@ -601,8 +601,14 @@ async fn a_single_organization_fleet_table_upgrades_with_every_key_pair() {
     let gone = ddb
         .delete_item()
         .table_name("kekd-up")
-        .key("org", aws_sdk_dynamodb::types::AttributeValue::S("#orgs".into()))
-        .key("item", aws_sdk_dynamodb::types::AttributeValue::S(org.clone()))
+        .key(
+            "org",
+            aws_sdk_dynamodb::types::AttributeValue::S("#orgs".into()),
+        )
+        .key(
+            "item",
+            aws_sdk_dynamodb::types::AttributeValue::S(org.clone()),
+        )
         .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
         .send()
         .await
