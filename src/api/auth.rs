@@ -72,8 +72,8 @@ pub(crate) async fn authorize(
     };
     if !allowed {
         if st.refusals.note(peer.uid) {
-            tracing::warn!(uid = peer.uid, gid = peer.gid, pid = peer.pid, role = role.name(), %method, %path, "request refused: missing role");
-            if let Err(e) = st.audit.record_async(event).await {
+            tracing::warn!(uid = peer.uid, gid = peer.gid, pid = peer.pid, role = role.name(), organization = org.as_deref().unwrap_or("-"), %method, %path, "request refused: missing role");
+            if let Err(e) = audit_for(&st, org.as_deref()).record_async(event).await {
                 tracing::error!(error = %e, "cannot audit a refused request");
             }
         }
@@ -94,12 +94,8 @@ pub(crate) async fn authorize(
     if role != Role::View {
         // Fail closed: a call that changes state or reveals key material
         // and cannot be audited is not made. The record names the
-        // organization the path names.
-        let audit = match req.extensions().get::<super::extract::OrgSelector>() {
-            Some(o) if crate::domain::is_org_id(&o.0) => st.audit.for_org(&o.0),
-            _ => st.audit.clone(),
-        };
-        if let Err(e) = audit.record_async(event).await {
+        // organization the request is about.
+        if let Err(e) = audit_for(&st, org.as_deref()).record_async(event).await {
             return Err(ApiError::new(
                 ErrorCode::AuditUnavailable,
                 format!("{e}; the request is refused because it cannot be audited"),
@@ -107,6 +103,14 @@ pub(crate) async fn authorize(
         }
     }
     Ok(next.run(req).await)
+}
+
+/// The audit writer whose records name `org` (the daemon's own without).
+fn audit_for(st: &Hub, org: Option<&str>) -> std::sync::Arc<crate::audit::Audit> {
+    match org {
+        Some(o) if crate::domain::is_org_id(o) => st.audit.for_org(o),
+        _ => st.audit.clone(),
+    }
 }
 
 /// The organization a request is about, for a grant limited to some:
