@@ -268,6 +268,9 @@ impl Reloader {
 
         let new = Arc::new(new);
         p.current.replace(new.clone(), provider);
+        // The operator looked at the configuration: a notice of the key
+        // behind it changing is taken as seen.
+        p.engine.update(|s| s.health.wrapping_key_changed = None);
 
         if reschedule {
             let next = new.next_rotation_after(time::now());

@@ -411,3 +411,55 @@ async fn a_key_problem_shows_at_the_first_evidence_and_clears_when_fixed() {
         "no rotation needed"
     );
 }
+
+/// Regression: re-pointing the configured alias to another KMS key went
+/// unnoticed (no audit record, no warning) while a configured change of
+/// key is proven and audited. Now the first key pair under the new key is
+/// proven as always, the change is audited with both keys, and status
+/// warns until a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alias_re_pointed_to_another_key_is_audited_and_shown() {
+    let moto = crate::harness::moto::Moto::start().await;
+    let (first_key, alias) = moto.create_key("repointed").await;
+    let (other_key, _) = moto.create_key("repointed-other").await;
+    let d = crate::harness::daemon::TestDaemon::start(&moto, |dir| {
+        crate::harness::daemon::kms_config(dir, &alias, "")
+    })
+    .await;
+    let c = d.client();
+    let before = c.rotate().await.unwrap();
+    assert_eq!(before.wrapping_key_arn, first_key);
+    assert!(c.status().await.unwrap().warnings.is_empty());
+    moto.kms()
+        .update_alias()
+        .alias_name("alias/repointed")
+        .target_key_id(&other_key)
+        .send()
+        .await
+        .expect("moto UpdateAlias");
+    let after = c.rotate().await.unwrap();
+    assert_eq!(
+        after.wrapping_key_arn, other_key,
+        "GenerateDataKey answered with the new key"
+    );
+    let s = c.status().await.unwrap();
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains(&first_key) && w.contains(&other_key) && w.contains("alias")),
+        "{:?}",
+        s.warnings
+    );
+    let trail = std::fs::read_to_string(d.dir.path().join("state/audit.jsonl")).unwrap();
+    let record = trail
+        .lines()
+        .find(|l| l.contains("wrapping_key_changed"))
+        .expect("the change is audited");
+    assert!(
+        record.contains(&first_key) && record.contains(&other_key) && record.contains(&after.id),
+        "{record}"
+    );
+    // A reload (the operator looked) clears the notice.
+    c.reload().await.unwrap();
+    assert!(c.status().await.unwrap().warnings.is_empty());
+}

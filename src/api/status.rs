@@ -111,6 +111,15 @@ fn warnings(st: &AppState, o: &Observed) -> Vec<String> {
             humantime::format_duration(limit.unwrap_or_default())
         ));
     }
+    if let Some(c) = &o.eng.health.wrapping_key_changed {
+        warnings.push(format!(
+            "the KMS key that wraps new key pairs changed at {} from {} to {} with no configuration change (configured: {}): an alias was re-pointed, or the key changed while kekd was stopped; the new key was proven, check that it is the customer's (a reload or restart clears this)",
+            crate::time::format(&c.at),
+            c.from,
+            c.to,
+            c.configured
+        ));
+    }
     if let Some(r) = &o.audit.repaired {
         warnings.push(format!("audit trail: {r}"));
     }

@@ -122,6 +122,19 @@ pub enum AuditEvent {
         /// Records up to and including the archived file's last.
         previous_records: u64,
     },
+    /// The KMS key that wraps new key pairs changed with no configuration
+    /// change: the configured alias now points to another key (or the key
+    /// was changed while kekd was stopped).
+    WrappingKeyChanged {
+        /// The key that wrapped the previous key pair.
+        from: String,
+        /// The key that wraps the new one.
+        to: String,
+        /// The key as configured.
+        configured: String,
+        /// The first key pair under the new key.
+        key_pair_id: String,
+    },
     /// An organization was added (`kekctl org add`), after its Test
     /// passed.
     OrgAdded {

@@ -400,7 +400,9 @@ impl Engine {
         self.parts
             .metrics
             .rotation(&reason.to_string(), &result.to_string());
-        let settings = self.parts.current.settings();
+        let cur = self.parts.current.get();
+        let settings = cur.settings.clone();
+        let configured = cur.provider.configured_key();
         let mut events = Vec::new();
         self.parts.state.update(|st| {
             st.health.rotating = false;
@@ -414,6 +416,29 @@ impl Engine {
             match outcome {
                 Ok(rec) => {
                     tracing::info!(%reason, key_pair_id = %rec.id, wrapping_key_arn = %rec.wrapping_key_arn, "rotation complete: new key pair active");
+                    // Whoever may re-point an alias would otherwise redirect
+                    // every future private key silently: a new wrapping key
+                    // that no configuration change asked for is audited and
+                    // shown (it was proven like any other: I1).
+                    let moved = st.active.as_ref().filter(|prev| {
+                        prev.wrapping_key_arn != rec.wrapping_key_arn
+                            && reason != Reason::KmsKeyChanged
+                    });
+                    if let Some(prev) = moved {
+                        tracing::warn!(from = %prev.wrapping_key_arn, to = %rec.wrapping_key_arn, configured = %configured, "the KMS key that wraps new key pairs changed with no configuration change");
+                        events.push(AuditEvent::WrappingKeyChanged {
+                            from: prev.wrapping_key_arn.clone(),
+                            to: rec.wrapping_key_arn.clone(),
+                            configured: configured.clone(),
+                            key_pair_id: rec.id.clone(),
+                        });
+                        st.health.wrapping_key_changed = Some(super::health::WrappingKeyChange {
+                            at: rec.activated_at.unwrap_or_else(time::now),
+                            from: prev.wrapping_key_arn.clone(),
+                            to: rec.wrapping_key_arn.clone(),
+                            configured: configured.clone(),
+                        });
+                    }
                     st.schedule = Schedule {
                         last_rotation_at: rec.activated_at,
                         next_rotation_at: settings

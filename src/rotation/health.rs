@@ -76,6 +76,23 @@ pub(crate) struct Health {
     /// The configured KMS key failed a check (preflight); cleared when a
     /// rotation proves the key works again.
     pub(crate) kms_key_problem: Option<String>,
+    /// The key that wraps new key pairs changed with no configuration
+    /// change (an alias re-pointed, or a key changed while kekd was
+    /// stopped): shown in status until the next reload or restart.
+    pub(crate) wrapping_key_changed: Option<WrappingKeyChange>,
+}
+
+/// A change of the KMS key behind the configured one, as status shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WrappingKeyChange {
+    /// When the rotation under the new key finished.
+    pub(crate) at: Timestamp,
+    /// The key that wrapped the previous key pair.
+    pub(crate) from: String,
+    /// The key that wraps the new one.
+    pub(crate) to: String,
+    /// The key as configured (an alias, usually).
+    pub(crate) configured: String,
 }
 
 /// What a store failure looked like, as status shows it.
