@@ -133,13 +133,13 @@ async fn scale() {
     summary_row(
         &format!("orgs: GET status, {ORGS} organizations vs 1"),
         &format!("median {}", ms(s100)),
-        &format!("{}", ms(s1)),
+        &ms(s1),
         &format!("{:.2}", s100.as_secs_f64() / s1.as_secs_f64()),
     );
     summary_row(
         &format!("orgs: GET public-key, {ORGS} organizations vs 1"),
         &format!("median {}", ms(k100)),
-        &format!("{}", ms(k1)),
+        &ms(k1),
         &format!("{:.2}", k100.as_secs_f64() / k1.as_secs_f64()),
     );
     d.stop().await;
