@@ -157,9 +157,7 @@ async fn an_organization_whose_key_fails_the_test_is_not_saved() {
 /// after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remove_restore_remove_purge_across_a_restart() {
-    let mut d = TestDaemon::launch_local(local_config);
-    d.spawn();
-    d.wait_active().await;
+    let mut d = TestDaemon::start_local(local_config).await;
     let c = d.client();
     let added = c.org_add(&spec("tenant2", None)).await.unwrap();
     let first = added.key_pair.unwrap().id;
@@ -257,9 +255,7 @@ async fn remove_restore_remove_purge_across_a_restart() {
 /// same one active, the organization listed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_organization_store_upgrades_with_every_key_pair() {
-    let mut d = TestDaemon::launch_local(local_config);
-    d.spawn();
-    d.wait_active().await;
+    let mut d = TestDaemon::start_local(local_config).await;
     d.client().rotate().await.unwrap();
     let active = d.client().rotate().await.unwrap().id;
     let before = d.history_ids().await;
@@ -473,9 +469,7 @@ async fn one_organizations_broken_key_degrades_it_alone() {
 /// the one the file declares.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_reaches_every_organization() {
-    let mut d = TestDaemon::launch_local(local_config);
-    d.spawn();
-    d.wait_active().await;
+    let d = TestDaemon::start_local(local_config).await;
     let c = d.client();
     c.org_add(&spec("beta", None)).await.unwrap();
     let beta = c.clone().with_org(Some("beta".into()));
@@ -512,9 +506,7 @@ async fn a_reload_reaches_every_organization() {
 /// --prune, and a dry run changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn org_apply_is_declarative_and_idempotent() {
-    let mut d = TestDaemon::launch_local(local_config);
-    d.spawn();
-    d.wait_active().await;
+    let d = TestDaemon::start_local(local_config).await;
     let file = d.dir.path().join("orgs.toml");
     let f = file.to_str().unwrap();
     std::fs::write(

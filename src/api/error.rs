@@ -270,6 +270,7 @@ impl From<crate::orgs::OrgError> for ApiError {
             FirstKeyPair { source, .. } => {
                 return rotation_failed(source.clone(), Serving::Nothing).about(format_args!("{e}"))
             }
+            FirstKeyPairTimedOut { .. } => ErrorCode::KmsUnavailable,
             Removed(_) => ErrorCode::OrganizationRemoved,
             NotRemoved(_) | WindowOpen { .. } | Declared(_) => ErrorCode::OrganizationConflict,
             Store(StoreError::Conflict { .. }) => ErrorCode::OrganizationConflict,

@@ -87,6 +87,14 @@ pub enum OrgError {
         /// Why.
         source: RotationError,
     },
+    /// The first key pair took longer than the bound: nothing was kept.
+    #[error("organization {org}: the first key pair was not made within {after:?} (KMS slow or unreachable); nothing was kept")]
+    FirstKeyPairTimedOut {
+        /// The organization.
+        org: String,
+        /// The bound.
+        after: Duration,
+    },
     /// The organization is removed (nothing is served for it).
     #[error("organization {0} is removed: it is not served; restore it within its restore window (kekctl org restore)")]
     Removed(String),
@@ -246,48 +254,93 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         if !is_org_id(&spec.id) {
             return Err(OrgError::InvalidId(spec.id));
         }
-        let _one = self.changing.lock().await;
         let id = spec.id.clone();
         if self.get(&id).is_some() || self.ctx.registry.org(&id).await?.is_some() {
             return Err(OrgError::Exists(id));
         }
+        // The Test talks to the customer's KMS key, which may be slow: no
+        // lock is held meanwhile, so it delays no other change of the set
+        // (nor a fleet member's following of the store).
         let settings = Arc::new(self.file.settings().for_org(&spec)?);
         test(&settings).await?;
         let record = OrgRecord::new(spec, OrgSource::Api, time::now());
-        let audit = self.ctx.audit.for_org(&id);
-        audit
-            .record_async(AuditEvent::OrgAdded {
-                spec: record.spec.clone(),
-            })
-            .await?;
-        self.ctx.registry.save_org(&record, Expect::Absent).await?;
-        let made = tenant::make(&self.ctx, record, settings, Preflight::Done, &self.make_api).await;
-        let tenant = match made {
-            Ok(t) => Arc::new(t),
-            Err(e) => {
-                self.undo_add(&id).await;
-                return Err(e.into());
-            }
-        };
-        let first = tenant.with_engine(|e| e.first_rotation());
-        tenant.start(&self.ctx);
-        let outcome = match first {
-            Some(rx) => tokio::time::timeout(FIRST_KEY_PAIR_BOUND, rx)
+        let (tenant, first) = {
+            let _one = self.changing.lock().await;
+            let audit = self.ctx.audit.for_org(&id);
+            audit
+                .record_async(AuditEvent::OrgAdded {
+                    spec: record.spec.clone(),
+                })
+                .await?;
+            // Conditional: of two adds of one id (here or on another
+            // member), one saves and the other is told it exists.
+            self.ctx
+                .registry
+                .save_org(&record, Expect::Absent)
                 .await
-                .map_err(|_| RotationError::ShuttingDown)
-                .and_then(|r| r.unwrap_or(Err(RotationError::ShuttingDown))),
-            None => Err(RotationError::ShuttingDown),
+                .map_err(|e| match e {
+                    StoreError::Conflict { .. } => OrgError::Exists(id.clone()),
+                    other => other.into(),
+                })?;
+            let made =
+                tenant::make(&self.ctx, record, settings, Preflight::Done, &self.make_api).await;
+            let tenant = match made {
+                Ok(t) => Arc::new(t),
+                Err(e) => {
+                    self.undo_add(&id).await;
+                    return Err(e.into());
+                }
+            };
+            let first = tenant.with_engine(|e| e.first_rotation());
+            tenant.start(&self.ctx);
+            // In the set before the lock is let go, so following the store
+            // never makes a second tenant of it.
+            crate::sync::write(&self.tenants).insert(id.clone(), tenant.clone());
+            (tenant, first)
         };
-        if let Err(source) = outcome {
+        let outcome = match first {
+            Some(rx) => match tokio::time::timeout(FIRST_KEY_PAIR_BOUND, rx).await {
+                Ok(r) => r
+                    .unwrap_or(Err(RotationError::ShuttingDown))
+                    .map(|_| ())
+                    .map_err(|source| OrgError::FirstKeyPair {
+                        org: id.clone(),
+                        source,
+                    }),
+                Err(_) => Err(OrgError::FirstKeyPairTimedOut {
+                    org: id.clone(),
+                    after: FIRST_KEY_PAIR_BOUND,
+                }),
+            },
+            None => Err(OrgError::FirstKeyPair {
+                org: id.clone(),
+                source: RotationError::ShuttingDown,
+            }),
+        };
+        if let Err(e) = outcome {
+            let _one = self.changing.lock().await;
+            crate::sync::write(&self.tenants).remove(&id);
             tenant
                 .stop(tokio::time::Instant::now() + Duration::from_secs(30))
                 .await;
             self.undo_add(&id).await;
-            return Err(OrgError::FirstKeyPair { org: id, source });
+            return Err(e);
         }
-        crate::sync::write(&self.tenants).insert(id.clone(), tenant.clone());
         tracing::info!(organization = %id, "organization added");
         Ok(tenant)
+    }
+
+    /// An organization the API may change: served, not removed, and not
+    /// the one the file declares (its file changes it).
+    fn changeable(&self, id: &str) -> Result<Arc<Tenant<X>>, OrgError> {
+        let t = self.get(id).ok_or_else(|| OrgError::NotFound(id.into()))?;
+        if id == self.declared {
+            return Err(OrgError::Declared(id.into()));
+        }
+        if t.is_removed() {
+            return Err(OrgError::Removed(id.into()));
+        }
+        Ok(t)
     }
 
     /// Deletes what a failed add left (the record, a superseded key pair).
@@ -306,13 +359,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         window: Duration,
     ) -> Result<Arc<Tenant<X>>, OrgError> {
         let _one = self.changing.lock().await;
-        let old = self.get(id).ok_or_else(|| OrgError::NotFound(id.into()))?;
-        if id == self.declared {
-            return Err(OrgError::Declared(id.into()));
-        }
-        if old.is_removed() {
-            return Err(OrgError::Removed(id.into()));
-        }
+        let old = self.changeable(id)?;
         let now = time::now();
         let mut record = (*old.parts.record).clone();
         record.state = OrgState::Removed;
@@ -435,13 +482,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
     /// reschedules; new backup keys re-wrap the existing key pairs.
     pub(crate) async fn set(&self, id: &str, patch: OrgPatch) -> Result<Arc<Tenant<X>>, OrgError> {
         let _one = self.changing.lock().await;
-        let old = self.get(id).ok_or_else(|| OrgError::NotFound(id.into()))?;
-        if id == self.declared {
-            return Err(OrgError::Declared(id.into()));
-        }
-        if old.is_removed() {
-            return Err(OrgError::Removed(id.into()));
-        }
+        let old = self.changeable(id)?;
         let mut record = (*old.parts.record).clone();
         record.spec = patch.apply(record.spec);
         if record.spec == old.parts.record.spec {

@@ -217,6 +217,15 @@ impl TestDaemon {
         TestDaemon::launch_with(None, make_config)
     }
 
+    /// Starts kekd with the local provider (no moto) and waits until it
+    /// serves an active key pair.
+    pub async fn start_local(make_config: impl FnOnce(&Path) -> String) -> TestDaemon {
+        let mut d = TestDaemon::launch_local(make_config);
+        d.spawn();
+        d.wait_active().await;
+        d
+    }
+
     /// Writes the config; does not start anything.
     fn launch_with(
         endpoint: Option<String>,
