@@ -268,7 +268,8 @@ impl From<crate::orgs::OrgError> for ApiError {
             Exists(_) => ErrorCode::OrganizationExists,
             TestFailed { .. } => ErrorCode::KmsTestFailed,
             FirstKeyPair { source, .. } => {
-                return rotation_failed(source.clone(), Serving::Nothing).about(format_args!("{e}"))
+                return rotation_failed((**source).clone(), Serving::Nothing)
+                    .about(format_args!("{e}"))
             }
             FirstKeyPairTimedOut { .. } => ErrorCode::KmsUnavailable,
             Removed(_) => ErrorCode::OrganizationRemoved,

@@ -85,7 +85,7 @@ pub enum OrgError {
         /// The organization.
         org: String,
         /// Why.
-        source: RotationError,
+        source: Box<RotationError>,
     },
     /// The first key pair took longer than the bound: nothing was kept.
     #[error("organization {org}: the first key pair was not made within {after:?} (KMS slow or unreachable); nothing was kept")]
@@ -305,7 +305,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
                     .map(|_| ())
                     .map_err(|source| OrgError::FirstKeyPair {
                         org: id.clone(),
-                        source,
+                        source: Box::new(source),
                     }),
                 Err(_) => Err(OrgError::FirstKeyPairTimedOut {
                     org: id.clone(),
@@ -314,7 +314,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
             },
             None => Err(OrgError::FirstKeyPair {
                 org: id.clone(),
-                source: RotationError::ShuttingDown,
+                source: Box::new(RotationError::ShuttingDown),
             }),
         };
         if let Err(e) = outcome {
