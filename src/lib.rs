@@ -100,8 +100,9 @@
 //!   `org_views.rs` (the organizations' JSON shapes), `error.rs` (the
 //!   typed error codes and their statuses), `client/` (the typed client;
 //!   `orgs.rs` its organization calls), `state.rs`, `auth.rs` (roles),
-//!   `refusals.rs` (bounded refusal records), `extract.rs` (path
-//!   extractors, and which organization a request is about), `routes.rs`
+//!   `refusals.rs` (bounded refusal records), `scope.rs` (which
+//!   organization a path names), `extract.rs` (path extractors, and the
+//!   organization a request is about), `routes.rs`
 //!   (the router) with `status.rs`, `keys.rs`, `actions.rs`, `orgs.rs`
 //!   (the handlers), `server.rs` (socket, accept
 //!   loop, drain), `connections.rs` (connection caps), `peer.rs` (the

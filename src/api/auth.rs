@@ -119,7 +119,7 @@ fn audit_for(st: &Hub, org: Option<&str>) -> std::sync::Arc<crate::audit::Audit>
 /// the daemon-wide endpoints (the organization list, reload, audit,
 /// metrics), which no limited grant covers.
 fn org_of(req: &Request, st: &Hub) -> Option<String> {
-    if let Some(o) = req.extensions().get::<super::extract::OrgSelector>() {
+    if let Some(o) = req.extensions().get::<super::scope::OrgSelector>() {
         return Some(o.0.clone());
     }
     let path = req.uri().path();

@@ -34,6 +34,7 @@ pub mod paths;
 mod peer;
 pub(crate) mod refusals;
 pub(crate) mod routes;
+mod scope;
 pub(crate) mod server;
 pub(crate) mod state;
 mod status;

@@ -2,6 +2,7 @@
 //! daemon summary in status; like `views.rs`, shared by the daemon and
 //! its clients.
 
+pub use super::views::DaemonSummary;
 use super::views::{KeyPairView, ServiceState};
 use crate::domain::{OrgSource, OrgSpec, OrgState};
 use crate::time::{rfc3339, Timestamp};
@@ -95,28 +96,6 @@ pub struct RemoveRequest {
 pub struct PurgeRequest {
     /// The organization's id again: a purge cannot be undone.
     pub confirm: String,
-}
-
-/// The daemon as a whole, in `GET /v1/status`: what an operator of many
-/// organizations looks at first. Bounded whatever their number.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct DaemonSummary {
-    /// Organizations served.
-    pub organizations: usize,
-    /// How many are in each state.
-    pub by_state: BTreeMap<String, usize>,
-    /// How many are degraded.
-    pub degraded: usize,
-    /// The first degraded ones, by id (at most [`DaemonSummary::LISTED`]).
-    pub degraded_orgs: Vec<String>,
-    /// Organizations in the store that are not served, with why.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub unavailable: BTreeMap<String, String>,
-}
-
-impl DaemonSummary {
-    /// How many degraded organizations are named.
-    pub const LISTED: usize = 20;
 }
 
 /// `GET /v1/status` when several organizations are served and the path

@@ -184,7 +184,7 @@ async fn connection(
     let busy = slot.busy.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(peer.clone());
-        crate::api::extract::select(&mut req);
+        crate::api::scope::select(&mut req);
         let guard = Busy::start(busy.clone());
         let call = tower::ServiceExt::oneshot(router.clone(), req);
         async move {

@@ -3,9 +3,10 @@
 //! status, the metrics and the alerts built on them never disagree.
 
 use super::error::ErrorCode;
-use super::extract::{tenant_of, OrgSelector};
+use super::extract::tenant_of;
 use super::json_body;
-use super::org_views::{DaemonStatus, DaemonSummary};
+use super::org_views::DaemonStatus;
+use super::scope::OrgSelector;
 use super::state::{AppState, Hub};
 use super::views::*;
 use super::ApiError;

@@ -190,7 +190,7 @@ pub struct StatusView {
     pub organization_id: String,
     /// The daemon as a whole (every organization it serves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub daemon: Option<super::org_views::DaemonSummary>,
+    pub daemon: Option<DaemonSummary>,
     /// The configured KMS key (as written) or local key id.
     pub kms_key: String,
     /// The active key pair, if any.
@@ -278,4 +278,26 @@ pub struct StoreStatus {
     pub unavailable_since: Option<Timestamp>,
     /// The most recent store failure (kept after recovery).
     pub last_error: Option<crate::rotation::StoreFailure>,
+}
+
+/// The daemon as a whole, in `GET /v1/status`: what an operator of many
+/// organizations looks at first. Bounded whatever their number.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DaemonSummary {
+    /// Organizations served.
+    pub organizations: usize,
+    /// How many are in each state.
+    pub by_state: BTreeMap<String, usize>,
+    /// How many are degraded.
+    pub degraded: usize,
+    /// The first degraded ones, by id (at most [`DaemonSummary::LISTED`]).
+    pub degraded_orgs: Vec<String>,
+    /// Organizations in the store that are not served, with why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unavailable: BTreeMap<String, String>,
+}
+
+impl DaemonSummary {
+    /// How many degraded organizations are named.
+    pub const LISTED: usize = 20;
 }
