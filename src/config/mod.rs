@@ -847,6 +847,7 @@ kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/kekd"
                 l.starts_with(&format!("{name} ="))
                     || l == format!("[{name}]")
                     || l.ends_with(&format!(".{name}]"))
+                    || l.ends_with(&format!(".{name}]]"))
             })
         };
         let sections = [
