@@ -43,7 +43,8 @@
 //!   refused) → `sections/` (one validator per group of sections, each
 //!   owning its defaults from `defaults.rs`) → [`config::Settings`];
 //!   `validate.rs` words every error (file, field, value, allowed);
-//!   `files.rs` keeps the daemon's own files apart; `access.rs` resolves
+//!   `files.rs` keeps the daemon's own files apart; `orgs.rs` an
+//!   organization's settings from the file as template; `access.rs` resolves
 //!   `[access]` names; `arn.rs` parses KMS ARNs.
 //! - `schedule.rs`: cadences and the next rotation instant (croner).
 //!
@@ -83,7 +84,8 @@
 //! - `rotation/`: `rotate.rs` (one rotation, I1), `fleet.rs` (one rotation
 //!   for a fleet, and following the fleet between rotations), `engine.rs`
 //!   (when: schedule, Change Key Now, coalescing, retries), `health.rs`
-//!   (what status shows, and the one health rule), `prune.rs` (retention).
+//!   (what status shows, and the one health rule), `prune.rs` (retention),
+//!   `backoff.rs` (the retry delay).
 //! - `key_watch.rs` (the configured KMS key's health from every path's
 //!   latest evidence, re-checked until a problem clears),
 //!   `reload.rs` (SIGHUP, all or nothing), `rewrap.rs` (KMS ReEncrypt),
@@ -91,9 +93,11 @@
 //!   for players, with a bounded key cache), [`kms_check`] (preflight and
 //!   the Test round trip), [`recording`] (the sealed recording format),
 //!   [`policy`] (the key-policy statements kekd needs).
-//! - `orgs/`: the organizations at run time — `mod.rs` (the set, and
-//!   add, remove, restore, purge), `tenant.rs` (one organization's store,
-//!   settings, provider, engine, canary and key watch).
+//! - `orgs/`: the organizations at run time — `mod.rs` (the set),
+//!   `change.rs` (add, set, remove, restore, purge), `follow.rs`
+//!   (following the store and the reloaded file), `tenant.rs` (one
+//!   organization's store, settings, provider, engine, canary and key
+//!   watch).
 //!
 //! Serving
 //! - [`api`]: `paths.rs` (every route), `views.rs` (every JSON shape),

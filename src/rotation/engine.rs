@@ -8,11 +8,11 @@
 //! of rotations. A retry covers anything due meanwhile: the rotation due
 //! during an outage happens once.
 
-use super::health::{LastError, SharedState};
+use super::backoff::backoff;
+use super::health::{LastError, SharedState, WrappingKeyChange};
 use super::prune::Pruner;
 use super::rotate::{RotationError, Rotator};
 use crate::audit::{Audit, AuditEvent, Outcome as AuditOutcome};
-use crate::config::RetryPolicy;
 use crate::current::SharedCurrent;
 use crate::domain::{KeyPairRecord, Reason, Schedule};
 use crate::metrics::Metrics;
@@ -416,28 +416,10 @@ impl Engine {
             match outcome {
                 Ok(rec) => {
                     tracing::info!(%reason, key_pair_id = %rec.id, wrapping_key_arn = %rec.wrapping_key_arn, "rotation complete: new key pair active");
-                    // Whoever may re-point an alias would otherwise redirect
-                    // every future private key silently: a new wrapping key
-                    // that no configuration change asked for is audited and
-                    // shown (it was proven like any other: I1).
-                    let moved = st.active.as_ref().filter(|prev| {
-                        prev.wrapping_key_arn != rec.wrapping_key_arn
-                            && reason != Reason::KmsKeyChanged
-                    });
-                    if let Some(prev) = moved {
-                        tracing::warn!(from = %prev.wrapping_key_arn, to = %rec.wrapping_key_arn, configured = %configured, "the KMS key that wraps new key pairs changed with no configuration change");
-                        events.push(AuditEvent::WrappingKeyChanged {
-                            from: prev.wrapping_key_arn.clone(),
-                            to: rec.wrapping_key_arn.clone(),
-                            configured: configured.clone(),
-                            key_pair_id: rec.id.clone(),
-                        });
-                        st.health.wrapping_key_changed = Some(super::health::WrappingKeyChange {
-                            at: rec.activated_at.unwrap_or_else(time::now),
-                            from: prev.wrapping_key_arn.clone(),
-                            to: rec.wrapping_key_arn.clone(),
-                            configured: configured.clone(),
-                        });
+                    if let Some(c) = WrappingKeyChange::of(st.active.as_deref(), rec, reason, &configured) {
+                        tracing::warn!(from = %c.from, to = %c.to, configured = %c.configured, "the KMS key that wraps new key pairs changed with no configuration change");
+                        events.push(c.event(&rec.id));
+                        st.health.wrapping_key_changed = Some(c);
                     }
                     st.schedule = Schedule {
                         last_rotation_at: rec.activated_at,
@@ -519,40 +501,11 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Capped exponential backoff with full jitter: a uniformly random delay in
-/// `[0, min(max, initial·2^(attempt-1))]`, floored at 100 ms so a retry
-/// storm cannot form.
-pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
-    let cap = policy
-        .initial_delay
-        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(30)))
-        .min(policy.max_delay);
-    let r = u64::from_le_bytes(crate::aead::random::<8>());
-    let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(if millis == 0 { 0 } else { r % (millis + 1) })
-        .max(Duration::from_millis(100))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::decodable;
     use crate::testing::fixture;
-
-    #[test]
-    fn backoff_is_capped_and_jittered() {
-        let p = RetryPolicy {
-            initial_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(8),
-        };
-        for attempt in 1..40 {
-            let d = backoff(&p, attempt);
-            assert!(d <= Duration::from_secs(8).max(Duration::from_millis(100)));
-            assert!(d >= Duration::from_millis(100));
-        }
-        let samples: std::collections::HashSet<_> = (0..20).map(|_| backoff(&p, 5)).collect();
-        assert!(samples.len() > 1, "delays are jittered");
-    }
 
     /// Regression: a transient store error at the activation threw the
     /// announced key pair away, so the retry was a full rotation that

@@ -83,6 +83,9 @@ pub(crate) struct Health {
 }
 
 /// A change of the KMS key behind the configured one, as status shows it.
+/// Whoever may re-point an alias would otherwise redirect every future
+/// private key silently: a new wrapping key that no configuration change
+/// asked for is audited and shown (it was proven like any other: I1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WrappingKeyChange {
     /// When the rotation under the new key finished.
@@ -93,6 +96,38 @@ pub(crate) struct WrappingKeyChange {
     pub(crate) to: String,
     /// The key as configured (an alias, usually).
     pub(crate) configured: String,
+}
+
+impl WrappingKeyChange {
+    /// The change from `prev` (the key pair active before) to `new`, made
+    /// for `reason` under the configured key `configured`, if the wrapping
+    /// key moved without a configuration change asking for it.
+    pub(crate) fn of(
+        prev: Option<&KeyPairRecord>,
+        new: &KeyPairRecord,
+        reason: crate::domain::Reason,
+        configured: &str,
+    ) -> Option<WrappingKeyChange> {
+        let prev = prev?;
+        (prev.wrapping_key_arn != new.wrapping_key_arn
+            && reason != crate::domain::Reason::KmsKeyChanged)
+            .then(|| WrappingKeyChange {
+                at: new.activated_at.unwrap_or_else(time::now),
+                from: prev.wrapping_key_arn.clone(),
+                to: new.wrapping_key_arn.clone(),
+                configured: configured.to_string(),
+            })
+    }
+
+    /// Its audit record, naming the first key pair under the new key.
+    pub(crate) fn event(&self, key_pair_id: &str) -> crate::audit::AuditEvent {
+        crate::audit::AuditEvent::WrappingKeyChanged {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            configured: self.configured.clone(),
+            key_pair_id: key_pair_id.to_string(),
+        }
+    }
 }
 
 /// What a store failure looked like, as status shows it.

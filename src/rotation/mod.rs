@@ -4,6 +4,7 @@
 //!
 //! - `rotate.rs`: one rotation — generate, seal, store as `pending`, prove,
 //!   activate ([`Rotator`]).
+//! - `backoff.rs`: the retry delay.
 //! - `engine.rs`: the task that decides *when*: sleeps until the next due
 //!   instant or a request, coalesces requests, retries with backoff, records
 //!   outages ([`Engine`], [`RotationHandle`]).
@@ -11,13 +12,15 @@
 //! - `fleet.rs`: one rotation for a fleet sharing a store (the lease).
 //! - `prune.rs`: retention pruning after a rotation.
 
+mod backoff;
 mod engine;
 mod fleet;
 mod health;
 mod prune;
 mod rotate;
 
-pub(crate) use engine::{backoff, Engine, EngineParts, RotationHandle};
+pub(crate) use backoff::backoff;
+pub(crate) use engine::{Engine, EngineParts, RotationHandle};
 pub use health::StoreFailure;
 pub(crate) use health::{Assessment, EngineState, Evidence, FleetHealth, SharedState};
 pub use health::{DegradedCause, FailureCause, LastError, RotationStep};
