@@ -9,6 +9,7 @@ use crate::domain::{KeyPairRecord, KeyState};
 use crate::kms_check;
 use crate::metrics::Metrics;
 use crate::proof;
+use crate::provider::budget::{with_priority, Priority};
 use crate::store::{decodable, KeyStore, StoreError};
 use crate::time::{self, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -159,20 +160,30 @@ impl Canary {
 
     /// Runs on the configured interval (re-read after each run, so reloads
     /// apply) until `shutdown`. A run in progress is finished first.
+    ///
+    /// The first run falls at the organization's own place in the first
+    /// interval, so many organizations' canaries are spread over it instead
+    /// of all running at once; their KMS requests come last in the budget.
     pub(crate) async fn run_periodically(&self, shutdown: CancellationToken) {
+        let mut first = true;
         loop {
-            let wait = self
-                .current
-                .settings()
+            let settings = self.current.settings();
+            let interval = settings
                 .canary
                 .interval
                 .unwrap_or(std::time::Duration::from_secs(60));
+            let wait = if first {
+                crate::spread::offset(&settings.organization_id, "canary", interval)
+            } else {
+                interval
+            };
+            first = false;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
             if self.current.settings().canary.interval.is_some() {
-                self.run().await;
+                with_priority(Priority::Background, self.run()).await;
             }
         }
     }

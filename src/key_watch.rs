@@ -12,24 +12,42 @@
 //! the next rotation a month later.
 
 use crate::current::SharedCurrent;
+use crate::provider::budget::{with_priority, Priority};
 use crate::provider::ProviderError;
 use crate::rotation::SharedState;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-
-/// How often the watch looks whether a problem is marked (memory only).
-const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// The configured key's health, kept in the engine state status reads.
 #[derive(Clone)]
 pub(crate) struct KeyWatch {
     state: SharedState,
     current: SharedCurrent,
+    /// Wakes the watch when a problem is marked (it sleeps otherwise: 10,000
+    /// organizations' watches cost nothing while their keys are fine).
+    marked: Arc<Notify>,
+    /// A start-up preflight left to the watch, after this delay.
+    start_check: Option<Duration>,
 }
 
 impl KeyWatch {
     pub(crate) fn new(state: SharedState, current: SharedCurrent) -> KeyWatch {
-        KeyWatch { state, current }
+        KeyWatch {
+            state,
+            current,
+            marked: Default::default(),
+            start_check: None,
+        }
+    }
+
+    /// Leaves the start-up preflight to the watch, `after` the start: an
+    /// organization with a proven active key pair serves at once, and many
+    /// organizations' preflights are spread instead of delaying the start.
+    pub(crate) fn check_at_start(mut self, after: Option<Duration>) -> KeyWatch {
+        self.start_check = after;
+        self
     }
 
     /// An unwrap saw `e` decrypting a private key wrapped by
@@ -54,6 +72,7 @@ impl KeyWatch {
             s.health.kms_key_problem = Some(problem.clone());
             new
         });
+        self.marked.notify_one();
         if new {
             tracing::error!(%path, %problem, "the configured KMS key has a problem; recordings may not be playable back until it is fixed");
         }
@@ -69,29 +88,48 @@ impl KeyWatch {
     /// While a problem is marked, re-runs the preflight with the retry
     /// backoff until it passes.
     pub(crate) async fn run(self, stop: CancellationToken) {
+        if let Some(after) = self.start_check {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(after) => self.preflight().await,
+            }
+        }
         let mut attempt = 0u32;
         loop {
             let marked = self.state.read(|s| s.health.kms_key_problem.is_some());
-            let wait = if marked {
+            if marked {
                 attempt += 1;
-                crate::rotation::backoff(&self.current.settings().retry, attempt)
+                let wait = crate::rotation::backoff(&self.current.settings().retry, attempt);
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
             } else {
                 attempt = 0;
-                LOOK_EVERY
-            };
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            if !self.state.read(|s| s.health.kms_key_problem.is_some()) {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = self.marked.notified() => {}
+                }
                 continue;
             }
-            let cur = self.current.get();
-            match crate::kms_check::preflight(&*cur.provider, &cur.settings).await {
-                Ok(_) => self.usable("preflight"),
-                Err(e) if e.is_unavailable() => {} // an outage says nothing
-                Err(e) => self.mark("preflight", e.to_string()),
+            if self.state.read(|s| s.health.kms_key_problem.is_some()) {
+                self.preflight().await;
             }
+        }
+    }
+
+    /// One preflight, its KMS requests last in the budget.
+    async fn preflight(&self) {
+        let cur = self.current.get();
+        let checked = with_priority(
+            Priority::Background,
+            crate::kms_check::preflight(&*cur.provider, &cur.settings),
+        )
+        .await;
+        match checked {
+            Ok(_) => self.usable("preflight"),
+            Err(e) if e.is_unavailable() => {} // an outage says nothing
+            Err(e) => self.mark("preflight", e.to_string()),
         }
     }
 }

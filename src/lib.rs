@@ -59,7 +59,9 @@
 //!   `aws_kms.rs` (the customer's KMS key), `aws_sdk.rs` (the SDK config
 //!   and error classification every AWS client shares), `local.rs` (a root
 //!   key file, for `--dev`), `instrumented.rs` (metrics and audit around
-//!   either) — and the classified [`provider::ProviderError`] with the one
+//!   either), `budget.rs` (the daemon's KMS request budget: pacing,
+//!   priorities, fairness across organizations, AIMD on throttling) with
+//!   `budgeted.rs` (each organization's KMS provider behind it) — and the classified [`provider::ProviderError`] with the one
 //!   availability rule ([`provider::FailureKind::is_unavailable`]).
 //! - [`fips`]: whether the build is FIPS, and the check a FIPS build makes.
 //! - [`keypair`]: RSA generation, ids, PEM, the private/public match;
@@ -92,7 +94,8 @@
 //!   `canary.rs` (periodic decryptability check), `unwrap.rs` (content keys
 //!   for players, with a bounded key cache), [`kms_check`] (preflight and
 //!   the Test round trip), [`recording`] (the sealed recording format),
-//!   [`policy`] (the key-policy statements kekd needs).
+//!   [`policy`] (the key-policy statements kekd needs), `spread.rs`
+//!   (where in a window an organization's periodic work falls).
 //! - `orgs/`: the organizations at run time — `mod.rs` (the set),
 //!   `change.rs` (add, set, remove, restore, purge), `follow.rs`
 //!   (following the store and the reloaded file), `tenant.rs` (one
@@ -160,6 +163,7 @@ pub mod report;
 mod rewrap;
 mod rotation;
 mod schedule;
+mod spread;
 pub mod store;
 mod sync;
 mod tasks;

@@ -44,6 +44,9 @@ pub(crate) struct Metrics {
     organizations: Family<Labels, Gauge>,
     organization_degraded: Family<Labels, Gauge>,
     organization_key_too_old: Family<Labels, Gauge>,
+    kms_budget_rate: Family<Labels, Gauge<f64, AtomicU64>>,
+    kms_budget_waiting: Family<Labels, Gauge>,
+    kms_budget_throttled: Family<Labels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -85,6 +88,8 @@ pub(crate) struct Snapshot {
     pub(crate) degraded_orgs: Vec<String>,
     /// The organizations whose active key pair is too old (bounded).
     pub(crate) key_too_old_orgs: Vec<String>,
+    /// The daemon's KMS request budget.
+    pub(crate) kms_budget: Option<crate::api::views::KmsBudgetView>,
 }
 
 impl Metrics {
@@ -112,6 +117,9 @@ impl Metrics {
             build_info: Family::default(),
             store_staleness: Gauge::default(),
             organizations: Family::default(),
+            kms_budget_rate: Family::default(),
+            kms_budget_waiting: Family::default(),
+            kms_budget_throttled: Family::default(),
             organization_degraded: Family::default(),
             organization_key_too_old: Family::default(),
         };
@@ -151,6 +159,21 @@ impl Metrics {
                 "organizations",
                 "Organizations served, by state",
                 m.organizations.clone(),
+            );
+            r.register(
+                "kms_budget_rate",
+                "KMS requests per second the budget allows now, by kind (requests, describe_key) and limit (configured, current)",
+                m.kms_budget_rate.clone(),
+            );
+            r.register(
+                "kms_budget_waiting",
+                "KMS requests waiting for their turn in the budget, by kind",
+                m.kms_budget_waiting.clone(),
+            );
+            r.register(
+                "kms_throttled",
+                "KMS requests answered with ThrottlingException since start, by kind",
+                m.kms_budget_throttled.clone(),
             );
             r.register(
                 "organization_degraded",
@@ -298,6 +321,25 @@ impl Metrics {
                 family
                     .get_or_create(&labels(&[("organization", org)]))
                     .set(1);
+            }
+        }
+        if let Some(b) = &s.kms_budget {
+            for (kind, v) in [("requests", &b.requests), ("describe_key", &b.describe_key)] {
+                for (limit, rate) in [
+                    ("configured", v.max_per_second),
+                    ("current", v.current_per_second),
+                ] {
+                    self.kms_budget_rate
+                        .get_or_create(&labels(&[("kind", kind), ("limit", limit)]))
+                        .set(rate);
+                }
+                let kind = labels(&[("kind", kind)]);
+                self.kms_budget_waiting
+                    .get_or_create(&kind)
+                    .set(v.waiting as i64);
+                self.kms_budget_throttled
+                    .get_or_create(&kind)
+                    .set(i64::try_from(v.throttled).unwrap_or(i64::MAX));
             }
         }
         let mut out = String::new();

@@ -84,6 +84,8 @@ pub(crate) struct ReloadParts {
     pub(crate) store: Arc<dyn KeyStore>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) audit: Arc<Audit>,
+    /// The daemon's KMS request budget (its limits follow the file).
+    pub(crate) budget: Arc<crate::provider::budget::Budget>,
     /// Brings existing key pairs' backup wrappings in line after the
     /// backup list changed.
     pub(crate) rewrapper: Arc<crate::rewrap::Rewrapper>,
@@ -195,7 +197,7 @@ impl Reloader {
         let kms_key_changed = new.provider != old.provider || new.region != old.region;
         let provider: Arc<dyn KeyProvider> =
             if kms_key_changed || new.kms_timeouts != old.kms_timeouts {
-                provider::instrumented(&new, p.metrics.clone(), p.audit.clone()).await?
+                provider::instrumented(&new, p.metrics.clone(), p.audit.clone(), &p.budget).await?
             } else {
                 cur.provider.clone()
             };
@@ -235,12 +237,14 @@ impl Reloader {
             ("key_bits", new.key_bits != old.key_bits),
             ("retention", new.retention != old.retention),
             ("kms timeouts", new.kms_timeouts != old.kms_timeouts),
+            ("kms request budget", new.kms_budget != old.kms_budget),
             ("retry", new.retry != old.retry),
             (
                 "max_key_age_warning",
                 new.max_key_age_warning != old.max_key_age_warning,
             ),
             ("announce_ahead", new.announce_ahead != old.announce_ahead),
+            ("prepare_window", new.prepare_window != old.prepare_window),
             ("canary", new.canary != old.canary),
             ("unwrap cache", new.unwrap != old.unwrap),
         ] {
@@ -267,6 +271,7 @@ impl Reloader {
         }
 
         let new = Arc::new(new);
+        p.budget.configure(new.kms_budget);
         p.current.replace(new.clone(), provider);
         // The operator looked at the configuration: a notice of the key
         // behind it changing is taken as seen.

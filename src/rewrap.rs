@@ -116,7 +116,16 @@ impl Rewrapper {
     }
 
     /// Re-wraps every decodable key pair; reports each step to `progress`.
-    pub(crate) async fn rewrap(&self, mut progress: impl FnMut(RewrapEvent)) {
+    pub(crate) async fn rewrap(&self, progress: impl FnMut(RewrapEvent)) {
+        // Bulk work: behind unwraps and Change Key Now in the KMS budget.
+        crate::provider::budget::with_priority(
+            crate::provider::budget::Priority::Scheduled,
+            self.rewrap_all(progress),
+        )
+        .await
+    }
+
+    async fn rewrap_all(&self, mut progress: impl FnMut(RewrapEvent)) {
         let cur = self.current.get();
         let target = match cur.provider.describe_key().await {
             Ok(d) => d.arn,

@@ -24,3 +24,4 @@ mod operations;
 mod orgs;
 mod recordings;
 mod rotation;
+mod scale;

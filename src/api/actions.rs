@@ -7,6 +7,7 @@ use super::state::Hub;
 use super::views::*;
 use super::ApiError;
 use crate::domain::Reason;
+use crate::provider::budget::{with_priority, Priority};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::Json;
@@ -103,9 +104,9 @@ pub(super) async fn unwrap(
     body: Result<Json<UnwrapRequest>, JsonRejection>,
 ) -> Result<Json<UnwrapView>, ApiError> {
     let Json(req) = body?;
-    let key = st
-        .unwrapper
-        .unwrap(&id, &req.wrapped_key)
+    // A player is waiting: its KMS request goes ahead of rotations and
+    // checks in the daemon's request budget.
+    let key = with_priority(Priority::Unwrap, st.unwrapper.unwrap(&id, &req.wrapped_key))
         .await
         .map_err(|e| ApiError::from(e).about(format_args!("key pair {id}")))?;
     Ok(Json(UnwrapView {

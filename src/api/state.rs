@@ -43,6 +43,8 @@ pub(crate) struct Daemonwide {
     pub(crate) audit: Arc<Audit>,
     /// Per-uid limiter of recorded refusals.
     pub(crate) refusals: Arc<super::refusals::Refusals>,
+    /// The KMS request budget every organization shares (status).
+    pub(crate) budget: Arc<crate::provider::budget::Budget>,
 }
 
 impl AppState {

@@ -51,6 +51,7 @@ pub(super) fn assess(st: &AppState) -> Assessment {
 fn summary(hub: &Hub) -> DaemonSummary {
     let mut s = DaemonSummary {
         unavailable: hub.orgs.broken(),
+        kms_budget: Some(hub.budget.view()),
         ..DaemonSummary::default()
     };
     for t in hub.orgs.all() {
@@ -177,6 +178,7 @@ pub(super) async fn metrics(State(hub): State<Hub>) -> Result<axum::response::Re
         orgs_by_state: per_org.0,
         degraded_orgs: per_org.1,
         key_too_old_orgs: per_org.2,
+        kms_budget: Some(hub.budget.view()),
     };
     let body = st.metrics.render(&snapshot);
     Ok((

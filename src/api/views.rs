@@ -295,6 +295,33 @@ pub struct DaemonSummary {
     /// Organizations in the store that are not served, with why.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unavailable: BTreeMap<String, String>,
+    /// The KMS request budget every organization shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_budget: Option<KmsBudgetView>,
+}
+
+/// The daemon's KMS request budget in use.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KmsBudgetView {
+    /// GenerateDataKey, Decrypt, Encrypt, ReEncrypt.
+    pub requests: BucketView,
+    /// DescribeKey.
+    pub describe_key: BucketView,
+}
+
+/// One kind of KMS request in the budget.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BucketView {
+    /// The configured requests per second.
+    pub max_per_second: f64,
+    /// The rate in force (lower after throttling, growing back).
+    pub current_per_second: f64,
+    /// Requests let through since start.
+    pub granted: u64,
+    /// Requests KMS throttled since start.
+    pub throttled: u64,
+    /// Requests waiting for their turn now.
+    pub waiting: usize,
 }
 
 impl DaemonSummary {

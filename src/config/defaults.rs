@@ -26,6 +26,18 @@ pub const KMS_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const KMS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// KMS whole-operation timeout (retries included).
 pub const KMS_OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
+/// With several organizations, the window before a scheduled rotation over
+/// which their next key pairs are prepared. 10,000 RSA-3072 generations
+/// cost about 1,400 CPU-seconds; spread over 2 hours that is a fifth of
+/// one core, and their 20,000-30,000 KMS requests are about 4 a second.
+pub const PREPARE_WINDOW: Duration = Duration::from_secs(2 * 3600);
+/// KMS requests per second, every organization together: a tenth of the
+/// smallest regional quota for symmetric operations (5,500/s), so kekd
+/// leaves the platform's account most of its quota.
+pub const KMS_MAX_REQUESTS_PER_SECOND: usize = 500;
+/// `DescribeKey` requests per second: its quota is far lower than the
+/// cryptographic operations', and kekd needs it only for checks.
+pub const KMS_MAX_DESCRIBE_KEY_PER_SECOND: usize = 20;
 /// First backoff cap after a failed rotation.
 pub const RETRY_INITIAL_DELAY: Duration = Duration::from_secs(5);
 /// Longest backoff after failed rotations.

@@ -19,8 +19,8 @@ mod validate;
 pub use access::Role;
 pub use sections::{is_table_name, LogFormat, LogSettings};
 pub(crate) use sections::{
-    ApiSettings, Canary, FleetStore, KmsTimeouts, ProviderSettings, RetryPolicy, StoreSettings,
-    UnwrapCache,
+    ApiSettings, Canary, FleetStore, KmsBudget, KmsTimeouts, ProviderSettings, RetryPolicy,
+    StoreSettings, UnwrapCache,
 };
 
 use crate::domain::KeyBits;
@@ -179,6 +179,9 @@ pub struct Settings {
     pub(crate) context_key: String,
     /// KMS client timeouts.
     pub(crate) kms_timeouts: KmsTimeouts,
+    /// The daemon's KMS request budget (the file's; every organization
+    /// shares it).
+    pub(crate) kms_budget: KmsBudget,
     /// Retry backoff.
     pub(crate) retry: RetryPolicy,
     /// The cache behind `unwrap`.
@@ -190,6 +193,10 @@ pub struct Settings {
     /// Generate and publish the next key pair this long before a scheduled
     /// rotation (`None`: off).
     pub(crate) announce_ahead: Option<Duration>,
+    /// Daemon-wide, with more than one organization: the window before a
+    /// scheduled rotation over which organizations prepare their next key
+    /// pair, each at its own place (`None`: off).
+    pub(crate) prepare_window: Option<Duration>,
     /// The decryptability canary.
     pub(crate) canary: Canary,
     /// Logging.
@@ -287,6 +294,10 @@ impl Settings {
                 "absent in fleet mode",
             ));
         }
+        let prepare_window = match raw.prepare_window.as_deref() {
+            Some("off") => None,
+            other => v.duration("prepare_window", other, Some(defaults::PREPARE_WINDOW))?,
+        };
         let store_file = state_dir.join(defaults::STORE_FILE);
         let mut own = vec![
             files::OwnFile {
@@ -346,7 +357,9 @@ impl Settings {
                 None,
             )?,
             announce_ahead,
+            prepare_window,
             kms_timeouts: KmsTimeouts::with_config(raw.kms.as_ref(), &v)?,
+            kms_budget: KmsBudget::with_config(raw.kms.as_ref(), &v)?,
             retry: RetryPolicy::with_config(raw.retry.as_ref(), &v)?,
             unwrap: UnwrapCache::with_config(raw.unwrap.as_ref(), &v)?,
             canary: Canary::with_config(raw.canary.as_ref(), overrides, &v, &mut warnings)?,

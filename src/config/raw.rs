@@ -26,6 +26,7 @@ pub(crate) struct RawConfig {
     pub(crate) retry: Option<RawRetry>,
     pub(crate) max_key_age_warning: Option<String>,
     pub(crate) announce_ahead: Option<String>,
+    pub(crate) prepare_window: Option<String>,
     pub(crate) audit_log: Option<String>,
     pub(crate) unwrap: Option<RawUnwrap>,
     pub(crate) canary: Option<RawCanary>,
@@ -48,13 +49,15 @@ pub(crate) struct RawProvider {
     pub(crate) backup_kms_key_arns: Option<Vec<String>>,
 }
 
-/// `[kms]`: client timeouts.
+/// `[kms]`: client timeouts and the request budget.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawKms {
     pub(crate) connect_timeout: Option<String>,
     pub(crate) attempt_timeout: Option<String>,
     pub(crate) operation_timeout: Option<String>,
+    pub(crate) max_requests_per_second: Option<i64>,
+    pub(crate) max_describe_key_per_second: Option<i64>,
 }
 
 /// `[retry]`: backoff after a failed rotation.

@@ -141,11 +141,14 @@ impl Daemon {
         let stop = CancellationToken::new();
         let tasks = crate::tasks::Tasks::new(stop.clone());
         let refusals: Arc<crate::api::refusals::Refusals> = Default::default();
+        let budget = crate::provider::budget::Budget::new(settings.kms_budget);
         let ctx = crate::orgs::Ctx {
             registry,
             metrics: metrics.clone(),
             audit: audit.clone(),
             spawner: tasks.spawner(),
+            budget: budget.clone(),
+            peers: Default::default(),
         };
         let api_metrics = metrics.clone();
         let orgs = crate::orgs::Orgs::open(ctx, settings.clone(), move |p: &Parts| {
@@ -191,12 +194,14 @@ impl Daemon {
             store: p.store.clone(),
             metrics: metrics.clone(),
             audit: audit.clone(),
+            budget: budget.clone(),
         }));
         let hub = Hub::new(Daemonwide {
             orgs,
             reloader,
             audit,
             refusals,
+            budget,
         });
         Ok(Daemon {
             settings,

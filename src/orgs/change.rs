@@ -63,7 +63,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
             tenant.start(&self.ctx);
             // In the set before the lock is let go, so following the store
             // never makes a second tenant of it.
-            crate::sync::write(&self.tenants).insert(id.clone(), tenant.clone());
+            self.put(id.clone(), tenant.clone());
             (tenant, first)
         };
         let outcome = match first {
@@ -87,7 +87,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         };
         if let Err(e) = outcome {
             let _one = self.changing.lock().await;
-            crate::sync::write(&self.tenants).remove(&id);
+            self.take(&id);
             tenant
                 .stop(tokio::time::Instant::now() + Duration::from_secs(30))
                 .await;
@@ -187,7 +187,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         audit.record_async(AuditEvent::OrgPurgeStarted {}).await?;
         old.stop(tokio::time::Instant::now() + Duration::from_secs(30))
             .await;
-        crate::sync::write(&self.tenants).remove(id);
+        self.take(id);
         let deleted = self.ctx.registry.purge_org(id).await?;
         if let Err(e) = audit
             .record_async(AuditEvent::OrgPurged {
@@ -240,7 +240,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
             tenant::make(&self.ctx, record, settings, Preflight::Done, &self.make_api).await?,
         );
         tenant.start(&self.ctx);
-        crate::sync::write(&self.tenants).insert(id, tenant.clone());
+        self.put(id, tenant.clone());
         Ok(tenant)
     }
 

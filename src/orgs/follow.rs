@@ -64,7 +64,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
                         Ok(t) => {
                             let t = Arc::new(t);
                             t.start(&self.ctx);
-                            crate::sync::write(&self.tenants).insert(id.clone(), t);
+                            self.put(id.clone(), t);
                             tracing::info!(organization = %id, "organization added by another fleet member");
                         }
                         Err(e) => {
@@ -79,7 +79,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
                 tracing::info!(organization = %t.parts.id, "organization purged by another fleet member");
                 t.stop(tokio::time::Instant::now() + Duration::from_secs(30))
                     .await;
-                crate::sync::write(&self.tenants).remove(&*t.parts.id);
+                self.take(&t.parts.id);
             }
         }
         crate::sync::write(&self.broken).retain(|id, _| stored.contains_key(id));
@@ -129,6 +129,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
                 &settings,
                 self.ctx.metrics.clone(),
                 t.parts.audit.clone(),
+                &self.ctx.budget,
             )
             .await
             {

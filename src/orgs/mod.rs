@@ -49,6 +49,10 @@ pub(crate) struct Ctx {
     pub(crate) audit: Arc<Audit>,
     /// Starts tasks under the daemon's failure rule.
     pub(crate) spawner: Spawner,
+    /// The KMS request budget every organization shares.
+    pub(crate) budget: Arc<crate::provider::budget::Budget>,
+    /// How many organizations are served.
+    pub(crate) peers: crate::spread::Peers,
 }
 
 /// Why a change of the set of organizations was refused or failed.
@@ -186,6 +190,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
             }
         }
         tracing::info!(organizations = tenants.len(), "organizations loaded");
+        ctx.peers.set(tenants.len());
         Ok(Orgs {
             ctx,
             file: file_current,
@@ -195,6 +200,33 @@ impl<X: Send + Sync + 'static> Orgs<X> {
             broken: RwLock::new(broken),
             changing: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Serves `tenant` as `id` (added, restored or seen in the store).
+    fn put(&self, id: String, tenant: Arc<Tenant<X>>) {
+        let mut tenants = crate::sync::write(&self.tenants);
+        tenants.insert(id, tenant);
+        self.counted(&tenants);
+    }
+
+    /// Serves `id` no more.
+    fn take(&self, id: &str) {
+        let mut tenants = crate::sync::write(&self.tenants);
+        tenants.remove(id);
+        self.counted(&tenants);
+    }
+
+    /// Keeps the count every engine reads; when the daemon goes from one
+    /// organization to many (or back), each engine plans its next
+    /// preparation again.
+    fn counted(&self, tenants: &BTreeMap<String, Arc<Tenant<X>>>) {
+        let was = self.ctx.peers.many();
+        self.ctx.peers.set(tenants.len());
+        if self.ctx.peers.many() != was {
+            for t in tenants.values() {
+                t.parts.rotation.reschedule();
+            }
+        }
     }
 
     /// Starts every organization's tasks.

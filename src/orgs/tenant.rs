@@ -12,6 +12,7 @@ use crate::current::SharedCurrent;
 use crate::domain::{KeyState, OrgRecord, OrgState};
 use crate::key_watch::KeyWatch;
 use crate::kms_check::{self, PreflightError};
+use crate::provider::budget::{with_priority, Priority};
 use crate::provider::KeyProvider;
 use crate::rewrap::Rewrapper;
 use crate::rotation::{
@@ -23,6 +24,11 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// The window over which the start-up preflights of organizations that
+/// already serve are spread: 10,000 of them at the default DescribeKey
+/// budget (20/s) need about 8 minutes.
+const START_CHECKS_WITHIN: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What every operation on one organization's key pairs is made of.
 #[derive(Clone)]
@@ -154,11 +160,21 @@ pub(crate) async fn make<X>(
     let store = ctx.registry.keys(&id).await?;
     let audit = ctx.audit.for_org(&id);
     let provider =
-        crate::provider::instrumented(&settings, ctx.metrics.clone(), audit.clone()).await?;
+        crate::provider::instrumented(&settings, ctx.metrics.clone(), audit.clone(), &ctx.budget)
+            .await?;
     let mut state = recover(&*store).await?;
-    if preflight != Preflight::Done {
+    // An organization with a proven active key pair serves without asking
+    // KMS first: its start-up preflight is the key watch's, at its own place
+    // in the first minutes, so 10,000 organizations start at once and their
+    // preflights do not arrive at KMS together.
+    let deferred = preflight == Preflight::Reported && state.active.is_some();
+    if preflight != Preflight::Done && !deferred {
         let fatal = preflight == Preflight::Fatal && state.active.is_none();
-        state.health.kms_key_problem = check_key(&*provider, &settings, &id, fatal).await?;
+        state.health.kms_key_problem = with_priority(
+            Priority::Background,
+            check_key(&*provider, &settings, &id, fatal),
+        )
+        .await?;
     }
     let removed = record.state == OrgState::Removed;
     let engine_state = SharedState::new(state);
@@ -170,8 +186,11 @@ pub(crate) async fn make<X>(
         current: current.clone(),
         metrics: ctx.metrics.clone(),
         audit: Some(audit.clone()),
+        peers: ctx.peers.clone(),
     });
-    let key_watch = KeyWatch::new(engine_state.clone(), current.clone());
+    let key_watch = KeyWatch::new(engine_state.clone(), current.clone()).check_at_start(
+        deferred.then(|| crate::spread::offset(&id, "preflight", START_CHECKS_WITHIN)),
+    );
     let parts = Parts {
         id: id.clone(),
         record: Arc::new(record),

@@ -40,12 +40,13 @@ impl AwsKmsProvider {
         key: &str,
         backups: &[crate::config::arn::KmsKeyArn],
         timeouts: KmsTimeouts,
+        attempts: u32,
     ) -> AwsKmsProvider {
-        let sdk = aws_sdk::config(region, timeouts).await;
+        let sdk = aws_sdk::config_with_attempts(region, timeouts, attempts).await;
         let mut regional = HashMap::new();
         for b in backups {
             if b.region != region && !regional.contains_key(&b.region) {
-                let sdk = aws_sdk::config(&b.region, timeouts).await;
+                let sdk = aws_sdk::config_with_attempts(&b.region, timeouts, attempts).await;
                 regional.insert(b.region.clone(), aws_sdk_kms::Client::new(&sdk));
             }
         }

@@ -17,6 +17,19 @@ use aws_sdk_kms::operation::RequestId;
 /// through rustls' FIPS provider only (FIPS cipher suites and key
 /// exchanges), on the AWS-LC FIPS module.
 pub(crate) async fn config(region: &str, timeouts: KmsTimeouts) -> SdkConfig {
+    config_with_attempts(region, timeouts, SDK_ATTEMPTS).await
+}
+
+/// Attempts per request the SDK makes on its own (standard retry mode).
+pub(crate) const SDK_ATTEMPTS: u32 = 3;
+
+/// [`config`] with `attempts` attempts per request (1: the caller retries,
+/// as the KMS request budget does).
+pub(crate) async fn config_with_attempts(
+    region: &str,
+    timeouts: KmsTimeouts,
+    attempts: u32,
+) -> SdkConfig {
     let loader = aws_config::defaults(BehaviorVersion::v2026_01_12());
     #[cfg(feature = "fips")]
     let loader = loader.http_client(
@@ -35,7 +48,7 @@ pub(crate) async fn config(region: &str, timeouts: KmsTimeouts) -> SdkConfig {
                 .operation_timeout(timeouts.operation)
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
         .load()
         .await
 }

@@ -9,6 +9,8 @@
 
 mod aws_kms;
 pub(crate) mod aws_sdk;
+pub(crate) mod budget;
+mod budgeted;
 mod instrumented;
 pub(crate) mod local;
 
@@ -29,6 +31,15 @@ pub(crate) async fn from_settings(
     settings: &crate::config::Settings,
     root_key: local::IfMissing,
 ) -> Result<std::sync::Arc<dyn KeyProvider>, local::RootKeyError> {
+    build(settings, root_key, aws_sdk::SDK_ATTEMPTS).await
+}
+
+/// The provider, with `sdk_attempts` attempts per KMS request in the SDK.
+async fn build(
+    settings: &crate::config::Settings,
+    root_key: local::IfMissing,
+    sdk_attempts: u32,
+) -> Result<std::sync::Arc<dyn KeyProvider>, local::RootKeyError> {
     use crate::config::ProviderSettings;
     Ok(match &settings.provider {
         ProviderSettings::Local { root_key_path } => {
@@ -37,21 +48,44 @@ pub(crate) async fn from_settings(
         ProviderSettings::AwsKms { key, backups } => {
             let region = settings.region.as_deref().unwrap_or(&key.region);
             std::sync::Arc::new(
-                AwsKmsProvider::new(region, &key.to_string(), backups, settings.kms_timeouts).await,
+                AwsKmsProvider::new(
+                    region,
+                    &key.to_string(),
+                    backups,
+                    settings.kms_timeouts,
+                    sdk_attempts,
+                )
+                .await,
             )
         }
     })
 }
 
 /// The provider the daemon uses: built from `settings`, every call counted
-/// and timed for `/metrics` and recorded in the audit trail.
+/// and timed for `/metrics` and recorded in the audit trail — and, for AWS
+/// KMS, every request sent through the daemon's shared `budget` (which then
+/// does the retrying, so each attempt takes its turn).
 pub(crate) async fn instrumented(
     settings: &crate::config::Settings,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     audit: std::sync::Arc<crate::audit::Audit>,
+    budget: &std::sync::Arc<budget::Budget>,
 ) -> Result<std::sync::Arc<dyn KeyProvider>, local::RootKeyError> {
-    let inner = from_settings(settings, local::IfMissing::Create).await?;
-    Ok(instrumented::Instrumented::wrap(inner, metrics, audit))
+    use crate::config::ProviderSettings;
+    let kms = matches!(settings.provider, ProviderSettings::AwsKms { .. });
+    let attempts = if kms { 1 } else { aws_sdk::SDK_ATTEMPTS };
+    let inner = build(settings, local::IfMissing::Create, attempts).await?;
+    let measured = instrumented::Instrumented::wrap(inner, metrics, audit);
+    Ok(if kms {
+        budgeted::Budgeted::wrap(
+            measured,
+            budget.clone(),
+            &settings.organization_id,
+            settings.kms_timeouts.operation,
+        )
+    } else {
+        measured
+    })
 }
 
 /// A fresh 256-bit data key: the plaintext (zeroized on drop, never printed)

@@ -16,6 +16,7 @@ use crate::audit::{Audit, AuditEvent, Outcome as AuditOutcome};
 use crate::current::SharedCurrent;
 use crate::domain::{KeyPairRecord, Reason, Schedule};
 use crate::metrics::Metrics;
+use crate::provider::budget::{with_priority, Priority};
 use crate::time::{self, Timestamp};
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
@@ -97,6 +98,9 @@ pub(crate) struct EngineParts {
     pub(crate) current: SharedCurrent,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) audit: Option<Arc<Audit>>,
+    /// How many organizations the daemon serves (with many, next key pairs
+    /// are prepared ahead, spread over `prepare_window`).
+    pub(crate) peers: crate::spread::Peers,
 }
 
 /// The background task that owns rotation.
@@ -211,11 +215,14 @@ impl Engine {
             tracing::info!(%reason, "rotation started");
             // A panic in a rotation is a failed rotation (degraded, retried),
             // never a dead engine behind an API that serves stale state.
-            let outcome: Outcome = AssertUnwindSafe(self.rotate(reason))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|p| Err(RotationError::Panicked(crate::report::panic_message(&*p))))
-                .map(Arc::new);
+            let outcome: Outcome =
+                AssertUnwindSafe(with_priority(priority(reason), self.rotate(reason)))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|p| {
+                        Err(RotationError::Panicked(crate::report::panic_message(&*p)))
+                    })
+                    .map(Arc::new);
             if outcome.is_ok() {
                 self.prune().await;
             }
@@ -268,7 +275,15 @@ impl Engine {
         retry: &Option<Retry>,
         announce_retry: &Option<AnnounceRetry>,
     ) -> Option<tokio::time::Instant> {
-        let ahead = self.parts.current.settings().announce_ahead?;
+        let settings = self.parts.current.settings();
+        // Not in fleet mode yet: announcing there needs the lease's fencing.
+        let many = self.parts.peers.many() && self.parts.rotator.store.fleet().is_none();
+        let ahead = crate::spread::lead(
+            &settings.organization_id,
+            settings.announce_ahead,
+            settings.prepare_window,
+            many,
+        )?;
         if retry.is_some() {
             return None;
         }
@@ -295,10 +310,13 @@ impl Engine {
         let Some(due) = self.parts.state.read(|s| s.schedule.next_rotation_at) else {
             return;
         };
-        let outcome = AssertUnwindSafe(self.parts.rotator.announce(due))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|p| Err(RotationError::Panicked(crate::report::panic_message(&*p))));
+        let outcome = AssertUnwindSafe(with_priority(
+            Priority::Scheduled,
+            self.parts.rotator.announce(due),
+        ))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| Err(RotationError::Panicked(crate::report::panic_message(&*p))));
         match outcome {
             Ok(rec) => {
                 tracing::info!(key_pair_id = %rec.id, activates_at = %time::format(&due), "next key pair announced");
@@ -494,6 +512,15 @@ impl Engine {
     }
 }
 
+/// Where a rotation's KMS requests queue in the daemon's budget: an
+/// operator waiting goes ahead of the schedule.
+fn priority(reason: Reason) -> Priority {
+    match reason {
+        Reason::Scheduled | Reason::CatchUp => Priority::Scheduled,
+        Reason::Initial | Reason::ChangeKeyNow | Reason::KmsKeyChanged => Priority::ChangeKeyNow,
+    }
+}
+
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -529,6 +556,7 @@ mod tests {
             current: current.clone(),
             metrics: Default::default(),
             audit: None,
+            peers: Default::default(),
         });
         let first = engine.rotate(Reason::Initial).await.unwrap();
         let due = crate::time::now() + chrono::Duration::hours(1);
@@ -568,6 +596,7 @@ mod tests {
             current,
             metrics: Default::default(),
             audit: None,
+            peers: Default::default(),
         });
         let stop = CancellationToken::new();
         let task = tokio::spawn(engine.run(stop.clone()));

@@ -65,6 +65,15 @@ struct State {
     region: Option<String>,
     /// Requests seen, by operation (`x-amz-target`).
     requests: std::collections::BTreeMap<String, u64>,
+    /// A simulated account quota: at most this many requests in any one
+    /// second; above it, `ThrottlingException` (as KMS answers).
+    quota: Option<usize>,
+    /// When the requests within the last second came (quota bookkeeping).
+    recent: std::collections::VecDeque<std::time::Instant>,
+    /// Requests the quota throttled.
+    throttled: u64,
+    /// The most requests seen in any one second.
+    peak: usize,
 }
 
 /// The proxy. Dropping it stops it.
@@ -89,6 +98,10 @@ impl FaultProxy {
             faulted: 0,
             region: None,
             requests: Default::default(),
+            quota: None,
+            recent: Default::default(),
+            throttled: 0,
+            peak: 0,
         }));
         let p = FaultProxy {
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -150,6 +163,26 @@ impl FaultProxy {
             };
             self.listen(listener);
         }
+    }
+
+    /// Simulates the account's request quota: above `per_second` requests
+    /// in any one second, KMS's `ThrottlingException`; `None` lifts it.
+    pub fn set_quota(&self, per_second: Option<usize>) {
+        let mut st = self.state.lock().unwrap();
+        st.quota = per_second;
+        st.recent.clear();
+        st.peak = 0;
+    }
+
+    /// Requests the simulated quota throttled so far.
+    pub fn throttled(&self) -> u64 {
+        self.state.lock().unwrap().throttled
+    }
+
+    /// The most requests that arrived within any one second since the
+    /// quota was set (throttled ones included).
+    pub fn peak_per_second(&self) -> usize {
+        self.state.lock().unwrap().peak
     }
 
     /// Requests seen so far, by operation (faulted or not).
@@ -220,11 +253,27 @@ async fn handle(
                 .region
                 .as_deref()
                 .is_none_or(|r| signed_region(&req).as_deref() == Some(r));
-        let f = if applies {
+        let mut f = if applies {
             st.fault.clone()
         } else {
             Fault::None
         };
+        if let Some(quota) = st.quota {
+            let now = std::time::Instant::now();
+            while st
+                .recent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            {
+                st.recent.pop_front();
+            }
+            st.recent.push_back(now);
+            st.peak = st.peak.max(st.recent.len());
+            if st.recent.len() > quota && f == Fault::None {
+                st.throttled += 1;
+                f = Fault::throttling();
+            }
+        }
         if f != Fault::None {
             st.faulted += 1;
         }

@@ -229,6 +229,23 @@ pub(crate) fn status(s: &StatusView) -> String {
 }
 
 /// `kekctl history`: one row per key pair.
+/// One budget: its rate (and the cut one, after throttling), what it let
+/// through, what KMS throttled, what waits.
+fn budget_line(b: &kekd::api::views::BucketView) -> String {
+    let rate = if b.current_per_second < b.max_per_second {
+        format!(
+            "{}/s, cut to {}/s by throttling",
+            b.max_per_second, b.current_per_second
+        )
+    } else {
+        format!("{}/s", b.max_per_second)
+    };
+    format!(
+        "{rate}; {} sent, {} throttled, {} waiting",
+        b.granted, b.throttled, b.waiting
+    )
+}
+
 /// The daemon summary (several organizations, none named).
 pub(crate) fn daemon_status(d: &kekd::api::org_views::DaemonStatus) -> String {
     let s = &d.daemon;
@@ -258,6 +275,18 @@ pub(crate) fn daemon_status(d: &kekd::api::org_views::DaemonStatus) -> String {
     }
     for (id, why) in &s.unavailable {
         out.push_str(&format!("{:<15} {id}: {why}\n", "unusable"));
+    }
+    if let Some(b) = &s.kms_budget {
+        out.push_str(&format!(
+            "{:<15} {}\n",
+            "kms budget",
+            budget_line(&b.requests)
+        ));
+        out.push_str(&format!(
+            "{:<15} {}\n",
+            "describe budget",
+            budget_line(&b.describe_key)
+        ));
     }
     out.push_str(
         "kekd serves several organizations: kekctl --org ORG status for one; kekctl org list\n",

@@ -19,6 +19,49 @@ pub(crate) struct KmsTimeouts {
     pub(crate) operation: Duration,
 }
 
+/// The KMS request budget, shared by every organization of the daemon:
+/// AWS throttles the calling account, so all customers' keys draw on the
+/// platform's one regional quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KmsBudget {
+    /// Cryptographic requests (GenerateDataKey, Decrypt, Encrypt,
+    /// ReEncrypt) per second.
+    pub(crate) requests_per_second: usize,
+    /// DescribeKey requests per second.
+    pub(crate) describe_key_per_second: usize,
+}
+
+impl Default for KmsBudget {
+    fn default() -> Self {
+        KmsBudget {
+            requests_per_second: defaults::KMS_MAX_REQUESTS_PER_SECOND,
+            describe_key_per_second: defaults::KMS_MAX_DESCRIBE_KEY_PER_SECOND,
+        }
+    }
+}
+
+impl KmsBudget {
+    pub(crate) fn with_config(raw: Option<&RawKms>, v: &Validator) -> Result<Self, ConfigError> {
+        let raw = raw.cloned().unwrap_or_default();
+        Ok(KmsBudget {
+            requests_per_second: v.count(
+                "kms.max_requests_per_second",
+                raw.max_requests_per_second,
+                1..=100_000,
+                defaults::KMS_MAX_REQUESTS_PER_SECOND,
+                "1 to 100000 (requests per second, every organization together)",
+            )?,
+            describe_key_per_second: v.count(
+                "kms.max_describe_key_per_second",
+                raw.max_describe_key_per_second,
+                1..=10_000,
+                defaults::KMS_MAX_DESCRIBE_KEY_PER_SECOND,
+                "1 to 10000 (DescribeKey requests per second, every organization together)",
+            )?,
+        })
+    }
+}
+
 /// Backoff after a failed rotation: capped exponential with full jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RetryPolicy {
