@@ -74,12 +74,10 @@ pub(super) async fn list(
             format!("limit {limit} is out of range; allowed: 1 to {MAX_LIMIT}"),
         ));
     }
-    let all = hub.orgs.all();
-    let after = q.cursor.as_deref();
-    let mut page: Vec<OrgView> = all
+    let mut page: Vec<OrgView> = hub
+        .orgs
+        .page(q.cursor.as_deref(), limit + 1)
         .iter()
-        .filter(|t| after.is_none_or(|c| &*t.parts.id > c))
-        .take(limit + 1)
         .map(|t| view(t))
         .collect();
     let next_cursor = (page.len() > limit).then(|| {

@@ -45,6 +45,16 @@ pub(crate) struct Daemonwide {
     pub(crate) refusals: Arc<super::refusals::Refusals>,
     /// The KMS request budget every organization shares (status).
     pub(crate) budget: Arc<crate::provider::budget::Budget>,
+    /// The last daemon summary (recomputed when an organization's state
+    /// changed, or after a second for the evidence beside it).
+    pub(crate) summary: std::sync::Mutex<Option<CachedSummary>>,
+}
+
+/// A daemon summary and what it was computed from.
+pub(crate) struct CachedSummary {
+    pub(crate) generation: u64,
+    pub(crate) at: std::time::Instant,
+    pub(crate) value: super::views::DaemonSummary,
 }
 
 impl AppState {

@@ -47,8 +47,30 @@ pub(super) fn assess(st: &AppState) -> Assessment {
     observe(st).health
 }
 
-/// Every organization at a glance, bounded whatever their number.
+/// Every organization at a glance, bounded whatever their number — and
+/// computed once for all requests until an organization's state changes
+/// (or a second passes, for the canary, audit and KMS-fallback evidence
+/// beside it), so status costs the same with 1 organization or 10,000.
 fn summary(hub: &Hub) -> DaemonSummary {
+    let generation = crate::rotation::generation();
+    let mut cached = crate::sync::lock(&hub.summary);
+    if let Some(c) = cached.as_ref() {
+        if c.generation == generation && c.at.elapsed() < std::time::Duration::from_secs(1) {
+            let mut s = c.value.clone();
+            s.kms_budget = Some(hub.budget.view());
+            return s;
+        }
+    }
+    let value = compute_summary(hub);
+    *cached = Some(super::state::CachedSummary {
+        generation,
+        at: std::time::Instant::now(),
+        value: value.clone(),
+    });
+    value
+}
+
+fn compute_summary(hub: &Hub) -> DaemonSummary {
     let mut s = DaemonSummary {
         unavailable: hub.orgs.broken(),
         kms_budget: Some(hub.budget.view()),

@@ -202,6 +202,7 @@ impl Daemon {
             audit,
             refusals,
             budget,
+            summary: Default::default(),
         });
         Ok(Daemon {
             settings,

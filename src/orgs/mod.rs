@@ -222,6 +222,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
     fn counted(&self, tenants: &BTreeMap<String, Arc<Tenant<X>>>) {
         let was = self.ctx.peers.many();
         self.ctx.peers.set(tenants.len());
+        crate::rotation::changed();
         if self.ctx.peers.many() != was {
             for t in tenants.values() {
                 t.parts.rotation.reschedule();
@@ -260,6 +261,22 @@ impl<X: Send + Sync + 'static> Orgs<X> {
             (1, Some(t)) => Ok(t.clone()),
             _ => Err(stored),
         }
+    }
+
+    /// Up to `n` served organizations after `after`, by id: a page costs
+    /// the page, whatever the number of organizations.
+    pub(crate) fn page(&self, after: Option<&str>, n: usize) -> Vec<Arc<Tenant<X>>> {
+        use std::ops::Bound;
+        let tenants = crate::sync::read(&self.tenants);
+        let from = match after {
+            Some(c) => Bound::Excluded(c),
+            None => Bound::Unbounded,
+        };
+        tenants
+            .range::<str, _>((from, Bound::Unbounded))
+            .take(n)
+            .map(|(_, t)| t.clone())
+            .collect()
     }
 
     /// Every served organization, by id.

@@ -323,8 +323,26 @@ impl SharedState {
 
     /// Changes the state.
     pub(crate) fn update<T>(&self, f: impl FnOnce(&mut EngineState) -> T) -> T {
-        f(&mut crate::sync::write(&self.0))
+        let out = f(&mut crate::sync::write(&self.0));
+        changed();
+        out
     }
+}
+
+/// Bumped whenever any organization's engine state (or the set of
+/// organizations) changes: what is derived from all of them (the daemon
+/// summary) is recomputed only when this moved. A hint, never a value to
+/// trust — spurious bumps only cost a recomputation.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Something every-organization views derive from changed.
+pub(crate) fn changed() {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::Release);
+}
+
+/// The current generation (see [`changed`]).
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(std::sync::atomic::Ordering::Acquire)
 }
 
 #[cfg(test)]

@@ -22,7 +22,9 @@ mod rotate;
 pub(crate) use backoff::backoff;
 pub(crate) use engine::{Engine, EngineParts, RotationHandle};
 pub use health::StoreFailure;
-pub(crate) use health::{Assessment, EngineState, Evidence, FleetHealth, SharedState};
+pub(crate) use health::{
+    changed, generation, Assessment, EngineState, Evidence, FleetHealth, SharedState,
+};
 pub use health::{DegradedCause, FailureCause, LastError, RotationStep};
 pub(crate) use prune::Pruner;
 pub(crate) use rotate::{RotationError, Rotator};
