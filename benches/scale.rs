@@ -24,24 +24,6 @@ use kekd::domain::{OrgRecord, OrgSource, OrgSpec};
 use kekd::store::{Expect, RedbRegistry, Registry};
 use std::time::{Duration, Instant};
 
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn config(dir: &std::path::Path) -> String {
     local_config(dir) + "[canary]\ninterval = \"off\"\n"
 }

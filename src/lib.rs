@@ -87,12 +87,14 @@
 //!   for a fleet, and following the fleet between rotations), `engine.rs`
 //!   (when: schedule, Change Key Now, coalescing, retries), `health.rs`
 //!   (what status shows, and the one health rule), `prune.rs` (retention),
-//!   `backoff.rs` (the retry delay).
+//!   `backoff.rs` (the retry delay), `announce.rs` (preparing the next key
+//!   pair ahead of its rotation).
 //! - `key_watch.rs` (the configured KMS key's health from every path's
 //!   latest evidence, re-checked until a problem clears),
 //!   `reload.rs` (SIGHUP, all or nothing), `rewrap.rs` (KMS ReEncrypt),
 //!   `canary.rs` (periodic decryptability check), `unwrap.rs` (content keys
-//!   for players, with a bounded key cache), [`kms_check`] (preflight and
+//!   for players) with `key_cache.rs` (the daemon's one bounded cache of
+//!   decrypted private keys, single-flight on misses), [`kms_check`] (preflight and
 //!   the Test round trip), [`recording`] (the sealed recording format),
 //!   [`policy`] (the key-policy statements kekd needs), `spread.rs`
 //!   (where in a window an organization's periodic work falls).
@@ -149,6 +151,7 @@ pub mod fips;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jwks;
+mod key_cache;
 mod key_watch;
 pub mod keypair;
 pub mod kms_check;

@@ -71,16 +71,26 @@ impl fmt::Debug for Cadence {
 }
 
 impl Cadence {
-    fn pattern(&self) -> Option<Cron> {
-        let p = match self {
-            Cadence::Daily => "0 0 * * *",
-            Cadence::Weekly => "0 0 * * MON",
-            Cadence::Monthly => "0 0 1 * *",
-            Cadence::Yearly => "0 0 1 1 *",
+    /// The pattern, parsed once per process for the named cadences: with
+    /// 10,000 organizations, parsing it for each schedule computation was
+    /// the largest cost of starting.
+    fn pattern(&self) -> Option<&Cron> {
+        use std::sync::OnceLock;
+        fn built_in(cell: &'static OnceLock<Cron>, p: &str) -> &'static Cron {
+            cell.get_or_init(|| Cron::from_str(p).expect("built-in cadence patterns parse"))
+        }
+        static DAILY: OnceLock<Cron> = OnceLock::new();
+        static WEEKLY: OnceLock<Cron> = OnceLock::new();
+        static MONTHLY: OnceLock<Cron> = OnceLock::new();
+        static YEARLY: OnceLock<Cron> = OnceLock::new();
+        Some(match self {
+            Cadence::Daily => built_in(&DAILY, "0 0 * * *"),
+            Cadence::Weekly => built_in(&WEEKLY, "0 0 * * MON"),
+            Cadence::Monthly => built_in(&MONTHLY, "0 0 1 * *"),
+            Cadence::Yearly => built_in(&YEARLY, "0 0 1 1 *"),
             Cadence::Never => return None,
-            Cadence::Cron(_, c) => return Some((**c).clone()),
-        };
-        Some(Cron::from_str(p).expect("built-in cadence patterns parse"))
+            Cadence::Cron(_, c) => c,
+        })
     }
 
     /// The first rotation instant strictly after `after`, in time zone `tz`;

@@ -2,20 +2,19 @@
 //! role `decrypt`).
 //!
 //! The key pair's private key is decrypted through the provider (KMS) and
-//! kept in memory for a bounded time and count (`[unwrap]`), so playing back
-//! many recordings does not cost one KMS call each. Evicted and expired keys
-//! are dropped, which frees them in aws-lc (it cleanses key material on
-//! free); the cache is cleared on shutdown. A wrapped key that does not
+//! kept in the daemon's one key cache (`key_cache.rs`: bounded in time and
+//! count for every organization together, single-flight on misses), so
+//! playing back many recordings does not cost one KMS call each; an
+//! organization's keys are dropped when it stops. A wrapped key that does not
 //! decrypt gets one opaque error whatever the cause — no padding oracle.
 
 use crate::current::SharedCurrent;
+use crate::key_cache::KeyCache;
 use crate::proof::{self, ProofError};
 use crate::provider::ProviderError;
 use crate::store::{KeyStore, StoreError};
 use aws_lc_rs::rsa::PrivateDecryptingKey;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// Why an unwrap failed.
@@ -42,29 +41,35 @@ pub(crate) enum UnwrapError {
     Proof(ProofError),
 }
 
-struct Cached {
-    key: Arc<PrivateDecryptingKey>,
-    at: Instant,
-}
-
-/// The unwrap service and its private-key cache.
+/// The unwrap service of one organization, over the daemon's key cache.
 pub(crate) struct Unwrapper {
     store: Arc<dyn KeyStore>,
     current: SharedCurrent,
-    cache: Mutex<HashMap<String, Cached>>,
+    /// The organization (its keys' place in the cache).
+    org: Arc<str>,
+    cache: Arc<KeyCache>,
     /// Where a key problem an unwrap runs into goes (status).
     key_watch: Option<crate::key_watch::KeyWatch>,
 }
 
 impl Unwrapper {
-    /// A service over the store and the provider in force.
+    /// A service over the store and the provider in force, with a cache of
+    /// its own (tests; the daemon shares one with [`Unwrapper::with_cache`]).
     pub(crate) fn new(store: Arc<dyn KeyStore>, current: SharedCurrent) -> Unwrapper {
+        let org = current.settings().organization_id.as_str().into();
         Unwrapper {
             store,
             current,
-            cache: Mutex::new(HashMap::new()),
+            org,
+            cache: Default::default(),
             key_watch: None,
         }
+    }
+
+    /// Caches in the daemon's one cache.
+    pub(crate) fn with_cache(mut self, cache: Arc<KeyCache>) -> Unwrapper {
+        self.cache = cache;
+        self
     }
 
     /// Reports the key problems unwraps run into to `watch`.
@@ -73,44 +78,28 @@ impl Unwrapper {
         self
     }
 
-    /// Drops every cached private key (shutdown).
+    /// Drops this organization's cached private keys (shutdown).
     pub(crate) fn clear(&self) {
-        crate::sync::lock(&self.cache).clear();
+        self.cache.forget(&self.org);
     }
 
     fn cached_key(&self, id: &str) -> Option<Arc<PrivateDecryptingKey>> {
         let ttl = self.current.settings().unwrap.ttl;
-        let mut cache = crate::sync::lock(&self.cache);
-        cache.retain(|_, c| c.at.elapsed() < ttl);
-        cache.get(id).map(|c| c.key.clone())
+        self.cache.get(&self.org, id, ttl)
     }
 
     fn remember(&self, id: &str, key: Arc<PrivateDecryptingKey>) {
         let max = self.current.settings().unwrap.max;
-        if max == 0 {
-            return;
-        }
-        let mut cache = crate::sync::lock(&self.cache);
-        while cache.len() >= max {
-            let oldest = cache
-                .iter()
-                .min_by_key(|(_, c)| c.at)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => cache.remove(&k),
-                None => break,
-            };
-        }
-        cache.insert(
-            id.to_string(),
-            Cached {
-                key,
-                at: Instant::now(),
-            },
-        );
+        self.cache.put(&self.org, id, key, max);
     }
 
     async fn private_key(&self, id: &str) -> Result<Arc<PrivateDecryptingKey>, UnwrapError> {
+        if let Some(k) = self.cached_key(id) {
+            return Ok(k);
+        }
+        // Single flight: one load per key at a time; who waited finds it
+        // cached (or, if the load failed, tries again itself).
+        let _loading = self.cache.loading(&self.org, id).await;
         if let Some(k) = self.cached_key(id) {
             return Ok(k);
         }

@@ -66,23 +66,23 @@ async fn wrapped_for(c: &Client) -> (String, Vec<u8>) {
     (p.id, h.wrapped_key)
 }
 
-/// Budget below the account's quota (15/s against 20/s): a burst of Change
-/// Key Now on every organization with unwraps in the middle of it finishes
-/// with no request throttled, never more than the budget in any second,
-/// and the unwraps done before the rotations.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_under_the_budget_is_never_throttled_and_unwraps_go_first() {
+/// Five organizations (the declared one and four added, each with its own
+/// KMS key) behind a fault proxy whose account quota is 20 requests a
+/// second, with `budget` lines in `[kms]`; a wrapped content key for each.
+struct Burst {
+    _moto: Moto,
+    proxy: FaultProxy,
+    d: TestDaemon,
+    c: Client,
+    orgs: Vec<String>,
+    inputs: Vec<(Client, (String, Vec<u8>))>,
+}
+
+async fn burst(budget: &str) -> Burst {
     let moto = Moto::start().await;
     let proxy = FaultProxy::start(&moto.endpoint).await;
     let (key, _) = moto.create_key("scale-0").await;
-    let d = TestDaemon::start_via(&proxy.endpoint, |dir| {
-        budget_config(
-            dir,
-            &key,
-            "max_requests_per_second = 15\nmax_describe_key_per_second = 2",
-        )
-    })
-    .await;
+    let d = TestDaemon::start_via(&proxy.endpoint, |dir| budget_config(dir, &key, budget)).await;
     let c = d.client();
     let mut orgs = add_orgs(&moto, &c, 4).await;
     orgs.push(d.wait_active().await.organization_id);
@@ -92,6 +92,31 @@ async fn a_burst_under_the_budget_is_never_throttled_and_unwraps_go_first() {
         inputs.push((oc.clone(), wrapped_for(&oc).await));
     }
     proxy.set_quota(Some(20));
+    Burst {
+        _moto: moto,
+        proxy,
+        d,
+        c,
+        orgs,
+        inputs,
+    }
+}
+
+/// Budget below the account's quota (15/s against 20/s): a burst of Change
+/// Key Now on every organization with unwraps in the middle of it finishes
+/// with no request throttled, never more than the budget in any second,
+/// and the unwraps done before the rotations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_under_the_budget_is_never_throttled_and_unwraps_go_first() {
+    // Every part bound: what is not would be dropped (moto, the daemon).
+    let Burst {
+        _moto,
+        proxy,
+        d: _d,
+        c,
+        orgs,
+        inputs,
+    } = burst("max_requests_per_second = 15\nmax_describe_key_per_second = 2").await;
 
     let started = Instant::now();
     let rotations: Vec<_> = orgs
@@ -154,22 +179,14 @@ async fn a_burst_under_the_budget_is_never_throttled_and_unwraps_go_first() {
 /// is cut (and says so), and every rotation and unwrap still completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_cuts_the_budget_and_every_request_completes() {
-    let moto = Moto::start().await;
-    let proxy = FaultProxy::start(&moto.endpoint).await;
-    let (key, _) = moto.create_key("scale-0").await;
-    let d = TestDaemon::start_via(&proxy.endpoint, |dir| {
-        budget_config(dir, &key, "max_requests_per_second = 100")
-    })
-    .await;
-    let c = d.client();
-    let mut orgs = add_orgs(&moto, &c, 4).await;
-    orgs.push(d.wait_active().await.organization_id);
-    let mut inputs = Vec::new();
-    for org in &orgs {
-        let oc = c.clone().with_org(Some(org.clone()));
-        inputs.push((oc.clone(), wrapped_for(&oc).await));
-    }
-    proxy.set_quota(Some(20));
+    let Burst {
+        _moto,
+        proxy,
+        d,
+        c,
+        orgs,
+        inputs,
+    } = burst("max_requests_per_second = 100").await;
     let mut work: Vec<_> = orgs
         .iter()
         .map(|org| {
@@ -343,4 +360,31 @@ async fn fifty_organizations_due_at_one_instant_only_flip_pointers() {
         rotations.values().all(|n| *n == 1),
         "none twice: {rotations:?}"
     );
+}
+
+/// A cold cache and 20 players asking for the same key pair at once: one
+/// KMS Decrypt, not twenty (single flight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_unwraps_of_a_cold_key_pair_make_one_kms_request() {
+    let moto = Moto::start().await;
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    let (key, _) = moto.create_key("cold").await;
+    let d = TestDaemon::start_via(&proxy.endpoint, |dir| kms_config(dir, &key, "")).await;
+    let c = d.client();
+    d.wait_active().await;
+    let (id, wrapped) = wrapped_for(&c).await;
+    let before = proxy.requests().get("Decrypt").copied().unwrap_or(0);
+    let players: Vec<_> = (0..20)
+        .map(|_| {
+            let (c, id, wrapped) = (c.clone(), id.clone(), wrapped.clone());
+            tokio::spawn(async move { c.unwrap(&id, &wrapped).await.unwrap().content_key.clone() })
+        })
+        .collect();
+    let mut keys = std::collections::BTreeSet::new();
+    for p in players {
+        keys.insert(p.await.unwrap());
+    }
+    assert_eq!(keys.len(), 1, "every player got the same content key");
+    let after = proxy.requests().get("Decrypt").copied().unwrap_or(0);
+    assert_eq!(after - before, 1, "one KMS Decrypt for twenty players");
 }

@@ -44,8 +44,9 @@ pub const RETRY_INITIAL_DELAY: Duration = Duration::from_secs(5);
 pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(300);
 /// How long a decrypted private key stays cached for `unwrap`.
 pub const UNWRAP_CACHE_TTL: Duration = Duration::from_secs(300);
-/// How many decrypted private keys may be cached.
-pub const UNWRAP_CACHE_MAX: usize = 16;
+/// How many decrypted private keys may be cached, every organization
+/// together (an RSA-3072 key takes about 3 KiB).
+pub const UNWRAP_CACHE_MAX: usize = 256;
 /// Time between decryptability canaries.
 pub const CANARY_INTERVAL: Duration = Duration::from_secs(3600);
 /// Retired key pairs the canary checks besides the active one.

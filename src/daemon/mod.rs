@@ -149,6 +149,7 @@ impl Daemon {
             spawner: tasks.spawner(),
             budget: budget.clone(),
             peers: Default::default(),
+            key_cache: Default::default(),
         };
         let api_metrics = metrics.clone();
         let orgs = crate::orgs::Orgs::open(ctx, settings.clone(), move |p: &Parts| {

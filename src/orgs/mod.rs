@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::rotation::RotationError;
 use crate::store::{Registry, StoreError};
 use crate::tasks::Spawner;
+use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -37,6 +38,9 @@ pub const DEFAULT_RESTORE_WINDOW: Duration = Duration::from_secs(30 * 86_400);
 
 /// How long an add waits for the first key pair of the new organization.
 pub(super) const FIRST_KEY_PAIR_BOUND: Duration = Duration::from_secs(120);
+
+/// How many organizations are opened at once at start.
+const OPEN_AT_ONCE: usize = 16;
 
 /// What every tenant shares.
 #[derive(Clone)]
@@ -53,6 +57,8 @@ pub(crate) struct Ctx {
     pub(crate) budget: Arc<crate::provider::budget::Budget>,
     /// How many organizations are served.
     pub(crate) peers: crate::spread::Peers,
+    /// The decrypted private keys behind unwrap, every organization's.
+    pub(crate) key_cache: Arc<crate::key_cache::KeyCache>,
 }
 
 /// Why a change of the set of organizations was refused or failed.
@@ -166,20 +172,33 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         let mut broken = BTreeMap::new();
         let file_current = first.parts.current.clone();
         tenants.insert(declared_id.clone(), Arc::new(first));
+        let mut ready = Vec::new();
         for record in ctx.registry.orgs().await? {
             let id = record.id().to_string();
             if id == declared_id {
                 continue;
             }
-            let settings = match file.for_org(&record.spec) {
-                Ok(s) => Arc::new(s),
+            match file.for_org(&record.spec) {
+                Ok(s) => ready.push((id, record, Arc::new(s))),
                 Err(e) => {
                     tracing::error!(organization = %id, error = %e, "a stored organization's settings do not validate; it is not served until they are fixed (kekctl org set)");
                     broken.insert(id, e.to_string());
-                    continue;
                 }
-            };
-            match tenant::make(&ctx, record, settings, Preflight::Reported, &make_api).await {
+            }
+        }
+        // Made several at a time: each waits mostly on store reads, so
+        // 10,000 organizations open in seconds, not one after the other.
+        let (ctx_ref, api) = (&ctx, &make_api);
+        let made: Vec<_> = futures_util::stream::iter(ready)
+            .map(|(id, record, settings)| async move {
+                let made = tenant::make(ctx_ref, record, settings, Preflight::Reported, api).await;
+                (id, made)
+            })
+            .buffer_unordered(OPEN_AT_ONCE)
+            .collect()
+            .await;
+        for (id, made) in made {
+            match made {
                 Ok(t) => {
                     tenants.insert(id, Arc::new(t));
                 }

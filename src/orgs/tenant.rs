@@ -200,7 +200,9 @@ pub(crate) async fn make<X>(
         ),
         rewrapper: Arc::new(Rewrapper::new(store.clone(), current.clone())),
         unwrapper: Arc::new(
-            Unwrapper::new(store.clone(), current.clone()).with_key_watch(key_watch.clone()),
+            Unwrapper::new(store.clone(), current.clone())
+                .with_cache(ctx.key_cache.clone())
+                .with_key_watch(key_watch.clone()),
         ),
         key_watch,
         store,

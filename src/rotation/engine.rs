@@ -8,6 +8,7 @@
 //! of rotations. A retry covers anything due meanwhile: the rotation due
 //! during an outage happens once.
 
+use super::announce::AnnounceRetry;
 use super::backoff::backoff;
 use super::health::{LastError, SharedState, WrappingKeyChange};
 use super::prune::Pruner;
@@ -27,20 +28,11 @@ use tokio_util::sync::CancellationToken;
 
 /// A failed rotation waiting for its retry.
 #[derive(Debug, Clone, Copy)]
-struct Retry {
+pub(super) struct Retry {
     /// The reason of the rotation that failed (kept by the retry).
-    reason: Reason,
+    pub(super) reason: Reason,
     /// When it is tried again.
-    at: tokio::time::Instant,
-}
-
-/// A failed announcement waiting for its next try.
-#[derive(Debug, Clone, Copy)]
-struct AnnounceRetry {
-    /// Failed tries in a row.
-    attempts: u32,
-    /// Not tried again before this.
-    not_before: tokio::time::Instant,
+    pub(super) at: tokio::time::Instant,
 }
 
 /// The outcome every waiter of one rotation receives.
@@ -105,7 +97,7 @@ pub(crate) struct EngineParts {
 
 /// The background task that owns rotation.
 pub(crate) struct Engine {
-    parts: EngineParts,
+    pub(super) parts: EngineParts,
     rx: mpsc::Receiver<Request>,
     started_at: Timestamp,
     activated: watch::Sender<Option<String>>,
@@ -263,98 +255,6 @@ impl Engine {
                 rotator.rotate(reason).await
             }
             (None, _) => rotator.rotate(reason).await,
-        }
-    }
-
-    /// When to announce the next key pair: `announce_ahead` before the next
-    /// scheduled rotation, unless one is announced, a failed rotation is
-    /// being retried, or the rotation itself is due (it then happens the
-    /// usual way). A failed announcement is retried with backoff.
-    fn next_announce(
-        &self,
-        retry: &Option<Retry>,
-        announce_retry: &Option<AnnounceRetry>,
-    ) -> Option<tokio::time::Instant> {
-        let settings = self.parts.current.settings();
-        // Not in fleet mode yet: announcing there needs the lease's fencing.
-        let many = self.parts.peers.many() && self.parts.rotator.store.fleet().is_none();
-        let ahead = crate::spread::lead(
-            &settings.organization_id,
-            settings.announce_ahead,
-            settings.prepare_window,
-            many,
-        )?;
-        if retry.is_some() {
-            return None;
-        }
-        let (announced, due) = self
-            .parts
-            .state
-            .read(|s| (s.announced.is_some(), s.schedule.next_rotation_at));
-        let due = due?;
-        let now = time::now();
-        if announced || due <= now {
-            return None;
-        }
-        let at = due - chrono::Duration::from_std(ahead).ok()?;
-        let mut when = tokio::time::Instant::now() + (at - now).to_std().unwrap_or(Duration::ZERO);
-        if let Some(r) = announce_retry {
-            when = when.max(r.not_before);
-        }
-        Some(when)
-    }
-
-    /// Announces the next key pair (generate, seal, store, prove: I1), to
-    /// become active at the next scheduled rotation.
-    async fn announce(&self, announce_retry: &mut Option<AnnounceRetry>) {
-        let Some(due) = self.parts.state.read(|s| s.schedule.next_rotation_at) else {
-            return;
-        };
-        let outcome = AssertUnwindSafe(with_priority(
-            Priority::Scheduled,
-            self.parts.rotator.announce(due),
-        ))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|p| Err(RotationError::Panicked(crate::report::panic_message(&*p))));
-        match outcome {
-            Ok(rec) => {
-                tracing::info!(key_pair_id = %rec.id, activates_at = %time::format(&due), "next key pair announced");
-                self.parts
-                    .state
-                    .update(|s| s.announced = Some(Arc::new(rec)));
-                *announce_retry = None;
-            }
-            Err(e) => {
-                let attempts = announce_retry.map_or(1, |r| r.attempts + 1);
-                let delay = backoff(&self.parts.current.settings().retry, attempts);
-                tracing::warn!(error = %e, attempt = attempts, retry_in_ms = delay.as_millis() as u64, "cannot announce the next key pair; retrying (the rotation itself happens at its time regardless)");
-                *announce_retry = Some(AnnounceRetry {
-                    attempts,
-                    not_before: tokio::time::Instant::now() + delay,
-                });
-            }
-        }
-    }
-
-    /// An announced key pair whose instant is no longer the schedule's
-    /// (a reload changed the cadence) is discarded; the next one is
-    /// announced for the new instant.
-    async fn retime_announced(&self) {
-        let stale = self.parts.state.update(|s| {
-            let stale = s
-                .announced
-                .as_ref()
-                .is_some_and(|a| a.activates_at != s.schedule.next_rotation_at);
-            if stale {
-                s.announced.take()
-            } else {
-                None
-            }
-        });
-        if let Some(a) = stale {
-            tracing::info!(key_pair_id = %a.id, "the schedule changed: discarding the announced key pair (superseded)");
-            self.parts.rotator.retire_unused(&a.id).await;
         }
     }
 

@@ -12,6 +12,7 @@
 //! - `fleet.rs`: one rotation for a fleet sharing a store (the lease).
 //! - `prune.rs`: retention pruning after a rotation.
 
+mod announce;
 mod backoff;
 mod engine;
 mod fleet;

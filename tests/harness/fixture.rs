@@ -18,10 +18,7 @@ pub async fn store_with_history(path: &Path, n: usize) -> Vec<String> {
 /// Writes `n` key pairs into the empty `store` (the newest active, the rest
 /// retired, one second apart); returns their ids, oldest first.
 pub async fn write_history(store: &dyn KeyStore, n: usize) -> Vec<String> {
-    let public = kekd::keypair::generate(kekd::domain::KeyBits::Rsa2048)
-        .unwrap()
-        .public_key_der
-        .clone();
+    let public = fixture_public_key();
     let base = chrono::Utc::now() - chrono::Duration::seconds(n as i64 + 10);
     let records: Vec<KeyPairRecord> = (0..n)
         .map(|i| {
@@ -62,4 +59,17 @@ pub async fn write_history(store: &dyn KeyStore, n: usize) -> Vec<String> {
         .await
         .unwrap();
     records.into_iter().map(|r| r.id).collect()
+}
+
+/// One real public key for fixtures (generating one per store would cost
+/// 10,000 RSA generations for 10,000 organizations).
+pub fn fixture_public_key() -> Vec<u8> {
+    static KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        kekd::keypair::generate(kekd::domain::KeyBits::Rsa2048)
+            .unwrap()
+            .public_key_der
+            .clone()
+    })
+    .clone()
 }

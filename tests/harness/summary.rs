@@ -18,3 +18,24 @@ pub fn summary_row(measure: &str, kekd: &str, baseline: &str, ratio: &str) {
         .expect("the bench summary file opens");
     writeln!(f, "| {measure} | {kekd} | {baseline} | {ratio} |").expect("the summary is written");
 }
+
+/// A duration in milliseconds, for the benches' lines.
+pub fn ms(d: std::time::Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The median of `v` (the upper one of an even count).
+pub fn median(mut v: Vec<std::time::Duration>) -> std::time::Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The resident memory of process `pid`, in KiB (0 if unreadable).
+pub fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
