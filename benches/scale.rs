@@ -12,6 +12,10 @@
 //! - `GET /v1/orgs` one page of 50, median of 100, as a ratio to the same
 //!   page at 1,000.
 //!
+//! - player unwraps (cache off: each one a KMS Decrypt through moto) while
+//!   20 organizations rotate as fast as they can under a 50 requests/s
+//!   budget, p99 beside idle: the budget serves unwraps first.
+//!
 //! The organizations are written straight into the store (as the history
 //! fixture writes key pairs): one active key pair each, sharing one public
 //! key, with placeholder envelopes — so the canary is off in these runs.
@@ -118,8 +122,100 @@ async fn measure(n: usize) -> Figures {
     }
 }
 
+fn p99(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() * 99 / 100]
+}
+
+/// `n` unwraps one after the other; their latencies.
+async fn unwraps(
+    c: &kekd::api::client::Client,
+    id: &str,
+    wrapped: &[u8],
+    n: usize,
+) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        c.unwrap(id, wrapped).await.unwrap();
+        out.push(t.elapsed());
+    }
+    out
+}
+
+async fn storm() {
+    let moto = Moto::start().await;
+    let (key, _) = moto.create_key("storm-0").await;
+    let d = TestDaemon::start(&moto, |dir| {
+        kms_config(dir, &key, "[unwrap]\ncache_max = 0\n")
+            .replace("[kms]\n", "[kms]\nmax_requests_per_second = 50\n")
+    })
+    .await;
+    let c = d.client();
+    let mut orgs = Vec::new();
+    for i in 0..20 {
+        let (k, _) = moto.create_key(&format!("storm-{}", i + 1)).await;
+        let id = format!("storm-{i}");
+        c.org_add(&OrgSpec {
+            id: id.clone(),
+            kms_key_arn: Some(k),
+            key_bits: Some(2048),
+            ..OrgSpec::default()
+        })
+        .await
+        .unwrap();
+        orgs.push(id);
+    }
+    let player = c.clone().with_org(Some(orgs[0].clone()));
+    let p = player.public_key().await.unwrap();
+    let mut sealed = Vec::new();
+    kekd::recording::seal(
+        &mut &b"x"[..],
+        &mut sealed,
+        &p.id,
+        &decrypt::pem_der(&p.pem),
+        |_| {},
+    )
+    .unwrap();
+    let h = kekd::recording::Header::read(&mut &sealed[..]).unwrap();
+    let idle = p99(unwraps(&player, &p.id, &h.wrapped_key, 200).await);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rotators: Vec<_> = orgs[1..]
+        .iter()
+        .map(|o| {
+            let (oc, stop) = (c.clone().with_org(Some(o.clone())), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = oc.rotate().await;
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let during = p99(unwraps(&player, &p.id, &h.wrapped_key, 200).await);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut rotations = 0;
+    for r in rotators {
+        rotations += r.await.unwrap();
+    }
+    println!(
+        "unwrap p99: idle {}, while 19 organizations rotate under a 50/s budget {} ({rotations} rotations meanwhile)",
+        ms(idle),
+        ms(during)
+    );
+    summary_row(
+        "scale: unwrap p99 during a rotation storm vs idle (budget 50/s)",
+        &ms(during),
+        &format!("idle {}", ms(idle)),
+        &format!("{:.2}", during.as_secs_f64() / idle.as_secs_f64()),
+    );
+}
+
 #[tokio::main]
 async fn main() {
+    storm().await;
     let sizes: Vec<usize> = std::env::var("KEKD_BENCH_ORGS")
         .unwrap_or_else(|_| "1,1000,10000".into())
         .split(',')

@@ -99,7 +99,7 @@ impl KeyWatch {
             let marked = self.state.read(|s| s.health.kms_key_problem.is_some());
             if marked {
                 attempt += 1;
-                let wait = crate::rotation::backoff(&self.current.settings().retry, attempt);
+                let wait = crate::backoff::backoff(&self.current.settings().retry, attempt);
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(wait) => {}

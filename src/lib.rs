@@ -87,8 +87,9 @@
 //!   for a fleet, and following the fleet between rotations), `engine.rs`
 //!   (when: schedule, Change Key Now, coalescing, retries), `health.rs`
 //!   (what status shows, and the one health rule), `prune.rs` (retention),
-//!   `backoff.rs` (the retry delay), `announce.rs` (preparing the next key
-//!   pair ahead of its rotation).
+//!   `announce.rs` (preparing the next key pair ahead of its rotation);
+//!   `backoff.rs` (the retry delay of rotations, key checks and KMS
+//!   requests).
 //! - `key_watch.rs` (the configured KMS key's health from every path's
 //!   latest evidence, re-checked until a problem clears),
 //!   `reload.rs` (SIGHUP, all or nothing), `rewrap.rs` (KMS ReEncrypt),
@@ -140,6 +141,7 @@
 mod aead;
 pub mod api;
 pub mod audit;
+mod backoff;
 mod canary;
 pub mod config;
 mod current;

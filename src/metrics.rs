@@ -89,7 +89,7 @@ pub(crate) struct Snapshot {
     /// The organizations whose active key pair is too old (bounded).
     pub(crate) key_too_old_orgs: Vec<String>,
     /// The daemon's KMS request budget.
-    pub(crate) kms_budget: Option<crate::api::views::KmsBudgetView>,
+    pub(crate) kms_budget: Option<crate::domain::KmsBudgetView>,
 }
 
 impl Metrics {

@@ -237,7 +237,7 @@ async fn fifty_organizations_due_at_one_instant_only_flip_pointers() {
     let d = TestDaemon::start_local(|dir| {
         crate::harness::daemon::local_config(dir).replace(
             "cadence = \"never\"",
-            &format!("cadence = \"{CADENCE}\"\nprepare_window = \"20s\""),
+            &format!("cadence = \"{CADENCE}\"\nprepare_window = \"25s\""),
         ) + "[overrides]\nallow_frequent_rotation = true\n"
     })
     .await;
@@ -276,7 +276,7 @@ async fn fifty_organizations_due_at_one_instant_only_flip_pointers() {
                     let (Some(id), Some(t)) = (s.announced_key_id, s.announced_activates_at) else {
                         return None;
                     };
-                    if *at.get_or_insert(t) != t || t - chrono::Duration::seconds(20) < added {
+                    if *at.get_or_insert(t) != t || t - chrono::Duration::seconds(25) < added {
                         return None;
                     }
                     ids.push(id);

@@ -6,12 +6,14 @@
 //! so config, store, api and the rotation engine can all depend on it without
 //! depending on each other.
 
+mod budget;
 mod context;
 mod lifecycle;
 mod org;
 mod outcome;
 mod record;
 
+pub use budget::{BucketView, KmsBudgetView};
 pub use context::{context_for, is_context_value, EncryptionContext, KEY_PAIR_CONTEXT_KEY};
 pub use lifecycle::{IllegalTransition, Step};
 pub use org::{is_org_id, OrgPatch, OrgRecord, OrgSource, OrgSpec, OrgState, MAX_ORG_ID};

@@ -16,8 +16,8 @@
 //! most once a second, and grows back by a twentieth of the configured rate
 //! per second without throttling (AIMD, as TCP does with congestion).
 
-use crate::api::views::{BucketView, KmsBudgetView};
 use crate::config::KmsBudget;
+use crate::domain::{BucketView, KmsBudgetView};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -337,7 +337,7 @@ where
             initial_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(2),
         };
-        tokio::time::sleep(crate::rotation::backoff(&pace, tries)).await;
+        tokio::time::sleep(crate::backoff::backoff(&pace, tries)).await;
     }
 }
 

@@ -2,24 +2,15 @@
 //! `announce_ahead` / `prepare_window` side): when to prepare it, preparing
 //! and announcing it, and discarding it when the schedule moved.
 
-use super::backoff::backoff;
-use super::engine::{Engine, Retry};
+use super::engine::{AnnounceRetry, Engine, Retry};
 use super::rotate::RotationError;
+use crate::backoff::backoff;
 use crate::provider::budget::{with_priority, Priority};
 use crate::time;
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A failed announcement waiting for its next try.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct AnnounceRetry {
-    /// Failed tries in a row.
-    attempts: u32,
-    /// Not tried again before this.
-    not_before: tokio::time::Instant,
-}
 
 impl Engine {
     /// When to prepare and announce the next key pair: its lead

@@ -8,12 +8,11 @@
 //! of rotations. A retry covers anything due meanwhile: the rotation due
 //! during an outage happens once.
 
-use super::announce::AnnounceRetry;
-use super::backoff::backoff;
 use super::health::{LastError, SharedState, WrappingKeyChange};
 use super::prune::Pruner;
 use super::rotate::{RotationError, Rotator};
 use crate::audit::{Audit, AuditEvent, Outcome as AuditOutcome};
+use crate::backoff::backoff;
 use crate::current::SharedCurrent;
 use crate::domain::{KeyPairRecord, Reason, Schedule};
 use crate::metrics::Metrics;
@@ -33,6 +32,15 @@ pub(super) struct Retry {
     pub(super) reason: Reason,
     /// When it is tried again.
     pub(super) at: tokio::time::Instant,
+}
+
+/// A failed announcement waiting for its next try.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AnnounceRetry {
+    /// Failed tries in a row.
+    pub(super) attempts: u32,
+    /// Not tried again before this.
+    pub(super) not_before: tokio::time::Instant,
 }
 
 /// The outcome every waiter of one rotation receives.

@@ -13,14 +13,12 @@
 //! - `prune.rs`: retention pruning after a rotation.
 
 mod announce;
-mod backoff;
 mod engine;
 mod fleet;
 mod health;
 mod prune;
 mod rotate;
 
-pub(crate) use backoff::backoff;
 pub(crate) use engine::{Engine, EngineParts, RotationHandle};
 pub use health::StoreFailure;
 pub(crate) use health::{

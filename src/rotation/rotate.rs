@@ -125,11 +125,18 @@ impl Rotator {
         let (settings, provider) = (&cur.settings, &*cur.provider);
         let bits = settings.key_bits;
         // RSA generation is CPU-bound (tens to hundreds of ms): off the
-        // async workers.
+        // async workers, and on at most all cores but one for the whole
+        // daemon, so a burst of rotations across many organizations never
+        // takes the CPU the API and players' unwraps need.
+        let core = generation_slots()
+            .acquire()
+            .await
+            .map_err(|_| RotationError::ShuttingDown)?;
         let generated = tokio::task::spawn_blocking(move || keypair::generate(bits))
             .await
             .map_err(|_| RotationError::Generate(KeyPairError::Generation))?
             .map_err(RotationError::Generate)?;
+        drop(core);
         crate::failpoint::crash_point!("rotation-after-generate");
         let id = generated.id.clone();
         let context = context_for(&settings.context_key, &settings.organization_id, &id);
@@ -201,6 +208,16 @@ impl Rotator {
             self.retire_unused(&id).await;
         }
     }
+}
+
+/// Key generations that may run at once, daemon-wide: all cores but one
+/// (at least one).
+fn generation_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
+    })
 }
 
 /// What becomes of a key pair whose activation fails.

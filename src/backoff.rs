@@ -1,5 +1,5 @@
 //! The delay before a failed operation is tried again (rotations, the
-//! KMS key watch).
+//! KMS key watch, a KMS request behind the budget).
 
 use crate::config::RetryPolicy;
 use std::time::Duration;
