@@ -5,7 +5,7 @@
 //! `kekctl check`; a failure shows in status, metrics and the log.
 
 use crate::current::SharedCurrent;
-use crate::domain::{KeyPairRecord, KeyState};
+use crate::domain::{KeyPairRecord, KeyState, NoticedBy};
 use crate::kms_check;
 use crate::metrics::Metrics;
 use crate::proof;
@@ -83,9 +83,12 @@ impl Canary {
         let preflight = kms_check::preflight(&*cur.provider, &cur.settings).await;
         if let Some(w) = &self.key_watch {
             match &preflight {
-                Ok(_) => w.usable("canary"),
-                Err(e) if e.is_unavailable() => {}
-                Err(e) => w.mark("canary", e.to_string()),
+                Ok(_) => w.usable(NoticedBy::Canary),
+                Err(e) => {
+                    if let Some(p) = e.problem(NoticedBy::Canary) {
+                        w.mark(p);
+                    }
+                }
             }
         }
         let kms_key_problem = preflight.err().map(|e| e.to_string());
@@ -103,6 +106,12 @@ impl Canary {
         };
         for r in &chosen {
             let result = proof::prove(&*cur.provider, r).await;
+            if let (Some(w), Err(proof::ProofError::Provider(p))) = (&self.key_watch, &result) {
+                // The active key pair's wrapping key is the configured one.
+                if r.state == KeyState::Active {
+                    w.saw(NoticedBy::Canary, p);
+                }
+            }
             key_pairs.push(CheckedKeyPair {
                 id: r.id.clone(),
                 ok: result.is_ok(),

@@ -1,35 +1,61 @@
-//! What status says about the configured KMS key, from the latest evidence
-//! of every path that touches it — not only the start-up preflight and the
-//! next successful rotation.
+//! What status says about an organization's KMS key, from the latest
+//! evidence of every path that touches it — and a probe, so that a
+//! customer's revocation is noticed within a published bound even when
+//! nothing rotates or unwraps.
 //!
-//! A revocation-kind failure (the key disabled, pending deletion, access
-//! denied, not found) seen by an unwrap, a rotation or the canary marks the
-//! key as having a problem at once (status `degraded`, cause
-//! `kms_key_problem`); an outage never does (that is "unavailable", not a
-//! key problem). While a problem is marked, [`KeyWatch::run`] re-runs the
-//! preflight with the retry backoff, and the first pass clears it — so a
-//! key re-enabled by its owner stops the alarm within the backoff, not at
-//! the next rotation a month later.
+//! - A key problem seen by an unwrap, a rotation, the canary or the probe
+//!   is marked at once with its kind (disabled, pending deletion, access
+//!   denied, not found, …); an outage never is (that is "unavailable", not
+//!   a key problem). A revocation drops the organization's cached private
+//!   keys at once: from then on every unwrap asks KMS, which refuses.
+//! - The probe: every four fifths of `[customer_keys]
+//!   notice_revocation_within`, at the organization's own place in that
+//!   period (so 10,000 organizations' probes are spread, not bunched), one
+//!   KMS `Decrypt` of a probe data key made once with `GenerateDataKey`
+//!   (a random key no one uses, under the organization's context). One
+//!   request per organization per period, last in the request budget.
+//! - A failed probe asks `DescribeKey` what exactly is wrong (a pending
+//!   deletion and its date); while a problem is marked, a revocation is
+//!   re-checked at the probe's pace (only the customer can end it) and any
+//!   other problem with the retry backoff; the first check that passes
+//!   clears it.
 
-use crate::current::SharedCurrent;
+use crate::current::{Current, SharedCurrent};
+use crate::domain::{context_for, KeyProblem, KeyProblemKind, NoticedBy};
+use crate::key_cache::KeyCache;
 use crate::provider::budget::{with_priority, Priority};
-use crate::provider::ProviderError;
+use crate::provider::{FailureKind, ProviderError};
 use crate::rotation::SharedState;
+use crate::time::Timestamp;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// The configured key's health, kept in the engine state status reads.
+/// The key-pair id of the probe's encryption context: no key pair has it
+/// (ids are `kek-` and hex).
+const PROBE_KEY_PAIR: &str = "kek-revocation-probe";
+
+/// The probe's data key, as KMS wrapped it: decrypting it again proves the
+/// key still decrypts for kekd. Only a digest of the plaintext is kept.
+struct ProbeKey {
+    /// The configured key it was made under (a change makes a new one).
+    configured: String,
+    wrapping_key_arn: String,
+    ciphertext: Vec<u8>,
+    digest: [u8; 32],
+}
+
+/// An organization's key health, kept in the engine state status reads.
 #[derive(Clone)]
 pub(crate) struct KeyWatch {
     state: SharedState,
     current: SharedCurrent,
-    /// Wakes the watch when a problem is marked (it sleeps otherwise: 10,000
-    /// organizations' watches cost nothing while their keys are fine).
-    marked: Arc<Notify>,
     /// A start-up preflight left to the watch, after this delay.
     start_check: Option<Duration>,
+    /// The daemon's cache of private keys, and this organization's id in it.
+    cache: Option<(Arc<KeyCache>, Arc<str>)>,
+    probe: Arc<tokio::sync::Mutex<Option<ProbeKey>>>,
 }
 
 impl KeyWatch {
@@ -37,8 +63,9 @@ impl KeyWatch {
         KeyWatch {
             state,
             current,
-            marked: Default::default(),
             start_check: None,
+            cache: None,
+            probe: Default::default(),
         }
     }
 
@@ -47,6 +74,12 @@ impl KeyWatch {
     /// organizations' preflights are spread instead of delaying the start.
     pub(crate) fn check_at_start(mut self, after: Option<Duration>) -> KeyWatch {
         self.start_check = after;
+        self
+    }
+
+    /// Drops `org`'s entries of `cache` when its key is revoked.
+    pub(crate) fn with_cache(mut self, cache: Arc<KeyCache>, org: Arc<str>) -> KeyWatch {
+        self.cache = Some((cache, org));
         self
     }
 
@@ -60,66 +93,150 @@ impl KeyWatch {
                 .as_ref()
                 .is_some_and(|a| a.wrapping_key_arn == wrapping_key_arn)
         });
-        if current_key && e.kind.is_key_problem() {
-            self.mark("unwrap", e.to_string());
+        if current_key {
+            self.saw(NoticedBy::Unwrap, e);
+        }
+    }
+
+    /// A path saw `e` using the configured key: marked if it is evidence of
+    /// a key problem.
+    pub(crate) fn saw(&self, by: NoticedBy, e: &ProviderError) {
+        if let Some(kind) = e.kind.key_problem() {
+            self.mark(KeyProblem::new(kind, e.to_string(), by));
         }
     }
 
     /// Marks a problem with the configured key.
-    pub(crate) fn mark(&self, path: &'static str, problem: String) {
-        let new = self.state.update(|s| {
-            let new = s.health.kms_key_problem.as_deref() != Some(problem.as_str());
-            s.health.kms_key_problem = Some(problem.clone());
-            new
-        });
-        self.marked.notify_one();
+    pub(crate) fn mark(&self, problem: KeyProblem) {
+        let (kind, revoked) = (problem.kind, problem.revoked);
+        let message = problem.message.clone();
+        let by = problem.noticed_by;
+        let new = self.state.update(|s| s.health.mark_key_problem(problem));
+        if revoked {
+            self.forget_keys();
+        }
+        self.state.key_problem_marked();
         if new {
-            tracing::error!(%path, %problem, "the configured KMS key has a problem; recordings may not be playable back until it is fixed");
+            if revoked {
+                tracing::error!(%kind, noticed_by = %by, problem = %message, "the customer's KMS key is revoked: recordings cannot be played back until the customer restores access");
+            } else {
+                tracing::error!(%kind, noticed_by = %by, problem = %message, "the configured KMS key has a problem; recordings may not be playable back until it is fixed");
+            }
         }
     }
 
     /// A path proved the configured key usable: any problem is cleared.
-    pub(crate) fn usable(&self, path: &'static str) {
+    pub(crate) fn usable(&self, by: NoticedBy) {
         if let Some(was) = self.state.update(|s| s.health.kms_key_problem.take()) {
-            tracing::info!(%path, was = %was, "the configured KMS key is usable again");
+            tracing::info!(noticed_by = %by, was = %was.kind, "the configured KMS key is usable again");
         }
     }
 
-    /// While a problem is marked, re-runs the preflight with the retry
-    /// backoff until it passes.
+    fn forget_keys(&self) {
+        if let Some((cache, org)) = &self.cache {
+            cache.forget(org);
+        }
+    }
+
+    /// Probes, and re-checks a marked problem, until `stop`.
     pub(crate) async fn run(self, stop: CancellationToken) {
         if let Some(after) = self.start_check {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(after) => self.preflight().await,
+                _ = tokio::time::sleep(after) => self.preflight(NoticedBy::Preflight).await,
             }
         }
+        let (org, every) = {
+            let s = self.current.settings();
+            (s.organization_id.clone(), s.customer_keys.probe_every())
+        };
+        let mut next = Instant::now() + crate::spread::offset(&org, "probe", every);
         let mut attempt = 0u32;
+        // The problem whose kind was last confirmed (by when it was seen).
+        let mut confirmed: Option<Timestamp> = None;
         loop {
-            let marked = self.state.read(|s| s.health.kms_key_problem.is_some());
-            if marked {
-                attempt += 1;
-                let wait = crate::backoff::backoff(&self.current.settings().retry, attempt);
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
+            let problem = self.state.read(|s| s.health.kms_key_problem.clone());
+            let due = match &problem {
+                Some(p) if !p.revoked => {
+                    attempt += 1;
+                    let wait = crate::backoff::backoff(&self.current.settings().retry, attempt);
+                    (Instant::now() + wait).min(next)
                 }
-            } else {
-                attempt = 0;
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = self.marked.notified() => {}
+                _ => {
+                    attempt = 0;
+                    next
                 }
-                continue;
-            }
-            if self.state.read(|s| s.health.kms_key_problem.is_some()) {
-                self.preflight().await;
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep_until(due) => {
+                    self.check(NoticedBy::Probe).await;
+                    if Instant::now() >= next {
+                        next = Instant::now() + self.current.settings().customer_keys.probe_every();
+                    }
+                }
+                _ = self.state.key_problem_noticed() => {
+                    // Another path marked a problem: on a revocation, no
+                    // cached private key of this organization serves again;
+                    // "invalid state" is asked about once (DescribeKey
+                    // tells a pending deletion and its date).
+                    let Some(p) = self.state.read(|s| s.health.kms_key_problem.clone()) else {
+                        continue;
+                    };
+                    if p.revoked {
+                        self.forget_keys();
+                    }
+                    if p.kind == KeyProblemKind::InvalidState && confirmed != Some(p.since) {
+                        confirmed = Some(p.since);
+                        self.check(p.noticed_by).await;
+                    }
+                }
             }
         }
     }
 
-    /// One preflight, its KMS requests last in the budget.
-    async fn preflight(&self) {
+    /// One check: the probe, then — when it failed, or a problem is marked —
+    /// `DescribeKey` for the exact state. Its KMS requests come last in the
+    /// budget.
+    async fn check(&self, by: NoticedBy) {
+        let cur = self.current.get();
+        let probed = with_priority(Priority::Background, self.probe_once(&cur)).await;
+        let marked = self.state.read(|s| s.health.kms_key_problem.is_some());
+        match probed {
+            Err(e) if e.kind.is_unavailable() => {} // an outage says nothing
+            Err(e) => match e.kind.key_problem() {
+                Some(kind) => {
+                    let described = self.described_problem(&cur, by).await;
+                    self.mark(
+                        described.unwrap_or_else(|| KeyProblem::new(kind, e.to_string(), by)),
+                    );
+                }
+                None => {
+                    // Not about the key (e.g. the probe key no longer
+                    // decrypts): make a new probe key next time.
+                    tracing::warn!(error = %e, "the revocation probe failed in a way that says nothing about the key; it starts over");
+                    *self.probe.lock().await = None;
+                }
+            },
+            Ok(()) if marked => self.preflight(by).await,
+            Ok(()) => {}
+        }
+    }
+
+    /// What `DescribeKey` (and the preflight's checks) say is wrong, if
+    /// anything.
+    async fn described_problem(&self, cur: &Current, by: NoticedBy) -> Option<KeyProblem> {
+        with_priority(
+            Priority::Background,
+            crate::kms_check::preflight(&*cur.provider, &cur.settings),
+        )
+        .await
+        .err()
+        .and_then(|e| e.problem(by))
+    }
+
+    /// One preflight: passing clears a problem, failing marks one.
+    async fn preflight(&self, by: NoticedBy) {
         let cur = self.current.get();
         let checked = with_priority(
             Priority::Background,
@@ -127,9 +244,56 @@ impl KeyWatch {
         )
         .await;
         match checked {
-            Ok(_) => self.usable("preflight"),
-            Err(e) if e.is_unavailable() => {} // an outage says nothing
-            Err(e) => self.mark("preflight", e.to_string()),
+            Ok(_) => self.usable(by),
+            Err(e) => {
+                if let Some(p) = e.problem(by) {
+                    self.mark(p);
+                }
+            }
         }
     }
+
+    /// The probe's one KMS request: `Decrypt` of the probe key, or, the
+    /// first time (and after the configured key changed), `GenerateDataKey`
+    /// of a new one.
+    async fn probe_once(&self, cur: &Current) -> Result<(), ProviderError> {
+        let s = &cur.settings;
+        let context = context_for(&s.context_key, &s.organization_id, PROBE_KEY_PAIR);
+        let configured = cur.provider.configured_key();
+        let mut held = self.probe.lock().await;
+        match held.as_ref().filter(|p| p.configured == configured) {
+            None => {
+                let made = cur.provider.generate_data_key(&context).await?;
+                *held = Some(ProbeKey {
+                    configured,
+                    wrapping_key_arn: made.wrapping_key_arn.clone(),
+                    ciphertext: made.ciphertext.clone(),
+                    digest: digest(made.plaintext.as_slice()),
+                });
+                Ok(())
+            }
+            Some(p) => {
+                let back = cur
+                    .provider
+                    .decrypt(&p.wrapping_key_arn, &p.ciphertext, &context)
+                    .await?;
+                if digest(back.plaintext.as_slice()) == p.digest {
+                    Ok(())
+                } else {
+                    Err(ProviderError {
+                        operation: "Decrypt",
+                        kind: FailureKind::InvalidCiphertext,
+                        code: None,
+                        message: "the probe key decrypted to different bytes".into(),
+                        request_id: back.request_id,
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    d.as_ref().try_into().expect("SHA-256 is 32 bytes")
 }

@@ -8,7 +8,7 @@
 //! nothing. Both report each step, so the operator sees where it broke.
 
 use crate::config::{arn::KmsKeyArn, Settings};
-use crate::domain::context_for;
+use crate::domain::{context_for, KeyProblem, KeyProblemKind, NoticedBy};
 use crate::provider::{FailureKind, KeyDescription, KeyProvider, ProviderError};
 use serde::{Deserialize, Serialize};
 
@@ -29,8 +29,11 @@ pub enum PreflightError {
     #[error("KMS key is disabled (enable it, or configure another key)")]
     Disabled,
     /// Scheduled for deletion.
-    #[error("KMS key is pending deletion (cancel the deletion, or configure another key)")]
-    PendingDeletion,
+    #[error("KMS key is pending deletion{} (cancel the deletion, or configure another key)", deletion_on(.deletion_date))]
+    PendingDeletion {
+        /// When KMS deletes it, as `DescribeKey` says.
+        deletion_date: Option<crate::time::Timestamp>,
+    },
     /// Any other unusable state.
     #[error("KMS key state is {0}, kekd needs Enabled")]
     NotEnabled(String),
@@ -55,6 +58,11 @@ pub enum PreflightError {
     Provider(ProviderError),
 }
 
+fn deletion_on(date: &Option<crate::time::Timestamp>) -> String {
+    date.map(|d| format!(" (deleted on {})", crate::time::format(&d)))
+        .unwrap_or_default()
+}
+
 /// A value KMS reported, or that it reported none (moto leaves `KeyUsage`
 /// out when a key was created without it).
 fn shown(value: &str) -> &str {
@@ -70,6 +78,25 @@ impl PreflightError {
     /// rule): asking again later may succeed without anyone acting.
     pub(crate) fn is_unavailable(&self) -> bool {
         matches!(self, PreflightError::Provider(p) if p.kind.is_unavailable())
+    }
+
+    /// The key problem this is, as status shows it; `None` for an outage
+    /// (which says nothing about the key).
+    pub(crate) fn problem(&self, by: NoticedBy) -> Option<KeyProblem> {
+        use KeyProblemKind as K;
+        let (kind, date) = match self {
+            _ if self.is_unavailable() => return None,
+            PreflightError::NotFound(_) => (K::NotFound, None),
+            PreflightError::Disabled => (K::Disabled, None),
+            PreflightError::PendingDeletion { deletion_date } => {
+                (K::PendingDeletion, *deletion_date)
+            }
+            PreflightError::NotEnabled(_) => (K::InvalidState, None),
+            PreflightError::AccessDenied(_) => (K::AccessDenied, None),
+            PreflightError::Provider(p) => (p.kind.key_problem().unwrap_or(K::Misconfigured), None),
+            _ => (K::Misconfigured, None),
+        };
+        Some(KeyProblem::new(kind, self.to_string(), by).deleted_at(date))
     }
 }
 
@@ -116,7 +143,9 @@ pub(crate) fn check_description(
         "Enabled" => {}
         "Disabled" => return Err(PreflightError::Disabled),
         "PendingDeletion" | "PendingReplicaDeletion" => {
-            return Err(PreflightError::PendingDeletion)
+            return Err(PreflightError::PendingDeletion {
+                deletion_date: d.deletion_date,
+            })
         }
         other => return Err(PreflightError::NotEnabled(other.to_string())),
     }
@@ -155,9 +184,27 @@ pub struct TestReport {
     pub kms_key: String,
     /// The steps in order; the run stops at the first failure.
     pub steps: Vec<TestStep>,
+    /// Whether the key is bound to this organization (the isolation
+    /// probe); `null` when the Test stopped before it.
+    #[serde(default)]
+    pub isolation: Option<crate::isolation::Isolation>,
+    /// What passed but needs a look (e.g. the key is not bound to the
+    /// organization).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl TestReport {
+    fn new(kms_key: String) -> TestReport {
+        TestReport {
+            ok: false,
+            kms_key,
+            steps: Vec::new(),
+            isolation: None,
+            warnings: Vec::new(),
+        }
+    }
+
     fn step(&mut self, step: &str, result: Result<String, String>) -> bool {
         let ok = result.is_ok();
         self.steps.push(TestStep {
@@ -188,16 +235,13 @@ pub(crate) fn test_context(settings: &Settings) -> crate::domain::EncryptionCont
 /// The Test round trip of a candidate configuration, straight against its
 /// KMS key (`kekctl test --config FILE`): builds the provider the file names
 /// without creating anything (a missing local root key is a failed step, not
-/// a new file), and writes nothing.
-pub async fn test_candidate(settings: &Settings) -> TestReport {
+/// a new file), and writes nothing. `require_isolation` makes a key not
+/// bound to the organization a failed step.
+pub async fn test_candidate(settings: &Settings, require_isolation: bool) -> TestReport {
     match crate::provider::from_settings(settings, crate::provider::IfMissing::Refuse).await {
-        Ok(provider) => round_trip(&*provider, settings).await,
+        Ok(provider) => round_trip(&*provider, settings, require_isolation).await,
         Err(e) => {
-            let mut r = TestReport {
-                ok: false,
-                kms_key: settings.provider.to_string(),
-                steps: Vec::new(),
-            };
+            let mut r = TestReport::new(settings.provider.to_string());
             r.step("open-provider", Err(e.to_string()));
             r
         }
@@ -230,13 +274,16 @@ async fn store_step(r: &mut TestReport, settings: &Settings) {
 }
 
 /// Preflight, then GenerateDataKey → encrypt → Decrypt → decrypt → compare,
-/// then (fleet mode) the store's check. Writes nothing anywhere.
-pub(crate) async fn round_trip(provider: &dyn KeyProvider, settings: &Settings) -> TestReport {
-    let mut r = TestReport {
-        ok: false,
-        kms_key: provider.configured_key(),
-        steps: Vec::new(),
-    };
+/// the isolation probe, the backup keys, then (fleet mode) the store's
+/// check. Writes nothing anywhere. Isolation not proven is a warning, or a
+/// failed step when `require_isolation` (or `[customer_keys]
+/// require_isolation`) says so.
+pub(crate) async fn round_trip(
+    provider: &dyn KeyProvider,
+    settings: &Settings,
+    require_isolation: bool,
+) -> TestReport {
+    let mut r = TestReport::new(provider.configured_key());
     let described = preflight(provider, settings)
         .await
         .map(|d| {
@@ -317,11 +364,44 @@ pub(crate) async fn round_trip(provider: &dyn KeyProvider, settings: &Settings) 
         } else {
             Err("decrypted test data differs".into())
         },
-    ) && backup_steps(&mut r, provider, settings).await
+    ) && isolation_step(
+        &mut r,
+        provider,
+        settings,
+        require_isolation || settings.customer_keys.require_isolation,
+    )
+    .await
+        && backup_steps(&mut r, provider, settings).await
     {
         store_step(&mut r, settings).await;
     }
     r
+}
+
+/// The isolation probe as a step: a pass, a warning, or (when required) a
+/// failure.
+async fn isolation_step(
+    r: &mut TestReport,
+    provider: &dyn KeyProvider,
+    settings: &Settings,
+    required: bool,
+) -> bool {
+    use crate::isolation::Isolation;
+    let probed = crate::isolation::probe(provider, settings).await;
+    r.isolation = Some(probed.isolation);
+    let refused =
+        required && matches!(probed.isolation, Isolation::NotBound | Isolation::Unchecked);
+    if matches!(probed.isolation, Isolation::NotBound | Isolation::Unchecked) && !refused {
+        r.warnings.push(probed.detail.clone());
+    }
+    r.step(
+        "isolation-probe",
+        if refused {
+            Err(format!("{} (isolation is required)", probed.detail))
+        } else {
+            Ok(probed.detail)
+        },
+    )
 }
 
 /// Each backup key: `Encrypt` of random test data under it with the test
@@ -365,6 +445,7 @@ mod tests {
             key_usage: usage.into(),
             key_state: state.into(),
             multi_region: false,
+            deletion_date: None,
             request_id: None,
         }
     }
@@ -413,7 +494,9 @@ mod tests {
                 ),
                 r
             ),
-            Err(PreflightError::PendingDeletion)
+            Err(PreflightError::PendingDeletion {
+                deletion_date: None
+            })
         );
         assert!(matches!(
             check_description(
@@ -433,7 +516,7 @@ mod tests {
         )
         .unwrap();
         let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        let r = round_trip(&p, &Settings::dev(dir.path()).unwrap()).await;
+        let r = round_trip(&p, &Settings::dev(dir.path()).unwrap(), true).await;
         assert!(r.ok, "{r:?}");
         let names: Vec<&str> = r.steps.iter().map(|s| s.step.as_str()).collect();
         assert_eq!(
@@ -444,9 +527,15 @@ mod tests {
                 "encrypt-test-data",
                 "decrypt-data-key",
                 "decrypt-test-data",
-                "compare"
+                "compare",
+                "isolation-probe"
             ]
         );
+        assert_eq!(
+            r.isolation,
+            Some(crate::isolation::Isolation::NotApplicable)
+        );
+        assert!(r.warnings.is_empty());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before.len());
     }
 }

@@ -20,7 +20,8 @@
 //!   → keypair, jwks, envelope, proof   RSA, envelope encryption, I1
 //!   → store                     the durable record (async KeyStore seam)
 //!   → current, rotation         configuration in force; rotating
-//!   → key_watch, reload, rewrap, canary, unwrap, kms_check, recording, policy
+//!   → key_watch, reload, rewrap, canary, unwrap, kms_check, isolation,
+//!     recording, policy
 //!   → orgs                      one tenant per organization; their changes
 //!   → api                       HTTP/JSON on the Unix socket
 //!   → daemon                    wiring, signals, systemd, shutdown
@@ -30,7 +31,8 @@
 //! - [`domain`]: `record.rs` (key states, reasons, RSA sizes, the key-pair
 //!   record and its envelope), `context.rs` (the KMS encryption context),
 //!   `lifecycle.rs` (which state may become which — every store applies
-//!   it), `outcome.rs` (failure kinds and causes, reload results, access
+//!   it), `key_access.rs` (key problems, revocations, `on_revocation`),
+//!   `outcome.rs` (failure kinds and causes, reload results, access
 //!   decisions). Imports nothing else of the crate but `time`.
 //! - [`time`]: RFC 3339 UTC timestamps, one way everywhere.
 //! - `aead.rs`: AES-256-GCM with random nonces.
@@ -39,7 +41,8 @@
 //!   bounded drain.
 //!
 //! Configuration
-//! - [`config`]: `raw.rs` (serde, every field optional, unknown fields
+//! - [`config`]: `read.rs` (only a regular file, bounded; toml's errors in
+//!   one line) → `raw.rs` (serde, every field optional, unknown fields
 //!   refused) → `sections/` (one validator per group of sections, each
 //!   owning its defaults from `defaults.rs`) → [`config::Settings`];
 //!   `validate.rs` words every error (file, field, value, allowed);
@@ -56,7 +59,9 @@
 //!
 //! Keys
 //! - [`provider`]: the `KeyProvider` trait that wraps data keys —
-//!   `aws_kms.rs` (the customer's KMS key), `aws_sdk.rs` (the SDK config
+//!   `aws_kms.rs` (the customer's KMS key), `assume_role.rs` (reaching it
+//!   through a role in the customer's account: STS, kept credentials),
+//!   `aws_sdk.rs` (the SDK config
 //!   and error classification every AWS client shares), `local.rs` (a root
 //!   key file, for `--dev`), `instrumented.rs` (metrics and audit around
 //!   either), `budget.rs` (the daemon's KMS request budget: pacing,
@@ -91,12 +96,14 @@
 //!   `backoff.rs` (the retry delay of rotations, key checks and KMS
 //!   requests).
 //! - `key_watch.rs` (the configured KMS key's health from every path's
-//!   latest evidence, re-checked until a problem clears),
+//!   latest evidence, the revocation probe within the bound, re-checked
+//!   until a problem clears),
 //!   `reload.rs` (SIGHUP, all or nothing), `rewrap.rs` (KMS ReEncrypt),
 //!   `canary.rs` (periodic decryptability check), `unwrap.rs` (content keys
 //!   for players) with `key_cache.rs` (the daemon's one bounded cache of
 //!   decrypted private keys, single-flight on misses), [`kms_check`] (preflight and
-//!   the Test round trip), [`recording`] (the sealed recording format),
+//!   the Test round trip), [`isolation`] (the Test's probe of whether the
+//!   customer's key is bound to the organization), [`recording`] (the sealed recording format),
 //!   [`policy`] (the key-policy statements kekd needs), `spread.rs`
 //!   (where in a window an organization's periodic work falls).
 //! - `orgs/`: the organizations at run time — `mod.rs` (the set),
@@ -152,6 +159,7 @@ mod failpoint;
 pub mod fips;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod isolation;
 pub mod jwks;
 mod key_cache;
 mod key_watch;

@@ -44,6 +44,7 @@ pub(crate) struct Metrics {
     organizations: Family<Labels, Gauge>,
     organization_degraded: Family<Labels, Gauge>,
     organization_key_too_old: Family<Labels, Gauge>,
+    organization_key_problem: Family<Labels, Gauge>,
     kms_budget_rate: Family<Labels, Gauge<f64, AtomicU64>>,
     kms_budget_waiting: Family<Labels, Gauge>,
     kms_budget_throttled: Family<Labels, Gauge>,
@@ -88,6 +89,9 @@ pub(crate) struct Snapshot {
     pub(crate) degraded_orgs: Vec<String>,
     /// The organizations whose active key pair is too old (bounded).
     pub(crate) key_too_old_orgs: Vec<String>,
+    /// The organizations whose KMS key has a problem, and its kind
+    /// (bounded).
+    pub(crate) key_problem_orgs: Vec<(String, crate::domain::KeyProblemKind)>,
     /// The daemon's KMS request budget.
     pub(crate) kms_budget: Option<crate::domain::KmsBudgetView>,
 }
@@ -122,6 +126,7 @@ impl Metrics {
             kms_budget_throttled: Family::default(),
             organization_degraded: Family::default(),
             organization_key_too_old: Family::default(),
+            organization_key_problem: Family::default(),
         };
         {
             let mut r = crate::sync::lock(&m.registry);
@@ -184,6 +189,11 @@ impl Metrics {
                 "organization_key_too_old",
                 "1 for each organization whose active key pair is past max_key_age_warning; only those are listed",
                 m.organization_key_too_old.clone(),
+            );
+            r.register(
+                "organization_key_problem",
+                "1 for each organization whose KMS key has a problem, by kind (disabled, pending_deletion, access_denied, not_found: revoked by the customer; invalid_state, misconfigured: the operator's); only those are listed",
+                m.organization_key_problem.clone(),
             );
             r.register(
                 "key_pairs",
@@ -322,6 +332,21 @@ impl Metrics {
                     .get_or_create(&labels(&[("organization", org)]))
                     .set(1);
             }
+        }
+        self.organization_key_problem.clear();
+        for (org, kind) in &s.key_problem_orgs {
+            let revoked = if kind.is_revocation() {
+                "true"
+            } else {
+                "false"
+            };
+            self.organization_key_problem
+                .get_or_create(&labels(&[
+                    ("organization", org),
+                    ("kind", &kind.to_string()),
+                    ("revoked", revoked),
+                ]))
+                .set(1);
         }
         if let Some(b) = &s.kms_budget {
             for (kind, v) in [("requests", &b.requests), ("describe_key", &b.describe_key)] {

@@ -20,6 +20,11 @@ pub enum PolicyError {
     /// region.
     #[error("--table {0:?} with --table-region {1:?}: expected a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -) and a region such as eu-west-1")]
     Table(String, String),
+    /// Not an IAM role ARN.
+    #[error(
+        "--role-arn {0:?} is not an IAM role ARN (e.g. arn:aws:iam::210987654321:role/kekd-access)"
+    )]
+    Role(String),
     /// No organization given.
     #[error("at least one --org is needed: the statement is scoped to organizations")]
     NoOrganization,
@@ -151,6 +156,64 @@ mod tests {
     }
 }
 
+/// What a customer installs to give kekd their key through a role in their
+/// account (and what the platform's own role needs): the role's trust
+/// policy — the platform's principal, only with the external id — its
+/// permissions policy on the customer's key, scoped to the organization's
+/// encryption context as the key-policy statements are, and the
+/// platform's IAM policy that lets it assume that role.
+pub fn assume_role_policies(
+    principal: &str,
+    org: &str,
+    role_arn: &str,
+    external_id: &str,
+    key_arn: &str,
+    context_key: &str,
+) -> Result<Value, PolicyError> {
+    let statements = statements(principal, &[org.to_string()], context_key)?;
+    if !role_arn.starts_with("arn:aws") || !role_arn.contains(":role/") {
+        return Err(PolicyError::Role(role_arn.to_string()));
+    }
+    // The key-policy statements, as an identity policy of the role: the same
+    // actions and conditions, on the customer's key, without a principal.
+    let on_key = |mut s: Value| {
+        if let Some(o) = s.as_object_mut() {
+            o.remove("Principal");
+            o.insert("Resource".into(), json!(key_arn));
+        }
+        s
+    };
+    let permissions: Vec<Value> = statements
+        .as_array()
+        .into_iter()
+        .flatten()
+        .cloned()
+        .map(on_key)
+        .collect();
+    Ok(json!({
+        "role_trust_policy": {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "KekdAssumesThisRole",
+                "Effect": "Allow",
+                "Principal": { "AWS": principal },
+                "Action": "sts:AssumeRole",
+                "Condition": { "StringEquals": { "sts:ExternalId": external_id } }
+            }]
+        },
+        "role_permissions_policy": { "Version": "2012-10-17", "Statement": permissions },
+        "platform_iam_policy": {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "KekdAssumesCustomerRoles",
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Resource": role_arn
+            }]
+        }
+    }))
+}
+
 /// The identity-based IAM policy a fleet member needs on its DynamoDB
 /// table (attach it to the role kekd runs as): the item operations kekd
 /// makes — `TransactWriteItems` is authorized as the Put/Update/Delete/
@@ -195,6 +258,53 @@ pub fn dynamodb_policy(
             }
         ]
     }))
+}
+
+#[cfg(test)]
+mod role_tests {
+    use super::*;
+
+    #[test]
+    fn the_role_trusts_the_platform_only_with_the_external_id() {
+        let key = "arn:aws:kms:eu-west-1:210987654321:key/k";
+        let p = assume_role_policies(
+            "arn:aws:iam::111122223333:role/kekd",
+            "acme",
+            "arn:aws:iam::210987654321:role/kekd-access",
+            "ext-123",
+            key,
+            "organization-id",
+        )
+        .unwrap();
+        let trust = &p["role_trust_policy"]["Statement"][0];
+        assert_eq!(trust["Action"], "sts:AssumeRole");
+        assert_eq!(
+            trust["Condition"]["StringEquals"]["sts:ExternalId"],
+            "ext-123"
+        );
+        let perms = &p["role_permissions_policy"]["Statement"];
+        assert_eq!(perms[1]["Resource"], key);
+        assert!(perms[1].get("Principal").is_none());
+        assert_eq!(
+            perms[1]["Condition"]["StringEquals"]["kms:EncryptionContext:organization-id"],
+            json!(["acme"])
+        );
+        assert_eq!(
+            p["platform_iam_policy"]["Statement"][0]["Resource"],
+            "arn:aws:iam::210987654321:role/kekd-access"
+        );
+        assert!(matches!(
+            assume_role_policies(
+                "arn:aws:iam::111122223333:role/kekd",
+                "acme",
+                "kekd-access",
+                "x",
+                key,
+                "organization-id"
+            ),
+            Err(PolicyError::Role(_))
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -202,7 +202,7 @@ impl Reloader {
                 cur.provider.clone()
             };
         if kms_key_changed {
-            let report = kms_check::round_trip(&*provider, &new).await;
+            let report = kms_check::round_trip(&*provider, &new, false).await;
             if let Some(f) = report.failure() {
                 return Err(ReloadError::TestFailed {
                     kms_key: report.kms_key.clone(),

@@ -18,7 +18,10 @@ async fn scenario(fault: Fault, want: Want) {
     let moto = Moto::start().await;
     let proxy = FaultProxy::start(&moto.endpoint).await;
     let (_, alias) = moto.create_key("kekd-fault").await;
-    let d = TestDaemon::start_via(&proxy.endpoint, |dir| kms_config(dir, &alias, "")).await;
+    let d = TestDaemon::start_via(&proxy.endpoint, |dir| {
+        kms_config(dir, &alias, SHORT_REVOCATION_BOUND)
+    })
+    .await;
     let before = d.wait_active().await.active_key_id.unwrap();
 
     proxy.set(fault.clone()).await;
@@ -232,7 +235,10 @@ async fn i1_a_key_pair_that_cannot_be_decrypted_back_is_never_served() {
     let moto = Moto::start().await;
     let proxy = FaultProxy::start(&moto.endpoint).await;
     let (_, alias) = moto.create_key("kekd-fault-i1").await;
-    let d = TestDaemon::start_via(&proxy.endpoint, |dir| kms_config(dir, &alias, "")).await;
+    let d = TestDaemon::start_via(&proxy.endpoint, |dir| {
+        kms_config(dir, &alias, SHORT_REVOCATION_BOUND)
+    })
+    .await;
     let before = d.wait_active().await.active_key_id.unwrap();
 
     proxy.set_for(Fault::access_denied(), Some("Decrypt")).await;

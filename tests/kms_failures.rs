@@ -33,7 +33,7 @@ async fn a_missing_kms_key_at_first_start_stops_kekd_with_a_precise_error() {
 async fn a_kms_service_error_is_reported_with_code_and_request_id() {
     let moto = Moto::start().await;
     let (key_arn, alias) = moto.create_key("kekd-vanishing").await;
-    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, "")).await;
+    let d = TestDaemon::start(&moto, |dir| kms_config(dir, &alias, SHORT_REVOCATION_BOUND)).await;
     let active = d.wait_active().await.active_key_id.unwrap();
     moto.kms()
         .delete_alias()
@@ -352,7 +352,11 @@ async fn a_key_problem_shows_at_the_first_evidence_and_clears_when_fixed() {
     let moto = Moto::start().await;
     let proxy = FaultProxy::start(&moto.endpoint).await;
     let (key_arn, alias) = moto.create_key("kekd-evidence").await;
-    let mut d = TestDaemon::start_via(&proxy.endpoint, |dir| kms_config(dir, &alias, "")).await;
+    // A revocation is re-checked at the probe's pace: a short bound.
+    let mut d = TestDaemon::start_via(&proxy.endpoint, |dir| {
+        kms_config(dir, &alias, SHORT_REVOCATION_BOUND)
+    })
+    .await;
     let active = d.wait_active().await.active_key_id.unwrap();
     let public = d.client().public_key().await.unwrap();
     let der = pem::parse(&public.pem).unwrap().into_contents();
@@ -370,7 +374,7 @@ async fn a_key_problem_shows_at_the_first_evidence_and_clears_when_fixed() {
     let s: StatusView = d.client().status().await.unwrap();
     assert_eq!(s.state, ServiceState::Degraded, "{s:?}");
     assert!(
-        s.degraded_causes.contains(&DegradedCause::KmsKeyProblem),
+        s.degraded_causes.contains(&DegradedCause::KeyRevoked),
         "{s:?}"
     );
     assert!(

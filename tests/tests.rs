@@ -14,6 +14,7 @@ mod backup_keys;
 mod canary;
 mod cli;
 mod crash;
+mod customer_keys;
 mod faults;
 mod fleet;
 mod fuzz_corpus;

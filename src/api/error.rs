@@ -75,6 +75,10 @@ pub enum ErrorCode {
     /// The Test round trip of the organization's KMS key failed; nothing
     /// was saved (422).
     KmsTestFailed,
+    /// The customer revoked kekd's use of their KMS key and the
+    /// organization is set to `on_revocation = "withhold"`: no public key
+    /// is served, so recorders stop sealing until access is restored (409).
+    KeyRevoked,
     /// The change does not fit the organization's state: restore of an
     /// active one, purge inside the restore window, remove of the one the
     /// file declares (409).
@@ -95,7 +99,7 @@ impl ErrorCode {
             | InvalidOrganization => StatusCode::BAD_REQUEST,
             OrganizationNotFound => StatusCode::NOT_FOUND,
             OrganizationRemoved => StatusCode::GONE,
-            OrganizationExists | OrganizationConflict => StatusCode::CONFLICT,
+            OrganizationExists | OrganizationConflict | KeyRevoked => StatusCode::CONFLICT,
             KmsTestFailed => StatusCode::UNPROCESSABLE_ENTITY,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Forbidden => StatusCode::FORBIDDEN,

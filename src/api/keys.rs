@@ -114,8 +114,29 @@ fn no_active_key() -> ApiError {
     )
 }
 
+/// Refuses to publish while the customer's key is revoked and the
+/// organization withholds then: sealing to a key pair the customer has
+/// just cut off is what such a customer asked not to happen.
+fn publishing(st: &AppState) -> Result<(), ApiError> {
+    if st.current.settings().on_revocation != crate::domain::OnRevocation::Withhold {
+        return Ok(());
+    }
+    match st.engine.read(|e| e.health.kms_key_problem.clone()) {
+        Some(p) if p.revoked => Err(ApiError::new(
+            ErrorCode::KeyRevoked,
+            format!(
+                "the customer's KMS key is revoked ({}, since {}) and this organization withholds its public keys then (on_revocation = \"withhold\"); sealing resumes when the customer restores access",
+                p.kind,
+                crate::time::format(&p.since)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `GET /v1/public-key`: what recorders seal with.
 pub(super) async fn public_key(Served(st): Served) -> Result<axum::response::Response, ApiError> {
+    publishing(&st)?;
     let active = st.engine.read(|e| e.active.clone());
     let a = active.ok_or_else(no_active_key)?;
     let body = st.public_key.json((a.id.clone(), a.activated_at), |_| {
@@ -148,6 +169,7 @@ pub(super) async fn public_keys(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::http::header;
     use axum::response::IntoResponse;
+    publishing(&st)?;
     let (active, announced, next) = st.engine.read(|e| {
         (
             e.active.clone(),

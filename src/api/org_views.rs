@@ -20,6 +20,10 @@ pub struct OrgView {
     pub source: OrgSource,
     /// `ok` or `degraded`: its own health, whatever the others'.
     pub health: ServiceState,
+    /// What is wrong with its KMS key, if anything (`disabled`,
+    /// `pending_deletion`, `access_denied`, `not_found` are revocations).
+    #[serde(default)]
+    pub key_problem: Option<crate::domain::KeyProblemKind>,
     /// The KMS key (or local root key) that wraps its key pairs.
     pub kms_key: String,
     /// Its cadence and time zone, resolved.
@@ -70,6 +74,13 @@ pub struct OrgAdded {
     pub organization: OrgView,
     /// Its first key pair, proven and active.
     pub key_pair: Option<KeyPairView>,
+    /// Whether the customer's key is bound to this organization (the
+    /// Test's isolation probe).
+    #[serde(default)]
+    pub isolation: Option<crate::isolation::Isolation>,
+    /// What passed but needs a look.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// The answer of a purge.

@@ -44,6 +44,7 @@ pub(super) fn view(t: &Tenant<AppState>) -> OrgView {
         } else {
             ServiceState::Ok
         },
+        key_problem: eng.health.kms_key_problem.as_ref().map(|p| p.kind),
         kms_key: cur.provider.configured_key(),
         cadence: settings.cadence.to_string(),
         timezone: settings.timezone.name().to_string(),
@@ -91,13 +92,24 @@ pub(super) async fn list(
     }))
 }
 
+/// `POST /v1/orgs?require_isolation=true`: refuse a key the Test's
+/// isolation probe finds not bound to the organization.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AddQuery {
+    #[serde(default)]
+    require_isolation: bool,
+}
+
 /// `POST /v1/orgs`: Test, save, first key pair — or nothing at all.
 pub(super) async fn add(
     State(hub): State<Hub>,
+    q: Result<Query<AddQuery>, QueryRejection>,
     body: Result<Json<OrgSpec>, JsonRejection>,
 ) -> Result<(StatusCode, Json<OrgAdded>), ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let Json(spec) = body?;
-    let t = hub.orgs.add(spec).await?;
+    let (t, test) = hub.orgs.add(spec, q.require_isolation).await?;
     let key_pair = t
         .api
         .engine
@@ -107,6 +119,8 @@ pub(super) async fn add(
         Json(OrgAdded {
             organization: view(&t),
             key_pair,
+            isolation: test.isolation,
+            warnings: test.warnings,
         }),
     ))
 }

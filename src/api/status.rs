@@ -98,12 +98,27 @@ const MAX_ORG_SERIES: usize = 1000;
 
 /// The per-organization metrics: organizations by state, and only the
 /// actionable ones by name — degraded, key past its age warning.
-type PerOrg = (Vec<(String, usize)>, Vec<String>, Vec<String>);
+/// The per-organization series of `/metrics`, each bounded.
+struct PerOrg {
+    by_state: Vec<(String, usize)>,
+    degraded: Vec<String>,
+    too_old: Vec<String>,
+    key_problems: Vec<(String, crate::domain::KeyProblemKind)>,
+}
 
 fn per_org_series(hub: &Hub) -> PerOrg {
     let mut by_state = std::collections::BTreeMap::<String, usize>::new();
-    let (mut degraded, mut too_old) = (Vec::new(), Vec::new());
+    let (mut degraded, mut too_old, mut key_problems) = (Vec::new(), Vec::new(), Vec::new());
     for t in hub.orgs.all() {
+        if key_problems.len() < MAX_ORG_SERIES {
+            if let Some(kind) = t
+                .api
+                .engine
+                .read(|e| e.health.kms_key_problem.as_ref().map(|p| p.kind))
+            {
+                key_problems.push((t.parts.id.to_string(), kind));
+            }
+        }
         *by_state
             .entry(t.parts.record.state.to_string())
             .or_default() += 1;
@@ -119,7 +134,12 @@ fn per_org_series(hub: &Hub) -> PerOrg {
     if unusable > 0 {
         by_state.insert("unusable".into(), unusable);
     }
-    (by_state.into_iter().collect(), degraded, too_old)
+    PerOrg {
+        by_state: by_state.into_iter().collect(),
+        degraded,
+        too_old,
+        key_problems,
+    }
 }
 
 /// Status's warnings: accepted states worth a look, never a degradation.
@@ -197,9 +217,10 @@ pub(super) async fn metrics(State(hub): State<Hub>) -> Result<axum::response::Re
             .as_ref()
             .and_then(|f| f.last_refresh_at)
             .map_or(0.0, |t| (now - t).num_milliseconds() as f64 / 1000.0),
-        orgs_by_state: per_org.0,
-        degraded_orgs: per_org.1,
-        key_too_old_orgs: per_org.2,
+        orgs_by_state: per_org.by_state,
+        degraded_orgs: per_org.degraded,
+        key_too_old_orgs: per_org.too_old,
+        key_problem_orgs: per_org.key_problems,
         kms_budget: Some(hub.budget.view()),
     };
     let body = st.metrics.render(&snapshot);
@@ -282,7 +303,12 @@ pub(super) async fn status(
         failed_attempts: eng.health.attempts,
         next_retry_at: eng.health.next_retry_at,
         last_error: eng.health.last_error.clone(),
-        kms_key_problem: eng.health.kms_key_problem.clone(),
+        kms_key_problem: eng
+            .health
+            .kms_key_problem
+            .as_ref()
+            .map(|p| p.message.clone()),
+        key_problem: eng.health.kms_key_problem.clone(),
         backup_kms_keys: cur.provider.backup_keys(),
         kms_fallback: cur.provider.fallback(),
         last_reload: hub.reloader.last(),

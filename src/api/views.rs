@@ -226,8 +226,14 @@ pub struct StatusView {
     pub next_retry_at: Option<Timestamp>,
     /// The most recent failure, `null` if none since start.
     pub last_error: Option<LastError>,
-    /// A failed check of the configured KMS key (preflight), `null` if none.
+    /// What is wrong with the configured KMS key, in words (`null` if
+    /// nothing): `key_problem.message`.
     pub kms_key_problem: Option<String>,
+    /// What is wrong with the configured KMS key: its kind, whether the
+    /// customer revoked it, since when, which path noticed, and a pending
+    /// deletion's date; `null` if nothing.
+    #[serde(default)]
+    pub key_problem: Option<crate::domain::KeyProblem>,
     /// Backup KMS keys configured (they also wrap every new data key).
     pub backup_kms_keys: Vec<String>,
     /// While the primary KMS key is unavailable and backups decrypt:

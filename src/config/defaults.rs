@@ -47,6 +47,13 @@ pub const UNWRAP_CACHE_TTL: Duration = Duration::from_secs(300);
 /// How many decrypted private keys may be cached, every organization
 /// together (an RSA-3072 key takes about 3 KiB).
 pub const UNWRAP_CACHE_MAX: usize = 256;
+/// The revocation bound: a customer's revocation of their key shows in
+/// status within this.
+pub const NOTICE_REVOCATION_WITHIN: Duration = Duration::from_secs(300);
+/// The shortest bound without `[overrides] allow_frequent_checks`.
+pub const MIN_NOTICE_REVOCATION_WITHIN: Duration = Duration::from_secs(60);
+/// The longest bound.
+pub const MAX_NOTICE_REVOCATION_WITHIN: Duration = Duration::from_secs(24 * 3600);
 /// Time between decryptability canaries.
 pub const CANARY_INTERVAL: Duration = Duration::from_secs(3600);
 /// Retired key pairs the canary checks besides the active one.

@@ -13,14 +13,15 @@ mod files;
 mod orgs;
 pub use files::state_dir_usable;
 mod raw;
+mod read;
 mod sections;
 mod validate;
 
 pub use access::Role;
 pub use sections::{is_table_name, LogFormat, LogSettings};
 pub(crate) use sections::{
-    ApiSettings, Canary, FleetStore, KmsBudget, KmsTimeouts, ProviderSettings, RetryPolicy,
-    StoreSettings, UnwrapCache,
+    ApiSettings, Canary, CustomerKeys, FleetStore, KmsBudget, KmsTimeouts, ProviderSettings,
+    RetryPolicy, StoreSettings, UnwrapCache,
 };
 
 use crate::domain::KeyBits;
@@ -70,87 +71,8 @@ pub enum ConfigError {
 /// documentation uses 111122223333); a KMS key there is never real.
 const PLACEHOLDER_ACCOUNTS: &[&str] = &["111122223333", "000000000000"];
 
-/// The largest configuration file read. Real ones are a few KiB; a bound
-/// keeps `/dev/zero` or a runaway file from filling memory.
-pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
-
-/// Reads a configuration file, refusing what is not a regular file (a FIFO
-/// would block the reader forever, a device never end) and anything over
-/// [`MAX_CONFIG_BYTES`]. The type is checked on the opened descriptor, and
-/// the open itself does not block on a FIFO (`O_NONBLOCK`).
-fn read_config_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file (a FIFO, socket, device or directory); kekd reads its configuration only from a regular file",
-        ));
-    }
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!(
-                "{} bytes, larger than the {MAX_CONFIG_BYTES} bytes a configuration file may have",
-                meta.len()
-            ),
-        ));
-    }
-    let mut text = String::new();
-    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!(
-                "grew past the {MAX_CONFIG_BYTES} bytes a configuration file may have while read"
-            ),
-        ));
-    }
-    Ok(text)
-}
-
-/// toml's error as one line an operator can act on: where (line and
-/// column), what, and for an unknown field the closest known one — not
-/// the caret diagram flattened onto one line, nor every field name.
-fn syntax_message(text: &str, e: &toml::de::Error) -> String {
-    let at = e.span().map(|span| {
-        let before = &text[..span.start.min(text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-        format!("line {line}, column {column}: ")
-    });
-    let message = e.message().trim_end().replace('\n', " ");
-    let unknown = message
-        .strip_prefix("unknown field `")
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(field, rest)| (field.to_string(), rest.to_string()));
-    let Some((field, rest)) = unknown else {
-        return format!("{}{message}", at.unwrap_or_default());
-    };
-    let known: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
-    let closest = known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(&field, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
-        .min();
-    let hint = match closest {
-        Some((_, k)) => format!("; did you mean `{k}`?"),
-        None if known.len() <= 8 => {
-            let names: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
-            format!("; allowed here: {}", names.join(", "))
-        }
-        None => format!(
-            "; this section takes {} fields (the example config/kekd.toml shows each)",
-            known.len()
-        ),
-    };
-    format!("{}unknown field `{field}`{hint}", at.unwrap_or_default())
-}
+pub use read::MAX_CONFIG_BYTES;
+use read::{read_config_file, syntax_message};
 
 /// Validated, typed settings: everything the daemon needs, nothing unchecked.
 #[derive(Debug, Clone)]
@@ -199,6 +121,13 @@ pub struct Settings {
     pub(crate) prepare_window: Option<Duration>,
     /// The decryptability canary.
     pub(crate) canary: Canary,
+    /// The revocation bound and the isolation rule (daemon-wide).
+    pub(crate) customer_keys: CustomerKeys,
+    /// What this organization does while its key is revoked.
+    pub(crate) on_revocation: crate::domain::OnRevocation,
+    /// The role in the customer's account kekd assumes to use their key;
+    /// `None`: the platform's own credentials.
+    pub(crate) assume_role: Option<sections::AssumeRole>,
     /// Logging.
     pub(crate) log: LogSettings,
     /// Who may do what over the socket.
@@ -260,6 +189,8 @@ impl Settings {
                 ),
                 kms_key_arn: None,
                 backup_kms_key_arns: None,
+                assume_role_arn: None,
+                external_id: None,
             }),
             ..RawConfig::default()
         };
@@ -332,6 +263,14 @@ impl Settings {
             }
         }
         files::distinct(&own, &v)?;
+        let assume_role = sections::assume_role(
+            raw.provider
+                .as_ref()
+                .and_then(|p| p.assume_role_arn.as_deref()),
+            raw.provider.as_ref().and_then(|p| p.external_id.as_deref()),
+            matches!(provider, ProviderSettings::AwsKms { .. }),
+            &v,
+        )?;
         Ok(Settings {
             organization_id: id.organization_id,
             region,
@@ -363,6 +302,14 @@ impl Settings {
             retry: RetryPolicy::with_config(raw.retry.as_ref(), &v)?,
             unwrap: UnwrapCache::with_config(raw.unwrap.as_ref(), &v)?,
             canary: Canary::with_config(raw.canary.as_ref(), overrides, &v, &mut warnings)?,
+            customer_keys: CustomerKeys::with_config(
+                raw.customer_keys.as_ref(),
+                overrides.allow_frequent_checks,
+                &v,
+                &mut warnings,
+            )?,
+            on_revocation: sections::on_revocation(raw.on_revocation.as_deref(), &v)?,
+            assume_role,
             log: LogSettings::with_config(raw.log.as_ref(), &v)?,
             access: sections::access(raw.access.as_ref(), &v)?,
             api: ApiSettings::with_config(raw.api.as_ref(), &v)?,

@@ -22,6 +22,10 @@ impl Settings {
             retention: raw.retention.clone(),
             announce_ahead: raw.announce_ahead.clone(),
             encryption_context_key: raw.encryption_context_key.clone(),
+            assume_role_arn: provider.and_then(|p| p.assume_role_arn.clone()),
+            external_id: provider.and_then(|p| p.external_id.clone()),
+            // Validated with the file: an unknown value never gets here.
+            on_revocation: Some(self.on_revocation).filter(|_| raw.on_revocation.is_some()),
         }
     }
 
@@ -40,6 +44,7 @@ impl Settings {
         raw.retention = spec.retention.clone();
         raw.announce_ahead = spec.announce_ahead.clone();
         raw.encryption_context_key = spec.encryption_context_key.clone();
+        raw.on_revocation = spec.on_revocation.map(|o| o.to_string());
         let mut provider = raw.provider.clone().unwrap_or_default();
         match &spec.kms_key_arn {
             Some(arn) => {
@@ -47,6 +52,8 @@ impl Settings {
                 provider.kms_key_arn = Some(arn.clone());
                 provider.root_key_path = None;
                 provider.backup_kms_key_arns = Some(spec.backup_kms_key_arns.clone());
+                provider.assume_role_arn = spec.assume_role_arn.clone();
+                provider.external_id = spec.external_id.clone();
             }
             None if self.uses_kms() => {
                 return Err(ConfigError::Invalid {
@@ -60,6 +67,8 @@ impl Settings {
             None => {
                 provider.kms_key_arn = None;
                 provider.backup_kms_key_arns = None;
+                provider.assume_role_arn = spec.assume_role_arn.clone();
+                provider.external_id = spec.external_id.clone();
             }
         }
         raw.provider = Some(provider);

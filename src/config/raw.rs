@@ -27,6 +27,8 @@ pub(crate) struct RawConfig {
     pub(crate) max_key_age_warning: Option<String>,
     pub(crate) announce_ahead: Option<String>,
     pub(crate) prepare_window: Option<String>,
+    pub(crate) on_revocation: Option<String>,
+    pub(crate) customer_keys: Option<RawCustomerKeys>,
     pub(crate) audit_log: Option<String>,
     pub(crate) unwrap: Option<RawUnwrap>,
     pub(crate) canary: Option<RawCanary>,
@@ -47,6 +49,8 @@ pub(crate) struct RawProvider {
     pub(crate) kms_key_arn: Option<String>,
     pub(crate) root_key_path: Option<String>,
     pub(crate) backup_kms_key_arns: Option<Vec<String>>,
+    pub(crate) assume_role_arn: Option<String>,
+    pub(crate) external_id: Option<String>,
 }
 
 /// `[kms]`: client timeouts and the request budget.
@@ -113,6 +117,14 @@ pub(crate) struct RawGrant {
 pub(crate) struct RawCanary {
     pub(crate) interval: Option<String>,
     pub(crate) recent: Option<i64>,
+}
+
+/// `[customer_keys]`: the revocation bound and the isolation rule.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCustomerKeys {
+    pub(crate) notice_revocation_within: Option<String>,
+    pub(crate) require_isolation: Option<bool>,
 }
 
 /// `[unwrap]`: the in-memory cache of decrypted private keys.

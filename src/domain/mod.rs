@@ -8,6 +8,7 @@
 
 mod budget;
 mod context;
+mod key_access;
 mod lifecycle;
 mod org;
 mod outcome;
@@ -15,6 +16,7 @@ mod record;
 
 pub use budget::{BucketView, KmsBudgetView};
 pub use context::{context_for, is_context_value, EncryptionContext, KEY_PAIR_CONTEXT_KEY};
+pub use key_access::{KeyProblem, KeyProblemKind, NoticedBy, OnRevocation};
 pub use lifecycle::{IllegalTransition, Step};
 pub use org::{is_org_id, OrgPatch, OrgRecord, OrgSource, OrgSpec, OrgState, MAX_ORG_ID};
 pub use outcome::{Decision, FailureCause, FailureKind, ReloadResult, RotationStep};

@@ -38,6 +38,13 @@ pub struct OrgSpec {
     /// Backup KMS keys every key pair is also wrapped under.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backup_kms_key_arns: Vec<String>,
+    /// A role in the customer's account kekd assumes to use the key
+    /// (absent: the platform's own credentials, granted by the key policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role_arn: Option<String>,
+    /// The external id the role's trust policy requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
     /// The KMS home region, when it is not the one the ARN names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
@@ -59,6 +66,10 @@ pub struct OrgSpec {
     /// The encryption-context key that carries the organization id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_context_key: Option<String>,
+    /// While the customer's key is revoked: keep serving the last public
+    /// key (`serve`, the default) or stop (`withhold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_revocation: Option<super::OnRevocation>,
 }
 
 /// What `org set` changes: each field given replaces the organization's;
@@ -71,6 +82,12 @@ pub struct OrgPatch {
     /// New backup keys (the whole list).
     #[serde(default)]
     pub backup_kms_key_arns: Option<Vec<String>>,
+    /// A new role to assume.
+    #[serde(default)]
+    pub assume_role_arn: Option<String>,
+    /// A new external id.
+    #[serde(default)]
+    pub external_id: Option<String>,
     /// A new region.
     #[serde(default)]
     pub region: Option<String>,
@@ -89,6 +106,9 @@ pub struct OrgPatch {
     /// A new `announce_ahead`.
     #[serde(default)]
     pub announce_ahead: Option<String>,
+    /// A new `on_revocation`.
+    #[serde(default)]
+    pub on_revocation: Option<super::OnRevocation>,
 }
 
 impl OrgPatch {
@@ -104,12 +124,15 @@ impl OrgPatch {
             ($($f:ident),*) => {$(if self.$f.is_some() { spec.$f = self.$f; })*};
         }
         take!(
+            assume_role_arn,
+            external_id,
             region,
             cadence,
             timezone,
             key_bits,
             retention,
-            announce_ahead
+            announce_ahead,
+            on_revocation
         );
         spec
     }

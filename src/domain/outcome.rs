@@ -3,6 +3,7 @@
 //! decided. Vocabulary shared by the audit trail, status and the metrics,
 //! so each is spelled one way everywhere.
 
+use super::KeyProblemKind;
 use serde::{Deserialize, Serialize};
 
 /// Why a provider call failed, in the operator's terms.
@@ -18,6 +19,9 @@ pub enum FailureKind {
     Credentials,
     /// KMS refused: IAM or key policy.
     AccessDenied,
+    /// STS refused to let kekd assume the customer's role (its trust
+    /// policy or external id changed, or the role is gone).
+    AssumeRoleDenied,
     /// The key is disabled.
     KeyDisabled,
     /// The key is pending deletion, pending import or otherwise unusable.
@@ -61,13 +65,21 @@ impl FailureKind {
     /// gone — rather than about reaching KMS. Status marks the key as having
     /// a problem until a check passes again.
     pub fn is_key_problem(self) -> bool {
-        matches!(
-            self,
-            FailureKind::KeyDisabled
-                | FailureKind::InvalidKeyState
-                | FailureKind::AccessDenied
-                | FailureKind::NotFound
-        )
+        self.key_problem().is_some()
+    }
+
+    /// The key problem this failure is evidence of, if any. A
+    /// `KMSInvalidStateException` says only "not usable now": a
+    /// `DescribeKey` tells pending deletion from the other states.
+    pub fn key_problem(self) -> Option<KeyProblemKind> {
+        match self {
+            FailureKind::KeyDisabled => Some(KeyProblemKind::Disabled),
+            FailureKind::InvalidKeyState => Some(KeyProblemKind::InvalidState),
+            FailureKind::AccessDenied => Some(KeyProblemKind::AccessDenied),
+            FailureKind::NotFound => Some(KeyProblemKind::NotFound),
+            FailureKind::AssumeRoleDenied => Some(KeyProblemKind::AssumeRoleDenied),
+            _ => None,
+        }
     }
 }
 

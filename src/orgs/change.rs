@@ -18,8 +18,12 @@ impl<X: Send + Sync + 'static> Orgs<X> {
     /// validated, the Test round trip with its own encryption context, and
     /// only then saved; its first key pair is made and proven before this
     /// returns. On any failure nothing is kept.
-    pub(crate) async fn add(&self, spec: OrgSpec) -> Result<Arc<Tenant<X>>, OrgError> {
-        if !is_org_id(&spec.id) {
+    pub(crate) async fn add(
+        &self,
+        spec: OrgSpec,
+        require_isolation: bool,
+    ) -> Result<(Arc<Tenant<X>>, crate::kms_check::TestReport), OrgError> {
+        if !is_org_id(&spec.id) || spec.id == crate::isolation::PROBE_ORG {
             return Err(OrgError::InvalidId(spec.id));
         }
         let id = spec.id.clone();
@@ -30,7 +34,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         // lock is held meanwhile, so it delays no other change of the set
         // (nor a fleet member's following of the store).
         let settings = Arc::new(self.file.settings().for_org(&spec)?);
-        test(&settings).await?;
+        let report = test(&settings, require_isolation).await?;
         let record = OrgRecord::new(spec, OrgSource::Api, time::now());
         let (tenant, first) = {
             let _one = self.changing.lock().await;
@@ -94,8 +98,11 @@ impl<X: Send + Sync + 'static> Orgs<X> {
             self.undo_add(&id).await;
             return Err(e);
         }
-        tracing::info!(organization = %id, "organization added");
-        Ok(tenant)
+        tracing::info!(organization = %id, isolation = ?report.isolation, "organization added");
+        for w in &report.warnings {
+            tracing::warn!(organization = %id, "{w}");
+        }
+        Ok((tenant, report))
     }
 
     /// An organization the API may change: served, not removed, and not
@@ -261,7 +268,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         let key_changed = settings.provider_key() != before.provider_key();
         let backups_changed = settings.backup_keys() != before.backup_keys();
         if key_changed || backups_changed {
-            test(&settings).await?;
+            test(&settings, false).await?;
         }
         let reschedule = settings.cadence.to_string() != before.cadence.to_string()
             || settings.timezone != before.timezone;
@@ -299,10 +306,13 @@ impl<X: Send + Sync + 'static> Orgs<X> {
 
 /// The Test round trip of a new organization's key, with its own
 /// encryption context; nothing is written.
-async fn test(settings: &Settings) -> Result<(), OrgError> {
-    let report = crate::kms_check::test_candidate(settings).await;
+async fn test(
+    settings: &Settings,
+    require_isolation: bool,
+) -> Result<crate::kms_check::TestReport, OrgError> {
+    let report = crate::kms_check::test_candidate(settings, require_isolation).await;
     match report.failure() {
-        None => Ok(()),
+        None => Ok(report),
         Some(step) => Err(OrgError::TestFailed {
             org: settings.organization_id().to_string(),
             kms_key: report.kms_key.clone(),

@@ -66,7 +66,7 @@ pub(crate) struct Ctx {
 #[non_exhaustive]
 pub enum OrgError {
     /// Not an organization id.
-    #[error("{0:?} is not a valid organization id; allowed: 1-64 characters of A-Z a-z 0-9 . _ -")]
+    #[error("{0:?} is not a valid organization id; allowed: 1-64 characters of A-Z a-z 0-9 . _ -, except the reserved kekd-isolation-probe")]
     InvalidId(String),
     /// No such organization.
     #[error("no organization {0:?}")]

@@ -9,7 +9,7 @@ use crate::audit::Audit;
 use crate::canary::Canary;
 use crate::config::Settings;
 use crate::current::SharedCurrent;
-use crate::domain::{KeyState, OrgRecord, OrgState};
+use crate::domain::{KeyProblem, KeyState, NoticedBy, OrgRecord, OrgState};
 use crate::key_watch::KeyWatch;
 use crate::kms_check::{self, PreflightError};
 use crate::provider::budget::{with_priority, Priority};
@@ -188,9 +188,11 @@ pub(crate) async fn make<X>(
         audit: Some(audit.clone()),
         peers: ctx.peers.clone(),
     });
-    let key_watch = KeyWatch::new(engine_state.clone(), current.clone()).check_at_start(
-        deferred.then(|| crate::spread::offset(&id, "preflight", START_CHECKS_WITHIN)),
-    );
+    let key_watch = KeyWatch::new(engine_state.clone(), current.clone())
+        .check_at_start(
+            deferred.then(|| crate::spread::offset(&id, "preflight", START_CHECKS_WITHIN)),
+        )
+        .with_cache(ctx.key_cache.clone(), id.clone());
     let parts = Parts {
         id: id.clone(),
         record: Arc::new(record),
@@ -229,7 +231,7 @@ async fn check_key(
     settings: &Settings,
     org: &str,
     fatal: bool,
-) -> Result<Option<String>, PreflightError> {
+) -> Result<Option<KeyProblem>, PreflightError> {
     match kms_check::preflight(provider, settings).await {
         Ok(d) => {
             tracing::info!(organization = org, kms_key = %d.arn, "preflight passed: {} {} {}", d.key_spec, d.key_usage, d.key_state);
@@ -238,7 +240,7 @@ async fn check_key(
         Err(e) if fatal && !e.is_unavailable() => Err(e),
         Err(e) => {
             tracing::warn!(organization = org, error = %e, "preflight failed; serving the stored active key pair (if any) and retrying rotations");
-            Ok(Some(e.to_string()))
+            Ok(e.problem(NoticedBy::Preflight))
         }
     }
 }

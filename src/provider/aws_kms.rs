@@ -7,6 +7,7 @@
 //! `AWS_ENDPOINT_URL_KMS` / `AWS_ENDPOINT_URL` variables — nothing
 //! project-specific. Errors are classified into [`FailureKind`]s.
 
+use super::assume_role::{AssumedRole, RoleCredentials};
 use super::aws_sdk;
 use super::{
     DataKey, Decrypted, EncryptionContext, FailureKind, KeyDescription, KeyProvider, ProviderError,
@@ -19,6 +20,7 @@ use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
 use std::collections::HashMap;
+use std::sync::Arc;
 use zeroize::{Zeroize, Zeroizing};
 
 /// KMS through aws-sdk-kms: one client for the primary key's region, and
@@ -30,6 +32,24 @@ pub(crate) struct AwsKmsProvider {
     backups: Vec<String>,
     /// Clients by region, for keys outside the primary's region.
     regional: HashMap<String, aws_sdk_kms::Client>,
+    /// The customer's role every client's credentials come from, when the
+    /// organization is reached by assuming it.
+    assumed: Option<Arc<AssumedRole>>,
+}
+
+/// How an organization reaches its customer's key when not with the
+/// platform's own credentials: a role in the customer's account.
+#[derive(Clone)]
+pub(crate) struct Assume<'a> {
+    /// The role's ARN.
+    pub(crate) role_arn: &'a str,
+    /// The external id its trust policy requires.
+    pub(crate) external_id: Option<&'a str>,
+    /// The organization (the session name names it).
+    pub(crate) org: &'a str,
+    /// Where each AssumeRole is recorded (the daemon's; none for a check
+    /// that records nothing).
+    pub(crate) audit: Option<Arc<crate::audit::Audit>>,
 }
 
 impl AwsKmsProvider {
@@ -41,20 +61,40 @@ impl AwsKmsProvider {
         backups: &[crate::config::arn::KmsKeyArn],
         timeouts: KmsTimeouts,
         attempts: u32,
+        assume: Option<Assume<'_>>,
     ) -> AwsKmsProvider {
         let sdk = aws_sdk::config_with_attempts(region, timeouts, attempts).await;
+        let assumed =
+            assume.map(|a| AssumedRole::new(&sdk, a.role_arn, a.external_id, a.org, a.audit));
+        let client = |sdk: &aws_config::SdkConfig| {
+            let mut conf = aws_sdk_kms::config::Builder::from(sdk);
+            if let Some(role) = &assumed {
+                conf = conf.credentials_provider(RoleCredentials(role.clone()));
+            }
+            aws_sdk_kms::Client::from_conf(conf.build())
+        };
         let mut regional = HashMap::new();
         for b in backups {
             if b.region != region && !regional.contains_key(&b.region) {
                 let sdk = aws_sdk::config_with_attempts(&b.region, timeouts, attempts).await;
-                regional.insert(b.region.clone(), aws_sdk_kms::Client::new(&sdk));
+                regional.insert(b.region.clone(), client(&sdk));
             }
         }
         AwsKmsProvider {
-            client: aws_sdk_kms::Client::new(&sdk),
+            client: client(&sdk),
             key: key.to_string(),
             backups: backups.iter().map(|b| b.to_string()).collect(),
             regional,
+            assumed,
+        }
+    }
+
+    /// With an assumed role: its credentials are fresh, or why not (an STS
+    /// refusal is `assume_role_denied`, not a KMS error).
+    async fn ready(&self) -> Result<(), ProviderError> {
+        match &self.assumed {
+            Some(role) => role.credentials().await.map(drop),
+            None => Ok(()),
         }
     }
 
@@ -122,6 +162,7 @@ impl KeyProvider for AwsKmsProvider {
         context: &EncryptionContext,
     ) -> Result<DataKey, ProviderError> {
         const OP: &str = "GenerateDataKey";
+        self.ready().await?;
         let mut out = self
             .client
             .generate_data_key()
@@ -158,6 +199,7 @@ impl KeyProvider for AwsKmsProvider {
         context: &EncryptionContext,
     ) -> Result<Decrypted, ProviderError> {
         const OP: &str = "Decrypt";
+        self.ready().await?;
         let mut out = self
             .client_for(wrapping_key_arn)
             .decrypt()
@@ -184,6 +226,7 @@ impl KeyProvider for AwsKmsProvider {
         context: &EncryptionContext,
     ) -> Result<ReEncrypted, ProviderError> {
         const OP: &str = "ReEncrypt";
+        self.ready().await?;
         let map = context_map(context);
         let mut out = self
             .client
@@ -218,6 +261,7 @@ impl KeyProvider for AwsKmsProvider {
         context: &EncryptionContext,
     ) -> Result<Wrapped, ProviderError> {
         const OP: &str = "Encrypt";
+        self.ready().await?;
         let out = self
             .client_for(key)
             .encrypt()
@@ -247,6 +291,7 @@ impl KeyProvider for AwsKmsProvider {
 
     async fn describe(&self, key: &str) -> Result<KeyDescription, ProviderError> {
         const OP: &str = "DescribeKey";
+        self.ready().await?;
         let out = self
             .client_for(key)
             .describe_key()
@@ -272,6 +317,9 @@ impl KeyProvider for AwsKmsProvider {
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
             multi_region: meta.multi_region().unwrap_or(false),
+            deletion_date: meta
+                .deletion_date()
+                .and_then(|d| chrono::DateTime::from_timestamp(d.secs(), d.subsec_nanos())),
             request_id: out.request_id().map(str::to_string),
         })
     }

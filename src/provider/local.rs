@@ -199,6 +199,7 @@ impl KeyProvider for LocalProvider {
             key_usage: "ENCRYPT_DECRYPT".into(),
             key_state: "Enabled".into(),
             multi_region: false,
+            deletion_date: None,
             request_id: None,
         })
     }

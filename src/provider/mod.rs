@@ -7,6 +7,7 @@
 //! classified [`ProviderError`] that keeps KMS's code, message and request id
 //! for the operator — never key material.
 
+mod assume_role;
 mod aws_kms;
 pub(crate) mod aws_sdk;
 pub(crate) mod budget;
@@ -31,12 +32,13 @@ pub(crate) async fn from_settings(
     settings: &crate::config::Settings,
     root_key: local::IfMissing,
 ) -> Result<std::sync::Arc<dyn KeyProvider>, local::RootKeyError> {
-    build(settings, root_key, aws_sdk::SDK_ATTEMPTS).await
+    build(settings, None, root_key, aws_sdk::SDK_ATTEMPTS).await
 }
 
 /// The provider, with `sdk_attempts` attempts per KMS request in the SDK.
 async fn build(
     settings: &crate::config::Settings,
+    audit: Option<std::sync::Arc<crate::audit::Audit>>,
     root_key: local::IfMissing,
     sdk_attempts: u32,
 ) -> Result<std::sync::Arc<dyn KeyProvider>, local::RootKeyError> {
@@ -54,6 +56,12 @@ async fn build(
                     backups,
                     settings.kms_timeouts,
                     sdk_attempts,
+                    settings.assume_role.as_ref().map(|r| aws_kms::Assume {
+                        role_arn: &r.role_arn,
+                        external_id: r.external_id.as_deref(),
+                        org: &settings.organization_id,
+                        audit,
+                    }),
                 )
                 .await,
             )
@@ -74,7 +82,13 @@ pub(crate) async fn instrumented(
     use crate::config::ProviderSettings;
     let kms = matches!(settings.provider, ProviderSettings::AwsKms { .. });
     let attempts = if kms { 1 } else { aws_sdk::SDK_ATTEMPTS };
-    let inner = build(settings, local::IfMissing::Create, attempts).await?;
+    let inner = build(
+        settings,
+        Some(audit.clone()),
+        local::IfMissing::Create,
+        attempts,
+    )
+    .await?;
     let measured = instrumented::Instrumented::wrap(inner, metrics, audit);
     Ok(if kms {
         budgeted::Budgeted::wrap(
@@ -152,6 +166,8 @@ pub(crate) struct KeyDescription {
     pub(crate) key_state: String,
     /// A multi-Region key (primary or replica).
     pub(crate) multi_region: bool,
+    /// When a key pending deletion is deleted.
+    pub(crate) deletion_date: Option<crate::time::Timestamp>,
     /// KMS's request id.
     pub(crate) request_id: Option<String>,
 }

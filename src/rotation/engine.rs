@@ -14,7 +14,7 @@ use super::rotate::{RotationError, Rotator};
 use crate::audit::{Audit, AuditEvent, Outcome as AuditOutcome};
 use crate::backoff::backoff;
 use crate::current::SharedCurrent;
-use crate::domain::{KeyPairRecord, Reason, Schedule};
+use crate::domain::{KeyPairRecord, KeyProblem, NoticedBy, Reason, Schedule};
 use crate::metrics::Metrics;
 use crate::provider::budget::{with_priority, Priority};
 use crate::time::{self, Timestamp};
@@ -330,7 +330,7 @@ impl Engine {
         let settings = cur.settings.clone();
         let configured = cur.provider.configured_key();
         let mut events = Vec::new();
-        self.parts.state.update(|st| {
+        let marked = self.parts.state.update(|st| {
             st.health.rotating = false;
             events.push(AuditEvent::Rotation {
                 reason,
@@ -369,7 +369,20 @@ impl Engine {
                 }
                 Err(e) => {
                     st.health.attempts += 1;
-                    let delay = backoff(&settings.retry, st.health.attempts);
+                    let problem = match e {
+                        RotationError::Provider(p) => p.kind.key_problem().map(|kind| {
+                            KeyProblem::new(kind, p.to_string(), NoticedBy::Rotation)
+                        }),
+                        _ => None,
+                    };
+                    let mut delay = backoff(&settings.retry, st.health.attempts);
+                    if problem.as_ref().is_some_and(|p| p.revoked) && st.active.is_some() {
+                        // Only the customer can end a revocation of a key
+                        // that worked: retry at the probe's pace, not the
+                        // outage backoff. A key that never worked (nothing
+                        // served yet) is being set up: the backoff.
+                        delay = delay.max(settings.customer_keys.probe_every());
+                    }
                     let last = LastError::new(reason, e);
                     if st.health.degraded_since.is_none() {
                         events.push(AuditEvent::OutageStarted {
@@ -395,21 +408,24 @@ impl Engine {
                         retry_in_ms = delay.as_millis() as u64,
                         "rotation failed; {serving}"
                     );
-                    if let RotationError::Provider(p) = e {
-                        if p.kind.is_key_problem() {
-                            // Evidence about the key itself, not an outage:
-                            // status names the key until a check passes.
-                            st.health.kms_key_problem = Some(p.to_string());
-                        }
-                    }
                     st.health.last_error = Some(last);
                     *retry = Some(Retry {
                         reason,
                         at: tokio::time::Instant::now() + delay,
                     });
+                    // Evidence about the key itself, not an outage: status
+                    // names the key until a check passes.
+                    if let Some(p) = problem {
+                        st.health.mark_key_problem(p);
+                        return true;
+                    }
                 }
             }
+            false
         });
+        if marked {
+            self.parts.state.key_problem_marked();
+        }
         if let Some(audit) = &self.parts.audit {
             for e in events {
                 if let Err(err) = audit.record_async(e).await {

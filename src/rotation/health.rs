@@ -3,7 +3,7 @@
 //! last error with KMS's code, message and request id, the next retry).
 
 use super::RotationError;
-use crate::domain::{KeyPairRecord, Reason, Schedule};
+use crate::domain::{KeyPairRecord, KeyProblem, Reason, Schedule};
 use crate::provider::FailureKind;
 use crate::time::{self, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -73,13 +73,33 @@ pub(crate) struct Health {
     pub(crate) next_retry_at: Option<Timestamp>,
     /// A rotation is running now.
     pub(crate) rotating: bool,
-    /// The configured KMS key failed a check (preflight); cleared when a
-    /// rotation proves the key works again.
-    pub(crate) kms_key_problem: Option<String>,
+    /// The configured KMS key has a problem (a revocation, or a key set up
+    /// wrong), from the latest evidence of any path; cleared when a check
+    /// or a rotation proves the key works again.
+    pub(crate) kms_key_problem: Option<KeyProblem>,
     /// The key that wraps new key pairs changed with no configuration
     /// change (an alias re-pointed, or a key changed while kekd was
     /// stopped): shown in status until the next reload or restart.
     pub(crate) wrapping_key_changed: Option<WrappingKeyChange>,
+}
+
+impl Health {
+    /// Marks `problem`, keeping when and by whom it was first seen while its
+    /// kind stays the same. Whether it is news (none before, or another
+    /// kind).
+    pub(crate) fn mark_key_problem(&mut self, problem: KeyProblem) -> bool {
+        match &mut self.kms_key_problem {
+            Some(p) if p.kind == problem.kind => {
+                p.message = problem.message;
+                p.deletion_date = problem.deletion_date.or(p.deletion_date);
+                false
+            }
+            slot => {
+                *slot = Some(problem);
+                true
+            }
+        }
+    }
 }
 
 /// A change of the KMS key behind the configured one, as status shows it.
@@ -198,8 +218,12 @@ pub(crate) struct FleetHealth {
 pub enum DegradedCause {
     /// Rotations fail and are being retried.
     RotationFailing,
-    /// The configured KMS key failed a check.
+    /// The configured KMS key is not usable as set up (wrong spec, usage,
+    /// region or state): the operator's to fix.
     KmsKeyProblem,
+    /// The customer revoked kekd's use of their key (disabled, pending
+    /// deletion, access taken away, deleted): the customer's to restore.
+    KeyRevoked,
     /// Backup keys serve decryptions while the primary is unavailable.
     KmsFallback,
     /// The fleet's shared store cannot be read.
@@ -259,9 +283,14 @@ impl EngineState {
             self.health.degraded_since.is_some(),
             DegradedCause::RotationFailing,
         );
+        let problem = self.health.kms_key_problem.as_ref();
         cause(
-            self.health.kms_key_problem.is_some(),
+            problem.is_some_and(|p| !p.revoked),
             DegradedCause::KmsKeyProblem,
+        );
+        cause(
+            problem.is_some_and(|p| p.revoked),
+            DegradedCause::KeyRevoked,
         );
         cause(evidence.kms_fallback, DegradedCause::KmsFallback);
         cause(
@@ -304,11 +333,24 @@ pub(crate) struct EngineState {
 
 /// Shared, cheaply readable engine state.
 #[derive(Clone, Default)]
-pub(crate) struct SharedState(Arc<RwLock<EngineState>>);
+pub(crate) struct SharedState(Arc<RwLock<EngineState>>, Arc<tokio::sync::Notify>);
 
 impl SharedState {
     pub(crate) fn new(state: EngineState) -> SharedState {
-        SharedState(Arc::new(RwLock::new(state)))
+        SharedState(Arc::new(RwLock::new(state)), Default::default())
+    }
+
+    /// Tells the key watch a path marked a key problem (it drops the
+    /// organization's cached private keys on a revocation and confirms the
+    /// problem's kind).
+    pub(crate) fn key_problem_marked(&self) {
+        self.1.notify_one();
+    }
+
+    /// Resolves at the next [`SharedState::key_problem_marked`] (or at
+    /// once, if one came since the last wait).
+    pub(crate) async fn key_problem_noticed(&self) {
+        self.1.notified().await;
     }
 
     /// A copy of the state now.
@@ -357,7 +399,11 @@ mod tests {
         assert!(!ok.assess(&Evidence::default(), now).degraded());
         let mut failing = EngineState::default();
         failing.health.degraded_since = Some(now);
-        failing.health.kms_key_problem = Some("disabled".into());
+        failing.health.kms_key_problem = Some(KeyProblem::new(
+            crate::domain::KeyProblemKind::Misconfigured,
+            "wrong key spec".into(),
+            crate::domain::NoticedBy::Preflight,
+        ));
         let a = failing.assess(
             &Evidence {
                 audit_failing: true,
@@ -391,5 +437,21 @@ mod tests {
         ] {
             assert_eq!(ok.assess(&e, now).causes, [c]);
         }
+        // A revocation is its own cause, not a misconfigured key.
+        let mut revoked = EngineState::default();
+        let problem = KeyProblem::new(
+            crate::domain::KeyProblemKind::AccessDenied,
+            "AccessDeniedException".into(),
+            crate::domain::NoticedBy::Probe,
+        );
+        assert!(revoked.health.mark_key_problem(problem.clone()));
+        assert!(
+            !revoked.health.mark_key_problem(problem),
+            "same kind: not news"
+        );
+        assert_eq!(
+            revoked.assess(&Evidence::default(), now).causes,
+            [DegradedCause::KeyRevoked]
+        );
     }
 }

@@ -101,6 +101,12 @@ max_delay = "1s"
     )
 }
 
+/// `extra` for [`kms_config`]: a revocation bound of 3 s. A revocation
+/// (access denied, disabled, not found) is re-checked, and its rotation
+/// retried, at the probe's pace — minutes with the default bound.
+pub const SHORT_REVOCATION_BOUND: &str = "[customer_keys]\nnotice_revocation_within = \"3s\"\n\
+     [overrides]\nallow_frequent_checks = true\n";
+
 /// A config for the local provider (no KMS): RSA-2048, no schedule, every
 /// file under `dir`.
 pub fn local_config(dir: &Path) -> String {
@@ -288,7 +294,9 @@ impl TestDaemon {
             .env_remove("AWS_ENDPOINT_URL")
             .env_remove("JOURNAL_STREAM");
         if let Some(e) = &self.endpoint {
+            // moto serves STS beside KMS (an assumed customer role).
             cmd.env("AWS_ENDPOINT_URL_KMS", e);
+            cmd.env("AWS_ENDPOINT_URL_STS", e);
         }
         if let Some(e) = &self.dynamodb_endpoint {
             cmd.env("AWS_ENDPOINT_URL_DYNAMODB", e);

@@ -29,6 +29,9 @@ pub enum Fault {
     Http(u16),
     /// Answer as KMS does with this error code (`__type`) and status.
     Kms(&'static str, u16),
+    /// Answer as STS does (XML, the query protocol) with this code and
+    /// status.
+    Sts(&'static str, u16),
 }
 
 impl Fault {
@@ -54,7 +57,46 @@ impl Fault {
     }
 }
 
+/// A fault for the requests whose body matches, as a key policy's
+/// condition would refuse them (e.g. an encryption context naming another
+/// organization, or one customer's key): checked before the global fault.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// What the matching requests get.
+    pub fault: Fault,
+    /// Only this KMS operation (`X-Amz-Target`), if given.
+    pub operation: Option<&'static str>,
+    /// The body must contain this, if given.
+    pub contains: Option<String>,
+    /// The body must not contain this, if given.
+    pub lacks: Option<String>,
+}
+
+impl Rule {
+    /// `fault` for every request whose body contains `text`.
+    pub fn containing(fault: Fault, text: &str) -> Rule {
+        Rule {
+            fault,
+            operation: None,
+            contains: Some(text.into()),
+            lacks: None,
+        }
+    }
+
+    fn matches(&self, operation: &str, body: &[u8]) -> bool {
+        let has = |t: &str| body.windows(t.len()).any(|w| w == t.as_bytes());
+        self.operation.is_none_or(|o| o == operation)
+            && self.contains.as_deref().is_none_or(has)
+            && self.lacks.as_deref().is_none_or(|t| !has(t))
+    }
+}
+
 struct State {
+    /// Checked first, in order; the first that matches applies.
+    rules: Vec<Rule>,
+    /// The bodies of the query-protocol (STS) requests seen, which carry
+    /// no `X-Amz-Target`.
+    query_bodies: Vec<Bytes>,
     fault: Fault,
     /// Only requests for this operation (e.g. `Decrypt`) get the fault.
     only: Option<String>,
@@ -92,6 +134,8 @@ impl FaultProxy {
         let port = listener.local_addr().unwrap().port();
         let upstream = upstream_endpoint.trim_start_matches("http://").to_string();
         let state = Arc::new(Mutex::new(State {
+            rules: Vec::new(),
+            query_bodies: Vec::new(),
             fault: Fault::None,
             only: None,
             listener_task: None,
@@ -165,6 +209,16 @@ impl FaultProxy {
         }
     }
 
+    /// Adds a rule for requests by body (see [`Rule`]).
+    pub fn add_rule(&self, rule: Rule) {
+        self.state.lock().unwrap().rules.push(rule);
+    }
+
+    /// Drops every rule.
+    pub fn clear_rules(&self) {
+        self.state.lock().unwrap().rules.clear();
+    }
+
     /// Simulates the account's request quota: above `per_second` requests
     /// in any one second, KMS's `ThrottlingException`; `None` lifts it.
     pub fn set_quota(&self, per_second: Option<usize>) {
@@ -183,6 +237,14 @@ impl FaultProxy {
     /// quota was set (throttled ones included).
     pub fn peak_per_second(&self) -> usize {
         self.state.lock().unwrap().peak
+    }
+
+    /// Whether a query-protocol (STS) request's body contained `text`.
+    pub fn saw(&self, text: &str) -> bool {
+        let st = self.state.lock().unwrap();
+        st.query_bodies
+            .iter()
+            .any(|b| b.windows(text.len()).any(|w| w == text.as_bytes()))
     }
 
     /// Requests seen so far, by operation (faulted or not).
@@ -245,18 +307,29 @@ async fn handle(
         .and_then(|v| v.rsplit('.').next())
         .unwrap_or("")
         .to_string();
+    let region = signed_region(&req);
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
     let fault = {
         let mut st = state.lock().unwrap();
         *st.requests.entry(operation.clone()).or_default() += 1;
+        if operation.is_empty() {
+            st.query_bodies.push(body.clone());
+        }
         let applies = st.only.as_deref().is_none_or(|o| o == operation)
             && st
                 .region
                 .as_deref()
-                .is_none_or(|r| signed_region(&req).as_deref() == Some(r));
-        let mut f = if applies {
-            st.fault.clone()
-        } else {
-            Fault::None
+                .is_none_or(|r| region.as_deref() == Some(r));
+        let ruled = st
+            .rules
+            .iter()
+            .find(|r| r.matches(&operation, &body))
+            .map(|r| r.fault.clone());
+        let mut f = match ruled {
+            Some(f) => f,
+            None if applies => st.fault.clone(),
+            None => Fault::None,
         };
         if let Some(quota) = st.quota {
             let now = std::time::Instant::now();
@@ -281,14 +354,14 @@ async fn handle(
     };
     let request_id = format!("fault-proxy-{}", next_request_id());
     match fault {
-        Fault::None | Fault::Refuse => forward(req, &upstream).await,
+        Fault::None | Fault::Refuse => forward(parts, body, &upstream).await,
         Fault::BlackHole => {
             std::future::pending::<()>().await;
             unreachable!()
         }
         Fault::Slow(d) => {
             tokio::time::sleep(d).await;
-            forward(req, &upstream).await
+            forward(parts, body, &upstream).await
         }
         Fault::Http(status) => Ok(Response::builder()
             .status(status)
@@ -297,6 +370,17 @@ async fn handle(
                 b"<html><body>Service Unavailable</body></html>",
             )))
             .unwrap()),
+        Fault::Sts(code, status) => {
+            let body = format!(
+                "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>injected by the test fault proxy</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+            );
+            Ok(Response::builder()
+                .status(StatusCode::from_u16(status).unwrap())
+                .header("content-type", "text/xml")
+                .header("x-amzn-requestid", request_id)
+                .body(Full::new(Bytes::from(body)))
+                .unwrap())
+        }
         Fault::Kms(code, status) => {
             let body = serde_json::json!({ "__type": code, "message": format!("injected by the test fault proxy for {operation}") });
             Ok(Response::builder()
@@ -323,11 +407,10 @@ fn next_request_id() -> u64 {
 }
 
 async fn forward(
-    req: Request<Incoming>,
+    parts: hyper::http::request::Parts,
+    body: Bytes,
     upstream: &str,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await?.to_bytes();
     let Ok(stream) = TcpStream::connect(upstream).await else {
         return Ok(Response::builder()
             .status(502)

@@ -149,7 +149,44 @@ impl Moto {
 
     /// [`Moto::create_key`] in `region`.
     pub async fn create_key_in(&self, region: &str, alias: &str) -> (String, String) {
-        let kms = self.kms_in(region);
+        let (arn, _) = Self::create_key_with(&self.kms_in(region), alias).await;
+        (
+            arn,
+            format!("arn:aws:kms:{region}:123456789012:alias/{alias}"),
+        )
+    }
+
+    /// Credentials of a customer's role `role_arn`, as moto's STS gives
+    /// them: a KMS key made with them lives in the role's account.
+    pub async fn assumed(&self, role_arn: &str) -> Credentials {
+        let sts = aws_sdk_sts::Client::new(&self.sdk_config());
+        let out = sts
+            .assume_role()
+            .role_arn(role_arn)
+            .role_session_name("customer-admin")
+            .send()
+            .await
+            .expect("moto AssumeRole");
+        let c = out.credentials().unwrap();
+        Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "customer-admin",
+        )
+    }
+
+    /// A KMS client of the account `credentials` belong to.
+    pub fn kms_as(&self, credentials: Credentials) -> aws_sdk_kms::Client {
+        let conf = aws_sdk_kms::config::Builder::from(&self.sdk_config())
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .build();
+        aws_sdk_kms::Client::from_conf(conf)
+    }
+
+    /// A key with `alias/{alias}` made by `kms`: (key ARN, alias ARN).
+    pub async fn create_key_with(kms: &aws_sdk_kms::Client, alias: &str) -> (String, String) {
         // Explicit spec and usage: real KMS defaults to these, moto leaves
         // KeyUsage out of DescribeKey unless it was given.
         let key = kms
@@ -166,10 +203,9 @@ impl Moto {
             .send()
             .await
             .expect("moto CreateAlias");
-        (
-            meta.arn().unwrap().to_string(),
-            format!("arn:aws:kms:{region}:123456789012:alias/{alias}"),
-        )
+        let arn = meta.arn().unwrap().to_string();
+        let alias_arn = format!("{}:alias/{alias}", arn.rsplit_once(":key/").unwrap().0);
+        (arn, alias_arn)
     }
 }
 

@@ -44,8 +44,23 @@ impl Client {
 
     /// `POST /v1/orgs`: adds an organization (Test, save, first key pair).
     pub async fn org_add(&self, spec: &OrgSpec) -> Result<OrgAdded, ClientError> {
+        self.org_add_with(spec, false).await
+    }
+
+    /// `POST /v1/orgs`, refusing a key not bound to the organization when
+    /// `require_isolation`.
+    pub async fn org_add_with(
+        &self,
+        spec: &OrgSpec,
+        require_isolation: bool,
+    ) -> Result<OrgAdded, ClientError> {
         let body = serde_json::to_vec(spec).expect("specs serialize");
-        self.call(Method::POST, paths::ORGS, Some(body)).await
+        let path = if require_isolation {
+            format!("{}?require_isolation=true", paths::ORGS)
+        } else {
+            paths::ORGS.to_string()
+        };
+        self.call(Method::POST, &path, Some(body)).await
     }
 
     /// `GET /v1/orgs/{org}`.

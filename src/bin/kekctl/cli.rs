@@ -202,6 +202,18 @@ pub(crate) enum Command {
         /// The table's region.
         #[arg(long, value_name = "REGION", requires = "table")]
         table_region: Option<String>,
+        /// Access through a role in the customer's account instead: print
+        /// the role's trust policy, its permissions policy on the key and
+        /// the platform's IAM policy (needs one --org, --external-id and
+        /// --key-arn).
+        #[arg(long, value_name = "ARN", requires_all = ["external_id", "key_arn"])]
+        role_arn: Option<String>,
+        /// The external id the role's trust policy requires.
+        #[arg(long, value_name = "ID", requires = "role_arn")]
+        external_id: Option<String>,
+        /// The customer's KMS key (for the role's permissions policy).
+        #[arg(long, value_name = "ARN", requires = "role_arn")]
+        key_arn: Option<String>,
     },
     /// The organizations kekd serves: add (Test first, then the first key
     /// pair), list, show, remove, restore, purge.
@@ -250,6 +262,11 @@ pub(crate) enum OrgCommand {
         id: String,
         #[command(flatten)]
         spec: SpecArgs,
+        /// Refuse a KMS key whose policy does not bind it to this
+        /// organization (the Test's isolation probe was granted a data key
+        /// for another organization's context).
+        #[arg(long)]
+        require_isolation: bool,
     },
     /// Change an organization's settings: a new KMS key passes the Test
     /// first and a key pair is made under it at once; a new cadence
@@ -325,6 +342,13 @@ pub(crate) struct SpecArgs {
     /// A backup KMS key every key pair is also wrapped under (repeatable).
     #[arg(long = "backup-kms-key-arn", value_name = "ARN")]
     pub(crate) backup_kms_key_arns: Vec<String>,
+    /// A role in the customer's account to assume for their key (STS
+    /// AssumeRole); absent: the platform's own credentials.
+    #[arg(long, value_name = "ARN")]
+    pub(crate) assume_role_arn: Option<String>,
+    /// The external id the role's trust policy requires.
+    #[arg(long, value_name = "ID")]
+    pub(crate) external_id: Option<String>,
     /// The KMS key's region, when not the one its ARN names.
     #[arg(long, value_name = "REGION")]
     pub(crate) region: Option<String>,
@@ -346,6 +370,16 @@ pub(crate) struct SpecArgs {
     /// The encryption-context key that carries the organization id.
     #[arg(long)]
     pub(crate) encryption_context_key: Option<String>,
+    /// While the customer's key is revoked: serve (keep serving the last
+    /// public key) or withhold (stop serving public keys).
+    #[arg(long, value_name = "serve|withhold", value_parser = on_revocation)]
+    pub(crate) on_revocation: Option<kekd::domain::OnRevocation>,
+}
+
+/// `--on-revocation`, checked while parsing.
+fn on_revocation(s: &str) -> Result<kekd::domain::OnRevocation, String> {
+    s.parse()
+        .map_err(|()| "allowed: serve (keep serving the last public key) or withhold (stop serving public keys)".into())
 }
 
 /// A duration as written (`30d`, `12h`), checked while parsing.

@@ -20,7 +20,7 @@ pub(crate) async fn test(
         None => client.test().await?,
         Some(file) => {
             let settings = kekd::config::Settings::load(&file).context("invalid configuration")?;
-            kekd::kms_check::test_candidate(&settings).await
+            kekd::kms_check::test_candidate(&settings, false).await
         }
     };
     out.show(&report, render::test_report)?;

@@ -132,7 +132,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             context_key,
             table,
             table_region,
-        } => kms::policy(&principal, &cli.org, &context_key, table.zip(table_region)),
+            role_arn,
+            external_id,
+            key_arn,
+        } => match (role_arn, external_id, key_arn) {
+            (Some(role), Some(id), Some(key)) => {
+                let [org] = cli.org.as_slice() else {
+                    return Err(Usage(
+                        "--role-arn: the role is one organization's: one --org".into(),
+                    )
+                    .into());
+                };
+                crate::output::json(&kekd::policy::assume_role_policies(
+                    &principal,
+                    org,
+                    &role,
+                    &id,
+                    &key,
+                    &context_key,
+                )?)
+            }
+            _ => kms::policy(&principal, &cli.org, &context_key, table.zip(table_region)),
+        },
         Command::Seal {
             input,
             output,

@@ -9,15 +9,27 @@ use kekd::domain::OrgSpec;
 /// Runs one `org` subcommand.
 pub(crate) async fn run(client: &Client, command: OrgCommand, out: Output) -> anyhow::Result<()> {
     match command {
-        OrgCommand::Add { id, spec } => {
-            let added = client.org_add(&spec_of(id, spec)).await?;
+        OrgCommand::Add {
+            id,
+            spec,
+            require_isolation,
+        } => {
+            let added = client
+                .org_add_with(&spec_of(id, spec), require_isolation)
+                .await?;
             out.show(&added, |a| {
-                format!(
-                    "organization {} added; its first key pair {} is active\n{}",
+                let mut text = format!(
+                    "organization {} added; its first key pair {} is active\n",
                     a.organization.id,
                     a.key_pair.as_ref().map_or("-", |k| k.id.as_str()),
-                    show(&a.organization)
-                )
+                );
+                if let Some(i) = a.isolation {
+                    text.push_str(&format!("isolation: {i}\n"));
+                }
+                for w in &a.warnings {
+                    text.push_str(&format!("warning: {w}\n"));
+                }
+                text + &show(&a.organization)
             })
         }
         OrgCommand::Set { id, spec } => {
@@ -26,12 +38,15 @@ pub(crate) async fn run(client: &Client, command: OrgCommand, out: Output) -> an
             let patch = kekd::domain::OrgPatch {
                 kms_key_arn: spec.kms_key_arn,
                 backup_kms_key_arns: backups,
+                assume_role_arn: spec.assume_role_arn,
+                external_id: spec.external_id,
                 region: spec.region,
                 cadence: spec.cadence,
                 timezone: spec.timezone,
                 key_bits: spec.key_bits,
                 retention: spec.retention,
                 announce_ahead: spec.announce_ahead,
+                on_revocation: spec.on_revocation,
             };
             let o = client.org_set(&id, &patch).await?;
             out.show(&o, |o| {
@@ -82,6 +97,8 @@ fn spec_of(id: String, a: SpecArgs) -> OrgSpec {
         id,
         kms_key_arn: a.kms_key_arn,
         backup_kms_key_arns: a.backup_kms_key_arns,
+        assume_role_arn: a.assume_role_arn,
+        external_id: a.external_id,
         region: a.region,
         cadence: a.cadence,
         timezone: a.timezone,
@@ -89,6 +106,7 @@ fn spec_of(id: String, a: SpecArgs) -> OrgSpec {
         retention: a.retention,
         announce_ahead: a.announce_ahead,
         encryption_context_key: a.encryption_context_key,
+        on_revocation: a.on_revocation,
     }
 }
 
@@ -99,6 +117,10 @@ fn show(o: &OrgView) -> String {
         ("organization", o.id.clone()),
         ("state", o.state.to_string()),
         ("health", o.health.to_string()),
+        (
+            "kms key problem",
+            o.key_problem.map_or("-".into(), |k| k.to_string()),
+        ),
         ("source", o.source.to_string()),
         ("kms key", o.kms_key.clone()),
         ("cadence", format!("{} ({})", o.cadence, o.timezone)),
@@ -132,7 +154,10 @@ fn list(l: &OrgList) -> String {
             "{:<24} {:<8} {:<9} {:<20}\n",
             o.id,
             o.state.to_string(),
-            o.health.to_string(),
+            match o.key_problem {
+                Some(k) if k.is_revocation() => "revoked".to_string(),
+                _ => o.health.to_string(),
+            },
             o.active_key_id.as_deref().unwrap_or("-")
         ));
     }

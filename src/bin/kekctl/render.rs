@@ -219,8 +219,32 @@ pub(crate) fn status(s: &StatusView) -> String {
             ),
         ]);
     }
-    if let Some(p) = &s.kms_key_problem {
-        t.add_row(vec!["KMS KEY PROBLEM".to_string(), p.clone()]);
+    match (&s.key_problem, &s.kms_key_problem) {
+        (Some(p), _) => {
+            let label = if p.revoked {
+                "KMS KEY REVOKED"
+            } else {
+                "KMS KEY PROBLEM"
+            };
+            let deletion = p
+                .deletion_date
+                .map(|d| format!("; deleted on {}", format(&d)))
+                .unwrap_or_default();
+            t.add_row(vec![
+                label.to_string(),
+                format!(
+                    "{} since {} (noticed by {}){deletion}: {}",
+                    p.kind,
+                    format(&p.since),
+                    p.noticed_by,
+                    p.message
+                ),
+            ]);
+        }
+        (None, Some(p)) => {
+            t.add_row(vec!["KMS KEY PROBLEM".to_string(), p.clone()]);
+        }
+        (None, None) => {}
     }
     for w in &s.warnings {
         t.add_row(vec!["WARNING".to_string(), w.clone()]);
@@ -354,7 +378,13 @@ pub(crate) fn test_report(r: &TestReport) -> String {
     for s in &r.steps {
         t.add_row(vec![
             s.step.clone(),
-            if s.ok { "ok".into() } else { "FAILED".into() },
+            if !s.ok {
+                "FAILED".into()
+            } else if s.step == "isolation-probe" && !r.warnings.is_empty() {
+                "WARNING".into()
+            } else {
+                "ok".into()
+            },
             s.detail.clone(),
         ]);
     }

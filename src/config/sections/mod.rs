@@ -8,9 +8,11 @@
 //! - `rotation.rs`: cadence, retention, `[overrides]`;
 //! - `paths.rs`: the state directory and the audit log;
 //! - `tuning.rs`: `[kms]` timeouts, `[retry]`, `[unwrap]`, `[canary]`;
+//! - `customer.rs`: `[customer_keys]` and `on_revocation`;
 //! - `service.rs`: `[log]`, `[api]`, `[access]`, `[metrics]`;
 //! - `store.rs`: `[store]`.
 
+mod customer;
 mod identity;
 mod paths;
 mod provider;
@@ -19,6 +21,7 @@ mod service;
 mod store;
 mod tuning;
 
+pub(crate) use customer::*;
 pub(crate) use identity::*;
 pub(crate) use paths::*;
 pub(crate) use provider::*;
