@@ -139,17 +139,16 @@ impl KeyWatch {
     }
 
     /// Probes, and re-checks a marked problem, until `stop`.
+    ///
+    /// The probes start at once (at the organization's place in the first
+    /// period), whether or not the start-up preflight was left for later:
+    /// the bound holds from the start.
     pub(crate) async fn run(self, stop: CancellationToken) {
-        if let Some(after) = self.start_check {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(after) => self.preflight(NoticedBy::Preflight).await,
-            }
-        }
         let (org, every) = {
             let s = self.current.settings();
             (s.organization_id.clone(), s.customer_keys.probe_every())
         };
+        let mut start_check = self.start_check.map(|after| Instant::now() + after);
         let mut next = Instant::now() + crate::spread::offset(&org, "probe", every);
         let mut attempt = 0u32;
         // The problem whose kind was last confirmed (by when it was seen).
@@ -167,9 +166,15 @@ impl KeyWatch {
                     next
                 }
             };
+            let due = start_check.map_or(due, |s| s.min(due));
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep_until(due) => {
+                    if start_check.is_some_and(|s| Instant::now() >= s) {
+                        start_check = None;
+                        self.preflight(NoticedBy::Preflight).await;
+                        continue;
+                    }
                     self.check(NoticedBy::Probe).await;
                     if Instant::now() >= next {
                         next = Instant::now() + self.current.settings().customer_keys.probe_every();

@@ -378,3 +378,26 @@ async fn an_organization_reaches_its_key_only_through_the_customers_role() {
     assert!(assumed >= 1, "{out}");
     assert!(out.contains(role), "{out}");
 }
+
+/// Regression: after a restart, an organization that already serves leaves
+/// its start-up preflight to the key watch, up to ten minutes later — and
+/// the revocation probe waited behind it, so the bound did not hold for
+/// the first minutes. The probe now runs from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_bound_holds_from_the_start() {
+    let moto = Moto::start().await;
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    let (key_a, _) = moto.create_key("restart-a").await;
+    let (key_b, _) = moto.create_key("restart-b").await;
+    let mut d = TestDaemon::start_via(&proxy.endpoint, |dir| {
+        kms_config(dir, &key_a, SHORT_REVOCATION_BOUND)
+    })
+    .await;
+    d.client().org_add(&spec("beta", &key_b)).await.unwrap();
+    assert!(d.stop().await.success());
+    d.spawn();
+    d.wait_active().await;
+    proxy.add_rule(Rule::containing(Fault::disabled(), &key_id(&key_b)));
+    let p = problem_of(&d.client(), "beta", KeyProblemKind::Disabled).await;
+    assert_eq!(p.noticed_by, NoticedBy::Probe, "{p:?}");
+}
