@@ -217,6 +217,12 @@ impl TestDaemon {
         TestDaemon::launch_with(Some(moto.endpoint.clone()), make_config)
     }
 
+    /// Writes the config for a daemon with KMS at `endpoint` (a
+    /// [`FaultProxy`]); starts nothing.
+    pub fn launch_via(endpoint: &str, make_config: impl FnOnce(&Path) -> String) -> TestDaemon {
+        TestDaemon::launch_with(Some(endpoint.to_string()), make_config)
+    }
+
     /// Writes the config for a daemon that needs no KMS (the local
     /// provider); starts nothing.
     pub fn launch_local(make_config: impl FnOnce(&Path) -> String) -> TestDaemon {
