@@ -19,28 +19,8 @@ mod harness;
 
 use harness::fault_proxy::Rule;
 use harness::*;
-use kekd::domain::{KeyProblemKind, NoticedBy, OrgRecord, OrgSource, OrgSpec};
-use kekd::store::{Expect, RedbRegistry, Registry};
+use kekd::domain::{KeyProblemKind, NoticedBy};
 use std::time::{Duration, Instant};
-
-/// Writes organizations `org-00001`… with the keys `keys[1..]`.
-async fn fixture(path: &std::path::Path, keys: &[String]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let registry = RedbRegistry::open(path).await.unwrap();
-    for (i, key) in keys.iter().enumerate().skip(1) {
-        let id = format!("org-{i:05}");
-        let spec = OrgSpec {
-            id: id.clone(),
-            kms_key_arn: Some(key.clone()),
-            key_bits: Some(2048),
-            ..OrgSpec::default()
-        };
-        let record = OrgRecord::new(spec, OrgSource::Api, chrono::Utc::now());
-        registry.save_org(&record, Expect::Absent).await.unwrap();
-        let store = registry.keys(&id).await.unwrap();
-        fixture::write_history(&*store, 1).await;
-    }
-}
 
 struct Noticed {
     orgs: usize,
@@ -64,7 +44,7 @@ async fn measure(n: usize, bound: Duration) -> Noticed {
         humantime::format_duration(bound)
     );
     let mut d = TestDaemon::launch_via(&proxy.endpoint, |dir| kms_config(dir, &keys[0], &extra));
-    fixture(&d.store_path(), &keys).await;
+    write_orgs(&d.store_path(), n, |i| Some(keys[i].clone())).await;
     d.spawn();
     let id = |i: usize| {
         if i == 0 {

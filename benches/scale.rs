@@ -24,38 +24,11 @@
 mod harness;
 
 use harness::*;
-use kekd::domain::{OrgRecord, OrgSource, OrgSpec};
-use kekd::store::{Expect, RedbRegistry, Registry};
+use kekd::domain::OrgSpec;
 use std::time::{Duration, Instant};
 
 fn config(dir: &std::path::Path) -> String {
     local_config(dir) + "[canary]\ninterval = \"off\"\n"
-}
-
-/// Writes `n - 1` organizations besides the declared one, each with one
-/// active key pair; reports progress every 1,000.
-async fn fixture(path: &std::path::Path, n: usize) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let registry = RedbRegistry::open(path).await.unwrap();
-    let started = Instant::now();
-    for i in 1..n {
-        let id = format!("org-{i:05}");
-        let spec = OrgSpec {
-            id: id.clone(),
-            key_bits: Some(2048),
-            ..OrgSpec::default()
-        };
-        let record = OrgRecord::new(spec, OrgSource::Api, chrono::Utc::now());
-        registry.save_org(&record, Expect::Absent).await.unwrap();
-        let store = registry.keys(&id).await.unwrap();
-        fixture::write_history(&*store, 1).await;
-        if i % 1000 == 0 {
-            eprintln!(
-                "  fixture: {i}/{n} organizations written ({:.0} s)",
-                started.elapsed().as_secs_f64()
-            );
-        }
-    }
 }
 
 struct Figures {
@@ -70,7 +43,7 @@ struct Figures {
 
 async fn measure(n: usize) -> Figures {
     let mut d = TestDaemon::launch_local(config);
-    fixture(&d.store_path(), n).await;
+    write_orgs(&d.store_path(), n, |_| None).await;
     let started = Instant::now();
     d.spawn();
     let last = if n > 1 {

@@ -73,3 +73,34 @@ pub fn fixture_public_key() -> Vec<u8> {
     })
     .clone()
 }
+
+/// Writes organizations `org-00001` … `org-{n-1}` (the declared one is the
+/// daemon's own) into the store at `path`, each with one active key pair
+/// (RSA-2048 settings); `kms_key(i)` names organization `i`'s KMS key
+/// (`None`: the local root key). Reports progress every 1,000.
+pub async fn write_orgs(path: &Path, n: usize, kms_key: impl Fn(usize) -> Option<String>) {
+    use kekd::domain::{OrgRecord, OrgSource, OrgSpec};
+    use kekd::store::{Expect, RedbRegistry, Registry};
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let registry = RedbRegistry::open(path).await.unwrap();
+    let started = std::time::Instant::now();
+    for i in 1..n {
+        let id = format!("org-{i:05}");
+        let spec = OrgSpec {
+            id: id.clone(),
+            kms_key_arn: kms_key(i),
+            key_bits: Some(2048),
+            ..OrgSpec::default()
+        };
+        let record = OrgRecord::new(spec, OrgSource::Api, chrono::Utc::now());
+        registry.save_org(&record, Expect::Absent).await.unwrap();
+        let store = registry.keys(&id).await.unwrap();
+        write_history(&*store, 1).await;
+        if i % 1000 == 0 {
+            eprintln!(
+                "  fixture: {i}/{n} organizations written ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}

@@ -22,7 +22,7 @@ pub use decrypt::*;
 #[allow(unused_imports)] // benches/rotation.rs includes the harness but injects no faults
 pub use fault_proxy::{Fault, FaultProxy};
 #[allow(unused_imports)]
-pub use fixture::{store_with_history, write_history};
+pub use fixture::{store_with_history, write_history, write_orgs};
 #[allow(unused_imports)]
 pub use moto::*;
 #[allow(unused_imports)] // the benches write it, the tests do not
