@@ -238,7 +238,29 @@ pub(crate) fn test_context(settings: &Settings) -> crate::domain::EncryptionCont
 /// a new file), and writes nothing. `require_isolation` makes a key not
 /// bound to the organization a failed step.
 pub async fn test_candidate(settings: &Settings, require_isolation: bool) -> TestReport {
-    match crate::provider::from_settings(settings, crate::provider::IfMissing::Refuse).await {
+    let provider =
+        crate::provider::from_settings(settings, crate::provider::IfMissing::Refuse).await;
+    test_with(provider, settings, require_isolation).await
+}
+
+/// [`test_candidate`], each call recorded in `audit` (see
+/// [`crate::provider::recorded`]).
+pub(crate) async fn test_recorded(
+    settings: &Settings,
+    require_isolation: bool,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    audit: std::sync::Arc<crate::audit::Audit>,
+) -> TestReport {
+    let provider = crate::provider::recorded(settings, metrics, audit).await;
+    test_with(provider, settings, require_isolation).await
+}
+
+async fn test_with(
+    provider: Result<std::sync::Arc<dyn KeyProvider>, crate::provider::RootKeyError>,
+    settings: &Settings,
+    require_isolation: bool,
+) -> TestReport {
+    match provider {
         Ok(provider) => round_trip(&*provider, settings, require_isolation).await,
         Err(e) => {
             let mut r = TestReport::new(settings.provider.to_string());

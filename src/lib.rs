@@ -55,7 +55,8 @@
 //! - `metrics.rs`: Prometheus metrics for `/metrics`.
 //! - [`audit`]: the hash-chained JSON-lines audit trail — `mod.rs` (the
 //!   writer), `event.rs` (the typed [`audit::AuditEvent`]), `tail.rs` (the
-//!   end of an existing trail), `verify.rs` (checking the chain).
+//!   end of an existing trail), `verify.rs` (checking the chain), `query.rs`
+//!   (one organization's records, read back for the API).
 //!
 //! Keys
 //! - [`provider`]: the `KeyProvider` trait that wraps data keys —

@@ -377,6 +377,95 @@ async fn an_organization_reaches_its_key_only_through_the_customers_role() {
         .count();
     assert!(assumed >= 1, "{out}");
     assert!(out.contains(role), "{out}");
+
+    // The API gives the customer the same trail: their calls only, the
+    // refused AssumeRole included, one page at a time.
+    let mut records = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = oc.audit(2, cursor.as_deref()).await.unwrap();
+        assert_eq!(page.organization.as_deref(), Some("cust"));
+        assert!(page.records.len() <= 2);
+        records.extend(page.records);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert!(records.iter().all(|r| r["organization"] == "cust"));
+    let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let assume_outcomes: Vec<&str> = records
+        .iter()
+        .filter(|r| r["event"]["operation"] == "AssumeRole")
+        .map(|r| r["event"]["outcome"].as_str().unwrap())
+        .collect();
+    assert!(
+        assume_outcomes.contains(&"assume_role_denied"),
+        "{assume_outcomes:?}"
+    );
+    assert!(assume_outcomes.contains(&"ok"), "{assume_outcomes:?}");
+    let text = serde_json::to_string(&records).unwrap();
+    assert!(
+        !text.contains(&key_a),
+        "another organization's key in the trail"
+    );
+    assert!(text.contains(&customer_key), "the customer's key calls");
+    // A bad cursor names the problem.
+    let e = oc.audit(2, Some("x")).await.unwrap_err();
+    assert_eq!(code(e), ErrorCode::InvalidQuery);
+}
+
+/// The role's credentials are renewed before they expire, halfway through
+/// a short life (the proxy shortens moto's hour to eight seconds), with
+/// the session length asked of STS; the key keeps working throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_roles_credentials_are_renewed_before_they_expire() {
+    let moto = Moto::start().await;
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    let (key_a, _) = moto.create_key("renew-a").await;
+    let role = "arn:aws:iam::210987654321:role/kekd-renew";
+    let customer = moto.kms_as(moto.assumed(role).await);
+    let (customer_key, _) = Moto::create_key_with(&customer, "renew").await;
+    // In [customer_keys], which the short bound's fragment opens.
+    let extra =
+        SHORT_REVOCATION_BOUND.replacen("[overrides]", "role_session = \"15m\"\n[overrides]", 1);
+    let d = TestDaemon::start_via(&proxy.endpoint, |dir| kms_config(dir, &key_a, &extra)).await;
+    proxy.add_rule(Rule {
+        fault: Fault::Expiring(Duration::from_secs(8)),
+        operation: None,
+        contains: Some("Action=AssumeRole".into()),
+        lacks: None,
+    });
+    let c = d.client();
+    c.org_add(&OrgSpec {
+        assume_role_arn: Some(role.into()),
+        ..spec("cust", &customer_key)
+    })
+    .await
+    .unwrap();
+    assert!(
+        proxy.saw("DurationSeconds=900"),
+        "the session length is asked"
+    );
+    let sts = || proxy.requests().get("").copied().unwrap_or(0);
+    let first = sts();
+    // The probe (every 2.4 s) asks for credentials; past half their life
+    // they are renewed — three more sessions within about half a minute.
+    wait_for(Duration::from_secs(90), "three renewals", || async {
+        (sts() >= first + 3).then_some(())
+    })
+    .await;
+    let oc = c.clone().with_org(Some("cust".into()));
+    assert!(oc.status().await.unwrap().key_problem.is_none());
+    oc.rotate().await.unwrap();
+    let page = oc.audit(1000, None).await.unwrap();
+    let renewals = page
+        .records
+        .iter()
+        .filter(|r| r["event"]["operation"] == "AssumeRole" && r["event"]["outcome"] == "ok")
+        .count();
+    assert!(renewals >= 4, "each session is in the trail: {renewals}");
 }
 
 /// Regression: after a restart, an organization that already serves leaves

@@ -58,14 +58,6 @@ pub(super) async fn reload(State(st): State<Hub>) -> Result<Json<ReloadOutcome>,
     Ok(Json(out))
 }
 
-/// Starts a new audit file that continues the chain (`kekctl audit
-/// rotate`); 500 `audit_rotate_failed` leaves the old file in place.
-pub(super) async fn audit_rotate(
-    State(st): State<Hub>,
-) -> Result<Json<crate::audit::Rotated>, ApiError> {
-    Ok(Json(st.audit.rotate_async().await?))
-}
-
 /// Runs the decryptability canary now (`kekctl check`). Always 200; `ok`
 /// says whether it passed.
 pub(super) async fn check(Served(st): Served) -> Json<CanaryReport> {

@@ -13,8 +13,9 @@
 //! - `routes.rs`: the router and the fallbacks;
 //!   `status.rs` (status and `/metrics`, from one health assessment),
 //!   `keys.rs` (history, key pairs, envelopes, the public key, the JWK
-//!   Set), `actions.rs` (rotate, test, reload, check, rewrap, unwrap,
-//!   audit rotate). No read path touches KMS (I4).
+//!   Set), `actions.rs` (rotate, test, reload, check, rewrap, unwrap),
+//!   `audit.rs` (one organization's records; a new audit file). No read
+//!   path touches KMS (I4).
 //! - `server.rs`: binding the socket, the accept loop with its timeouts,
 //!   and the graceful drain; `connections.rs` caps connections, `peer.rs`
 //!   reads the caller's credentials and groups once per connection.
@@ -22,6 +23,7 @@
 //! Errors are always `{"error": {"code", "message"}}` with a fitting status.
 
 mod actions;
+mod audit;
 pub(crate) mod auth;
 pub mod client;
 pub(crate) mod connections;

@@ -25,6 +25,9 @@ pub const RELOAD: &str = "/v1/reload";
 pub const CHECK: &str = "/v1/check";
 /// `POST`: re-wrap every key pair under the current KMS key (JSON lines).
 pub const REWRAP: &str = "/v1/rewrap";
+/// `GET`: one organization's audit records, oldest first
+/// (`?limit=&cursor=&since=`).
+pub const AUDIT: &str = "/v1/audit";
 /// `POST`: start a new audit file that continues the chain.
 pub const AUDIT_ROTATE: &str = "/v1/audit/rotate";
 /// `GET`: Prometheus metrics.
@@ -65,6 +68,14 @@ pub fn envelope(id: &str) -> String {
 /// The path of one key pair's unwrap.
 pub fn unwrap(id: &str) -> String {
     UNWRAP.replace("{id}", id)
+}
+
+/// A page of the audit records (see [`AUDIT`]).
+pub fn audit(limit: usize, cursor: Option<&str>) -> String {
+    match cursor {
+        Some(c) => format!("{AUDIT}?limit={limit}&cursor={c}"),
+        None => format!("{AUDIT}?limit={limit}"),
+    }
 }
 
 /// A history page.

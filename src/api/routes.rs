@@ -5,7 +5,7 @@
 use super::auth::{authorize, bounded};
 use super::error::{ErrorCode, MAX_BODY};
 use super::state::Hub;
-use super::{actions, keys, orgs, paths, status, ApiError};
+use super::{actions, audit, keys, orgs, paths, status, ApiError};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
@@ -26,7 +26,8 @@ pub(crate) fn router(state: Hub) -> Router {
         .route(paths::RELOAD, post(actions::reload))
         .route(paths::CHECK, post(actions::check))
         .route(paths::REWRAP, post(actions::rewrap))
-        .route(paths::AUDIT_ROTATE, post(actions::audit_rotate))
+        .route(paths::AUDIT, get(audit::page))
+        .route(paths::AUDIT_ROTATE, post(audit::rotate))
         .route(paths::UNWRAP, post(actions::unwrap))
         .route(paths::ORGS, get(orgs::list).post(orgs::add))
         .route(

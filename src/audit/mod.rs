@@ -19,10 +19,12 @@
 //! says so (degraded).
 
 mod event;
+mod query;
 mod tail;
 mod verify;
 
 pub use event::{AuditEvent, Outcome};
+pub use query::{AuditPage, AuditQuery};
 use tail::{looks_like_a_trail, read_tail};
 pub use verify::{verify, verify_all, Broken, VerifyError};
 

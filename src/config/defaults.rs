@@ -50,6 +50,13 @@ pub const UNWRAP_CACHE_MAX: usize = 256;
 /// The revocation bound: a customer's revocation of their key shows in
 /// status within this.
 pub const NOTICE_REVOCATION_WITHIN: Duration = Duration::from_secs(300);
+/// How long the credentials of a customer's role last (STS
+/// `DurationSeconds`): a role's default maximum session.
+pub const ROLE_SESSION: Duration = Duration::from_secs(3600);
+/// The shortest session STS grants.
+pub const MIN_ROLE_SESSION: Duration = Duration::from_secs(900);
+/// The longest session STS grants (and a role's maximum allows at most).
+pub const MAX_ROLE_SESSION: Duration = Duration::from_secs(12 * 3600);
 /// The shortest bound without `[overrides] allow_frequent_checks`.
 pub const MIN_NOTICE_REVOCATION_WITHIN: Duration = Duration::from_secs(60);
 /// The longest bound.

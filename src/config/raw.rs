@@ -125,6 +125,7 @@ pub(crate) struct RawCanary {
 pub(crate) struct RawCustomerKeys {
     pub(crate) notice_revocation_within: Option<String>,
     pub(crate) require_isolation: Option<bool>,
+    pub(crate) role_session: Option<String>,
 }
 
 /// `[unwrap]`: the in-memory cache of decrypted private keys.

@@ -34,7 +34,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         // lock is held meanwhile, so it delays no other change of the set
         // (nor a fleet member's following of the store).
         let settings = Arc::new(self.file.settings().for_org(&spec)?);
-        let report = test(&settings, require_isolation).await?;
+        let report = test(&self.ctx, &settings, require_isolation).await?;
         let record = OrgRecord::new(spec, OrgSource::Api, time::now());
         let (tenant, first) = {
             let _one = self.changing.lock().await;
@@ -268,7 +268,7 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         let key_changed = settings.provider_key() != before.provider_key();
         let backups_changed = settings.backup_keys() != before.backup_keys();
         if key_changed || backups_changed {
-            test(&settings, false).await?;
+            test(&self.ctx, &settings, false).await?;
         }
         let reschedule = settings.cadence.to_string() != before.cadence.to_string()
             || settings.timezone != before.timezone;
@@ -305,12 +305,17 @@ impl<X: Send + Sync + 'static> Orgs<X> {
 }
 
 /// The Test round trip of a new organization's key, with its own
-/// encryption context; nothing is written.
+/// encryption context. Nothing is saved, but each call is in the
+/// organization's audit trail (refused ones too: what a customer is shown).
 async fn test(
+    ctx: &super::Ctx,
     settings: &Settings,
     require_isolation: bool,
 ) -> Result<crate::kms_check::TestReport, OrgError> {
-    let report = crate::kms_check::test_candidate(settings, require_isolation).await;
+    let audit = ctx.audit.for_org(settings.organization_id());
+    let report =
+        crate::kms_check::test_recorded(settings, require_isolation, ctx.metrics.clone(), audit)
+            .await;
     match report.failure() {
         None => Ok(report),
         Some(step) => Err(OrgError::TestFailed {

@@ -4,8 +4,17 @@
 //! condition against the confused deputy, and grants that role use of
 //! their key. kekd asks STS for the role's temporary credentials with a
 //! session name naming kekd and the organization, keeps them per
-//! organization, and asks again five minutes before they expire — so a KMS
-//! request waits for STS about once an hour, not every time.
+//! organization, and asks again before they expire (five minutes before, or
+//! halfway through a shorter life) — so a KMS request waits for STS about
+//! once a session (`[customer_keys] role_session`, an hour by default), not
+//! every time. The probe of the revocation watch runs more often than that,
+//! so the renewal is almost always its request, not a recorder's.
+//!
+//! STS keeps honouring a session it issued until it expires, whatever
+//! happens to the trust policy after: a trust-policy change reaches kekd at
+//! the next renewal, within one session. Taking the role's permissions on
+//! the key away, or revoking its sessions, makes KMS refuse at once, and the
+//! probe notices that within the revocation bound.
 //!
 //! An STS failure is classified as a KMS one is; a refusal (the trust
 //! policy or the external id no longer let kekd in) is its own kind,
@@ -18,8 +27,23 @@ use aws_credential_types::Credentials;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// Credentials are renewed this long before they expire.
+/// Credentials are renewed this long before they expire (or halfway
+/// through their life, if that is earlier).
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
+
+/// Whether credentials obtained at `obtained` that expire at `expiry` are
+/// to be renewed at `now`: less than five minutes, or less than half their
+/// life, left. Credentials without an expiry are kept.
+fn due(obtained: SystemTime, expiry: Option<SystemTime>, now: SystemTime) -> bool {
+    let Some(expiry) = expiry else {
+        return false;
+    };
+    let life = expiry.duration_since(obtained).unwrap_or_default();
+    let margin = RENEW_BEFORE.min(life / 2);
+    expiry
+        .duration_since(now)
+        .map_or(true, |left| left <= margin)
+}
 
 /// The longest session name STS accepts.
 const MAX_SESSION_NAME: usize = 64;
@@ -30,7 +54,10 @@ pub(crate) struct AssumedRole {
     role_arn: String,
     external_id: Option<String>,
     session_name: String,
-    cached: tokio::sync::Mutex<Option<Credentials>>,
+    /// STS `DurationSeconds`.
+    session: Duration,
+    /// The credentials and when STS issued them.
+    cached: tokio::sync::Mutex<Option<(Credentials, SystemTime)>>,
     audit: Option<Arc<crate::audit::Audit>>,
 }
 
@@ -53,37 +80,31 @@ pub(crate) fn session_name(org: &str) -> String {
 }
 
 impl AssumedRole {
-    /// The role `role_arn` assumed with `external_id`, through an STS client
-    /// made of `sdk` (the platform's own credentials, the KMS client's
-    /// timeouts; endpoint from `AWS_ENDPOINT_URL_STS`).
-    pub(crate) fn new(
-        sdk: &SdkConfig,
-        role_arn: &str,
-        external_id: Option<&str>,
-        org: &str,
-        audit: Option<Arc<crate::audit::Audit>>,
-    ) -> Arc<AssumedRole> {
+    /// The role `a.role_arn` assumed with `a.external_id`, through an STS
+    /// client made of `sdk` (the platform's own credentials, the KMS
+    /// client's timeouts; endpoint from `AWS_ENDPOINT_URL_STS`).
+    pub(crate) fn new(sdk: &SdkConfig, a: &super::aws_kms::Assume<'_>) -> Arc<AssumedRole> {
         Arc::new(AssumedRole {
             sts: aws_sdk_sts::Client::new(sdk),
-            role_arn: role_arn.to_string(),
-            external_id: external_id.map(str::to_string),
-            session_name: session_name(org),
+            role_arn: a.role_arn.to_string(),
+            external_id: a.external_id.map(str::to_string),
+            session_name: session_name(a.org),
+            session: a.session,
             cached: Default::default(),
-            audit,
+            audit: a.audit.clone(),
         })
     }
 
-    /// Fresh credentials of the role: the kept ones while they have more
-    /// than five minutes left, otherwise new ones from STS.
+    /// Fresh credentials of the role: the kept ones until they are [`due`]
+    /// for renewal, then new ones from STS.
     pub(crate) async fn credentials(&self) -> Result<Credentials, ProviderError> {
         let mut cached = self.cached.lock().await;
-        let fresh = |c: &Credentials| {
-            c.expiry()
-                .is_none_or(|e| e > SystemTime::now() + RENEW_BEFORE)
-        };
-        if let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
-            return Ok(c.clone());
+        if let Some((c, obtained)) = cached.as_ref() {
+            if !due(*obtained, c.expiry(), SystemTime::now()) {
+                return Ok(c.clone());
+            }
         }
+        let obtained = SystemTime::now();
         const OP: &str = "AssumeRole";
         let started = std::time::Instant::now();
         let out = self
@@ -92,6 +113,7 @@ impl AssumedRole {
             .role_arn(&self.role_arn)
             .role_session_name(&self.session_name)
             .set_external_id(self.external_id.clone())
+            .duration_seconds(i32::try_from(self.session.as_secs()).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(|e| aws_sdk::classify("STS", OP, e, sts_code));
@@ -113,7 +135,7 @@ impl AssumedRole {
             "kekd-assume-role",
         );
         tracing::debug!(role = %self.role_arn, session = %self.session_name, "assumed the customer's role");
-        *cached = Some(made.clone());
+        *cached = Some((made.clone(), obtained));
         Ok(made)
     }
 }
@@ -186,6 +208,21 @@ impl ProvideCredentials for RoleCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_renewed_five_minutes_early_or_halfway_through_a_short_life() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // An hour: kept until five minutes are left.
+        assert!(!due(t0, Some(at(3600)), at(3299)));
+        assert!(due(t0, Some(at(3600)), at(3300)));
+        // Ten seconds (as a test's proxy hands out): renewed after five.
+        assert!(!due(t0, Some(at(10)), at(4)));
+        assert!(due(t0, Some(at(10)), at(5)));
+        // Expired: renewed.
+        assert!(due(t0, Some(at(10)), at(11)));
+        assert!(!due(t0, None, at(1_000_000)));
+    }
 
     #[test]
     fn session_names_name_kekd_and_the_organization_within_stss_limit() {

@@ -47,6 +47,8 @@ pub(crate) struct Assume<'a> {
     pub(crate) external_id: Option<&'a str>,
     /// The organization (the session name names it).
     pub(crate) org: &'a str,
+    /// How long each session's credentials last.
+    pub(crate) session: std::time::Duration,
     /// Where each AssumeRole is recorded (the daemon's; none for a check
     /// that records nothing).
     pub(crate) audit: Option<Arc<crate::audit::Audit>>,
@@ -64,8 +66,7 @@ impl AwsKmsProvider {
         assume: Option<Assume<'_>>,
     ) -> AwsKmsProvider {
         let sdk = aws_sdk::config_with_attempts(region, timeouts, attempts).await;
-        let assumed =
-            assume.map(|a| AssumedRole::new(&sdk, a.role_arn, a.external_id, a.org, a.audit));
+        let assumed = assume.map(|a| AssumedRole::new(&sdk, &a));
         let client = |sdk: &aws_config::SdkConfig| {
             let mut conf = aws_sdk_kms::config::Builder::from(sdk);
             if let Some(role) = &assumed {

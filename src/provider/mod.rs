@@ -35,6 +35,25 @@ pub(crate) async fn from_settings(
     build(settings, None, root_key, aws_sdk::SDK_ATTEMPTS).await
 }
 
+/// The provider of a Test that records its calls (KMS and STS, refused
+/// ones too) in `audit` — an organization's, while it is added or changed,
+/// so its customer is shown every call made for them — and counts them,
+/// but creates nothing (no local root key) and takes no turn in the budget.
+pub(crate) async fn recorded(
+    settings: &crate::config::Settings,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    audit: std::sync::Arc<crate::audit::Audit>,
+) -> Result<std::sync::Arc<dyn KeyProvider>, local::RootKeyError> {
+    let inner = build(
+        settings,
+        Some(audit.clone()),
+        local::IfMissing::Refuse,
+        aws_sdk::SDK_ATTEMPTS,
+    )
+    .await?;
+    Ok(instrumented::Instrumented::wrap(inner, metrics, audit))
+}
+
 /// The provider, with `sdk_attempts` attempts per KMS request in the SDK.
 async fn build(
     settings: &crate::config::Settings,
@@ -60,6 +79,7 @@ async fn build(
                         role_arn: &r.role_arn,
                         external_id: r.external_id.as_deref(),
                         org: &settings.organization_id,
+                        session: settings.customer_keys.role_session,
                         audit,
                     }),
                 )

@@ -32,6 +32,9 @@ pub enum Fault {
     /// Answer as STS does (XML, the query protocol) with this code and
     /// status.
     Sts(&'static str, u16),
+    /// Forward, and make the credentials in STS's answer expire this long
+    /// after it (moto's are valid for the hour asked).
+    Expiring(Duration),
 }
 
 impl Fault {
@@ -363,6 +366,10 @@ async fn handle(
             tokio::time::sleep(d).await;
             forward(parts, body, &upstream).await
         }
+        Fault::Expiring(d) => {
+            let resp = forward(parts, body, &upstream).await?;
+            Ok(expiring_in(resp, d).await)
+        }
         Fault::Http(status) => Ok(Response::builder()
             .status(status)
             .header("content-type", "text/html")
@@ -398,6 +405,19 @@ fn signed_region(req: &Request<Incoming>) -> Option<String> {
     let auth = req.headers().get("authorization")?.to_str().ok()?;
     let scope = auth.split("Credential=").nth(1)?;
     scope.split('/').nth(2).map(str::to_string)
+}
+
+/// `resp` (an STS answer) with its `<Expiration>` moved to `d` from now.
+async fn expiring_in(resp: Response<Full<Bytes>>, d: Duration) -> Response<Full<Bytes>> {
+    let (mut parts, body) = resp.into_parts();
+    let text = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let at = (chrono::Utc::now() + d).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let text = match (text.find("<Expiration>"), text.find("</Expiration>")) {
+        (Some(a), Some(b)) => format!("{}<Expiration>{at}{}", &text[..a], &text[b..]),
+        _ => text,
+    };
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Full::new(Bytes::from(text)))
 }
 
 fn next_request_id() -> u64 {

@@ -196,6 +196,16 @@ impl Client {
         self.call(Method::POST, paths::AUDIT_ROTATE, None).await
     }
 
+    /// `GET /v1/audit`: a page of the organization's audit records.
+    pub async fn audit(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<crate::audit::AuditPage, ClientError> {
+        self.call(Method::GET, &paths::audit(limit, cursor), None)
+            .await
+    }
+
     /// `POST /v1/check`: the decryptability canary, now.
     pub async fn check(&self) -> Result<CanaryReport, ClientError> {
         self.call(Method::POST, paths::CHECK, None).await

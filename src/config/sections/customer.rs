@@ -18,6 +18,11 @@ pub(crate) struct CustomerKeys {
     /// `org add` refuses a key whose policy does not bind it to the
     /// organization (the Test's isolation probe was granted a data key).
     pub(crate) require_isolation: bool,
+    /// How long a customer's role's credentials last (STS
+    /// `DurationSeconds`): a change of the role's trust policy reaches
+    /// kekd at the next session at the latest, since STS keeps honouring
+    /// the one it issued.
+    pub(crate) role_session: Duration,
 }
 
 impl Default for CustomerKeys {
@@ -25,6 +30,7 @@ impl Default for CustomerKeys {
         CustomerKeys {
             notice_within: defaults::NOTICE_REVOCATION_WITHIN,
             require_isolation: false,
+            role_session: defaults::ROLE_SESSION,
         }
     }
 }
@@ -69,9 +75,21 @@ impl CustomerKeys {
                 humantime::format_duration(notice_within)
             ));
         }
+        const SESSION: &str = "customer_keys.role_session";
+        let value = raw.role_session.as_deref();
+        let role_session = v.duration_or(SESSION, value, defaults::ROLE_SESSION)?;
+        if !(defaults::MIN_ROLE_SESSION..=defaults::MAX_ROLE_SESSION).contains(&role_session) {
+            return Err(v.invalid(
+                SESSION,
+                value,
+                "outside what STS grants",
+                "a duration from 15m to 12h, at most the role's maximum session duration",
+            ));
+        }
         Ok(CustomerKeys {
             notice_within,
             require_isolation: raw.require_isolation.unwrap_or(false),
+            role_session,
         })
     }
 }
@@ -184,6 +202,20 @@ mod tests {
         assert_eq!(d.notice_within, Duration::from_secs(300));
         assert_eq!(d.probe_every(), Duration::from_secs(240));
         assert!(!d.require_isolation);
+        assert_eq!(d.role_session, Duration::from_secs(3600));
+        assert_eq!(
+            parse("role_session = \"15m\"").unwrap().role_session,
+            Duration::from_secs(900)
+        );
+        for bad in ["10m", "13h"] {
+            let e = parse(&format!("role_session = \"{bad}\""))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("customer_keys.role_session") && e.contains("15m to 12h"),
+                "{e}"
+            );
+        }
         let e = parse("notice_revocation_within = \"10s\"")
             .unwrap_err()
             .to_string();
