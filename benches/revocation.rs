@@ -11,8 +11,8 @@
 //! spread over the set, are refused (`DisabledException`) at one instant
 //! and each one's status is watched until it says `disabled`. Printed:
 //! median and slowest time to notice against the bound, and the probe's
-//! KMS requests per second meanwhile (expected: organizations ÷ four
-//! fifths of the bound).
+//! KMS requests per second meanwhile (expected: two — a GenerateDataKey
+//! and a Decrypt — per organization per four fifths of the bound).
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;

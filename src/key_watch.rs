@@ -10,10 +10,13 @@
 //!   keys at once: from then on every unwrap asks KMS, which refuses.
 //! - The probe: every four fifths of `[customer_keys]
 //!   notice_revocation_within`, at the organization's own place in that
-//!   period (so 10,000 organizations' probes are spread, not bunched), one
-//!   KMS `Decrypt` of a probe data key made once with `GenerateDataKey`
-//!   (a random key no one uses, under the organization's context). One
-//!   request per organization per period, last in the request budget.
+//!   period (so 10,000 organizations' probes are spread, not bunched), a
+//!   `GenerateDataKey` of a probe data key (a random key no one uses, under
+//!   the organization's context) and a `Decrypt` of what it returned: the
+//!   two operations kekd needs of the key, rotations and playback, so a
+//!   customer who takes away either one alone is noticed too, and a probe
+//!   that passes is evidence enough to clear a problem either path marked.
+//!   Two requests per organization per period, last in the request budget.
 //! - A failed probe asks `DescribeKey` what exactly is wrong (a pending
 //!   deletion and its date); while a problem is marked, a revocation is
 //!   re-checked at the probe's pace (only the customer can end it) and any
@@ -36,16 +39,6 @@ use tokio_util::sync::CancellationToken;
 /// (ids are `kek-` and hex).
 const PROBE_KEY_PAIR: &str = "kek-revocation-probe";
 
-/// The probe's data key, as KMS wrapped it: decrypting it again proves the
-/// key still decrypts for kekd. Only a digest of the plaintext is kept.
-struct ProbeKey {
-    /// The configured key it was made under (a change makes a new one).
-    configured: String,
-    wrapping_key_arn: String,
-    ciphertext: Vec<u8>,
-    digest: [u8; 32],
-}
-
 /// An organization's key health, kept in the engine state status reads.
 #[derive(Clone)]
 pub(crate) struct KeyWatch {
@@ -55,7 +48,6 @@ pub(crate) struct KeyWatch {
     start_check: Option<Duration>,
     /// The daemon's cache of private keys, and this organization's id in it.
     cache: Option<(Arc<KeyCache>, Arc<str>)>,
-    probe: Arc<tokio::sync::Mutex<Option<ProbeKey>>>,
 }
 
 impl KeyWatch {
@@ -65,7 +57,6 @@ impl KeyWatch {
             current,
             start_check: None,
             cache: None,
-            probe: Default::default(),
         }
     }
 
@@ -217,10 +208,7 @@ impl KeyWatch {
                     );
                 }
                 None => {
-                    // Not about the key (e.g. the probe key no longer
-                    // decrypts): make a new probe key next time.
-                    tracing::warn!(error = %e, "the revocation probe failed in a way that says nothing about the key; it starts over");
-                    *self.probe.lock().await = None;
+                    tracing::warn!(error = %e, "the revocation probe failed in a way that says nothing about the key");
                 }
             },
             Ok(()) if marked => self.preflight(by).await,
@@ -258,42 +246,27 @@ impl KeyWatch {
         }
     }
 
-    /// The probe's one KMS request: `Decrypt` of the probe key, or, the
-    /// first time (and after the configured key changed), `GenerateDataKey`
-    /// of a new one.
+    /// The probe's two KMS requests: `GenerateDataKey` of a new probe
+    /// key, then `Decrypt` of it, which must give the same bytes back. The
+    /// plaintexts are zeroized when dropped; nothing is kept.
     async fn probe_once(&self, cur: &Current) -> Result<(), ProviderError> {
         let s = &cur.settings;
         let context = context_for(&s.context_key, &s.organization_id, PROBE_KEY_PAIR);
-        let configured = cur.provider.configured_key();
-        let mut held = self.probe.lock().await;
-        match held.as_ref().filter(|p| p.configured == configured) {
-            None => {
-                let made = cur.provider.generate_data_key(&context).await?;
-                *held = Some(ProbeKey {
-                    configured,
-                    wrapping_key_arn: made.wrapping_key_arn.clone(),
-                    ciphertext: made.ciphertext.clone(),
-                    digest: digest(made.plaintext.as_slice()),
-                });
-                Ok(())
-            }
-            Some(p) => {
-                let back = cur
-                    .provider
-                    .decrypt(&p.wrapping_key_arn, &p.ciphertext, &context)
-                    .await?;
-                if digest(back.plaintext.as_slice()) == p.digest {
-                    Ok(())
-                } else {
-                    Err(ProviderError {
-                        operation: "Decrypt",
-                        kind: FailureKind::InvalidCiphertext,
-                        code: None,
-                        message: "the probe key decrypted to different bytes".into(),
-                        request_id: back.request_id,
-                    })
-                }
-            }
+        let made = cur.provider.generate_data_key(&context).await?;
+        let back = cur
+            .provider
+            .decrypt(&made.wrapping_key_arn, &made.ciphertext, &context)
+            .await?;
+        if digest(back.plaintext.as_slice()) == digest(made.plaintext.as_slice()) {
+            Ok(())
+        } else {
+            Err(ProviderError {
+                operation: "Decrypt",
+                kind: FailureKind::InvalidCiphertext,
+                code: None,
+                message: "the probe key decrypted to different bytes".into(),
+                request_id: back.request_id,
+            })
         }
     }
 }

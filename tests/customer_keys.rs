@@ -232,6 +232,31 @@ async fn each_revocation_is_noticed_within_the_bound_for_its_organization_alone(
         cleared(&c, "beta").await;
     }
 
+    // One operation taken away alone — new key pairs (GenerateDataKey) or
+    // playback (Decrypt): the probe asks for both each time, notices
+    // either, and a half that still works does not clear it.
+    for op in ["GenerateDataKey", "Decrypt"] {
+        proxy.add_rule(Rule {
+            fault: Fault::access_denied(),
+            operation: Some(op),
+            contains: Some(kid.clone()),
+            lacks: None,
+        });
+        let p = problem_of(&c, "beta", KeyProblemKind::AccessDenied).await;
+        assert_eq!(p.noticed_by, NoticedBy::Probe, "{op}: {p:?}");
+        let faulted = proxy.faulted();
+        wait_for(
+            Duration::from_secs(30),
+            "two more refused probes",
+            || async { (proxy.faulted() >= faulted + 2).then_some(()) },
+        )
+        .await;
+        let still = beta.status().await.unwrap().key_problem;
+        assert_eq!(still.map(|p| p.since), Some(p.since), "{op}: still marked");
+        proxy.clear_rules();
+        cleared(&c, "beta").await;
+    }
+
     // Pending deletion: KMS refuses with KMSInvalidStateException, and
     // DescribeKey (moto's own answer) names the state and the date.
     moto.kms()
