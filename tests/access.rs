@@ -82,6 +82,26 @@ async fn roles_are_enforced_by_peer_credentials_and_reloadable() {
             && !err.contains("broken"),
         "{err}"
     );
+    // The file is kekd's alone, and says how to read through the daemon,
+    // where `view` shows the organization's records.
+    let (code, _, err) = kekctl_as_nobody(&d.socket, &["audit", "show"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("kekctl --org ORG audit show"), "{err}");
+    let org = d.wait_active().await.organization_id;
+    let (code, out, err) = kekctl_as_nobody(&d.socket, &["--org", &org, "--json", "audit", "show"]);
+    assert_eq!(code, 0, "view reads the organization's records: {err}");
+    let records: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        records.iter().any(|r| r["event"]["type"] == "rotation"),
+        "{out}"
+    );
+    assert!(
+        records.iter().all(|r| r["organization"] == org.as_str()),
+        "{out}"
+    );
 
     // Grant edit to nobody's group and reload.
     let with_edit = format!("{view_only}[access.edit]\ngroups = [\"nogroup\"]\n");

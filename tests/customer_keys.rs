@@ -408,7 +408,7 @@ async fn an_organization_reaches_its_key_only_through_the_customers_role() {
     let mut records = Vec::new();
     let mut cursor = None;
     loop {
-        let page = oc.audit(2, cursor.as_deref()).await.unwrap();
+        let page = oc.audit(2, cursor.as_deref(), None).await.unwrap();
         assert_eq!(page.organization.as_deref(), Some("cust"));
         assert!(page.records.len() <= 2);
         records.extend(page.records);
@@ -437,7 +437,7 @@ async fn an_organization_reaches_its_key_only_through_the_customers_role() {
     );
     assert!(text.contains(&customer_key), "the customer's key calls");
     // A bad cursor names the problem.
-    let e = oc.audit(2, Some("x")).await.unwrap_err();
+    let e = oc.audit(2, Some("x"), None).await.unwrap_err();
     assert_eq!(code(e), ErrorCode::InvalidQuery);
 }
 
@@ -484,7 +484,7 @@ async fn the_roles_credentials_are_renewed_before_they_expire() {
     let oc = c.clone().with_org(Some("cust".into()));
     assert!(oc.status().await.unwrap().key_problem.is_none());
     oc.rotate().await.unwrap();
-    let page = oc.audit(1000, None).await.unwrap();
+    let page = oc.audit(1000, None, None).await.unwrap();
     let renewals = page
         .records
         .iter()

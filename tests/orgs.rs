@@ -248,6 +248,12 @@ async fn remove_restore_remove_purge_across_a_restart() {
             .all(|l| l.contains("\"organization\":\"tenant2\"")),
         "{out}"
     );
+    // tenant2 is purged: its records outlive it; an id that never was has
+    // neither an organization nor records.
+    assert!(out.contains("org_purged"), "{out}");
+    let (rc, _, err) = d.kekctl(&["--org", "never-was", "audit", "show"]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("organization_not_found"), "{err}");
 }
 
 /// A store written before organizations (schema 2, one organization, no

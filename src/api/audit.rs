@@ -2,7 +2,7 @@
 //! starting a new file.
 
 use super::error::ErrorCode;
-use super::extract::Org;
+use super::extract::{Org, OrgSelector};
 use super::state::Hub;
 use super::ApiError;
 use crate::audit::{AuditPage, AuditQuery};
@@ -25,11 +25,25 @@ pub(super) struct Raw {
 
 /// `GET /v1/orgs/{org}/audit`: a page of the organization's records,
 /// oldest first — its KMS and STS calls, refused ones included — and
-/// nothing about another organization.
+/// nothing about another organization. The records outlive a purged
+/// organization (the trail is the evidence of what was done with its key),
+/// so they are still served; an id with neither an organization nor a
+/// record is 404 `organization_not_found`.
 pub(super) async fn page(
-    Org(st): Org,
+    State(hub): State<Hub>,
+    org: Result<Org, ApiError>,
+    selector: Option<axum::Extension<OrgSelector>>,
     q: Result<Query<Raw>, QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
+    let (audit, unknown) = match (org, selector) {
+        (Ok(Org(st)), _) => (st.audit.clone(), None),
+        (Err(e), Some(axum::Extension(OrgSelector(id))))
+            if e.code == ErrorCode::OrganizationNotFound =>
+        {
+            (hub.audit.for_org(&id), Some(e))
+        }
+        (Err(e), _) => return Err(e),
+    };
     let Query(raw) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let bad = |m: String| ApiError::new(ErrorCode::InvalidQuery, m);
     let limit = raw.limit.unwrap_or(100);
@@ -65,12 +79,15 @@ pub(super) async fn page(
         since,
         limit,
     };
-    let audit = st.audit.clone();
+    let first = after == 0 && since.is_none();
     let page = tokio::task::spawn_blocking(move || audit.page(&query))
         .await
         .map_err(|e| ApiError::new(ErrorCode::Unknown, format!("reading the audit trail: {e}")))?
         .map_err(|e| ApiError::new(ErrorCode::AuditUnavailable, e.to_string()))?;
-    Ok(Json(page))
+    match unknown {
+        Some(e) if first && page.records.is_empty() => Err(e),
+        _ => Ok(Json(page)),
+    }
 }
 
 /// Starts a new audit file that continues the chain (`kekctl audit

@@ -71,11 +71,16 @@ pub fn unwrap(id: &str) -> String {
 }
 
 /// A page of the audit records (see [`AUDIT`]).
-pub fn audit(limit: usize, cursor: Option<&str>) -> String {
-    match cursor {
-        Some(c) => format!("{AUDIT}?limit={limit}&cursor={c}"),
-        None => format!("{AUDIT}?limit={limit}"),
+pub fn audit(limit: usize, cursor: Option<&str>, since: Option<&crate::time::Timestamp>) -> String {
+    let mut path = format!("{AUDIT}?limit={limit}");
+    if let Some(c) = cursor {
+        path.push_str(&format!("&cursor={c}"));
     }
+    if let Some(s) = since {
+        // UTC with `Z`: nothing in it needs escaping in a query.
+        path.push_str(&format!("&since={}", crate::time::format(s)));
+    }
+    path
 }
 
 /// A history page.

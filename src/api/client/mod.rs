@@ -196,13 +196,15 @@ impl Client {
         self.call(Method::POST, paths::AUDIT_ROTATE, None).await
     }
 
-    /// `GET /v1/audit`: a page of the organization's audit records.
+    /// `GET /v1/audit`: a page of the organization's audit records (after
+    /// `cursor`, from `since` on).
     pub async fn audit(
         &self,
         limit: usize,
         cursor: Option<&str>,
+        since: Option<&crate::time::Timestamp>,
     ) -> Result<crate::audit::AuditPage, ClientError> {
-        self.call(Method::GET, &paths::audit(limit, cursor), None)
+        self.call(Method::GET, &paths::audit(limit, cursor, since), None)
             .await
     }
 

@@ -1,5 +1,11 @@
-//! The audit trail, read from its files: `show` (and `--follow`),
-//! `verify`; and `rotate`, which the daemon does.
+//! The audit trail: `show` (and `--follow`) of one organization's records
+//! through the daemon, or of a file read directly; `verify` of files; and
+//! `rotate`, which the daemon does.
+//!
+//! Who may read what: the file is kekd's alone (0600), since it names every
+//! customer; an organization's part of it is served to anyone with `view`
+//! for that organization, so an operator needs no access to the file, and a
+//! grant limited to one customer shows that customer nothing of another.
 
 use crate::output::{outln, Output};
 use crate::render;
@@ -27,6 +33,51 @@ pub(crate) async fn rotate(client: &Client, out: Output) -> anyhow::Result<()> {
             r.archived, r.records, r.head, r.path
         )
     })
+}
+
+/// How often `--follow` asks the daemon for new records.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `kekctl --org ORG audit show`: the organization's records from `since`
+/// on, through the daemon (role `view` for it), page by page; with
+/// `follow`, then every record appended (asked for once a second).
+pub(crate) async fn show_org(
+    client: &Client,
+    since: Option<kekd::time::Timestamp>,
+    follow: bool,
+    out: Output,
+) -> anyhow::Result<()> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = client
+            .audit(1000, cursor.as_deref(), since.as_ref())
+            .await?;
+        print_records(&page.records, out)?;
+        if let Some(last) = page.records.last() {
+            cursor = Some(last["seq"].to_string());
+        }
+        if page.next_cursor.is_none() {
+            if !follow {
+                return Ok(());
+            }
+            tokio::time::sleep(FOLLOW_EVERY).await;
+        }
+    }
+}
+
+/// Records as stored (`--json`, a line each) or as a table.
+fn print_records(records: &[serde_json::Value], out: Output) -> anyhow::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    if out.json {
+        for r in records {
+            outln!("{r}");
+        }
+    } else {
+        outln!("{}", render::audit(records));
+    }
+    Ok(())
 }
 
 /// `kekctl audit verify [--file F]…`: exit 1 at the first broken record.
@@ -61,12 +112,18 @@ pub(crate) async fn show(
     follow: bool,
     out: Output,
 ) -> anyhow::Result<()> {
-    let json = out.json;
     use std::io::BufRead;
     use std::os::unix::fs::MetadataExt;
     let open = || -> anyhow::Result<(std::io::BufReader<std::fs::File>, u64)> {
-        let file =
-            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let file = std::fs::File::open(path).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                "; the file is kekd's alone: read an organization's records \
+                 through the daemon with `kekctl --org ORG audit show`"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("opening {}: {e}{hint}", path.display())
+        })?;
         let ino = file.metadata()?.ino();
         Ok((std::io::BufReader::new(file), ino))
     };
@@ -77,16 +134,7 @@ pub(crate) async fn show(
     let mut rows = Vec::new();
     let mut line = String::new();
     let flush = |rows: &mut Vec<serde_json::Value>| -> anyhow::Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        if json {
-            for r in rows.iter() {
-                outln!("{r}");
-            }
-        } else {
-            outln!("{}", render::audit(rows));
-        }
+        print_records(rows, out)?;
         rows.clear();
         Ok(())
     };

@@ -47,9 +47,12 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand)]
 pub(crate) enum AuditCommand {
-    /// Show the audit records (a table; --json prints them as stored),
-    /// read from the file directly (by default the daemon's, from status);
-    /// with --org, only the records about that organization.
+    /// Show the audit records (a table; --json prints them as stored).
+    /// With --org, that organization's records, through the daemon (role
+    /// view for it; no access to the file needed); otherwise, or with
+    /// --file, read from the file directly (the daemon's, from status, by
+    /// default: kekd's user or root only), every record or, with --org,
+    /// those about that organization.
     Show {
         /// The audit log to read instead of the daemon's.
         #[arg(long, value_name = "FILE")]

@@ -175,9 +175,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 since,
                 follow,
             } => {
-                let path = match file {
-                    Some(f) => f,
-                    None => audit::daemon_file(&client).await?,
+                let path = match (file, cli.org.first()) {
+                    (Some(f), _) => f,
+                    (None, Some(_)) => return audit::show_org(&client, since, follow, out).await,
+                    (None, None) => audit::daemon_file(&client).await?,
                 };
                 audit::show(
                     &path,
