@@ -72,6 +72,9 @@
 //! - [`fips`]: whether the build is FIPS, and the check a FIPS build makes.
 //! - [`keypair`]: RSA generation, ids, PEM, the private/public match;
 //!   [`jwks`]: the public keys as a JSON Web Key Set.
+//! - [`hybrid`]: the post-quantum hybrid KEM (X-Wing: ML-KEM-768 and
+//!   X25519) — key generation, the expanded private-key encoding,
+//!   encapsulation and decapsulation.
 //! - `envelope.rs`: envelope encryption of a private key.
 //! - `proof.rs`: decrypt back and match — the proof behind I1, used by
 //!   rotation, rewrap, the canary and unwrap.
@@ -160,6 +163,7 @@ mod failpoint;
 pub mod fips;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hybrid;
 pub mod isolation;
 pub mod jwks;
 mod key_cache;

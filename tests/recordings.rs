@@ -542,3 +542,60 @@ async fn open_names_its_output_once_and_never_through_a_staging_name() {
         );
     }
 }
+
+/// The hybrid KEM against an independent implementation (the Python
+/// reference on kyber-py and `cryptography`), both ways: Python
+/// encapsulates to kekd's public key and kekd decapsulates; kekd
+/// encapsulates and Python decapsulates with kekd's private key; and a key
+/// pair Python made is read and used by kekd.
+#[test]
+fn the_hybrid_kem_interoperates_with_an_independent_implementation() {
+    use kekd::hybrid::{encapsulate, HybridPrivateKey};
+    let xwing = |args: &[&str]| -> Vec<Vec<u8>> {
+        let out = std::process::Command::new(moto_python())
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/xwing.py"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "xwing.py {}: {}",
+            args[0],
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| unhex(l.trim()))
+            .collect()
+    };
+    let ours = HybridPrivateKey::generate().unwrap();
+    let sk = hex(&ours.to_bytes().unwrap());
+    let pk = hex(ours.public_key());
+
+    // Python → kekd.
+    let e = xwing(&["encaps", &pk]);
+    assert_eq!(ours.decapsulate(&e[0]).unwrap().to_vec(), e[1]);
+    // kekd → Python.
+    let (ct, ss) = encapsulate(ours.public_key()).unwrap();
+    let d = xwing(&["decaps", &sk, &hex(&ct)]);
+    assert_eq!(d[0], ss.to_vec());
+    // A key pair made by Python, used by kekd.
+    let kp = xwing(&["keygen"]);
+    let theirs = HybridPrivateKey::from_bytes(&kp[0]).unwrap();
+    assert_eq!(theirs.public_key(), kp[1]);
+    let (ct, ss) = encapsulate(&kp[1]).unwrap();
+    let d = xwing(&["decaps", &hex(&kp[0]), &hex(&ct)]);
+    assert_eq!(d[0], ss.to_vec());
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}

@@ -11,8 +11,8 @@ use std::time::Duration;
 pub const REGION: &str = "us-east-1";
 
 /// How to get moto, said wherever it is missing.
-const INSTALL_MOTO: &str = "moto_server not found. Run the tests with scripts/test (it installs moto[server]==5.2.5 into .venv-moto), \
-     or install it yourself: python3 -m venv .venv-moto && .venv-moto/bin/pip install 'moto[server]==5.2.5' \
+const INSTALL_MOTO: &str = "moto_server not found. Run the tests with scripts/test (it installs moto[server]==5.2.5 and kyber-py==1.2.0 into .venv-moto), \
+     or install it yourself: python3 -m venv .venv-moto && .venv-moto/bin/pip install 'moto[server]==5.2.5' 'kyber-py==1.2.0' \
      (or point KEKD_MOTO_SERVER at a moto_server executable)";
 
 /// The moto_server executable: `KEKD_MOTO_SERVER`, else `.venv-moto/`, else PATH.
