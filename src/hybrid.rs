@@ -257,7 +257,7 @@ mod tests {
         // against hashlib's sha3_256 of the same bytes.
         let ss = combine(&[1; 32], &[2; 32], &[3; 32], &[4; 32]);
         assert_eq!(
-            hex(&*ss),
+            hex::encode(*ss),
             "925e1ec05c263852aa5b6d198e21014b10cf57f2eaa8527692ad49487d36fb22"
         );
     }
@@ -270,12 +270,7 @@ mod tests {
                 "{}/tests/vectors/xwing/{name}.hex",
                 env!("CARGO_MANIFEST_DIR")
             );
-            let text = std::fs::read_to_string(&path).unwrap();
-            let text = text.trim();
-            (0..text.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-                .collect::<Vec<u8>>()
+            hex::decode(std::fs::read_to_string(&path).unwrap().trim()).unwrap()
         };
         let k = HybridPrivateKey::from_bytes(&v("private")).unwrap();
         assert_eq!(k.public_key(), v("public"));
@@ -284,9 +279,5 @@ mod tests {
             v("shared-secret")
         );
         assert_eq!(*k.to_bytes().unwrap(), v("private"));
-    }
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 }

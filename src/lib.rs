@@ -107,7 +107,7 @@
 //!   for players) with `key_cache.rs` (the daemon's one bounded cache of
 //!   decrypted private keys, single-flight on misses), [`kms_check`] (preflight and
 //!   the Test round trip), [`isolation`] (the Test's probe of whether the
-//!   customer's key is bound to the organization), [`recording`] (the sealed recording format),
+//!   customer's key is bound to the organization), [`recording`] (the sealed recording format, v1 for RSA and v2 for hybrid key pairs; `pipeline.rs` streams the chunks through three overlapping stages),
 //!   [`policy`] (the key-policy statements kekd needs), `spread.rs`
 //!   (where in a window an organization's periodic work falls).
 //! - `orgs/`: the organizations at run time — `mod.rs` (the set),

@@ -566,36 +566,68 @@ fn the_hybrid_kem_interoperates_with_an_independent_implementation() {
         String::from_utf8(out.stdout)
             .unwrap()
             .lines()
-            .map(|l| unhex(l.trim()))
+            .map(|l| hex::decode(l.trim()).unwrap())
             .collect()
     };
     let ours = HybridPrivateKey::generate().unwrap();
-    let sk = hex(&ours.to_bytes().unwrap());
-    let pk = hex(ours.public_key());
+    let sk = hex::encode(&*ours.to_bytes().unwrap());
+    let pk = hex::encode(ours.public_key());
 
     // Python → kekd.
     let e = xwing(&["encaps", &pk]);
     assert_eq!(ours.decapsulate(&e[0]).unwrap().to_vec(), e[1]);
     // kekd → Python.
     let (ct, ss) = encapsulate(ours.public_key()).unwrap();
-    let d = xwing(&["decaps", &sk, &hex(&ct)]);
+    let d = xwing(&["decaps", &sk, &hex::encode(&ct)]);
     assert_eq!(d[0], ss.to_vec());
     // A key pair made by Python, used by kekd.
     let kp = xwing(&["keygen"]);
     let theirs = HybridPrivateKey::from_bytes(&kp[0]).unwrap();
     assert_eq!(theirs.public_key(), kp[1]);
     let (ct, ss) = encapsulate(&kp[1]).unwrap();
-    let d = xwing(&["decaps", &hex(&kp[0]), &hex(&ct)]);
+    let d = xwing(&["decaps", &hex::encode(&kp[0]), &hex::encode(&ct)]);
     assert_eq!(d[0], ss.to_vec());
-}
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    // A version 2 recording sealed by kekd opens in the Python reference
+    // opener, as does the committed vector (which Python sealed).
+    let dir = tempfile::tempdir().unwrap();
+    let data = audio(2 * 65536 + 99);
+    let mut sealed = Vec::new();
+    kekd::recording::seal_hybrid(
+        &mut &data[..],
+        &mut sealed,
+        "kek-00112233445566aa",
+        ours.public_key(),
+        |_| {},
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("r.kekdrec"), &sealed).unwrap();
+    std::fs::write(dir.path().join("private.hex"), &sk).unwrap();
+    let vectors = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
+    for (key, rec, want) in [
+        (
+            dir.path().join("private.hex"),
+            dir.path().join("r.kekdrec"),
+            data.clone(),
+        ),
+        (
+            format!("{vectors}/xwing/private.hex").into(),
+            format!("{vectors}/recording-v2/sealed.kekdrec").into(),
+            (0..200_000usize)
+                .map(|i| ((31 * i + i / 7) % 251) as u8)
+                .collect(),
+        ),
+    ] {
+        let out = dir.path().join("out.raw");
+        let r = std::process::Command::new(moto_python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/open-recording.py"
+            ))
+            .args([key.as_path(), rec.as_path(), out.as_path()])
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        assert_eq!(std::fs::read(&out).unwrap(), want, "{}", rec.display());
+    }
 }

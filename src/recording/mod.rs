@@ -12,6 +12,11 @@
 //! nonce  = prefix (7) ‖ chunk counter (u32 BE, from 0) ‖ last-chunk flag (0x00 / 0x01)
 //! ```
 //!
+//! Version 2 is the same but for the key: after the version byte a key
+//! type (`0x01`: X-Wing, ML-KEM-768 + X25519) and in place of the wrapped
+//! key the 1,120-byte encapsulation, whose shared secret *is* the content
+//! key ([`crate::hybrid`]). Version 1 recordings open forever.
+//!
 //! The STREAM construction (as in age): the counter orders the chunks, the
 //! flag marks the end, and the header is authenticated with every chunk, so
 //! truncation, reordering, duplication, a flipped bit anywhere or a wrong key
@@ -22,10 +27,17 @@ use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA256_M
 use std::io::{Read, Write};
 use zeroize::Zeroizing;
 
+mod pipeline;
+use pipeline::pipeline;
+
 /// File magic.
 pub const MAGIC: &[u8; 7] = b"KEKDREC";
-/// Format version this code writes and reads.
+/// Format version of recordings sealed for RSA key pairs.
 pub const VERSION: u8 = 1;
+/// Format version of recordings sealed for hybrid (post-quantum) key pairs.
+pub const VERSION_HYBRID: u8 = 2;
+/// Version 2's key-type byte for X-Wing.
+const KEY_TYPE_XWING: u8 = 0x01;
 /// Plaintext bytes per chunk.
 pub const CHUNK_SIZE: usize = 64 * 1024;
 /// The largest chunk size an opener accepts (1 MiB).
@@ -45,6 +57,9 @@ pub enum RecordingError {
     /// The public key cannot be used.
     #[error("the public key is not an RSA public key usable for RSA-OAEP")]
     PublicKey,
+    /// The hybrid public key cannot be used.
+    #[error("the public key is not an X-Wing (ML-KEM-768 + X25519) public key of 1216 bytes")]
+    HybridPublicKey,
     /// The content key could not be unwrapped (wrong key pair, or the daemon
     /// refused).
     #[error("the content key could not be unwrapped: {0}")]
@@ -55,12 +70,27 @@ pub enum RecordingError {
     Corrupt(u32),
 }
 
+/// How a recording's content key is protected, as its header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kem {
+    /// Version 1: RSA-OAEP (SHA-256, MGF1-SHA-256) of a random content key.
+    RsaOaep,
+    /// Version 2, key type `0x01`: an X-Wing encapsulation whose shared
+    /// secret is the content key.
+    XWing,
+}
+
 /// A parsed header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// How the content key is protected (the format version says).
+    pub kem: Kem,
     /// The key pair whose public key wrapped the content key.
     pub key_pair_id: String,
-    /// RSA-OAEP ciphertext of the content key.
+    /// The protected content key: RSA-OAEP ciphertext (version 1) or the
+    /// X-Wing encapsulation (version 2). Either is what a player sends to
+    /// kekd's unwrap as `wrapped_key`.
     pub wrapped_key: Vec<u8>,
     /// Nonce prefix.
     pub nonce_prefix: [u8; 7],
@@ -72,6 +102,7 @@ pub struct Header {
 
 impl Header {
     fn encode(
+        kem: Kem,
         key_pair_id: &str,
         wrapped_key: &[u8],
         nonce_prefix: [u8; 7],
@@ -79,7 +110,10 @@ impl Header {
     ) -> Vec<u8> {
         let mut b = Vec::with_capacity(32 + key_pair_id.len() + wrapped_key.len());
         b.extend_from_slice(MAGIC);
-        b.push(VERSION);
+        match kem {
+            Kem::RsaOaep => b.push(VERSION),
+            Kem::XWing => b.extend_from_slice(&[VERSION_HYBRID, KEY_TYPE_XWING]),
+        }
         b.push(key_pair_id.len() as u8);
         b.extend_from_slice(key_pair_id.as_bytes());
         b.extend_from_slice(&(wrapped_key.len() as u16).to_be_bytes());
@@ -104,12 +138,22 @@ impl Header {
         if take(7, "magic", &mut bytes)? != MAGIC {
             return Err(RecordingError::Header("magic is not KEKDREC".into()));
         }
-        let version = take(1, "version", &mut bytes)?[0];
-        if version != VERSION {
-            return Err(RecordingError::Header(format!(
-                "format version {version} is not supported (only {VERSION})"
-            )));
-        }
+        let kem = match take(1, "version", &mut bytes)?[0] {
+            VERSION => Kem::RsaOaep,
+            VERSION_HYBRID => match take(1, "key type", &mut bytes)?[0] {
+                KEY_TYPE_XWING => Kem::XWing,
+                t => {
+                    return Err(RecordingError::Header(format!(
+                        "key type {t} is not supported (only {KEY_TYPE_XWING}, x25519-mlkem768)"
+                    )))
+                }
+            },
+            v => {
+                return Err(RecordingError::Header(format!(
+                    "format version {v} is not supported (only {VERSION} and {VERSION_HYBRID})"
+                )))
+            }
+        };
         let id_len = take(1, "key-pair id length", &mut bytes)?[0] as usize;
         let id = String::from_utf8(take(id_len, "key-pair id", &mut bytes)?)
             .map_err(|_| RecordingError::Header("key-pair id is not text".into()))?;
@@ -122,6 +166,12 @@ impl Header {
         }
         let wl = take(2, "wrapped key length", &mut bytes)?;
         let wrapped_len = u16::from_be_bytes([wl[0], wl[1]]) as usize;
+        if kem == Kem::XWing && wrapped_len != crate::hybrid::CIPHERTEXT_LEN {
+            return Err(RecordingError::Header(format!(
+                "an X-Wing encapsulation is {} bytes, not {wrapped_len}",
+                crate::hybrid::CIPHERTEXT_LEN
+            )));
+        }
         let wrapped_key = take(wrapped_len, "wrapped key", &mut bytes)?;
         let nonce_prefix: [u8; 7] = take(7, "nonce prefix", &mut bytes)?
             .try_into()
@@ -136,6 +186,7 @@ impl Header {
             )));
         }
         Ok(Header {
+            kem,
             key_pair_id: id,
             wrapped_key,
             nonce_prefix,
@@ -153,22 +204,9 @@ fn nonce(prefix: &[u8; 7], counter: u32, last: bool) -> Nonce {
     Nonce::assume_unique_for_key(n)
 }
 
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// Seals `input` into `output` for the key pair `key_pair_id` whose SPKI DER
-/// public key is `public_key_der`. `progress` gets the plaintext bytes done.
+/// public key is `public_key_der` (format version 1). `progress` gets the
+/// plaintext bytes done.
 pub fn seal(
     input: &mut (impl Read + Send),
     output: &mut (impl Write + Send + ?Sized),
@@ -176,11 +214,7 @@ pub fn seal(
     public_key_der: &[u8],
     progress: impl FnMut(u64),
 ) -> Result<u64, RecordingError> {
-    if !crate::domain::is_key_pair_id(key_pair_id) {
-        return Err(RecordingError::Header(
-            "the key-pair id must be kek- and 16 hex digits".into(),
-        ));
-    }
+    check_id(key_pair_id)?;
     let public =
         PublicEncryptingKey::from_der(public_key_der).map_err(|_| RecordingError::PublicKey)?;
     let oaep = OaepPublicEncryptingKey::new(public).map_err(|_| RecordingError::PublicKey)?;
@@ -190,11 +224,74 @@ pub fn seal(
         .encrypt(&OAEP_SHA256_MGF1SHA256, &*content_key, &mut wrapped, None)
         .map_err(|_| RecordingError::PublicKey)?
         .to_vec();
+    let sealing = Sealing {
+        kem: Kem::RsaOaep,
+        key_pair_id,
+        wrapped_key: &wrapped,
+        content_key: &content_key,
+    };
+    seal_body(input, output, sealing, progress)
+}
+
+/// Seals `input` into `output` for the hybrid key pair `key_pair_id` whose
+/// X-Wing public key is `public_key` (format version 2): the content key is
+/// the shared secret of a fresh encapsulation.
+pub fn seal_hybrid(
+    input: &mut (impl Read + Send),
+    output: &mut (impl Write + Send + ?Sized),
+    key_pair_id: &str,
+    public_key: &[u8],
+    progress: impl FnMut(u64),
+) -> Result<u64, RecordingError> {
+    check_id(key_pair_id)?;
+    let (encapsulation, content_key) =
+        crate::hybrid::encapsulate(public_key).map_err(|_| RecordingError::HybridPublicKey)?;
+    let sealing = Sealing {
+        kem: Kem::XWing,
+        key_pair_id,
+        wrapped_key: &encapsulation,
+        content_key: &content_key,
+    };
+    seal_body(input, output, sealing, progress)
+}
+
+fn check_id(key_pair_id: &str) -> Result<(), RecordingError> {
+    if crate::domain::is_key_pair_id(key_pair_id) {
+        Ok(())
+    } else {
+        Err(RecordingError::Header(
+            "the key-pair id must be kek- and 16 hex digits".into(),
+        ))
+    }
+}
+
+/// What a recording is sealed with, whichever the version.
+struct Sealing<'a> {
+    kem: Kem,
+    key_pair_id: &'a str,
+    /// The protected content key, as the header carries it.
+    wrapped_key: &'a [u8],
+    content_key: &'a [u8; 32],
+}
+
+/// Writes the header, then the chunks of `input` sealed under the content
+/// key with a fresh nonce prefix.
+fn seal_body(
+    input: &mut (impl Read + Send),
+    output: &mut (impl Write + Send + ?Sized),
+    s: Sealing<'_>,
+    progress: impl FnMut(u64),
+) -> Result<u64, RecordingError> {
     let prefix = crate::aead::random::<7>();
-    let header = Header::encode(key_pair_id, &wrapped, prefix, CHUNK_SIZE as u32);
+    let header = Header::encode(
+        s.kem,
+        s.key_pair_id,
+        s.wrapped_key,
+        prefix,
+        CHUNK_SIZE as u32,
+    );
     output.write_all(&header)?;
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &*content_key).expect("32-byte key"));
-    drop(content_key);
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, s.content_key).expect("32-byte key"));
 
     let total = pipeline(
         input,
@@ -215,139 +312,6 @@ pub fn seal(
         },
     )?;
     Ok(total)
-}
-
-/// How many chunks may wait between two stages of the pipeline: enough to
-/// keep reading, sealing and writing busy at once, little enough that
-/// memory stays constant (a few hundred KiB whatever the recording's size).
-const DEPTH: usize = 4;
-
-/// A chunk on its way through the pipeline.
-struct Chunk {
-    buf: Zeroizing<Vec<u8>>,
-    len: usize,
-    last: bool,
-}
-
-/// Runs a recording through three overlapping stages: a reader thread that
-/// reads `chunk` bytes at a time (one chunk ahead, to know which is last),
-/// `transform` on the calling thread (seal or open in place: it returns the
-/// bytes to write and the plaintext bytes done), and a writer thread. So
-/// reading, AES-GCM and writing overlap instead of taking turns, while
-/// memory stays bounded by [`DEPTH`]. Chunks are written in order; the
-/// first error stops every stage. Returns the plaintext bytes.
-fn pipeline(
-    input: &mut (impl Read + Send),
-    output: &mut (impl Write + Send + ?Sized),
-    chunk: usize,
-    spare: usize,
-    mut progress: impl FnMut(u64),
-    mut transform: impl FnMut(u32, &mut [u8], usize, bool) -> Result<(usize, usize), RecordingError>,
-) -> Result<u64, RecordingError> {
-    use std::sync::mpsc::{channel, sync_channel};
-    let (read_tx, read_rx) = sync_channel::<std::io::Result<Chunk>>(DEPTH);
-    let (write_tx, write_rx) = sync_channel::<Chunk>(DEPTH);
-    let (free_tx, free_rx) = channel::<Zeroizing<Vec<u8>>>();
-    std::thread::scope(|scope| {
-        let reader = scope.spawn(move || {
-            let buffer = || {
-                free_rx
-                    .try_recv()
-                    .unwrap_or_else(|_| Zeroizing::new(vec![0u8; chunk + spare]))
-            };
-            let mut cur = buffer();
-            let mut cur_len = match fill(input, &mut cur[..chunk]) {
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = read_tx.send(Err(e));
-                    return;
-                }
-            };
-            loop {
-                let mut next = buffer();
-                let next_len = if cur_len == chunk {
-                    match fill(input, &mut next[..chunk]) {
-                        Ok(n) => n,
-                        Err(e) => {
-                            let _ = read_tx.send(Err(e));
-                            return;
-                        }
-                    }
-                } else {
-                    0
-                };
-                let last = next_len == 0;
-                let sent = read_tx.send(Ok(Chunk {
-                    buf: cur,
-                    len: cur_len,
-                    last,
-                }));
-                if sent.is_err() || last {
-                    return;
-                }
-                cur = next;
-                cur_len = next_len;
-            }
-        });
-        let writer = scope.spawn(move || -> std::io::Result<()> {
-            for c in write_rx {
-                output.write_all(&c.buf[..c.len])?;
-                let _ = free_tx.send(c.buf);
-            }
-            output.flush()
-        });
-
-        let mut result = Ok(0u64);
-        let (mut counter, mut total) = (0u32, 0u64);
-        for read in read_rx.iter() {
-            let mut c = match read {
-                Ok(c) => c,
-                Err(e) => {
-                    result = Err(RecordingError::Io(e));
-                    break;
-                }
-            };
-            match transform(counter, &mut c.buf, c.len, c.last) {
-                Ok((out_len, plain)) => {
-                    total += plain as u64;
-                    let last = c.last;
-                    c.len = out_len;
-                    if write_tx.send(c).is_err() {
-                        break; // the writer failed; its error is reported below
-                    }
-                    progress(total);
-                    result = Ok(total);
-                    if last {
-                        break;
-                    }
-                    counter = match counter.checked_add(1) {
-                        Some(n) => n,
-                        None => {
-                            result = Err(RecordingError::Header(
-                                "recording too large for the chunk counter".into(),
-                            ));
-                            break;
-                        }
-                    };
-                }
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        drop(write_tx); // lets the writer finish what it has
-        drop(read_rx); // stops the reader if it is still going
-        let written = writer
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
-        let _ = reader.join();
-        match (result, written) {
-            (Err(e), _) => Err(e),
-            (Ok(_), Err(e)) => Err(RecordingError::Io(e)),
-            (Ok(n), Ok(())) => Ok(n),
-        }
-    })
 }
 
 /// Opens `input` into `output`; `unwrap` turns (key-pair id, wrapped key)
@@ -410,6 +374,20 @@ pub fn open_body(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the wrapped content key does not decrypt with this key pair")]
 pub struct BadWrappedKey;
+
+/// The content key of a version 2 recording: the shared secret of its
+/// X-Wing `encapsulation` under the hybrid private key. Opaque on failure.
+/// A wrong key or a tampered encapsulation gives another secret (ML-KEM's
+/// implicit rejection), which the first chunk's tag refuses.
+pub fn unwrap_with_hybrid_key(
+    private: &crate::hybrid::HybridPrivateKey,
+    encapsulation: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, BadWrappedKey> {
+    let ss = private
+        .decapsulate(encapsulation)
+        .map_err(|_| BadWrappedKey)?;
+    Ok(Zeroizing::new(ss.to_vec()))
+}
 
 /// Unwraps a content key with an RSA private key (PKCS#8 DER), RSA-OAEP
 /// SHA-256/MGF1-SHA-256. One opaque error whatever the cause (no padding
@@ -569,6 +547,99 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("ends inside the header (key-pair id)"), "{e}");
+    }
+
+    #[test]
+    fn a_hybrid_recording_opens_with_its_key_pair_only() {
+        use crate::hybrid::HybridPrivateKey;
+        let k = HybridPrivateKey::generate().unwrap();
+        let id = "kek-00112233445566aa";
+        for len in [0, 1, CHUNK_SIZE, 2 * CHUNK_SIZE + 17] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let mut file = Vec::new();
+            seal_hybrid(&mut &data[..], &mut file, id, k.public_key(), |_| {}).unwrap();
+            let h = Header::read(&mut &file[..]).unwrap();
+            assert_eq!((h.kem, h.key_pair_id.as_str()), (Kem::XWing, id));
+            assert_eq!(&file[7..9], &[VERSION_HYBRID, KEY_TYPE_XWING]);
+            let open_with = |key: &HybridPrivateKey, file: &[u8]| {
+                let mut out = Vec::new();
+                open(
+                    &mut &file[..],
+                    &mut out,
+                    |h| unwrap_with_hybrid_key(key, &h.wrapped_key).map_err(|_| "no".into()),
+                    |_| {},
+                )
+                .map(|_| out)
+            };
+            assert_eq!(open_with(&k, &file).unwrap(), data);
+            // Another key pair's secret is refused by the first chunk.
+            let other = HybridPrivateKey::generate().unwrap();
+            assert!(matches!(
+                open_with(&other, &file),
+                Err(RecordingError::Corrupt(0))
+            ));
+            // So is a tampered encapsulation (inside the header).
+            let mut bad = file.clone();
+            bad[40] ^= 1;
+            assert!(matches!(
+                open_with(&k, &bad),
+                Err(RecordingError::Corrupt(0))
+            ));
+        }
+        // An RSA public key is not a hybrid one, and the other way round.
+        let (g, _) = pair();
+        let e = seal_hybrid(
+            &mut &b"x"[..],
+            &mut Vec::new(),
+            id,
+            &g.public_key_der,
+            |_| {},
+        );
+        assert!(matches!(e, Err(RecordingError::HybridPublicKey)));
+        let e = seal(&mut &b"x"[..], &mut Vec::new(), id, k.public_key(), |_| {});
+        assert!(matches!(e, Err(RecordingError::PublicKey)));
+    }
+
+    /// The committed v2 vector, sealed by the independent Python sealer.
+    #[test]
+    fn the_committed_version_2_vector_opens() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+        let sk = std::fs::read_to_string(root.join("xwing/private.hex")).unwrap();
+        let key =
+            crate::hybrid::HybridPrivateKey::from_bytes(&hex::decode(sk.trim()).unwrap()).unwrap();
+        let file = std::fs::read(root.join("recording-v2/sealed.kekdrec")).unwrap();
+        let mut plain = Vec::new();
+        open(
+            &mut &file[..],
+            &mut plain,
+            |h| unwrap_with_hybrid_key(&key, &h.wrapped_key).map_err(|_| "no".into()),
+            |_| {},
+        )
+        .unwrap();
+        let want: Vec<u8> = (0..200_000usize)
+            .map(|i| ((31 * i + i / 7) % 251) as u8)
+            .collect();
+        assert_eq!(plain, want);
+        let h = Header::read(&mut &file[..]).unwrap();
+        assert_eq!(
+            (h.kem, h.key_pair_id.as_str()),
+            (Kem::XWing, "kek-5d1f0e2a9c4b7a31")
+        );
+    }
+
+    #[test]
+    fn a_version_2_header_names_its_key_type_and_encapsulation_length() {
+        let e = Header::read(&mut &b"KEKDREC\x02\x09"[..])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key type 9 is not supported"), "{e}");
+        let id = b"kek-0123456789abcdef";
+        let mut h = b"KEKDREC\x02\x01".to_vec();
+        h.push(id.len() as u8);
+        h.extend_from_slice(id);
+        h.extend_from_slice(&384u16.to_be_bytes());
+        let e = Header::read(&mut &h[..]).unwrap_err().to_string();
+        assert!(e.contains("encapsulation is 1120 bytes, not 384"), "{e}");
     }
 
     /// Regression: kekctl put the header's key-pair id into the unwrap URL
