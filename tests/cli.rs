@@ -258,40 +258,93 @@ fn kekctl_never_hangs_on_a_daemon_that_does_not_answer() {
     held.join().unwrap();
 }
 
-/// Tables fit an 80-column terminal, real KMS ARNs and all: `status`,
-/// `history` and `test` wrap long cells inside their columns instead of
-/// running off the screen (`--json` keeps every value whole).
+/// Regression: tables broke values across lines at 80 columns (a
+/// timestamp split as `…16.94` / `4Z`), dropped columns by terminal width
+/// and kept box drawing in a pipe. Now they are plain aligned columns, as
+/// systemctl and kubectl print them: the same whatever the width, no value
+/// ever broken, `-o wide` for every column, `--no-headers` for scripts.
 #[tokio::test(flavor = "multi_thread")]
-async fn tables_fit_80_columns() {
+async fn tables_are_plain_columns_that_never_break_a_value() {
     let (_moto, d) = daemon_with_key("kekd-a-rather-long-alias-name-for-width").await;
     d.client().rotate().await.unwrap();
     d.client().rotate().await.unwrap();
-    for args in [&["status"][..], &["history"], &["test"]] {
+    let at = |columns: &str, args: &[&str]| {
         let (code, out, err) = run(std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"))
-            .env("COLUMNS", "80")
+            .env("COLUMNS", columns)
             .arg("--socket")
             .arg(&d.socket)
             .args(args));
         assert_eq!(code, 0, "kekctl {args:?}: {err}");
-        for line in out.lines() {
-            assert!(
-                line.chars().count() <= 80,
-                "kekctl {args:?} printed a line of {} columns:\n{out}",
-                line.chars().count()
-            );
-        }
-        assert!(!out.contains('\u{1b}'), "no colour codes into a pipe");
+        out
+    };
+    for args in [
+        &["status"][..],
+        &["history"],
+        &["history", "-o", "wide"],
+        &["test"],
+        &["check"],
+    ] {
+        let out = at("60", args);
+        assert_eq!(
+            out,
+            at("200", args),
+            "kekctl {args:?} does not depend on the width"
+        );
+        assert!(
+            !out.contains(['│', '─', '┌', '└', '\u{1b}']),
+            "no borders or colour codes into a pipe: {out}"
+        );
+        assert!(
+            out.lines().all(|l| l == l.trim_end()),
+            "no trailing blanks: {out:?}"
+        );
     }
-    let (_, history, _) = d.kekctl(&["history"]);
+    let list = d.client().history(100, None).await.unwrap();
+    let history = at("60", &["history"]);
+    let lines: Vec<&str> = history.lines().collect();
     assert!(
-        history.contains("us-east-1") && history.contains("key/") && !history.contains("arn:"),
+        lines[0].starts_with("ID  ") && lines[0].contains("ACTIVE SINCE"),
+        "{history}"
+    );
+    for k in &list.keypairs {
+        let activated = k.activated_at.unwrap().format("%Y-%m-%d %H:%M").to_string();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&k.id) && l.contains(&activated)),
+            "{} and {activated} whole on one line: {history}",
+            k.id
+        );
+    }
+    assert!(
+        history.contains("us-east-1 key/") && !history.contains("arn:"),
         "short KMS key column: {history}"
     );
-    let (_, json, _) = d.kekctl(&["history", "--json"]);
+    let wide = at("60", &["history", "-o", "wide"]);
     assert!(
-        json.contains("arn:aws:kms:us-east-1:"),
-        "full ARNs in --json"
+        wide.lines().next().unwrap().contains("BITS") && wide.contains("RETIRED"),
+        "{wide}"
     );
+    assert!(
+        wide.contains("arn:aws:kms:us-east-1:"),
+        "full ARNs with -o wide: {wide}"
+    );
+    let bare = at("60", &["--no-headers", "history"]);
+    assert_eq!(bare.lines().count(), list.keypairs.len(), "{bare}");
+    assert!(bare.lines().all(|l| l.starts_with("kek-")), "{bare}");
+    let status = at("60", &["status"]);
+    assert!(
+        status.lines().any(|l| l.starts_with("kms key")
+            && l.ends_with("alias/kekd-a-rather-long-alias-name-for-width")),
+        "the key on one line: {status}"
+    );
+    for json in [
+        at("60", &["history", "--json"]),
+        at("60", &["-o", "json", "history"]),
+    ] {
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["keypairs"].as_array().unwrap().len(), list.keypairs.len());
+    }
 }
 
 /// `kekctl reload`, `kekctl export active` and `kekctl completions`.

@@ -48,11 +48,12 @@ pub(crate) async fn show_org(
     out: Output,
 ) -> anyhow::Result<()> {
     let mut cursor: Option<String> = None;
+    let mut header = true;
     loop {
         let page = client
             .audit(1000, cursor.as_deref(), since.as_ref())
             .await?;
-        print_records(&page.records, out)?;
+        print_records(&page.records, out, &mut header)?;
         if let Some(last) = page.records.last() {
             cursor = Some(last["seq"].to_string());
         }
@@ -65,8 +66,13 @@ pub(crate) async fn show_org(
     }
 }
 
-/// Records as stored (`--json`, a line each) or as a table.
-fn print_records(records: &[serde_json::Value], out: Output) -> anyhow::Result<()> {
+/// Records as stored (`--json`, a line each) or a line each in columns,
+/// under one header (`header`: not printed yet).
+fn print_records(
+    records: &[serde_json::Value],
+    out: Output,
+    header: &mut bool,
+) -> anyhow::Result<()> {
     if records.is_empty() {
         return Ok(());
     }
@@ -75,7 +81,8 @@ fn print_records(records: &[serde_json::Value], out: Output) -> anyhow::Result<(
             outln!("{r}");
         }
     } else {
-        outln!("{}", render::audit(records));
+        outln!("{}", render::audit(records, *header));
+        *header = false;
     }
     Ok(())
 }
@@ -133,8 +140,9 @@ pub(crate) async fn show(
     let mut rotated = false;
     let mut rows = Vec::new();
     let mut line = String::new();
-    let flush = |rows: &mut Vec<serde_json::Value>| -> anyhow::Result<()> {
-        print_records(rows, out)?;
+    let mut header = true;
+    let mut flush = |rows: &mut Vec<serde_json::Value>| -> anyhow::Result<()> {
+        print_records(rows, out, &mut header)?;
         rows.clear();
         Ok(())
     };

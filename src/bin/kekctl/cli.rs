@@ -15,6 +15,17 @@ stdout (kekctl history | head) is not an error.
 Environment: KEKD_SOCKET (the socket, as --socket); KEKD_ORG (the organization, as --org); COLUMNS (table width).
 Documentation: /usr/share/doc/kekd/ (README.md, docs/).";
 
+/// `-o`: how answers are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// Plain aligned columns.
+    Text,
+    /// Plain aligned columns, every one (full KMS ARNs too).
+    Wide,
+    /// The API's JSON.
+    Json,
+}
+
 #[derive(Parser)]
 #[command(
     name = "kekctl",
@@ -30,9 +41,16 @@ pub(crate) struct Cli {
     /// kekd serves several; `policy` takes it repeatedly).
     #[arg(long = "org", env = "KEKD_ORG", value_name = "ORG", global = true)]
     pub(crate) org: Vec<String>,
-    /// Print JSON instead of tables.
+    /// Print JSON instead of tables (as `-o json`).
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// How to print answers: `text` (plain columns), `wide` (every column),
+    /// or `json`.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]
+    pub(crate) output: Format,
+    /// Tables without their header line (for scripts that cut columns).
+    #[arg(long, global = true)]
+    pub(crate) no_headers: bool,
     /// Print nothing on stdout; the exit code says how it went (errors
     /// still go to stderr).
     #[arg(short, long, global = true)]

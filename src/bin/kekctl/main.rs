@@ -111,9 +111,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .with_timeout(cli.timeout)
         .with_org(cli.org.first().cloned());
     let out = Output {
-        json: cli.json,
+        json: cli.json || cli.output == cli::Format::Json,
         quiet: cli.quiet,
     };
+    render::configure(cli.output == cli::Format::Wide, cli.no_headers);
     match cli.command {
         Command::Status => keys::status(&client, out).await,
         Command::History { limit, all } => {

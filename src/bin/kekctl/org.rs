@@ -145,24 +145,28 @@ fn show(o: &OrgView) -> String {
 
 /// The list: one line per organization, fitting 80 columns.
 fn list(l: &OrgList) -> String {
-    let mut s = format!(
-        "{:<24} {:<8} {:<9} {:<20}\n",
-        "ORGANIZATION", "STATE", "HEALTH", "ACTIVE KEY PAIR"
-    );
-    for o in &l.organizations {
-        s.push_str(&format!(
-            "{:<24} {:<8} {:<9} {:<20}\n",
-            o.id,
+    let rows = l.organizations.iter().map(|o| {
+        vec![
+            o.id.clone(),
             o.state.to_string(),
             match o.key_problem {
                 Some(k) if k.is_revocation() => "revoked".to_string(),
                 _ => o.health.to_string(),
             },
-            o.active_key_id.as_deref().unwrap_or("-")
-        ));
-    }
-    for (id, why) in &l.unavailable {
-        s.push_str(&format!("{id:<24} {:<8} {why}\n", "unusable"));
+            o.active_key_id.clone().unwrap_or_else(|| "-".into()),
+        ]
+    });
+    // Stored organizations kekd cannot serve: why, in the last column.
+    let unusable = l
+        .unavailable
+        .iter()
+        .map(|(id, why)| vec![id.clone(), "unusable".into(), "-".into(), why.clone()]);
+    let mut s = crate::render::columns(
+        &["organization", "state", "health", "active key pair"],
+        rows.chain(unusable),
+    );
+    if !s.is_empty() {
+        s.push('\n');
     }
     if let Some(next) = &l.next_cursor {
         s.push_str(&format!("(more: kekctl org list --after {next})\n"));

@@ -1,24 +1,62 @@
 //! How `kekctl` shows answers to people: tables and one-line summaries.
 //! (`--json` prints the API's own shapes instead.)
+//!
+//! Tables are plain aligned columns, as systemctl and kubectl print them:
+//! no borders, upper-case headers (none with `--no-headers`), and a value
+//! is never broken across lines — a long one runs past the edge of the
+//! terminal instead, so it can be copied whole. The default columns fit 80
+//! columns for ordinary values; `-o wide` adds the rest.
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
+use comfy_table::{presets::NOTHING, ContentArrangement, Table};
 use kekd::api::views::{CanaryReport, KeyPairList, StatusView, TestReport};
 use kekd::time::{format, Timestamp};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Tables fit the terminal: its width, `COLUMNS` when set, else 80 (a
-/// pipe or a file); long cells wrap inside their column.
-fn table() -> Table {
+static WIDE: AtomicBool = AtomicBool::new(false);
+static NO_HEADERS: AtomicBool = AtomicBool::new(false);
+
+/// `-o wide` and `--no-headers`, set once by `main`.
+pub(crate) fn configure(wide: bool, no_headers: bool) {
+    WIDE.store(wide, Ordering::Relaxed);
+    NO_HEADERS.store(no_headers, Ordering::Relaxed);
+}
+
+fn wide() -> bool {
+    WIDE.load(Ordering::Relaxed)
+}
+
+/// Whether tables print their header row.
+pub(crate) fn headers() -> bool {
+    !NO_HEADERS.load(Ordering::Relaxed)
+}
+
+/// A table with `header` (printed unless `--no-headers`; none for a
+/// key–value table).
+fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY);
-    t.set_content_arrangement(ContentArrangement::Dynamic);
-    let width = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse::<u16>().ok())
-        .filter(|w| *w >= 40)
-        .or_else(|| t.width())
-        .unwrap_or(80);
-    t.set_width(width);
+    t.load_preset(NOTHING);
+    t.set_content_arrangement(ContentArrangement::Disabled);
+    if !header.is_empty() && headers() {
+        t.set_header(header.iter().map(|h| h.to_uppercase()));
+    }
     t
+}
+
+/// Rows under `header` as plain columns.
+pub(crate) fn columns(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
+    let mut t = table(header);
+    for r in rows {
+        t.add_row(r);
+    }
+    finish(t)
+}
+
+/// The table's text: two spaces between columns, none at the ends.
+fn finish(mut t: Table) -> String {
+    for c in t.column_iter_mut() {
+        c.set_padding((0, 2));
+    }
+    t.trim_fmt()
 }
 
 /// A KMS key ARN as a table shows it: region and key (or alias) id, the
@@ -69,7 +107,7 @@ fn aws_error(
 }
 
 pub(crate) fn status(s: &StatusView) -> String {
-    let mut t = table();
+    let mut t = table(&[]);
     let state = if s.degraded_causes.is_empty() {
         s.state.to_string()
     } else {
@@ -249,7 +287,7 @@ pub(crate) fn status(s: &StatusView) -> String {
     for w in &s.warnings {
         t.add_row(vec!["WARNING".to_string(), w.clone()]);
     }
-    t.to_string()
+    finish(t)
 }
 
 /// `kekctl history`: one row per key pair.
@@ -319,17 +357,16 @@ pub(crate) fn daemon_status(d: &kekd::api::org_views::DaemonStatus) -> String {
 }
 
 pub(crate) fn history(l: &KeyPairList) -> String {
-    let mut t = table();
-    // Under 120 columns: the columns that tell key pairs apart; the rest
-    // (bits, created, retired) in a wider terminal or in --json.
-    let wide = t.width().unwrap_or(80) >= 120;
-    if wide {
-        t.set_header(vec![
+    // By default the columns that tell key pairs apart; `-o wide` adds
+    // bits, created and retired (`--json` has every field).
+    let wide = wide();
+    let mut t = if wide {
+        table(&[
             "id", "state", "reason", "bits", "created", "active", "retired", "KMS key",
-        ]);
+        ])
     } else {
-        t.set_header(vec!["id", "state", "reason", "active since", "KMS key"]);
-    }
+        table(&["id", "state", "reason", "active since", "KMS key"])
+    };
     for k in &l.keypairs {
         let mut row = vec![k.id.clone(), k.state.to_string(), k.reason.to_string()];
         if wide {
@@ -340,36 +377,19 @@ pub(crate) fn history(l: &KeyPairList) -> String {
         if wide {
             row.push(minute(&k.retired_at));
         }
-        row.push(short_arn(&k.wrapping_key_arn));
+        row.push(if wide {
+            k.wrapping_key_arn.clone()
+        } else {
+            short_arn(&k.wrapping_key_arn)
+        });
         t.add_row(row);
     }
-    // Ids, states and reasons are never broken across lines.
-    for i in 0..3 {
-        if let Some(c) = t.column_mut(i) {
-            let w = l
-                .keypairs
-                .iter()
-                .map(|k| match i {
-                    0 => k.id.len(),
-                    1 => k.state.to_string().len(),
-                    _ => k.reason.to_string().len(),
-                })
-                .max()
-                .unwrap_or(0)
-                .max(5) as u16
-                + 2; // the cell's padding
-            c.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(
-                comfy_table::Width::Fixed(w),
-            ));
-        }
-    }
-    t.to_string()
+    finish(t)
 }
 
 /// `kekctl test`: one row per step.
 pub(crate) fn test_report(r: &TestReport) -> String {
-    let mut t = table();
-    t.set_header(vec!["step", "result", "detail"]);
+    let mut t = table(&["step", "result", "detail"]);
     t.add_row(vec![
         "KMS key".to_string(),
         String::new(),
@@ -388,13 +408,12 @@ pub(crate) fn test_report(r: &TestReport) -> String {
             s.detail.clone(),
         ]);
     }
-    format!("Test round trip\n{t}")
+    format!("Test round trip\n{}", finish(t))
 }
 
 /// `kekctl check`: the KMS key, then one row per key pair.
 pub(crate) fn canary(r: &CanaryReport) -> String {
-    let mut t = table();
-    t.set_header(vec!["check", "result", "detail"]);
+    let mut t = table(&["check", "result", "detail"]);
     t.add_row(vec![
         "KMS key".to_string(),
         if r.kms_key_problem.is_none() {
@@ -416,14 +435,23 @@ pub(crate) fn canary(r: &CanaryReport) -> String {
                 .unwrap_or_else(|| "decrypts through KMS and matches".into()),
         ]);
     }
-    t.to_string()
+    finish(t)
 }
 
-/// `kekctl audit show`: one row per record — seq, time, type, and the
-/// event's other non-empty fields.
-pub(crate) fn audit(records: &[serde_json::Value]) -> String {
-    let mut t = table();
-    t.set_header(vec!["seq", "at", "type", "details"]);
+/// `kekctl audit show`: one line per record — seq, time, type, and the
+/// event's other non-empty fields — in fixed columns, so that batches
+/// printed while following line up under the one header (`header`: print
+/// it, the first batch only).
+pub(crate) fn audit(records: &[serde_json::Value], header: bool) -> String {
+    let line = |seq: &str, at: &str, kind: &str, details: &str| {
+        format!("{seq:>6}  {at:<24}  {kind:<20}  {details}")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = Vec::with_capacity(records.len() + 1);
+    if header && headers() {
+        out.push(line("SEQ", "AT", "TYPE", "DETAILS"));
+    }
     for r in records {
         let event = &r["event"];
         let details: Vec<String> = event
@@ -436,12 +464,12 @@ pub(crate) fn audit(records: &[serde_json::Value]) -> String {
                 other => format!("{k}={other}"),
             })
             .collect();
-        t.add_row(vec![
-            r["seq"].to_string(),
-            r["at"].as_str().unwrap_or("-").to_string(),
-            event["type"].as_str().unwrap_or("-").to_string(),
-            details.join(" "),
-        ]);
+        out.push(line(
+            &r["seq"].to_string(),
+            r["at"].as_str().unwrap_or("-"),
+            event["type"].as_str().unwrap_or("-"),
+            &details.join(" "),
+        ));
     }
-    t.to_string()
+    out.join("\n")
 }
