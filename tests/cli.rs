@@ -260,90 +260,121 @@ fn kekctl_never_hangs_on_a_daemon_that_does_not_answer() {
 
 /// Regression: tables broke values across lines at 80 columns (a
 /// timestamp split as `…16.94` / `4Z`), dropped columns by terminal width
-/// and kept box drawing in a pipe. Now they are plain aligned columns, as
-/// systemctl and kubectl print them: the same whatever the width, no value
-/// ever broken, `-o wide` for every column, `--no-headers` for scripts.
+/// only in `history`, and kept box drawing in a pipe. Now every table is
+/// plain aligned columns fitted to the width — into a pipe (`COLUMNS`) and
+/// on a terminal (a pty of that size): no line longer than the width, no
+/// value broken (each is whole or cut with `…`), ids always whole, no box
+/// characters; `--no-headers` drops the header, `-o wide` shows every
+/// column whole.
 #[tokio::test(flavor = "multi_thread")]
-async fn tables_are_plain_columns_that_never_break_a_value() {
+async fn tables_fit_the_width_without_breaking_a_value() {
     let (_moto, d) = daemon_with_key("kekd-a-rather-long-alias-name-for-width").await;
     d.client().rotate().await.unwrap();
     d.client().rotate().await.unwrap();
-    let at = |columns: &str, args: &[&str]| {
-        let (code, out, err) = run(std::process::Command::new(env!("CARGO_BIN_EXE_kekctl"))
-            .env("COLUMNS", columns)
+    let kekctl = env!("CARGO_BIN_EXE_kekctl");
+    let pipe = |columns: usize, args: &[&str]| {
+        let (code, out, err) = run(std::process::Command::new(kekctl)
+            .env("COLUMNS", columns.to_string())
             .arg("--socket")
             .arg(&d.socket)
             .args(args));
         assert_eq!(code, 0, "kekctl {args:?}: {err}");
         out
     };
-    for args in [
+    // A terminal of `columns`: util-linux's script(1) gives kekctl a pty.
+    let pty = |columns: usize, args: &[&str]| {
+        let line = format!(
+            "stty cols {columns} rows 50; exec {kekctl} --socket {} {}",
+            d.socket.display(),
+            args.join(" ")
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env_remove("COLUMNS")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "script {line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().replace("\r\n", "\n")
+    };
+    let keypairs = d.client().history(100, None).await.unwrap().keypairs;
+    let ids: Vec<String> = keypairs.iter().map(|k| k.id.clone()).collect();
+    let tables = [
         &["status"][..],
         &["history"],
-        &["history", "-o", "wide"],
         &["test"],
         &["check"],
-    ] {
-        let out = at("60", args);
-        assert_eq!(
-            out,
-            at("200", args),
-            "kekctl {args:?} does not depend on the width"
-        );
-        assert!(
-            !out.contains(['│', '─', '┌', '└', '\u{1b}']),
-            "no borders or colour codes into a pipe: {out}"
-        );
-        assert!(
-            out.lines().all(|l| l == l.trim_end()),
-            "no trailing blanks: {out:?}"
-        );
+        &["audit", "show"],
+    ];
+    for columns in [60, 80, 200] {
+        for args in tables {
+            for (how, out) in [("pipe", pipe(columns, args)), ("pty", pty(columns, args))] {
+                for line in out.lines() {
+                    assert!(
+                        line.chars().count() <= columns,
+                        "kekctl {args:?} at {columns} ({how}): a line of {}:\n{out}",
+                        line.chars().count()
+                    );
+                }
+                assert!(
+                    !out.contains(['│', '─', '┌', '└', '\u{1b}']),
+                    "no borders or colour codes ({how}): {out}"
+                );
+                if args == ["history"] {
+                    for id in &ids {
+                        assert!(
+                            out.lines().any(|l| l.starts_with(id.as_str())),
+                            "{id} whole at {columns} ({how}): {out}"
+                        );
+                    }
+                }
+            }
+        }
     }
-    let list = d.client().history(100, None).await.unwrap();
-    let history = at("60", &["history"]);
-    let lines: Vec<&str> = history.lines().collect();
-    assert!(
-        lines[0].starts_with("ID  ") && lines[0].contains("ACTIVE SINCE"),
-        "{history}"
-    );
-    for k in &list.keypairs {
-        let activated = k.activated_at.unwrap().format("%Y-%m-%d %H:%M").to_string();
+    // At 80 the history's time column is whole: a timestamp is never split.
+    let history = pipe(80, &["history"]);
+    for k in &keypairs {
+        let minute = k.activated_at.unwrap().format("%Y-%m-%d %H:%M").to_string();
         assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(&k.id) && l.contains(&activated)),
-            "{} and {activated} whole on one line: {history}",
+            history
+                .lines()
+                .any(|l| l.starts_with(&k.id) && l.contains(&minute)),
+            "{} and {minute} whole on one line: {history}",
             k.id
         );
     }
     assert!(
-        history.contains("us-east-1 key/") && !history.contains("arn:"),
-        "short KMS key column: {history}"
+        history.lines().next().unwrap().starts_with("ID  "),
+        "{history}"
     );
-    let wide = at("60", &["history", "-o", "wide"]);
+    let bare = pipe(80, &["--no-headers", "history"]);
+    assert_eq!(bare.lines().count(), ids.len(), "{bare}");
+    assert!(bare.lines().all(|l| l.starts_with("kek-")), "{bare}");
+    // -o wide: every column and value whole, however long the line.
+    let wide = pipe(60, &["history", "-o", "wide"]);
     assert!(
         wide.lines().next().unwrap().contains("BITS") && wide.contains("RETIRED"),
         "{wide}"
     );
     assert!(
-        wide.contains("arn:aws:kms:us-east-1:"),
-        "full ARNs with -o wide: {wide}"
+        wide.contains("arn:aws:kms:us-east-1:") && !wide.contains('…'),
+        "{wide}"
     );
-    let bare = at("60", &["--no-headers", "history"]);
-    assert_eq!(bare.lines().count(), list.keypairs.len(), "{bare}");
-    assert!(bare.lines().all(|l| l.starts_with("kek-")), "{bare}");
-    let status = at("60", &["status"]);
+    let status = pipe(200, &["status"]);
     assert!(
         status.lines().any(|l| l.starts_with("kms key")
-            && l.ends_with("alias/kekd-a-rather-long-alias-name-for-width")),
-        "the key on one line: {status}"
+            && l.contains("alias/kekd-a-rather-long-alias-name-for-width")),
+        "the key whole at 200: {status}"
     );
     for json in [
-        at("60", &["history", "--json"]),
-        at("60", &["-o", "json", "history"]),
+        pipe(60, &["history", "--json"]),
+        pipe(60, &["-o", "json", "history"]),
     ] {
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(v["keypairs"].as_array().unwrap().len(), list.keypairs.len());
+        assert_eq!(v["keypairs"].as_array().unwrap().len(), ids.len());
     }
 }
 

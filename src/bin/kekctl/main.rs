@@ -11,11 +11,12 @@
 //! group — `keys.rs` (status, history, public key, rotate, export),
 //! `kms.rs` (test, check, rewrap, reload, policy), `recordings.rs` (seal,
 //! open), `audit.rs`, `store.rs` — `output.rs` (JSON or text, one way),
-//! `render.rs` (the tables), `files.rs` (inputs, outputs, progress).
+//! `render.rs` (the tables), `columns.rs` (plain columns fitted to the terminal), `files.rs` (inputs, outputs, progress).
 
 mod apply;
 mod audit;
 mod cli;
+mod columns;
 mod files;
 mod keys;
 mod kms;
@@ -114,7 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         json: cli.json || cli.output == cli::Format::Json,
         quiet: cli.quiet,
     };
-    render::configure(cli.output == cli::Format::Wide, cli.no_headers);
+    columns::configure(cli.output == cli::Format::Wide, cli.no_headers);
     match cli.command {
         Command::Status => keys::status(&client, out).await,
         Command::History { limit, all } => {

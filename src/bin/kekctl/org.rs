@@ -164,6 +164,7 @@ fn list(l: &OrgList) -> String {
     let mut s = crate::render::columns(
         &["organization", "state", "health", "active key pair"],
         rows.chain(unusable),
+        &[crate::columns::Fit::Drop(1)],
     );
     if !s.is_empty() {
         s.push('\n');

@@ -1,62 +1,30 @@
-//! How `kekctl` shows answers to people: tables and one-line summaries.
-//! (`--json` prints the API's own shapes instead.)
-//!
-//! Tables are plain aligned columns, as systemctl and kubectl print them:
-//! no borders, upper-case headers (none with `--no-headers`), and a value
-//! is never broken across lines — a long one runs past the edge of the
-//! terminal instead, so it can be copied whole. The default columns fit 80
-//! columns for ordinary values; `-o wide` adds the rest.
+//! How `kekctl` shows answers to people: tables (plain columns fitted to
+//! the terminal, [`crate::columns`]) and one-line summaries. (`-o json`
+//! prints the API's own shapes instead.)
 
-use comfy_table::{presets::NOTHING, ContentArrangement, Table};
+use crate::columns::{render, Fit};
 use kekd::api::views::{CanaryReport, KeyPairList, StatusView, TestReport};
 use kekd::time::{format, Timestamp};
-use std::sync::atomic::{AtomicBool, Ordering};
 
-static WIDE: AtomicBool = AtomicBool::new(false);
-static NO_HEADERS: AtomicBool = AtomicBool::new(false);
+pub(crate) use crate::columns::headers;
 
-/// `-o wide` and `--no-headers`, set once by `main`.
-pub(crate) fn configure(wide: bool, no_headers: bool) {
-    WIDE.store(wide, Ordering::Relaxed);
-    NO_HEADERS.store(no_headers, Ordering::Relaxed);
-}
+/// A table's rows as they are gathered.
+#[derive(Default)]
+struct Rows(Vec<Vec<String>>);
 
-fn wide() -> bool {
-    WIDE.load(Ordering::Relaxed)
-}
-
-/// Whether tables print their header row.
-pub(crate) fn headers() -> bool {
-    !NO_HEADERS.load(Ordering::Relaxed)
-}
-
-/// A table with `header` (printed unless `--no-headers`; none for a
-/// key–value table).
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(NOTHING);
-    t.set_content_arrangement(ContentArrangement::Disabled);
-    if !header.is_empty() && headers() {
-        t.set_header(header.iter().map(|h| h.to_uppercase()));
+impl Rows {
+    fn add_row(&mut self, row: Vec<String>) {
+        self.0.push(row);
     }
-    t
 }
 
-/// Rows under `header` as plain columns.
-pub(crate) fn columns(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
-    let mut t = table(header);
-    for r in rows {
-        t.add_row(r);
-    }
-    finish(t)
-}
-
-/// The table's text: two spaces between columns, none at the ends.
-fn finish(mut t: Table) -> String {
-    for c in t.column_iter_mut() {
-        c.set_padding((0, 2));
-    }
-    t.trim_fmt()
+/// Rows under `header` as plain columns, cut to fit by `fit`.
+pub(crate) fn columns(
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+    fit: &[Fit],
+) -> String {
+    render(header, rows.collect(), fit)
 }
 
 /// A KMS key ARN as a table shows it: region and key (or alias) id, the
@@ -107,7 +75,7 @@ fn aws_error(
 }
 
 pub(crate) fn status(s: &StatusView) -> String {
-    let mut t = table(&[]);
+    let mut t = Rows::default();
     let state = if s.degraded_causes.is_empty() {
         s.state.to_string()
     } else {
@@ -287,7 +255,8 @@ pub(crate) fn status(s: &StatusView) -> String {
     for w in &s.warnings {
         t.add_row(vec!["WARNING".to_string(), w.clone()]);
     }
-    finish(t)
+    // The label stays; a long value is cut (whole with -o wide or --json).
+    render(&[], t.0, &[Fit::Cut(1, 20)])
 }
 
 /// `kekctl history`: one row per key pair.
@@ -359,14 +328,8 @@ pub(crate) fn daemon_status(d: &kekd::api::org_views::DaemonStatus) -> String {
 pub(crate) fn history(l: &KeyPairList) -> String {
     // By default the columns that tell key pairs apart; `-o wide` adds
     // bits, created and retired (`--json` has every field).
-    let wide = wide();
-    let mut t = if wide {
-        table(&[
-            "id", "state", "reason", "bits", "created", "active", "retired", "KMS key",
-        ])
-    } else {
-        table(&["id", "state", "reason", "active since", "KMS key"])
-    };
+    let wide = crate::columns::wide();
+    let mut t = Rows::default();
     for k in &l.keypairs {
         let mut row = vec![k.id.clone(), k.state.to_string(), k.reason.to_string()];
         if wide {
@@ -384,12 +347,23 @@ pub(crate) fn history(l: &KeyPairList) -> String {
         });
         t.add_row(row);
     }
-    finish(t)
+    if wide {
+        let header = [
+            "id", "state", "reason", "bits", "created", "active", "retired", "KMS key",
+        ];
+        render(&header, t.0, &[])
+    } else {
+        // Too narrow: the key's id is cut first, then the reason and the
+        // time go; the id and state always stay.
+        let header = ["id", "state", "reason", "active since", "KMS key"];
+        let fit = [Fit::Cut(4, 14), Fit::Drop(2), Fit::Drop(3)];
+        render(&header, t.0, &fit)
+    }
 }
 
 /// `kekctl test`: one row per step.
 pub(crate) fn test_report(r: &TestReport) -> String {
-    let mut t = table(&["step", "result", "detail"]);
+    let mut t = Rows::default();
     t.add_row(vec![
         "KMS key".to_string(),
         String::new(),
@@ -408,12 +382,13 @@ pub(crate) fn test_report(r: &TestReport) -> String {
             s.detail.clone(),
         ]);
     }
-    format!("Test round trip\n{}", finish(t))
+    let table = render(&["step", "result", "detail"], t.0, &[Fit::Cut(2, 20)]);
+    format!("Test round trip\n{table}")
 }
 
 /// `kekctl check`: the KMS key, then one row per key pair.
 pub(crate) fn canary(r: &CanaryReport) -> String {
-    let mut t = table(&["check", "result", "detail"]);
+    let mut t = Rows::default();
     t.add_row(vec![
         "KMS key".to_string(),
         if r.kms_key_problem.is_none() {
@@ -435,7 +410,7 @@ pub(crate) fn canary(r: &CanaryReport) -> String {
                 .unwrap_or_else(|| "decrypts through KMS and matches".into()),
         ]);
     }
-    finish(t)
+    render(&["check", "result", "detail"], t.0, &[Fit::Cut(2, 20)])
 }
 
 /// `kekctl audit show`: one line per record — seq, time, type, and the
@@ -443,10 +418,16 @@ pub(crate) fn canary(r: &CanaryReport) -> String {
 /// printed while following line up under the one header (`header`: print
 /// it, the first batch only).
 pub(crate) fn audit(records: &[serde_json::Value], header: bool) -> String {
+    let width = crate::columns::width();
     let line = |seq: &str, at: &str, kind: &str, details: &str| {
-        format!("{seq:>6}  {at:<24}  {kind:<20}  {details}")
-            .trim_end()
-            .to_string()
+        let l = format!("{seq:>6}  {at:<24}  {kind:<20}  {details}");
+        let l = l.trim_end();
+        // The details are last: cut to the width (whole with -o wide).
+        if crate::columns::wide() {
+            l.to_string()
+        } else {
+            crate::columns::cut(l, width)
+        }
     };
     let mut out = Vec::with_capacity(records.len() + 1);
     if header && headers() {
