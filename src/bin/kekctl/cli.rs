@@ -46,8 +46,8 @@ pub(crate) struct Cli {
     pub(crate) json: bool,
     /// How to print answers: `text` (plain columns), `wide` (every column),
     /// or `json`.
-    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]
-    pub(crate) output: Format,
+    #[arg(short = 'o', long = "output", value_name = "FORMAT", global = true, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
     /// Tables without their header line (for scripts that cut columns).
     #[arg(long, global = true)]
     pub(crate) no_headers: bool,

@@ -112,10 +112,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .with_timeout(cli.timeout)
         .with_org(cli.org.first().cloned());
     let out = Output {
-        json: cli.json || cli.output == cli::Format::Json,
+        json: cli.json || cli.format == cli::Format::Json,
         quiet: cli.quiet,
     };
-    columns::configure(cli.output == cli::Format::Wide, cli.no_headers);
+    columns::configure(cli.format == cli::Format::Wide, cli.no_headers);
     match cli.command {
         Command::Status => keys::status(&client, out).await,
         Command::History { limit, all } => {
