@@ -265,7 +265,7 @@ fn kekctl_never_hangs_on_a_daemon_that_does_not_answer() {
 /// on a terminal (a pty of that size): no line longer than the width, no
 /// value broken (each is whole or cut with `…`), ids always whole, no box
 /// characters; `--no-headers` drops the header, `-o wide` shows every
-/// column whole.
+/// column whole, and a pipe without `COLUMNS` cuts nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn tables_fit_the_width_without_breaking_a_value() {
     let (_moto, d) = daemon_with_key("kekd-a-rather-long-alias-name-for-width").await;
@@ -368,6 +368,12 @@ async fn tables_fit_the_width_without_breaking_a_value() {
         status.lines().any(|l| l.starts_with("kms key")
             && l.contains("alias/kekd-a-rather-long-alias-name-for-width")),
         "the key whole at 200: {status}"
+    );
+    // Into a pipe without COLUMNS nothing is cut: grep sees every value.
+    let (_, whole, _) = d.kekctl(&["check"]);
+    assert!(
+        !whole.contains('…') && whole.contains("decrypts through KMS and matches"),
+        "{whole}"
     );
     for json in [
         pipe(60, &["history", "--json"]),

@@ -487,9 +487,11 @@ impl Drop for TestDaemon {
     }
 }
 
-/// Runs `kekctl --socket SOCKET ARGS`.
+/// Runs `kekctl --socket SOCKET ARGS` into a pipe, whatever `COLUMNS` the
+/// tests run with, so tables are whole.
 pub fn kekctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
     run(Command::new(env!("CARGO_BIN_EXE_kekctl"))
+        .env_remove("COLUMNS")
         .arg("--socket")
         .arg(socket)
         .args(args))

@@ -1,10 +1,11 @@
 //! Tables as plain aligned columns, as systemctl and kubectl print them: no
 //! borders, upper-case headers (none with `--no-headers`), two spaces
 //! between columns, and a value never broken across lines. A table fits
-//! the terminal (its width, `COLUMNS` when set, else 80 into a pipe): each
-//! table says which columns go first and which values may be cut with `…`
-//! when it is too wide. `-o wide` shows every column and every value whole,
-//! however wide the lines get.
+//! the terminal (`COLUMNS` when set, else the terminal's width): each table
+//! says which columns go first and which values may be cut with `…` when it
+//! is too wide. Into a pipe without `COLUMNS` nothing is cut (as systemctl
+//! does), so `grep` sees every value; `-o wide` shows every column and
+//! every value whole, however wide the lines get.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -27,8 +28,9 @@ pub(crate) fn headers() -> bool {
     !NO_HEADERS.load(Ordering::Relaxed)
 }
 
-/// How wide a line may be.
-pub(crate) fn width() -> usize {
+/// How wide a line may be: `COLUMNS`, else the terminal's width; none
+/// (nothing is cut) into a pipe or a file.
+pub(crate) fn width() -> Option<usize> {
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse::<usize>().ok())
@@ -38,7 +40,6 @@ pub(crate) fn width() -> usize {
                 .size_checked()
                 .map(|(_, cols)| usize::from(cols))
         })
-        .unwrap_or(80)
 }
 
 /// One step towards fitting a table that is too wide, tried in order.
@@ -75,7 +76,12 @@ pub(crate) fn render(header: &[&str], rows: Vec<Vec<String>>, fit: &[Fit]) -> St
 }
 
 /// [`render`] for a line width of `limit`.
-fn render_in(limit: usize, header: &[&str], mut rows: Vec<Vec<String>>, fit: &[Fit]) -> String {
+fn render_in(
+    limit: Option<usize>,
+    header: &[&str],
+    mut rows: Vec<Vec<String>>,
+    fit: &[Fit],
+) -> String {
     let n = header.len().max(rows.first().map_or(0, Vec::len));
     let header: Vec<String> = if header.is_empty() || !headers() {
         Vec::new()
@@ -91,7 +97,7 @@ fn render_in(limit: usize, header: &[&str], mut rows: Vec<Vec<String>>, fit: &[F
             .max()
             .unwrap_or(0)
     };
-    if !wide() {
+    if let Some(limit) = limit.filter(|_| !wide()) {
         let total = |shown: &[bool], rows: &[Vec<String>]| {
             let kept: Vec<usize> = (0..n).filter(|i| shown[*i]).collect();
             kept.iter().map(|i| col_width(*i, rows)).sum::<usize>()
@@ -162,7 +168,7 @@ mod tests {
 
     #[test]
     fn a_table_that_fits_is_aligned_and_whole() {
-        let t = render_in(200, &["id", "state", "kms key"], rows(), &[]);
+        let t = render_in(Some(200), &["id", "state", "kms key"], rows(), &[]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "ID                    STATE    KMS KEY");
         assert_eq!(
@@ -171,13 +177,18 @@ mod tests {
         );
         // Too narrow: the first step cuts, the second drops; ids stay whole.
         let t = render_in(
-            40,
+            Some(40),
             &["id", "state", "kms key"],
             rows(),
             &[Fit::Cut(2, 12), Fit::Drop(1)],
         );
         assert!(t.lines().all(|l| chars(l) <= 40), "{t}");
         assert!(t.contains("kek-0123456789abcdef") && t.contains('…'), "{t}");
+        // Into a pipe: whole.
+        assert_eq!(
+            render_in(None, &["id", "state", "kms key"], rows(), &[Fit::Drop(1)]),
+            render_in(Some(200), &["id", "state", "kms key"], rows(), &[])
+        );
         assert_eq!(cut("abcdef", 4), "abc…");
         assert_eq!(cut("abc", 4), "abc");
     }

@@ -422,11 +422,11 @@ pub(crate) fn audit(records: &[serde_json::Value], header: bool) -> String {
     let line = |seq: &str, at: &str, kind: &str, details: &str| {
         let l = format!("{seq:>6}  {at:<24}  {kind:<20}  {details}");
         let l = l.trim_end();
-        // The details are last: cut to the width (whole with -o wide).
-        if crate::columns::wide() {
-            l.to_string()
-        } else {
-            crate::columns::cut(l, width)
+        // The details are last: cut to the width (whole with -o wide, or
+        // into a pipe).
+        match width.filter(|_| !crate::columns::wide()) {
+            Some(w) => crate::columns::cut(l, w),
+            None => l.to_string(),
         }
     };
     let mut out = Vec::with_capacity(records.len() + 1);
