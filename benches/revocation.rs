@@ -129,15 +129,8 @@ async fn measure(n: usize, bound: Duration) -> Noticed {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let orgs: Vec<usize> = std::env::var("KEKD_BENCH_ORGS")
-        .unwrap_or_else(|_| "1,1000".into())
-        .split(',')
-        .map(|s| s.trim().parse().expect("KEKD_BENCH_ORGS: numbers"))
-        .collect();
-    let bound = std::env::var("KEKD_BENCH_BOUND")
-        .ok()
-        .map(|s| humantime::parse_duration(&s).expect("KEKD_BENCH_BOUND: a duration"))
-        .unwrap_or(Duration::from_secs(300));
+    let orgs = bench_sizes("1,1000");
+    let bound = bench_duration("KEKD_BENCH_BOUND", Duration::from_secs(300));
     println!(
         "time to notice a revocation, bound {} (probe every {}):",
         humantime::format_duration(bound),

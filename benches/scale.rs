@@ -189,15 +189,7 @@ async fn storm() {
 #[tokio::main]
 async fn main() {
     storm().await;
-    let sizes: Vec<usize> = std::env::var("KEKD_BENCH_ORGS")
-        .unwrap_or_else(|_| "1,1000,10000".into())
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse()
-                .expect("KEKD_BENCH_ORGS: numbers, comma-separated")
-        })
-        .collect();
+    let sizes = bench_sizes("1,1000,10000");
     let mut all = Vec::new();
     for n in sizes {
         eprintln!("scale: {n} organizations");

@@ -116,15 +116,8 @@ async fn measure(n: usize, session: Duration, window: Duration) -> Cost {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let orgs: Vec<usize> = std::env::var("KEKD_BENCH_ORGS")
-        .unwrap_or_else(|_| "1,100".into())
-        .split(',')
-        .map(|s| s.trim().parse().expect("KEKD_BENCH_ORGS: numbers"))
-        .collect();
-    let session = std::env::var("KEKD_BENCH_SESSION")
-        .ok()
-        .map(|s| humantime::parse_duration(&s).expect("KEKD_BENCH_SESSION: a duration"))
-        .unwrap_or(Duration::from_secs(40));
+    let orgs = bench_sizes("1,100");
+    let session = bench_duration("KEKD_BENCH_SESSION", Duration::from_secs(40));
     let window = session * 4;
     // The rule: renew with min(5 min, half the session) left, at the next
     // probe after that.

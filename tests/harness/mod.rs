@@ -26,7 +26,7 @@ pub use fixture::{store_with_history, write_history, write_orgs};
 #[allow(unused_imports)]
 pub use moto::*;
 #[allow(unused_imports)] // the benches write it, the tests do not
-pub use summary::{median, ms, rss_kib, summary_row};
+pub use summary::{bench_duration, bench_sizes, median, ms, rss_kib, summary_row};
 
 use std::future::Future;
 use std::net::TcpListener;

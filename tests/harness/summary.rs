@@ -19,6 +19,28 @@ pub fn summary_row(measure: &str, kekd: &str, baseline: &str, ratio: &str) {
     writeln!(f, "| {measure} | {kekd} | {baseline} | {ratio} |").expect("the summary is written");
 }
 
+/// The sizes a bench runs at: `KEKD_BENCH_ORGS` (comma-separated), else
+/// `default`.
+pub fn bench_sizes(default: &str) -> Vec<usize> {
+    std::env::var("KEKD_BENCH_ORGS")
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("KEKD_BENCH_ORGS: numbers, comma-separated")
+        })
+        .collect()
+}
+
+/// A duration a bench takes from `var` (`1m`, `40s`), else `default`.
+pub fn bench_duration(var: &str, default: std::time::Duration) -> std::time::Duration {
+    std::env::var(var)
+        .ok()
+        .map(|s| humantime::parse_duration(&s).unwrap_or_else(|e| panic!("{var}: {e}")))
+        .unwrap_or(default)
+}
+
 /// A duration in milliseconds, for the benches' lines.
 pub fn ms(d: std::time::Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
