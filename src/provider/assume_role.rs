@@ -27,6 +27,23 @@ use aws_credential_types::Credentials;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// How an organization reaches its customer's key when not with the
+/// platform's own credentials: a role in the customer's account.
+#[derive(Clone)]
+pub(crate) struct Assume<'a> {
+    /// The role's ARN.
+    pub(crate) role_arn: &'a str,
+    /// The external id its trust policy requires.
+    pub(crate) external_id: Option<&'a str>,
+    /// The organization (the session name names it).
+    pub(crate) org: &'a str,
+    /// How long each session's credentials last.
+    pub(crate) session: std::time::Duration,
+    /// Where each AssumeRole is recorded (the daemon's; none for a check
+    /// that records nothing).
+    pub(crate) audit: Option<Arc<crate::audit::Audit>>,
+}
+
 /// Credentials are renewed this long before they expire (or halfway
 /// through their life, if that is earlier).
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
@@ -83,7 +100,7 @@ impl AssumedRole {
     /// The role `a.role_arn` assumed with `a.external_id`, through an STS
     /// client made of `sdk` (the platform's own credentials, the KMS
     /// client's timeouts; endpoint from `AWS_ENDPOINT_URL_STS`).
-    pub(crate) fn new(sdk: &SdkConfig, a: &super::aws_kms::Assume<'_>) -> Arc<AssumedRole> {
+    pub(crate) fn new(sdk: &SdkConfig, a: &Assume<'_>) -> Arc<AssumedRole> {
         Arc::new(AssumedRole {
             sts: aws_sdk_sts::Client::new(sdk),
             role_arn: a.role_arn.to_string(),

@@ -7,7 +7,7 @@
 //! `AWS_ENDPOINT_URL_KMS` / `AWS_ENDPOINT_URL` variables — nothing
 //! project-specific. Errors are classified into [`FailureKind`]s.
 
-use super::assume_role::{AssumedRole, RoleCredentials};
+use super::assume_role::{Assume, AssumedRole, RoleCredentials};
 use super::aws_sdk;
 use super::{
     DataKey, Decrypted, EncryptionContext, FailureKind, KeyDescription, KeyProvider, ProviderError,
@@ -35,23 +35,6 @@ pub(crate) struct AwsKmsProvider {
     /// The customer's role every client's credentials come from, when the
     /// organization is reached by assuming it.
     assumed: Option<Arc<AssumedRole>>,
-}
-
-/// How an organization reaches its customer's key when not with the
-/// platform's own credentials: a role in the customer's account.
-#[derive(Clone)]
-pub(crate) struct Assume<'a> {
-    /// The role's ARN.
-    pub(crate) role_arn: &'a str,
-    /// The external id its trust policy requires.
-    pub(crate) external_id: Option<&'a str>,
-    /// The organization (the session name names it).
-    pub(crate) org: &'a str,
-    /// How long each session's credentials last.
-    pub(crate) session: std::time::Duration,
-    /// Where each AssumeRole is recorded (the daemon's; none for a check
-    /// that records nothing).
-    pub(crate) audit: Option<Arc<crate::audit::Audit>>,
 }
 
 impl AwsKmsProvider {

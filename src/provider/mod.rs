@@ -75,7 +75,7 @@ async fn build(
                     backups,
                     settings.kms_timeouts,
                     sdk_attempts,
-                    settings.assume_role.as_ref().map(|r| aws_kms::Assume {
+                    settings.assume_role.as_ref().map(|r| assume_role::Assume {
                         role_arn: &r.role_arn,
                         external_id: r.external_id.as_deref(),
                         org: &settings.organization_id,
