@@ -27,11 +27,11 @@ fn main() {
     let mut last = None;
     for _ in 0..15 {
         let t = Instant::now();
-        last = Some(kekd::keypair::generate(KeyBits::Rsa3072).unwrap());
+        last = Some(kekd::keypair::generate(kekd::domain::KeyType::Rsa(KeyBits::Rsa3072)).unwrap());
         gen.push(t.elapsed());
     }
     let pair = last.unwrap();
-    let private = PrivateDecryptingKey::from_pkcs8(&pair.private_pkcs8).unwrap();
+    let private = PrivateDecryptingKey::from_pkcs8(&pair.private_key).unwrap();
     let public =
         OaepPublicEncryptingKey::new(PublicEncryptingKey::from_der(&pair.public_key_der).unwrap())
             .unwrap();

@@ -32,14 +32,14 @@ fn per_call(rounds: usize, n: u32, mut f: impl FnMut()) -> Duration {
 
 fn main() {
     let rsa_gen = per_call(15, 1, || {
-        kekd::keypair::generate(KeyBits::Rsa3072).unwrap();
+        kekd::keypair::generate(kekd::domain::KeyType::Rsa(KeyBits::Rsa3072)).unwrap();
     });
     let xwing_gen = per_call(15, 200, || {
         HybridPrivateKey::generate().unwrap();
     });
 
-    let pair = kekd::keypair::generate(KeyBits::Rsa3072).unwrap();
-    let private = PrivateDecryptingKey::from_pkcs8(&pair.private_pkcs8).unwrap();
+    let pair = kekd::keypair::generate(kekd::domain::KeyType::Rsa(KeyBits::Rsa3072)).unwrap();
+    let private = PrivateDecryptingKey::from_pkcs8(&pair.private_key).unwrap();
     let public =
         OaepPublicEncryptingKey::new(PublicEncryptingKey::from_der(&pair.public_key_der).unwrap())
             .unwrap();

@@ -68,8 +68,9 @@ fn openssl_rsa() -> f64 {
 
 fn throughput() {
     const SIZE: usize = 256 << 20;
-    let g = kekd::keypair::generate(kekd::domain::KeyBits::Rsa3072).unwrap();
-    let key = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&g.private_pkcs8).unwrap();
+    let g = kekd::keypair::generate(kekd::domain::KeyType::Rsa(kekd::domain::KeyBits::Rsa3072))
+        .unwrap();
+    let key = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&g.private_key).unwrap();
     let data: Vec<u8> = (0..SIZE).map(|i| (i * 7) as u8).collect();
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
     std::fs::write(dir.path().join("in"), &data).unwrap();
@@ -422,10 +423,11 @@ fn kekctl_vs_cp() {
 fn peak_rss() {
     const SIZE: u64 = 1 << 30;
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let g = kekd::keypair::generate(kekd::domain::KeyBits::Rsa3072).unwrap();
+    let g = kekd::keypair::generate(kekd::domain::KeyType::Rsa(kekd::domain::KeyBits::Rsa3072))
+        .unwrap();
     std::fs::write(
         dir.path().join("pub.pem"),
-        kekd::keypair::public_key_pem(&g.public_key_der),
+        kekd::keypair::public_key_pem(g.algorithm, &g.public_key_der),
     )
     .unwrap();
     {

@@ -54,7 +54,8 @@ fn keygen() {
     for i in 0..RUNS {
         eprint!("\rRSA-3072 generation: run {}/{RUNS}", i + 1);
         let t = Instant::now();
-        let k = kekd::keypair::generate(kekd::domain::KeyBits::Rsa3072).unwrap();
+        let k = kekd::keypair::generate(kekd::domain::KeyType::Rsa(kekd::domain::KeyBits::Rsa3072))
+            .unwrap();
         ours.push(t.elapsed());
         drop(k);
         theirs.push(time_cmd(&[

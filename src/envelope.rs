@@ -14,7 +14,8 @@
 //! order — an access refusal or a bad ciphertext is reported, never masked.
 
 use crate::domain::{
-    EncryptionContext, Envelope, Wrapping, ENVELOPE_V1, ENVELOPE_V2, KEY_PAIR_CONTEXT_KEY,
+    EncryptionContext, Envelope, KeyAlgorithm, Wrapping, ENVELOPE_V1, ENVELOPE_V2,
+    KEY_PAIR_CONTEXT_KEY,
 };
 use crate::provider::{KeyProvider, Primary, ProviderError};
 use zeroize::Zeroizing;
@@ -35,19 +36,18 @@ pub(crate) enum EnvelopeError {
     Decrypt,
 }
 
-/// Seals `private_pkcs8` under a fresh data key from `provider`.
+/// Seals the private key `private` (of `algorithm`) under a fresh data key
+/// from `provider`.
 pub(crate) async fn seal(
     provider: &dyn KeyProvider,
     context: EncryptionContext,
     key_pair_id: &str,
-    private_pkcs8: &[u8],
+    algorithm: KeyAlgorithm,
+    private: &[u8],
 ) -> Result<Envelope, ProviderError> {
     let data_key = provider.generate_data_key(&context).await?;
-    let (nonce, ciphertext) = crate::aead::seal(
-        &data_key.plaintext,
-        &context.canonical_bytes(),
-        private_pkcs8,
-    );
+    let (nonce, ciphertext) =
+        crate::aead::seal(&data_key.plaintext, &context.canonical_bytes(), private);
     let mut backups = Vec::new();
     for key in provider.backup_keys() {
         // A backup that cannot wrap fails the rotation (retried): an
@@ -69,6 +69,7 @@ pub(crate) async fn seal(
         }
         .into(),
         backups,
+        algorithm,
         key_pair_id: key_pair_id.into(),
         wrapping_key_arn: data_key.wrapping_key_arn,
         encryption_context: context,
@@ -200,6 +201,7 @@ mod tests {
             &p,
             context_for("organization-id", "acme", "kek-1"),
             "kek-1",
+            KeyAlgorithm::Rsa,
             b"private key bytes",
         )
         .await

@@ -25,7 +25,7 @@ pub fn envelope_json(data: &[u8]) {
         let _ = serde_json::to_vec(&e);
     }
     if let Ok(r) = serde_json::from_slice::<KeyPairRecord>(data) {
-        let _ = crate::keypair::public_key_pem(&r.public_key_der);
+        let _ = crate::keypair::public_key_pem(r.algorithm, &r.public_key_der);
     }
 }
 

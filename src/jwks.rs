@@ -1,8 +1,15 @@
 //! The public keys recorders may need, as an RFC 7517 JSON Web Key Set
 //! (`GET /v1/public-keys`): the active key pair and the last few retired
-//! ones, each with `kid` = key-pair id, `kty` `RSA`, `n`, `e` (base64url,
-//! RFC 7518 §6.3.1), `use` `enc`, `alg` `RSA-OAEP-256`, plus kekd's state and
-//! times under `kekd_*` members (RFC 7517 §4: unknown members are ignored).
+//! ones, each with `kid` = key-pair id and `use` `enc`, plus kekd's state
+//! and times under `kekd_*` members (RFC 7517 §4: unknown members are
+//! ignored). An RSA key is `kty` `RSA`, `n`, `e` (base64url, RFC 7518
+//! §6.3.1), `alg` `RSA-OAEP-256`. A hybrid key is `kty` `AKP` with its raw
+//! public key in `pub` (base64url) — the "algorithm key pair" type of the
+//! JOSE/COSE post-quantum drafts, where the algorithm, not the key type,
+//! says how the bytes are read — and `alg` `X-Wing`; the drafts have not
+//! settled a JOSE name for X-Wing, so kekd uses the KEM's own. A JOSE
+//! library that only knows RSA skips an `AKP` key (RFC 7517 §5), so it
+//! never misreads one.
 //!
 //! A recorder caches the set and seals with the key that is active at the
 //! moment it seals; a key retired since still opens what it sealed, so a
@@ -10,7 +17,7 @@
 //! key pair and carries a strong `ETag` (SHA-256 of the body), so a
 //! recorder's poll is answered `304 Not Modified` until the next rotation.
 
-use crate::domain::{KeyPairInfo, KeyState};
+use crate::domain::{KeyAlgorithm, KeyPairInfo, KeyState};
 use crate::time::{self, Timestamp};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -26,22 +33,36 @@ pub struct JwkSet {
     pub keys: Vec<Jwk>,
 }
 
-/// One RSA public key as a JWK.
+/// `kty` of an RSA key.
+pub const KTY_RSA: &str = "RSA";
+/// `alg` of an RSA key: RSA-OAEP with SHA-256 and MGF1-SHA-256.
+pub const ALG_RSA: &str = "RSA-OAEP-256";
+/// `kty` of a hybrid key: an "algorithm key pair".
+pub const KTY_AKP: &str = "AKP";
+/// `alg` of a hybrid key.
+pub const ALG_XWING: &str = "X-Wing";
+
+/// One public key as a JWK.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
-    /// `RSA`.
+    /// `RSA` or `AKP`.
     pub kty: String,
     /// The key-pair id; recordings name it in their header.
     pub kid: String,
     /// `enc`.
     #[serde(rename = "use")]
     pub use_: String,
-    /// `RSA-OAEP-256` (RSA-OAEP with SHA-256 and MGF1-SHA-256).
+    /// `RSA-OAEP-256` (RSA-OAEP with SHA-256 and MGF1-SHA-256) or `X-Wing`.
     pub alg: String,
-    /// The modulus, big-endian, base64url without padding.
-    pub n: String,
-    /// The public exponent, likewise.
-    pub e: String,
+    /// RSA: the modulus, big-endian, base64url without padding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// RSA: the public exponent, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+    /// AKP: the raw public key (X-Wing: 1,216 bytes), base64url.
+    #[serde(rename = "pub", default, skip_serializing_if = "Option::is_none")]
+    pub pub_: Option<String>,
     /// kekd's state of the key pair.
     pub kekd_state: KeyState,
     /// When it became active.
@@ -55,22 +76,42 @@ pub struct Jwk {
     pub kekd_activates_at: Option<Timestamp>,
 }
 
-/// A public key that is not an RSA SubjectPublicKeyInfo.
+/// A public key kekd does not seal with: not an RSA SubjectPublicKeyInfo,
+/// not an X-Wing key of the right length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("not an RSA public key")]
-pub struct NotRsa;
+#[error("not a public key kekd seals with (an RSA key, or an X-Wing key of 1,216 bytes)")]
+pub struct UnusableKey;
 
 impl Jwk {
     /// The JWK of a stored key pair.
-    pub fn of(r: &KeyPairInfo) -> Result<Jwk, NotRsa> {
-        let (n, e) = components(&r.public_key_der)?;
+    pub fn of(r: &KeyPairInfo) -> Result<Jwk, UnusableKey> {
+        let (kty, alg, n, e, pub_) = match r.algorithm {
+            KeyAlgorithm::Rsa => {
+                let (n, e) = components(&r.public_key_der)?;
+                (
+                    KTY_RSA,
+                    ALG_RSA,
+                    Some(B64URL.encode(n)),
+                    Some(B64URL.encode(e)),
+                    None,
+                )
+            }
+            KeyAlgorithm::X25519MlKem768 => {
+                if r.public_key_der.len() != crate::hybrid::PUBLIC_KEY_LEN {
+                    return Err(UnusableKey);
+                }
+                let key = B64URL.encode(&r.public_key_der);
+                (KTY_AKP, ALG_XWING, None, None, Some(key))
+            }
+        };
         Ok(Jwk {
-            kty: "RSA".into(),
+            kty: kty.into(),
             kid: r.id.clone(),
             use_: "enc".into(),
-            alg: "RSA-OAEP-256".into(),
-            n: B64URL.encode(n),
-            e: B64URL.encode(e),
+            alg: alg.into(),
+            n,
+            e,
+            pub_,
             kekd_state: r.state,
             kekd_activated_at: r.activated_at,
             kekd_retired_at: r.retired_at,
@@ -78,19 +119,40 @@ impl Jwk {
         })
     }
 
-    /// The SPKI DER public key this JWK describes (what `seal` takes).
-    pub fn public_key_der(&self) -> Result<Vec<u8>, NotRsa> {
+    /// The key's algorithm and its public key as kekd stores it (SPKI DER
+    /// for RSA, the raw key for X-Wing): what `seal` takes and what the
+    /// key-pair id is the hash of.
+    pub fn public_key(&self) -> Result<(KeyAlgorithm, Vec<u8>), UnusableKey> {
         use aws_lc_rs::encoding::AsDer;
-        let n = B64URL.decode(&self.n).map_err(|_| NotRsa)?;
-        let e = B64URL.decode(&self.e).map_err(|_| NotRsa)?;
-        let key = aws_lc_rs::rsa::PublicKeyComponents { n, e };
-        Ok(key.as_der().map_err(|_| NotRsa)?.as_ref().to_vec())
+        let field = |v: &Option<String>| {
+            v.as_deref()
+                .and_then(|s| B64URL.decode(s).ok())
+                .ok_or(UnusableKey)
+        };
+        match (self.kty.as_str(), self.alg.as_str()) {
+            (KTY_RSA, ALG_RSA) => {
+                let key = aws_lc_rs::rsa::PublicKeyComponents {
+                    n: field(&self.n)?,
+                    e: field(&self.e)?,
+                };
+                let der = key.as_der().map_err(|_| UnusableKey)?.as_ref().to_vec();
+                Ok((KeyAlgorithm::Rsa, der))
+            }
+            (KTY_AKP, ALG_XWING) => {
+                let key = field(&self.pub_)?;
+                if key.len() != crate::hybrid::PUBLIC_KEY_LEN {
+                    return Err(UnusableKey);
+                }
+                Ok((KeyAlgorithm::X25519MlKem768, key))
+            }
+            _ => Err(UnusableKey),
+        }
     }
 }
 
 /// Modulus and exponent, big-endian without leading zeros.
-fn components(spki_der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), NotRsa> {
-    let key = aws_lc_rs::rsa::PublicKey::from_der(spki_der).map_err(|_| NotRsa)?;
+fn components(spki_der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), UnusableKey> {
+    let key = aws_lc_rs::rsa::PublicKey::from_der(spki_der).map_err(|_| UnusableKey)?;
     Ok((
         key.modulus().big_endian_without_leading_zero().to_vec(),
         key.exponent().big_endian_without_leading_zero().to_vec(),
@@ -123,9 +185,9 @@ impl JwkSet {
 
     /// The key to seal with now: the announced one once its instant has
     /// come (the cache may predate the activation), else the active one.
-    /// A set that names no such key, several, or one that is not an
-    /// RSA-OAEP encryption key is refused: a recorder must never seal with
-    /// a key kekd did not publish for sealing.
+    /// A set that names no such key, several, or one that is neither an
+    /// RSA-OAEP nor an X-Wing encryption key is refused: a recorder must
+    /// never seal with a key kekd did not publish for sealing.
     pub fn sealing_key(&self) -> Result<&Jwk, SealingKeyError> {
         let now = time::now();
         let due: Vec<&Jwk> = self
@@ -149,7 +211,8 @@ impl JwkSet {
                 ))
             }
         };
-        if chosen.kty != "RSA" || chosen.use_ != "enc" || chosen.alg != "RSA-OAEP-256" {
+        let kind = (chosen.kty.as_str(), chosen.alg.as_str());
+        if chosen.use_ != "enc" || !matches!(kind, (KTY_RSA, ALG_RSA) | (KTY_AKP, ALG_XWING)) {
             return Err(SealingKeyError::NotForSealing {
                 kid: shown_kid(&chosen.kid),
                 kty: shown_kid(&chosen.kty),
@@ -171,8 +234,9 @@ pub enum SealingKeyError {
     /// More than one key claims to be the one to seal with.
     #[error("several keys in the set claim to be active ({}); a set kekd serves has one", .0.join(", "))]
     SeveralActive(Vec<String>),
-    /// The active key is not an RSA-OAEP-256 encryption key.
-    #[error("key {kid} is kty {kty}, use {use_}, alg {alg}; kekd seals only with kty RSA, use enc, alg RSA-OAEP-256")]
+    /// The active key is neither an RSA-OAEP-256 nor an X-Wing encryption
+    /// key.
+    #[error("key {kid} is kty {kty}, use {use_}, alg {alg}; kekd seals only with use enc and kty RSA, alg RSA-OAEP-256 or kty AKP, alg X-Wing")]
     NotForSealing {
         /// Its id (bounded, escaped).
         kid: String,
@@ -202,7 +266,9 @@ mod tests {
     /// `kid` raw.
     #[test]
     fn only_one_rsa_oaep_encryption_key_is_sealed_with() {
-        let pair = crate::keypair::generate(crate::domain::KeyBits::Rsa2048).unwrap();
+        let pair =
+            crate::keypair::generate(crate::domain::KeyType::Rsa(crate::domain::KeyBits::Rsa2048))
+                .unwrap();
         let mut rec = crate::testing::record_at("kek-a", 3);
         rec.public_key_der = pair.public_key_der.clone();
         rec.state = KeyState::Active;
@@ -236,7 +302,9 @@ mod tests {
 
     #[test]
     fn a_jwk_carries_the_same_public_key_and_the_set_lists_only_what_was_served() {
-        let pair = crate::keypair::generate(crate::domain::KeyBits::Rsa2048).unwrap();
+        let pair =
+            crate::keypair::generate(crate::domain::KeyType::Rsa(crate::domain::KeyBits::Rsa2048))
+                .unwrap();
         let mut active = crate::testing::record_at("kek-a", 3);
         active.public_key_der = pair.public_key_der.clone();
         active.state = KeyState::Active;
@@ -256,12 +324,62 @@ mod tests {
         let kids: Vec<&str> = set.keys.iter().map(|k| k.kid.as_str()).collect();
         assert_eq!(kids, ["kek-a", "kek-r"]);
         let k = set.sealing_key().unwrap();
-        assert_eq!(k.public_key_der().unwrap(), pair.public_key_der);
-        assert_eq!(k.e, "AQAB");
-        assert_eq!(B64URL.decode(&k.n).unwrap().len(), 256);
+        assert_eq!(
+            k.public_key().unwrap(),
+            (KeyAlgorithm::Rsa, pair.public_key_der.clone())
+        );
+        assert_eq!(k.e.as_deref(), Some("AQAB"));
+        assert_eq!(B64URL.decode(k.n.as_ref().unwrap()).unwrap().len(), 256);
         let json = serde_json::to_value(k).unwrap();
         assert_eq!(json["use"], "enc");
         assert_eq!(json["alg"], "RSA-OAEP-256");
         assert_eq!(json["kekd_state"], "active");
+        assert!(json.get("pub").is_none());
+    }
+
+    /// A hybrid key is an AKP JWK with its raw key in `pub`; it is what a
+    /// set in the middle of a migration seals with, and the retired RSA
+    /// key stays listed for what it sealed.
+    #[test]
+    fn a_hybrid_key_is_an_akp_jwk() {
+        let rsa =
+            crate::keypair::generate(crate::domain::KeyType::Rsa(crate::domain::KeyBits::Rsa2048))
+                .unwrap();
+        let hybrid = crate::keypair::generate(crate::domain::KeyType::X25519MlKem768).unwrap();
+        let mut active = crate::testing::record_at("kek-h", 4);
+        active.algorithm = KeyAlgorithm::X25519MlKem768;
+        active.key_bits = 0;
+        active.public_key_der = hybrid.public_key_der.clone();
+        active.state = KeyState::Active;
+        active.activated_at = Some(active.created_at);
+        let mut retired = crate::testing::record_at("kek-r", 3);
+        retired.public_key_der = rsa.public_key_der.clone();
+        retired.state = KeyState::Retired;
+        retired.activated_at = Some(retired.created_at);
+        let set = JwkSet::new(Some(&active.info()), None, [&retired.info()]);
+        let json = serde_json::to_value(&set).unwrap();
+        assert_eq!(json["keys"][0]["kty"], "AKP");
+        assert_eq!(json["keys"][0]["alg"], "X-Wing");
+        assert!(json["keys"][0].get("n").is_none());
+        assert_eq!(json["keys"][1]["kty"], "RSA");
+        let k = set.sealing_key().unwrap();
+        assert_eq!(k.kid, "kek-h");
+        assert_eq!(
+            k.public_key().unwrap(),
+            (KeyAlgorithm::X25519MlKem768, hybrid.public_key_der.clone())
+        );
+        // A truncated key, or an AKP key of another algorithm, is refused.
+        let mut cut = k.clone();
+        cut.pub_ = Some(B64URL.encode(&hybrid.public_key_der[..100]));
+        assert_eq!(cut.public_key(), Err(UnusableKey));
+        let mut other = set.clone();
+        other.keys[0].alg = "ML-DSA-65".into();
+        assert!(matches!(
+            other.sealing_key(),
+            Err(SealingKeyError::NotForSealing { .. })
+        ));
+        // Round trip through JSON, as a recorder's cache does.
+        let back: JwkSet = serde_json::from_value(json).unwrap();
+        assert_eq!(back, set);
     }
 }

@@ -8,7 +8,7 @@
 //! An evicted or expired key is dropped, which frees it in aws-lc (it
 //! cleanses key material on free).
 
-use aws_lc_rs::rsa::PrivateDecryptingKey;
+use crate::keypair::PrivateKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 type Key = (Arc<str>, String);
 
 struct Cached {
-    key: Arc<PrivateDecryptingKey>,
+    key: Arc<PrivateKey>,
     at: Instant,
 }
 
@@ -32,12 +32,7 @@ pub(crate) struct KeyCache {
 
 impl KeyCache {
     /// The cached key, if younger than `ttl`.
-    pub(crate) fn get(
-        &self,
-        org: &Arc<str>,
-        id: &str,
-        ttl: Duration,
-    ) -> Option<Arc<PrivateDecryptingKey>> {
+    pub(crate) fn get(&self, org: &Arc<str>, id: &str, ttl: Duration) -> Option<Arc<PrivateKey>> {
         let mut keys = crate::sync::lock(&self.keys);
         keys.retain(|_, c| c.at.elapsed() < ttl);
         keys.get(&(org.clone(), id.to_string()))
@@ -46,7 +41,7 @@ impl KeyCache {
 
     /// Keeps `key`, evicting the oldest entries beyond `max` (0: keeps
     /// nothing).
-    pub(crate) fn put(&self, org: &Arc<str>, id: &str, key: Arc<PrivateDecryptingKey>, max: usize) {
+    pub(crate) fn put(&self, org: &Arc<str>, id: &str, key: Arc<PrivateKey>, max: usize) {
         if max == 0 {
             return;
         }
@@ -122,9 +117,11 @@ impl Drop for LoadGuard<'_> {
 mod tests {
     use super::*;
 
-    fn key() -> Arc<PrivateDecryptingKey> {
-        let g = crate::keypair::generate(crate::domain::KeyBits::Rsa2048).unwrap();
-        Arc::new(PrivateDecryptingKey::from_pkcs8(&g.private_pkcs8).unwrap())
+    fn key() -> Arc<PrivateKey> {
+        let g =
+            crate::keypair::generate(crate::domain::KeyType::Rsa(crate::domain::KeyBits::Rsa2048))
+                .unwrap();
+        Arc::new(PrivateKey::parse(g.algorithm, &g.private_key).unwrap())
     }
 
     /// The bound is the daemon's: a second organization's key evicts the

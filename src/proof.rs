@@ -1,6 +1,8 @@
 //! The proof behind invariant I1: a stored envelope is decrypted back through
 //! the provider and the private key it holds is matched to the record's
-//! public key (same SPKI, and an RSA-OAEP round trip).
+//! public key (for RSA the same SPKI and an RSA-OAEP round trip; for the
+//! hybrid the same public key and a decapsulation of a fresh
+//! encapsulation).
 //!
 //! Rotation runs it before activating a key pair, rewrap before replacing an
 //! envelope, the canary periodically, and unwrap before caching a key.
@@ -41,13 +43,16 @@ pub(crate) async fn open_private_key(
     provider: &dyn KeyProvider,
     record: &KeyPairRecord,
 ) -> Result<Zeroizing<Vec<u8>>, ProofError> {
-    let pkcs8 = envelope::open(provider, &record.envelope)
+    same_type(record)?;
+    let private = envelope::open(provider, &record.envelope)
         .await
         .map_err(|e| envelope_failure(record, e))?;
-    keypair::verify_matches(&pkcs8, &record.public_key_der).map_err(|_| ProofError::Mismatch {
-        id: record.id.clone(),
+    keypair::verify_matches(record.algorithm, &private, &record.public_key_der).map_err(|_| {
+        ProofError::Mismatch {
+            id: record.id.clone(),
+        }
     })?;
-    Ok(pkcs8)
+    Ok(private)
 }
 
 /// The proof behind I1: the private key decrypts through **every**
@@ -57,17 +62,31 @@ pub(crate) async fn prove(
     provider: &dyn KeyProvider,
     record: &KeyPairRecord,
 ) -> Result<(), ProofError> {
+    same_type(record)?;
     for wrapping in envelope::wrappings(&record.envelope) {
-        let pkcs8 = envelope::open_with(provider, &record.envelope, &wrapping)
+        let private = envelope::open_with(provider, &record.envelope, &wrapping)
             .await
             .map_err(|e| envelope_failure(record, e))?;
-        keypair::verify_matches(&pkcs8, &record.public_key_der).map_err(|_| {
-            ProofError::Mismatch {
+        keypair::verify_matches(record.algorithm, &private, &record.public_key_der).map_err(
+            |_| ProofError::Mismatch {
                 id: record.id.clone(),
-            }
-        })?;
+            },
+        )?;
     }
     Ok(())
+}
+
+/// The envelope names the record's key type: one that says otherwise was
+/// tampered with or mixed up, and is refused before KMS is asked.
+fn same_type(record: &KeyPairRecord) -> Result<(), ProofError> {
+    if record.envelope.algorithm == record.algorithm {
+        Ok(())
+    } else {
+        Err(ProofError::Envelope {
+            id: record.id.clone(),
+            problem: EnvelopeError::Malformed("key_type"),
+        })
+    }
 }
 
 fn envelope_failure(record: &KeyPairRecord, e: EnvelopeError) -> ProofError {

@@ -234,7 +234,7 @@ impl Reloader {
                 new.organization_id != old.organization_id,
             ),
             ("encryption_context_key", new.context_key != old.context_key),
-            ("key_bits", new.key_bits != old.key_bits),
+            ("key_type", new.key_type != old.key_type),
             ("retention", new.retention != old.retention),
             ("kms timeouts", new.kms_timeouts != old.kms_timeouts),
             ("kms request budget", new.kms_budget != old.kms_budget),

@@ -10,10 +10,10 @@
 
 use crate::current::SharedCurrent;
 use crate::key_cache::KeyCache;
+use crate::keypair::PrivateKey;
 use crate::proof::{self, ProofError};
 use crate::provider::ProviderError;
 use crate::store::{KeyStore, StoreError};
-use aws_lc_rs::rsa::PrivateDecryptingKey;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -83,17 +83,17 @@ impl Unwrapper {
         self.cache.forget(&self.org);
     }
 
-    fn cached_key(&self, id: &str) -> Option<Arc<PrivateDecryptingKey>> {
+    fn cached_key(&self, id: &str) -> Option<Arc<PrivateKey>> {
         let ttl = self.current.settings().unwrap.ttl;
         self.cache.get(&self.org, id, ttl)
     }
 
-    fn remember(&self, id: &str, key: Arc<PrivateDecryptingKey>) {
+    fn remember(&self, id: &str, key: Arc<PrivateKey>) {
         let max = self.current.settings().unwrap.max;
         self.cache.put(&self.org, id, key, max);
     }
 
-    async fn private_key(&self, id: &str) -> Result<Arc<PrivateDecryptingKey>, UnwrapError> {
+    async fn private_key(&self, id: &str) -> Result<Arc<PrivateKey>, UnwrapError> {
         if let Some(k) = self.cached_key(id) {
             return Ok(k);
         }
@@ -114,7 +114,7 @@ impl Unwrapper {
         // SDK's own timeouts were to misbehave.
         let tries = 1 + u32::try_from(record.envelope.backups.len()).unwrap_or(u32::MAX);
         let deadline = cur.settings.kms_timeouts.operation.saturating_mul(tries);
-        let pkcs8 =
+        let private =
             tokio::time::timeout(deadline, proof::open_private_key(&*cur.provider, &record))
                 .await
                 .map_err(|_| UnwrapError::Deadline(deadline))?
@@ -127,20 +127,23 @@ impl Unwrapper {
                     }
                     other => UnwrapError::Proof(other),
                 })?;
-        let key =
-            Arc::new(PrivateDecryptingKey::from_pkcs8(&pkcs8).map_err(|_| UnwrapError::Failed)?);
-        drop(pkcs8);
+        let key = Arc::new(
+            PrivateKey::parse(record.algorithm, &private).map_err(|_| UnwrapError::Failed)?,
+        );
+        drop(private);
         self.remember(id, key.clone());
         Ok(key)
     }
 
-    /// The 32-byte content key inside `wrapped`, for key pair `id`.
+    /// The 32-byte content key inside `wrapped` (an RSA-OAEP ciphertext or
+    /// an X-Wing encapsulation, whichever the key pair's type takes), for
+    /// key pair `id`.
     pub(crate) async fn unwrap(
         &self,
         id: &str,
         wrapped: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, UnwrapError> {
         let key = self.private_key(id).await?;
-        crate::recording::unwrap_with_private_key(&key, wrapped).map_err(|_| UnwrapError::Failed)
+        key.unwrap(wrapped).map_err(|_| UnwrapError::Failed)
     }
 }

@@ -44,6 +44,8 @@ fn check_config_names_file_field_value_and_allowed() {
         (GOOD.replace("region = \"eu-west-1\"", "region = \"us-east-1\""), "is not the configured region us-east-1"),
         (format!("cadence = \"hourly\"\n{GOOD}"), "field `cadence`: not a known cadence (value: \"hourly\")"),
         (format!("key_bits = 1024\n{GOOD}"), "field `key_bits`: unsupported RSA key size (value: \"1024\"); allowed: 2048, 3072, 4096"),
+        (format!("key_type = \"rsa-1024\"\n{GOOD}"), "field `key_type`: unknown key type (value: \"rsa-1024\"); allowed: rsa-2048, rsa-3072, rsa-4096, x25519-mlkem768"),
+        (format!("key_type = \"x25519-mlkem768\"\nkey_bits = 3072\n{GOOD}"), "field `key_bits`: conflicts with key_type = \"x25519-mlkem768\" (value: \"3072\")"),
         (format!("colour = \"blue\"\n{GOOD}"), "unknown field `colour`"),
     ];
     for (text, want) in cases {
@@ -350,13 +352,18 @@ async fn tables_fit_the_width_without_breaking_a_value() {
         history.lines().next().unwrap().starts_with("ID  "),
         "{history}"
     );
+    // The key type stays at 80 (the reason goes first).
+    assert!(
+        history.lines().skip(1).all(|l| l.contains(" rsa-2048 ")),
+        "{history}"
+    );
     let bare = pipe(80, &["--no-headers", "history"]);
     assert_eq!(bare.lines().count(), ids.len(), "{bare}");
     assert!(bare.lines().all(|l| l.starts_with("kek-")), "{bare}");
     // -o wide: every column and value whole, however long the line.
     let wide = pipe(60, &["history", "-o", "wide"]);
     assert!(
-        wide.lines().next().unwrap().contains("BITS") && wide.contains("RETIRED"),
+        wide.lines().next().unwrap().contains("TYPE") && wide.contains("RETIRED"),
         "{wide}"
     );
     assert!(

@@ -450,6 +450,10 @@ async fn the_integration_guides_sealer_and_opener_work_against_kekd() {
     let py = |args: &[&str]| {
         let out = std::process::Command::new(moto_python())
             .current_dir(&dir)
+            .env(
+                "PYTHONPATH",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/scripts"),
+            )
             .args(args)
             .output()
             .unwrap();
@@ -496,6 +500,43 @@ async fn the_integration_guides_sealer_and_opener_work_against_kekd() {
         !dir.join("c.out").exists(),
         "nothing written for an altered recording"
     );
+
+    // The same programs once the organization has moved to hybrid key
+    // pairs: the sealer writes format 2, both openers open it, and the
+    // RSA recording sealed before still opens.
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        text.replace("key_bits = 2048", "key_type = \"x25519-mlkem768\""),
+    )
+    .unwrap();
+    d.client().reload().await.unwrap();
+    let hybrid = d.client().rotate().await.unwrap();
+    assert_eq!(hybrid.key_type, Some(kekd::domain::KeyType::X25519MlKem768));
+    let (code, out) = py(&["seal.py", &sock, "in.raw", "h.kekdrec"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&hybrid.id), "{out}");
+    let sealed = std::fs::read(dir.join("h.kekdrec")).unwrap();
+    assert_eq!(&sealed[..9], b"KEKDREC\x02\x01");
+    for rec in ["h.kekdrec", "a.kekdrec"] {
+        let out = dir.join(format!("{rec}.kekctl"));
+        let (code, _, err) = d.kekctl(&[
+            "open",
+            dir.join(rec).to_str().unwrap(),
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{rec}: {err}");
+        assert_eq!(std::fs::read(&out).unwrap(), data, "{rec}");
+    }
+    let (code, _, err) = d.kekctl(&[
+        "seal",
+        dir.join("in.raw").to_str().unwrap(),
+        dir.join("hk.kekdrec").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out) = py(&["play.py", &sock, "hk.kekdrec", "hk.out"]);
+    assert_eq!(code, Some(0), "the guide's opener opens format 2: {out}");
+    assert_eq!(std::fs::read(dir.join("hk.out")).unwrap(), data);
 }
 
 /// Regression: `kekctl open` linked the finished plaintext under a hidden

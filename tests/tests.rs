@@ -23,6 +23,7 @@ mod jwks;
 mod kms_failures;
 mod operations;
 mod orgs;
+mod post_quantum;
 mod recordings;
 mod rotation;
 mod scale;

@@ -83,6 +83,11 @@ pub enum ErrorCode {
     /// active one, purge inside the restore window, remove of the one the
     /// file declares (409).
     OrganizationConflict,
+    /// The active key pair is of a key type the caller did not say it can
+    /// seal with (`/v1/public-key?key_types=`; RSA alone when absent), so
+    /// it is not sent: a recorder that only knows RSA gets this, not a key
+    /// it would misread (406).
+    KeyTypeNotAccepted,
     /// A code this client does not know (a newer daemon).
     #[serde(other)]
     Unknown,
@@ -95,6 +100,7 @@ impl ErrorCode {
         match self {
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            KeyTypeNotAccepted => StatusCode::NOT_ACCEPTABLE,
             InvalidPath | InvalidQuery | InvalidRequest | UnwrapFailed | OrganizationRequired
             | InvalidOrganization => StatusCode::BAD_REQUEST,
             OrganizationNotFound => StatusCode::NOT_FOUND,

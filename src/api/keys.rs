@@ -8,7 +8,7 @@ use super::extract::{KeyPairId, Org, Served};
 use super::state::AppState;
 use super::views::*;
 use super::{json_body, ApiError};
-use crate::domain::KeyPairRecord;
+use crate::domain::{KeyAlgorithm, KeyPairRecord};
 use crate::keypair::public_key_pem;
 use crate::store::Listed;
 use axum::extract::rejection::QueryRejection;
@@ -100,7 +100,7 @@ pub(super) async fn get_envelope(
     let rec = find(&st, id).await?;
     tracing::info!(key_pair_id = %rec.id, "envelope exported");
     Ok(Json(ExportView {
-        public_key_pem: public_key_pem(&rec.public_key_der),
+        public_key_pem: public_key_pem(rec.algorithm, &rec.public_key_der),
         state: rec.state,
         envelope: rec.envelope,
     }))
@@ -134,15 +134,54 @@ fn publishing(st: &AppState) -> Result<(), ApiError> {
     }
 }
 
-/// `GET /v1/public-key`: what recorders seal with.
-pub(super) async fn public_key(Served(st): Served) -> Result<axum::response::Response, ApiError> {
+/// The key algorithms a `key_types` list names.
+fn accepted(list: Option<&str>) -> Result<Vec<KeyAlgorithm>, ApiError> {
+    let Some(list) = list else {
+        return Ok(vec![KeyAlgorithm::Rsa]);
+    };
+    list.split(',')
+        .map(|name| {
+            serde_json::from_value(serde_json::Value::String(name.trim().to_string())).map_err(
+                |_| {
+                    ApiError::new(
+                        ErrorCode::InvalidQuery,
+                        format!(
+                            "key_types: {:?} is not a key type; allowed: rsa, x25519-mlkem768",
+                            bounded(name)
+                        ),
+                    )
+                },
+            )
+        })
+        .collect()
+}
+
+/// `GET /v1/public-key`: what recorders seal with, if they said they can.
+pub(super) async fn public_key(
+    Served(st): Served,
+    q: Result<Query<PublicKeyQuery>, QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let accepted = accepted(q.key_types.as_deref())?;
     publishing(&st)?;
     let active = st.engine.read(|e| e.active.clone());
     let a = active.ok_or_else(no_active_key)?;
+    if !accepted.contains(&a.algorithm) {
+        return Err(ApiError::new(
+            ErrorCode::KeyTypeNotAccepted,
+            format!(
+                "the active key pair {} is {} (recording format 2) and this request accepts only {}; a recorder that seals format 2 asks with ?key_types=rsa,x25519-mlkem768 or reads the JWK Set",
+                a.id,
+                a.key_type().map_or("-".into(), |k| k.to_string()),
+                accepted.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
     let body = st.public_key.json((a.id.clone(), a.activated_at), |_| {
         serde_json::to_vec(&PublicKeyView {
             id: a.id.clone(),
-            pem: public_key_pem(&a.public_key_der),
+            pem: public_key_pem(a.algorithm, &a.public_key_der),
+            key_type: a.key_type(),
             key_bits: a.key_bits,
             activated_at: a.activated_at,
         })

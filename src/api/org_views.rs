@@ -30,7 +30,9 @@ pub struct OrgView {
     pub cadence: String,
     /// The time zone the cadence is read in.
     pub timezone: String,
-    /// RSA size of new key pairs.
+    /// What its next key pair will be.
+    pub key_type: crate::domain::KeyType,
+    /// RSA size of new key pairs; 0 when `key_type` is not RSA.
     pub key_bits: u32,
     /// The active key pair.
     pub active_key_id: Option<String>,

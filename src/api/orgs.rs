@@ -48,7 +48,8 @@ pub(super) fn view(t: &Tenant<AppState>) -> OrgView {
         kms_key: cur.provider.configured_key(),
         cadence: settings.cadence.to_string(),
         timezone: settings.timezone.name().to_string(),
-        key_bits: settings.key_bits.bits(),
+        key_type: settings.key_type,
+        key_bits: settings.key_type.rsa_bits(),
         active_key_id: eng.active.as_ref().map(|a| a.id.clone()),
         next_rotation_at: match record.state {
             OrgState::Active => eng.schedule.next_rotation_at,

@@ -291,6 +291,8 @@ pub(super) async fn status(
         daemon: Some(summary(&hub)),
         kms_key: cur.provider.configured_key(),
         active_key_id: eng.active.as_ref().map(|a| a.id.clone()),
+        active_key_type: eng.active.as_ref().and_then(|a| a.key_type()),
+        next_key_type: Some(settings.key_type),
         active_since: eng.active.as_ref().and_then(|a| a.activated_at),
         announced_key_id: eng.announced.as_ref().map(|a| a.id.clone()),
         announced_activates_at: eng.announced.as_ref().and_then(|a| a.activates_at),

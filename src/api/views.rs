@@ -2,7 +2,7 @@
 //! and third-party clients deserialize them, so both sides agree by
 //! construction. Every shape the API answers with is named here.
 
-use crate::domain::{Envelope, KeyPairInfo, KeyPairRecord, KeyState, Reason};
+use crate::domain::{Envelope, KeyPairInfo, KeyPairRecord, KeyState, KeyType, Reason};
 use crate::keypair::public_key_pem;
 use crate::time::{rfc3339, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,9 @@ pub struct KeyPairView {
     pub id: String,
     /// Life-cycle state.
     pub state: KeyState,
-    /// RSA size.
+    /// Its key type (`null` only for a record of a size kekd never makes).
+    pub key_type: Option<KeyType>,
+    /// RSA size; 0 for a key pair that is not RSA.
     pub key_bits: u32,
     /// Why it was made.
     pub reason: Reason,
@@ -37,7 +39,8 @@ pub struct KeyPairView {
     pub retired_at: Option<Timestamp>,
     /// The KMS key ARN that wraps its data key.
     pub wrapping_key_arn: String,
-    /// The public key, PEM.
+    /// The public key, PEM (label `PUBLIC KEY` for RSA SPKI,
+    /// `X25519-MLKEM768 PUBLIC KEY` for the raw hybrid key).
     pub public_key_pem: String,
 }
 
@@ -52,13 +55,14 @@ impl From<&KeyPairInfo> for KeyPairView {
         KeyPairView {
             id: r.id.clone(),
             state: r.state,
+            key_type: r.key_type(),
             key_bits: r.key_bits,
             reason: r.reason,
             created_at: r.created_at,
             activated_at: r.activated_at,
             retired_at: r.retired_at,
             wrapping_key_arn: r.wrapping_key_arn.clone(),
-            public_key_pem: public_key_pem(&r.public_key_der),
+            public_key_pem: public_key_pem(r.algorithm, &r.public_key_der),
         }
     }
 }
@@ -93,14 +97,27 @@ pub struct KeyPairList {
     pub corrupt_records: Vec<CorruptRecord>,
 }
 
+/// `GET /v1/public-key?key_types=`: the key types the caller can seal
+/// with, comma-separated (`rsa`, `x25519-mlkem768`); `rsa` when absent,
+/// which is what every recorder from before hybrid key pairs knows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeyQuery {
+    /// E.g. `rsa,x25519-mlkem768`.
+    pub key_types: Option<String>,
+}
+
 /// `GET /v1/public-key`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PublicKeyView {
     /// The active key pair's id; recorders put it in each recording's header.
     pub id: String,
-    /// SPKI public key, PEM.
+    /// The public key, PEM: `PUBLIC KEY` (SPKI) for RSA,
+    /// `X25519-MLKEM768 PUBLIC KEY` for the hybrid.
     pub pem: String,
-    /// RSA size.
+    /// Its key type; what a recorder must be able to seal with.
+    pub key_type: Option<KeyType>,
+    /// RSA size; 0 for a key pair that is not RSA.
     pub key_bits: u32,
     /// Active since.
     #[serde(with = "rfc3339::option")]
@@ -195,6 +212,13 @@ pub struct StatusView {
     pub kms_key: String,
     /// The active key pair, if any.
     pub active_key_id: Option<String>,
+    /// The active key pair's type.
+    #[serde(default)]
+    pub active_key_type: Option<KeyType>,
+    /// What the next key pair will be (differs from the active one's
+    /// while a change of key type waits for the next rotation).
+    #[serde(default)]
+    pub next_key_type: Option<KeyType>,
     /// Active since.
     #[serde(with = "rfc3339::option")]
     pub active_since: Option<Timestamp>,

@@ -24,7 +24,7 @@ pub(crate) use sections::{
     RetryPolicy, StoreSettings, UnwrapCache,
 };
 
-use crate::domain::KeyBits;
+use crate::domain::KeyType;
 use crate::schedule::Cadence;
 use raw::RawConfig;
 use std::path::{Path, PathBuf};
@@ -83,8 +83,9 @@ pub struct Settings {
     pub(crate) region: Option<String>,
     /// Key provider.
     pub(crate) provider: ProviderSettings,
-    /// RSA size of new key pairs.
-    pub(crate) key_bits: KeyBits,
+    /// What new key pairs are (RSA of a size, or the hybrid); older key
+    /// pairs keep their own.
+    pub(crate) key_type: KeyType,
     /// Rotation cadence.
     pub(crate) cadence: Cadence,
     /// Time zone the cadence is evaluated in.
@@ -276,7 +277,7 @@ impl Settings {
             region,
             context_key: id.context_key,
             provider,
-            key_bits: sections::key_bits(raw.key_bits, &v)?,
+            key_type: sections::key_type(raw.key_type.as_deref(), raw.key_bits, &v)?,
             cadence: sections::cadence(
                 raw.cadence.as_deref(),
                 timezone,
@@ -420,7 +421,7 @@ impl Settings {
                 self.announce_ahead
                     .map_or("off".into(), |d| humantime::format_duration(d).to_string()),
             ),
-            ("key bits", self.key_bits.bits().to_string()),
+            ("key type", self.key_type.to_string()),
             ("store", self.store.to_string()),
         ]
     }
@@ -459,7 +460,7 @@ kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/kekd"
     #[test]
     fn good_file_gets_defaults() {
         let s = Settings::parse(GOOD, "f.toml").unwrap();
-        assert_eq!(s.key_bits, KeyBits::Rsa3072);
+        assert_eq!(s.key_type, KeyType::Rsa(crate::domain::KeyBits::Rsa3072));
         assert_eq!(s.cadence.to_string(), "monthly");
         assert_eq!(s.timezone, chrono_tz::UTC);
         assert_eq!(s.context_key, "organization-id");
@@ -593,6 +594,37 @@ kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/kekd"
             "{e}"
         );
         assert!(e.contains("2048, 3072, 4096"), "{e}");
+    }
+
+    /// `key_type` and the older `key_bits` agree or are refused; a FIPS
+    /// build offers only RSA, since X25519 is not FIPS-approved.
+    #[test]
+    fn key_type_subsumes_key_bits_and_fips_keeps_only_rsa() {
+        use crate::domain::KeyBits;
+        let parse =
+            |extra: &str| Settings::parse(&format!("{extra}\n{GOOD}"), "FILE").map(|s| s.key_type);
+        assert_eq!(
+            parse("key_bits = 2048").unwrap(),
+            KeyType::Rsa(KeyBits::Rsa2048)
+        );
+        assert_eq!(
+            parse("key_type = \"rsa-4096\"\nkey_bits = 4096").unwrap(),
+            KeyType::Rsa(KeyBits::Rsa4096)
+        );
+        let e = parse("key_type = \"rsa-4096\"\nkey_bits = 2048")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("conflicts with key_type = \"rsa-4096\""), "{e}");
+        let hybrid = parse("key_type = \"x25519-mlkem768\"");
+        if crate::fips::FIPS_BUILD {
+            let e = hybrid.unwrap_err().to_string();
+            assert!(
+                e.contains("not available in the FIPS build") && e.contains("X25519"),
+                "{e}"
+            );
+        } else {
+            assert_eq!(hybrid.unwrap(), KeyType::X25519MlKem768);
+        }
     }
 
     #[test]

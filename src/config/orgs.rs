@@ -19,6 +19,7 @@ impl Settings {
             cadence: raw.cadence.clone(),
             timezone: raw.timezone.clone(),
             key_bits: raw.key_bits,
+            key_type: raw.key_type.clone(),
             retention: raw.retention.clone(),
             announce_ahead: raw.announce_ahead.clone(),
             encryption_context_key: raw.encryption_context_key.clone(),
@@ -41,6 +42,7 @@ impl Settings {
         raw.cadence = spec.cadence.clone();
         raw.timezone = spec.timezone.clone();
         raw.key_bits = spec.key_bits;
+        raw.key_type = spec.key_type.clone();
         raw.retention = spec.retention.clone();
         raw.announce_ahead = spec.announce_ahead.clone();
         raw.encryption_context_key = spec.encryption_context_key.clone();

@@ -15,6 +15,7 @@ pub(crate) struct RawConfig {
     pub(crate) organization_id: Option<String>,
     pub(crate) region: Option<String>,
     pub(crate) key_bits: Option<i64>,
+    pub(crate) key_type: Option<String>,
     pub(crate) cadence: Option<String>,
     pub(crate) timezone: Option<String>,
     pub(crate) state_dir: Option<String>,

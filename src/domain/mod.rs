@@ -22,8 +22,8 @@ pub use org::{is_org_id, OrgPatch, OrgRecord, OrgSource, OrgSpec, OrgState, MAX_
 pub use outcome::{Decision, FailureCause, FailureKind, ReloadResult, RotationStep};
 pub(crate) use record::b64;
 pub use record::{
-    is_key_pair_id, Envelope, KeyBits, KeyPairInfo, KeyPairRecord, KeyState, Reason, Schedule,
-    Wrapping, ENVELOPE_V1, ENVELOPE_V2,
+    is_key_pair_id, Envelope, KeyAlgorithm, KeyBits, KeyPairInfo, KeyPairRecord, KeyState, KeyType,
+    Reason, Schedule, Wrapping, ENVELOPE_V1, ENVELOPE_V2,
 };
 
 /// Implements `Display` as the value's serde name, so an enum is spelled one

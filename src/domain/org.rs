@@ -54,9 +54,12 @@ pub struct OrgSpec {
     /// The time zone the cadence is read in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
-    /// RSA size of new key pairs.
+    /// RSA size of new key pairs (the older spelling of `key_type`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_bits: Option<i64>,
+    /// What new key pairs are: `rsa-3072`, …, or `x25519-mlkem768`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<String>,
     /// How long retired key pairs are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<String>,
@@ -97,9 +100,12 @@ pub struct OrgPatch {
     /// A new time zone.
     #[serde(default)]
     pub timezone: Option<String>,
-    /// A new key size.
+    /// A new key size (RSA).
     #[serde(default)]
     pub key_bits: Option<i64>,
+    /// A new key type; the next key pair is made of it.
+    #[serde(default)]
+    pub key_type: Option<String>,
     /// A new retention.
     #[serde(default)]
     pub retention: Option<String>,
@@ -120,6 +126,14 @@ impl OrgPatch {
         if let Some(v) = self.backup_kms_key_arns {
             spec.backup_kms_key_arns = v;
         }
+        // One of the two spellings of the key type replaces both: a new
+        // `key_type` never conflicts with an older `key_bits`.
+        if self.key_type.is_some() {
+            spec.key_bits = None;
+        }
+        if self.key_bits.is_some() {
+            spec.key_type = None;
+        }
         macro_rules! take {
             ($($f:ident),*) => {$(if self.$f.is_some() { spec.$f = self.$f; })*};
         }
@@ -130,6 +144,7 @@ impl OrgPatch {
             cadence,
             timezone,
             key_bits,
+            key_type,
             retention,
             announce_ahead,
             on_revocation

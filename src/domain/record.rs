@@ -48,7 +48,7 @@ pub enum Reason {
 display_as_serde!(KeyState, Reason);
 
 /// RSA modulus sizes kekd generates (all inside the FIPS-approved set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "u32", into = "u32")]
 pub enum KeyBits {
     /// RSA-2048.
@@ -67,6 +67,110 @@ impl KeyBits {
             KeyBits::Rsa3072 => 3072,
             KeyBits::Rsa4096 => 4096,
         }
+    }
+}
+
+/// The algorithm family of a stored key pair. The store and the envelope
+/// name it only when it is not RSA, so every record written before hybrid
+/// key pairs existed reads as RSA, byte for byte as it was.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KeyAlgorithm {
+    /// RSA: an SPKI public key, a PKCS#8 private key, RSA-OAEP recordings.
+    #[default]
+    #[serde(rename = "rsa")]
+    Rsa,
+    /// X-Wing (ML-KEM-768 + X25519): raw public key, the expanded private
+    /// key, recording format version 2.
+    #[serde(rename = "x25519-mlkem768")]
+    X25519MlKem768,
+}
+
+impl KeyAlgorithm {
+    /// RSA, the default (serde skips it).
+    pub fn is_rsa(&self) -> bool {
+        *self == KeyAlgorithm::Rsa
+    }
+}
+
+display_as_serde!(KeyAlgorithm);
+
+/// What key pairs an organization gets: `rsa-2048`, `rsa-3072` (default),
+/// `rsa-4096` or `x25519-mlkem768` (hybrid post-quantum). A change takes
+/// effect at the next rotation; older key pairs keep their own type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum KeyType {
+    /// RSA of this size.
+    Rsa(KeyBits),
+    /// The X-Wing hybrid KEM.
+    X25519MlKem768,
+}
+
+impl KeyType {
+    /// Every accepted spelling, for error messages.
+    pub const ALLOWED: &'static str = "rsa-2048, rsa-3072, rsa-4096, x25519-mlkem768";
+
+    /// Its algorithm family.
+    pub fn algorithm(self) -> KeyAlgorithm {
+        match self {
+            KeyType::Rsa(_) => KeyAlgorithm::Rsa,
+            KeyType::X25519MlKem768 => KeyAlgorithm::X25519MlKem768,
+        }
+    }
+
+    /// The RSA modulus size, 0 for a key type that is not RSA (the
+    /// record's `key_bits`).
+    pub fn rsa_bits(self) -> u32 {
+        match self {
+            KeyType::Rsa(b) => b.bits(),
+            KeyType::X25519MlKem768 => 0,
+        }
+    }
+
+    /// The key type of a record's algorithm and size; `None` for a size
+    /// kekd never generates.
+    pub fn of(algorithm: KeyAlgorithm, key_bits: u32) -> Option<KeyType> {
+        match algorithm {
+            KeyAlgorithm::Rsa => KeyBits::try_from(key_bits).ok().map(KeyType::Rsa),
+            KeyAlgorithm::X25519MlKem768 => Some(KeyType::X25519MlKem768),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyType::Rsa(b) => write!(f, "rsa-{}", b.bits()),
+            KeyType::X25519MlKem768 => f.write_str("x25519-mlkem768"),
+        }
+    }
+}
+
+impl std::str::FromStr for KeyType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<KeyType, String> {
+        match s {
+            "x25519-mlkem768" => Ok(KeyType::X25519MlKem768),
+            _ => s
+                .strip_prefix("rsa-")
+                .and_then(|b| b.parse::<u32>().ok())
+                .and_then(|b| KeyBits::try_from(b).ok())
+                .map(KeyType::Rsa)
+                .ok_or_else(|| format!("unknown key type {s:?}")),
+        }
+    }
+}
+
+impl TryFrom<String> for KeyType {
+    type Error = String;
+    fn try_from(s: String) -> Result<KeyType, String> {
+        s.parse()
+    }
+}
+
+impl From<KeyType> for String {
+    fn from(k: KeyType) -> String {
+        k.to_string()
     }
 }
 
@@ -136,8 +240,17 @@ pub struct Envelope {
     /// The 12-byte GCM nonce (base64).
     #[serde(with = "b64")]
     pub nonce: Vec<u8>,
-    /// AES-256-GCM ciphertext of the PKCS#8 DER private key, 16-byte tag
-    /// appended (base64).
+    /// The private key's type: absent for RSA (a PKCS#8 DER key), else
+    /// `x25519-mlkem768` (the expanded X-Wing private key).
+    #[serde(
+        rename = "key_type",
+        default,
+        skip_serializing_if = "KeyAlgorithm::is_rsa"
+    )]
+    pub algorithm: KeyAlgorithm,
+    /// AES-256-GCM ciphertext of the private key (PKCS#8 DER for RSA, the
+    /// 2,464-byte expanded key for the hybrid), 16-byte tag appended
+    /// (base64).
     #[serde(with = "b64")]
     pub ciphertext: Vec<u8>,
     /// The same data key wrapped under each backup KMS key, in the
@@ -153,7 +266,14 @@ pub struct KeyPairRecord {
     pub id: String,
     /// Life-cycle state.
     pub state: KeyState,
-    /// RSA modulus size.
+    /// Its algorithm; absent (RSA) in records older than hybrid key pairs.
+    #[serde(
+        rename = "key_type",
+        default,
+        skip_serializing_if = "KeyAlgorithm::is_rsa"
+    )]
+    pub algorithm: KeyAlgorithm,
+    /// RSA modulus size; 0 for a key pair that is not RSA.
     pub key_bits: u32,
     /// Why it was made.
     pub reason: Reason,
@@ -175,7 +295,8 @@ pub struct KeyPairRecord {
     pub activates_at: Option<Timestamp>,
     /// The KMS key ARN that wraps its data key.
     pub wrapping_key_arn: String,
-    /// SPKI DER public key, base64.
+    /// The public key, base64: SPKI DER for RSA, the raw 1,216-byte X-Wing
+    /// public key for the hybrid.
     #[serde(with = "b64")]
     pub public_key_der: Vec<u8>,
     /// The encrypted private key.
@@ -190,7 +311,14 @@ pub struct KeyPairInfo {
     pub id: String,
     /// Life-cycle state.
     pub state: KeyState,
-    /// RSA modulus size.
+    /// Its algorithm (RSA when absent).
+    #[serde(
+        rename = "key_type",
+        default,
+        skip_serializing_if = "KeyAlgorithm::is_rsa"
+    )]
+    pub algorithm: KeyAlgorithm,
+    /// RSA modulus size; 0 for a key pair that is not RSA.
     pub key_bits: u32,
     /// Why it was made.
     pub reason: Reason,
@@ -217,12 +345,25 @@ pub struct KeyPairInfo {
     pub public_key_der: Vec<u8>,
 }
 
+impl KeyPairInfo {
+    /// Its key type; `None` for a record of a size kekd never makes.
+    pub fn key_type(&self) -> Option<KeyType> {
+        KeyType::of(self.algorithm, self.key_bits)
+    }
+}
+
 impl KeyPairRecord {
+    /// Its key type; `None` for a record of a size kekd never makes.
+    pub fn key_type(&self) -> Option<KeyType> {
+        KeyType::of(self.algorithm, self.key_bits)
+    }
+
     /// The record without its envelope.
     pub fn info(&self) -> KeyPairInfo {
         KeyPairInfo {
             id: self.id.clone(),
             state: self.state,
+            algorithm: self.algorithm,
             key_bits: self.key_bits,
             reason: self.reason,
             created_at: self.created_at,
@@ -274,6 +415,40 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Reason::KmsKeyChanged).unwrap(),
             "\"kms-key-changed\""
+        );
+    }
+
+    #[test]
+    fn key_types_are_spelled_one_way_and_old_records_read_as_rsa() {
+        for name in KeyType::ALLOWED.split(", ") {
+            let k: KeyType = name.parse().unwrap();
+            assert_eq!(k.to_string(), name);
+            assert_eq!(KeyType::of(k.algorithm(), k.rsa_bits()), Some(k));
+        }
+        for bad in ["rsa-1024", "rsa", "RSA-3072", "x25519", ""] {
+            assert!(bad.parse::<KeyType>().is_err(), "{bad:?}");
+        }
+        // A record from before hybrid key pairs has no `key_type`: RSA.
+        let mut old =
+            serde_json::to_value(crate::testing::record_at("kek-0123456789abcdef", 1)).unwrap();
+        assert!(
+            old.get("key_type").is_none(),
+            "RSA records stay as they were"
+        );
+        old.as_object_mut().unwrap().remove("key_type");
+        let back: KeyPairRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(back.algorithm, KeyAlgorithm::Rsa);
+        assert_eq!(back.key_type(), Some(KeyType::Rsa(KeyBits::Rsa3072)));
+        let mut hybrid = back.clone();
+        hybrid.algorithm = KeyAlgorithm::X25519MlKem768;
+        hybrid.key_bits = 0;
+        let v = serde_json::to_value(&hybrid).unwrap();
+        assert_eq!(v["key_type"], "x25519-mlkem768");
+        assert_eq!(
+            serde_json::from_value::<KeyPairRecord>(v)
+                .unwrap()
+                .key_type(),
+            Some(KeyType::X25519MlKem768)
         );
     }
 

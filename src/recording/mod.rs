@@ -420,8 +420,8 @@ mod tests {
         crate::keypair::GeneratedKeyPair,
         aws_lc_rs::rsa::PrivateDecryptingKey,
     ) {
-        let g = crate::keypair::generate(KeyBits::Rsa2048).unwrap();
-        let k = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&g.private_pkcs8).unwrap();
+        let g = crate::keypair::generate(crate::domain::KeyType::Rsa(KeyBits::Rsa2048)).unwrap();
+        let k = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&g.private_key).unwrap();
         (g, k)
     }
 

@@ -123,7 +123,7 @@ impl Rotator {
         self.retire_orphans().await;
         let cur = self.current.get();
         let (settings, provider) = (&cur.settings, &*cur.provider);
-        let bits = settings.key_bits;
+        let key_type = settings.key_type;
         // RSA generation is CPU-bound (tens to hundreds of ms): off the
         // async workers, and on at most all cores but one for the whole
         // daemon, so a burst of rotations across many organizations never
@@ -132,7 +132,7 @@ impl Rotator {
             .acquire()
             .await
             .map_err(|_| RotationError::ShuttingDown)?;
-        let generated = tokio::task::spawn_blocking(move || keypair::generate(bits))
+        let generated = tokio::task::spawn_blocking(move || keypair::generate(key_type))
             .await
             .map_err(|_| RotationError::Generate(KeyPairError::Generation))?
             .map_err(RotationError::Generate)?;
@@ -140,12 +140,20 @@ impl Rotator {
         crate::failpoint::crash_point!("rotation-after-generate");
         let id = generated.id.clone();
         let context = context_for(&settings.context_key, &settings.organization_id, &id);
-        let env = envelope::seal(provider, context, &id, &generated.private_pkcs8).await?;
+        let env = envelope::seal(
+            provider,
+            context,
+            &id,
+            generated.algorithm,
+            &generated.private_key,
+        )
+        .await?;
         crate::failpoint::crash_point!("rotation-after-seal");
         let record = KeyPairRecord {
             id: id.clone(),
             state: KeyState::Pending,
-            key_bits: bits.bits(),
+            algorithm: key_type.algorithm(),
+            key_bits: key_type.rsa_bits(),
             reason,
             created_at: time::now(),
             activated_at: None,

@@ -4,7 +4,10 @@
 mod power_loss;
 
 use crate::current::SharedCurrent;
-use crate::domain::{context_for, Envelope, KeyBits, KeyPairRecord, KeyState, Reason, ENVELOPE_V1};
+use crate::domain::{
+    context_for, Envelope, KeyAlgorithm, KeyBits, KeyPairRecord, KeyState, KeyType, Reason,
+    ENVELOPE_V1,
+};
 use crate::provider::LocalProvider;
 use crate::store::{KeyStore, RedbStore};
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use std::sync::Arc;
 /// settings with RSA-2048 (fast) and the local provider, all under `dir`.
 pub(crate) async fn fixture(dir: &std::path::Path) -> (Arc<dyn KeyStore>, SharedCurrent) {
     let mut s = crate::config::Settings::dev(dir).unwrap();
-    s.key_bits = KeyBits::Rsa2048;
+    s.key_type = KeyType::Rsa(KeyBits::Rsa2048);
     let store: Arc<dyn KeyStore> = Arc::new(RedbStore::open(&dir.join("s.redb")).await.unwrap());
     let provider = Arc::new(
         LocalProvider::open(&dir.join("root.key"), crate::provider::IfMissing::Create).unwrap(),
@@ -30,6 +33,7 @@ pub(crate) fn record_at(id: &str, minute: u32) -> KeyPairRecord {
     KeyPairRecord {
         id: id.into(),
         state: KeyState::Pending,
+        algorithm: KeyAlgorithm::Rsa,
         key_bits: 3072,
         reason: Reason::Scheduled,
         created_at: t,
@@ -40,6 +44,7 @@ pub(crate) fn record_at(id: &str, minute: u32) -> KeyPairRecord {
         public_key_der: vec![1, 2, 3],
         envelope: Envelope {
             format: ENVELOPE_V1.into(),
+            algorithm: KeyAlgorithm::Rsa,
             key_pair_id: id.into(),
             wrapping_key_arn: "arn:k".into(),
             encryption_context: context_for("organization-id", "o", id),

@@ -15,7 +15,7 @@ use kekd::store::{Listed, RedbStore};
 pub struct Recovered {
     /// The plaintext data key.
     pub data_key: Vec<u8>,
-    /// The PKCS#8 DER private key.
+    /// The private key: PKCS#8 DER (RSA) or the expanded X-Wing key.
     pub private_pkcs8: Vec<u8>,
 }
 
@@ -91,9 +91,31 @@ impl TestDaemon {
     }
 }
 
-/// The SPKI DER public key of a PKCS#8 RSA private key.
+/// The public key of a recovered private key, as kekd stores it: the SPKI
+/// DER of a PKCS#8 RSA key, or — for the 2,464-byte expanded X-Wing key —
+/// ML-KEM's encapsulation key read from inside the decapsulation key
+/// (FIPS 203: after the 1,152 bytes of `dk_PKE`) and the X25519 public key
+/// computed from the scalar, checked against the copy the key carries.
+/// Written from docs/recording-format.md, not from kekd's code.
 pub fn public_der_of(private_pkcs8: &[u8]) -> Vec<u8> {
     use aws_lc_rs::encoding::AsDer;
+    if private_pkcs8.len() == 2464 {
+        let (ek, sk_x, pk_x) = (
+            &private_pkcs8[1152..2336],
+            &private_pkcs8[2400..2432],
+            &private_pkcs8[2432..],
+        );
+        let x =
+            aws_lc_rs::agreement::PrivateKey::from_private_key(&aws_lc_rs::agreement::X25519, sk_x)
+                .expect("an X25519 scalar");
+        let computed = x.compute_public_key().unwrap();
+        assert_eq!(
+            computed.as_ref(),
+            pk_x,
+            "the key's X25519 public key is its scalar's"
+        );
+        return [ek, pk_x].concat();
+    }
     let k =
         aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(private_pkcs8).expect("PKCS#8 RSA key");
     k.public_key().as_der().unwrap().as_ref().to_vec()
@@ -149,7 +171,7 @@ pub async fn assert_consistent(
     for r in &records {
         let export = ExportView {
             envelope: r.envelope.clone(),
-            public_key_pem: kekd::keypair::public_key_pem(&r.public_key_der),
+            public_key_pem: kekd::keypair::public_key_pem(r.algorithm, &r.public_key_der),
             state: r.state,
         };
         let secrets = recover(kms, &export).await;

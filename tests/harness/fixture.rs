@@ -3,7 +3,9 @@
 //! envelope — they decode and list like real ones, but do not decrypt.
 //! For history and scale tests and the benchmarks, never for decryption.
 
-use kekd::domain::{context_for, Envelope, KeyPairRecord, KeyState, Reason, Schedule, ENVELOPE_V1};
+use kekd::domain::{
+    context_for, Envelope, KeyAlgorithm, KeyPairRecord, KeyState, Reason, Schedule, ENVELOPE_V1,
+};
 use kekd::store::{KeyStore, RedbStore};
 use std::path::Path;
 
@@ -32,6 +34,7 @@ pub async fn write_history(store: &dyn KeyStore, n: usize) -> Vec<String> {
                 } else {
                     KeyState::Retired
                 },
+                algorithm: KeyAlgorithm::Rsa,
                 key_bits: 2048,
                 reason: Reason::Scheduled,
                 created_at: at,
@@ -42,6 +45,7 @@ pub async fn write_history(store: &dyn KeyStore, n: usize) -> Vec<String> {
                 public_key_der: public.clone(),
                 envelope: Envelope {
                     format: ENVELOPE_V1.into(),
+                    algorithm: KeyAlgorithm::Rsa,
                     key_pair_id: id.clone(),
                     wrapping_key_arn: "arn:aws:kms:us-east-1:123456789012:key/fixture".into(),
                     encryption_context: context_for("organization-id", "acme-test", &id),
@@ -66,7 +70,7 @@ pub async fn write_history(store: &dyn KeyStore, n: usize) -> Vec<String> {
 pub fn fixture_public_key() -> Vec<u8> {
     static KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     KEY.get_or_init(|| {
-        kekd::keypair::generate(kekd::domain::KeyBits::Rsa2048)
+        kekd::keypair::generate(kekd::domain::KeyType::Rsa(kekd::domain::KeyBits::Rsa2048))
             .unwrap()
             .public_key_der
             .clone()

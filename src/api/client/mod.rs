@@ -173,7 +173,8 @@ impl Client {
 
     /// `GET /v1/public-key`.
     pub async fn public_key(&self) -> Result<PublicKeyView, ClientError> {
-        self.call(Method::GET, paths::PUBLIC_KEY, None).await
+        let path = format!("{}?key_types=rsa,x25519-mlkem768", paths::PUBLIC_KEY);
+        self.call(Method::GET, &path, None).await
     }
 
     /// `POST /v1/rotate`: Change Key Now, answered with the new key pair.

@@ -77,6 +77,7 @@ fn patch(have: &OrgSpec, want: &OrgSpec) -> (OrgPatch, Vec<&'static str>) {
         cadence,
         timezone,
         key_bits,
+        key_type,
         retention,
         announce_ahead
     );

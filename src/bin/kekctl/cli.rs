@@ -379,9 +379,14 @@ pub(crate) struct SpecArgs {
     /// The time zone the cadence is read in (IANA name).
     #[arg(long)]
     pub(crate) timezone: Option<String>,
-    /// RSA size of new key pairs (2048, 3072, 4096).
-    #[arg(long)]
+    /// RSA size of new key pairs (2048, 3072, 4096); --key-type says more.
+    #[arg(long, conflicts_with = "key_type")]
     pub(crate) key_bits: Option<i64>,
+    /// What the next key pairs are: rsa-2048, rsa-3072, rsa-4096, or
+    /// x25519-mlkem768 (hybrid post-quantum; recorders must read recording
+    /// format 2 first). Takes effect at the next rotation.
+    #[arg(long)]
+    pub(crate) key_type: Option<String>,
     /// Keep retired key pairs at least this long (e.g. 400d).
     #[arg(long, value_parser = duration_text)]
     pub(crate) retention: Option<String>,

@@ -119,8 +119,10 @@ pub(crate) async fn rotate(client: &Client, out: Output) -> anyhow::Result<()> {
     let k = client.rotate().await?;
     out.show(&k, |k| {
         format!(
-            "new active key pair {} ({} bits) wrapped by {}",
-            k.id, k.key_bits, k.wrapping_key_arn
+            "new active key pair {} ({}) wrapped by {}",
+            k.id,
+            k.key_type.map_or("-".into(), |t| t.to_string()),
+            k.wrapping_key_arn
         )
     })
 }

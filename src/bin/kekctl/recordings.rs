@@ -4,6 +4,7 @@
 use crate::files::{open_input, progress_bar, write_output, Content};
 use anyhow::Context;
 use kekd::api::client::Client;
+use kekd::domain::KeyAlgorithm;
 use std::path::PathBuf;
 
 /// Where `seal` takes its public key from.
@@ -27,8 +28,11 @@ fn read_text(file: &std::path::Path) -> anyhow::Result<String> {
     })
 }
 
-/// The key-pair id and the DER public key to seal with.
-async fn sealing_key(client: &Client, key: SealingKey) -> anyhow::Result<(String, Vec<u8>)> {
+/// The key-pair id, its algorithm and the public key to seal with.
+async fn sealing_key(
+    client: &Client,
+    key: SealingKey,
+) -> anyhow::Result<(String, KeyAlgorithm, Vec<u8>)> {
     Ok(match key {
         SealingKey::Jwks(file) => {
             let text = read_text(&file)?;
@@ -38,8 +42,8 @@ async fn sealing_key(client: &Client, key: SealingKey) -> anyhow::Result<(String
                 .sealing_key()
                 .with_context(|| format!("{}", file.display()))?;
             let kid = kekd::jwks::shown_kid(&key.kid);
-            let der = key
-                .public_key_der()
+            let (algorithm, der) = key
+                .public_key()
                 .with_context(|| format!("{}: key {kid}", file.display()))?;
             let actual = kekd::keypair::key_pair_id(&der);
             if actual != key.kid {
@@ -48,13 +52,12 @@ async fn sealing_key(client: &Client, key: SealingKey) -> anyhow::Result<(String
                     file.display()
                 );
             }
-            (actual, der)
+            (actual, algorithm, der)
         }
         SealingKey::Pem(file, expected) => {
             let text = read_text(&file)?;
-            let der = pem::parse(&text)
-                .with_context(|| format!("{}: not a PEM public key", file.display()))?
-                .into_contents();
+            let (algorithm, der) = public_pem(&text)
+                .with_context(|| format!("{}: not a PEM public key", file.display()))?;
             let actual = kekd::keypair::key_pair_id(&der);
             if let Some(id) = expected.filter(|id| *id != actual) {
                 anyhow::bail!(
@@ -62,16 +65,29 @@ async fn sealing_key(client: &Client, key: SealingKey) -> anyhow::Result<(String
                     file.display()
                 );
             }
-            (actual, der)
+            (actual, algorithm, der)
         }
         SealingKey::Daemon => {
             let p = client.public_key().await?;
-            let der = pem::parse(&p.pem)
-                .context("daemon sent a bad PEM")?
-                .into_contents();
-            (p.id, der)
+            let (algorithm, der) = public_pem(&p.pem).context("daemon sent a bad PEM")?;
+            (p.id, algorithm, der)
         }
     })
+}
+
+/// A PEM public key: its label says its algorithm (`PUBLIC KEY` for RSA
+/// SPKI, `X25519-MLKEM768 PUBLIC KEY` for the hybrid).
+fn public_pem(text: &str) -> anyhow::Result<(KeyAlgorithm, Vec<u8>)> {
+    let block = pem::parse(text)?;
+    let algorithm = kekd::keypair::algorithm_of_pem_label(block.tag()).with_context(|| {
+        format!(
+            "the PEM label is {:?}; kekd's public keys are {:?} (RSA) or {:?} (hybrid)",
+            block.tag(),
+            kekd::keypair::RSA_PEM_LABEL,
+            kekd::keypair::HYBRID_PEM_LABEL
+        )
+    })?;
+    Ok((algorithm, block.into_contents()))
 }
 
 /// `kekctl seal IN OUT`.
@@ -81,12 +97,18 @@ pub(crate) async fn seal(
     output: &str,
     key: SealingKey,
 ) -> anyhow::Result<()> {
-    let (id, der) = sealing_key(client, key).await?;
+    let (id, algorithm, der) = sealing_key(client, key).await?;
     let (mut reader, len) = open_input(input)?;
     let bar = progress_bar(len);
     let n = write_output(output, Content::Ciphertext, |w| {
-        kekd::recording::seal(&mut reader, w, &id, &der, |done| bar.set_position(done))
-            .map_err(anyhow::Error::from)
+        let progress = |done| bar.set_position(done);
+        match algorithm {
+            KeyAlgorithm::Rsa => kekd::recording::seal(&mut reader, w, &id, &der, progress),
+            KeyAlgorithm::X25519MlKem768 => {
+                kekd::recording::seal_hybrid(&mut reader, w, &id, &der, progress)
+            }
+        }
+        .map_err(anyhow::Error::from)
     })?;
     bar.finish_and_clear();
     if output != "-" {

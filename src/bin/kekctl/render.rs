@@ -96,6 +96,15 @@ pub(crate) fn status(s: &StatusView) -> String {
         ),
         ("active since", opt(&s.active_since)),
         (
+            "key type",
+            match (s.active_key_type, s.next_key_type) {
+                (Some(a), Some(n)) if a != n => format!("{a} (next key pair: {n})"),
+                (Some(a), _) => a.to_string(),
+                (None, Some(n)) => format!("- (next key pair: {n})"),
+                (None, None) => "-".into(),
+            },
+        ),
+        (
             "announced",
             match (&s.announced_key_id, &s.announced_activates_at) {
                 (Some(id), Some(at)) => format!("{id}, active at {}", format(at)),
@@ -331,9 +340,14 @@ pub(crate) fn history(l: &KeyPairList) -> String {
     let wide = crate::columns::wide();
     let mut t = Rows::default();
     for k in &l.keypairs {
-        let mut row = vec![k.id.clone(), k.state.to_string(), k.reason.to_string()];
+        let key_type = k.key_type.map_or("-".into(), |t| t.to_string());
+        let mut row = vec![
+            k.id.clone(),
+            k.state.to_string(),
+            key_type,
+            k.reason.to_string(),
+        ];
         if wide {
-            row.push(k.key_bits.to_string());
             row.push(minute(&Some(k.created_at)));
         }
         row.push(minute(&k.activated_at));
@@ -349,14 +363,14 @@ pub(crate) fn history(l: &KeyPairList) -> String {
     }
     if wide {
         let header = [
-            "id", "state", "reason", "bits", "created", "active", "retired", "KMS key",
+            "id", "state", "type", "reason", "created", "active", "retired", "KMS key",
         ];
         render(&header, t.0, &[])
     } else {
-        // Too narrow: the key's id is cut first, then the reason and the
-        // time go; the id and state always stay.
-        let header = ["id", "state", "reason", "active since", "KMS key"];
-        let fit = [Fit::Cut(4, 14), Fit::Drop(2), Fit::Drop(3)];
+        // Too narrow: the key's id is cut first, then the reason, the
+        // time and the type go; the id and state always stay.
+        let header = ["id", "state", "type", "reason", "active since", "KMS key"];
+        let fit = [Fit::Cut(5, 14), Fit::Drop(3), Fit::Drop(4), Fit::Drop(2)];
         render(&header, t.0, &fit)
     }
 }

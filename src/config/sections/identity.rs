@@ -6,7 +6,7 @@ use crate::config::defaults;
 use crate::config::raw::RawConfig;
 use crate::config::validate::Validator;
 use crate::config::ConfigError;
-use crate::domain::{is_context_value, KeyBits, KEY_PAIR_CONTEXT_KEY};
+use crate::domain::{is_context_value, KeyBits, KeyType, KEY_PAIR_CONTEXT_KEY};
 
 const CONTEXT_VALUE_FORMS: &str = "1-128 characters of A-Z a-z 0-9 . _ -";
 /// What an organization id may be.
@@ -65,7 +65,44 @@ impl Identity {
     }
 }
 
-pub(crate) fn key_bits(raw: Option<i64>, v: &Validator) -> Result<KeyBits, ConfigError> {
+/// `key_type`, or the older `key_bits` (an RSA size) it subsumes; both
+/// are accepted only when they agree.
+pub(crate) fn key_type(
+    raw_type: Option<&str>,
+    raw_bits: Option<i64>,
+    v: &Validator,
+) -> Result<KeyType, ConfigError> {
+    let Some(name) = raw_type else {
+        return key_bits(raw_bits, v).map(KeyType::Rsa);
+    };
+    let key_type: KeyType = name
+        .parse()
+        .map_err(|_| v.invalid("key_type", Some(name), "unknown key type", KeyType::ALLOWED))?;
+    if let Some(bits) = raw_bits {
+        if i64::from(key_type.rsa_bits()) != bits {
+            return Err(v.invalid(
+                "key_bits",
+                Some(&bits.to_string()),
+                &format!("conflicts with key_type = \"{key_type}\""),
+                "leave key_bits out: key_type names the size",
+            ));
+        }
+    }
+    // X25519 is not a FIPS-approved algorithm, so the hybrid is not one
+    // either: a FIPS build offers only what its module approves.
+    #[cfg(feature = "fips")]
+    if key_type.algorithm() != crate::domain::KeyAlgorithm::Rsa {
+        return Err(v.invalid(
+            "key_type",
+            Some(name),
+            "not available in the FIPS build (X25519 is not FIPS-approved, so neither is the X25519 + ML-KEM-768 hybrid)",
+            "rsa-2048, rsa-3072, rsa-4096",
+        ));
+    }
+    Ok(key_type)
+}
+
+fn key_bits(raw: Option<i64>, v: &Validator) -> Result<KeyBits, ConfigError> {
     let bits = raw.unwrap_or(i64::from(defaults::KEY_BITS));
     u32::try_from(bits)
         .ok()
