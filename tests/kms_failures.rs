@@ -383,13 +383,39 @@ async fn a_key_problem_shows_at_the_first_evidence_and_clears_when_fixed() {
             .is_some_and(|p| p.contains("DisabledException")),
         "{s:?}"
     );
+    // Regression: a degraded state that was not a failing rotation read
+    // "degraded since -" and "last error -". Every cause has its since
+    // and its evidence, in the JSON and in the table.
+    let revoked = s
+        .degraded
+        .iter()
+        .find(|g| g.cause == DegradedCause::KeyRevoked)
+        .unwrap_or_else(|| panic!("{s:?}"));
+    assert!(revoked.message.contains("DisabledException"), "{revoked:?}");
+    assert_eq!(s.degraded_since, revoked.since, "{s:?}");
+    assert!(
+        s.degraded_since.is_some() && s.last_error.is_none(),
+        "{s:?}"
+    );
+    let (code, text, _) = d.kekctl(&["status"]);
+    assert_eq!(code, 5, "{text}");
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row: {text}"))
+            .to_string()
+    };
+    assert!(!row("degraded since").ends_with(" -"), "{text}");
+    assert!(row("last error").contains("DisabledException"), "{text}");
+    assert!(row("key_revoked").contains("since 20"), "{text}");
     // Re-enabled: cleared by the re-check, no rotation needed.
     proxy.set(Fault::None).await;
-    wait_for(Duration::from_secs(30), "the problem to clear", || async {
+    let s = wait_for(Duration::from_secs(30), "the problem to clear", || async {
         let s: StatusView = d.client().status().await.ok()?;
-        (s.state == ServiceState::Ok && s.kms_key_problem.is_none()).then_some(())
+        (s.state == ServiceState::Ok && s.kms_key_problem.is_none()).then_some(s)
     })
     .await;
+    assert!(s.degraded.is_empty() && s.degraded_since.is_none(), "{s:?}");
 
     // Disabled across a restart (moto's DescribeKey says so), then
     // re-enabled: status clears without a rotation.

@@ -11,7 +11,8 @@
 //!   the library's errors turned into codes by `From`.
 //! - `extract.rs`: the path extractors (a key-pair id, checked);
 //! - `routes.rs`: the router and the fallbacks;
-//!   `status.rs` (status and `/metrics`, from one health assessment),
+//!   `status.rs` (status and `/metrics`, from one health assessment;
+//!   `degraded.rs` says since when and why for each cause),
 //!   `keys.rs` (history, key pairs, envelopes, the public key, the JWK
 //!   Set), `actions.rs` (rotate, test, reload, check, rewrap, unwrap),
 //!   `audit.rs` (one organization's records; a new audit file). No read
@@ -27,6 +28,7 @@ mod audit;
 pub(crate) mod auth;
 pub mod client;
 pub(crate) mod connections;
+mod degraded;
 mod error;
 mod extract;
 mod keys;

@@ -278,6 +278,16 @@ pub(super) async fn status(
         audit,
         canary,
     } = o;
+    let fallback = cur.provider.fallback();
+    let degraded = super::degraded::details(
+        &health,
+        &super::degraded::Sources {
+            eng: &eng,
+            canary: canary.as_ref(),
+            audit: &audit,
+            fallback: fallback.as_ref(),
+        },
+    );
     let view = StatusView {
         state: if health.degraded() {
             ServiceState::Degraded
@@ -301,7 +311,8 @@ pub(super) async fn status(
         last_rotation_at: eng.schedule.last_rotation_at,
         next_rotation_at: eng.schedule.next_rotation_at,
         rotation_in_progress: eng.health.rotating,
-        degraded_since: eng.health.degraded_since,
+        degraded_since: super::degraded::since(&degraded),
+        degraded,
         failed_attempts: eng.health.attempts,
         next_retry_at: eng.health.next_retry_at,
         last_error: eng.health.last_error.clone(),
@@ -312,7 +323,7 @@ pub(super) async fn status(
             .map(|p| p.message.clone()),
         key_problem: eng.health.kms_key_problem.clone(),
         backup_kms_keys: cur.provider.backup_keys(),
-        kms_fallback: cur.provider.fallback(),
+        kms_fallback: fallback,
         last_reload: hub.reloader.last(),
         last_canary: canary,
         audit,

@@ -67,6 +67,20 @@ impl From<&KeyPairInfo> for KeyPairView {
     }
 }
 
+/// One cause of a degraded state, as status shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Degradation {
+    /// The cause.
+    pub cause: DegradedCause,
+    /// Since when (for a failed canary: when it ran); `null` when only
+    /// the fact is known (an audit problem).
+    #[serde(with = "rfc3339::option")]
+    pub since: Option<Timestamp>,
+    /// What the latest evidence said: the error, the key problem, the
+    /// store failure.
+    pub message: String,
+}
+
 /// A stored record that does not decode.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CorruptRecord {
@@ -240,9 +254,14 @@ pub struct StatusView {
     pub next_rotation_at: Option<Timestamp>,
     /// A rotation is running now.
     pub rotation_in_progress: bool,
-    /// Since when rotations fail.
+    /// Since when the organization has been degraded, by any cause (the
+    /// earliest `since` of `degraded`).
     #[serde(with = "rfc3339::option")]
     pub degraded_since: Option<Timestamp>,
+    /// Every cause of degradation now, each with since when and what the
+    /// latest evidence said; empty when ok.
+    #[serde(default)]
+    pub degraded: Vec<Degradation>,
     /// Failed attempts in a row.
     pub failed_attempts: u32,
     /// The next retry of a failed rotation.

@@ -133,6 +133,13 @@ pub(crate) fn status(s: &StatusView) -> String {
                         )
                     )
                 })
+                // Degraded by something other than a rotation: its
+                // evidence, so a degraded state never reads "last error -".
+                .or_else(|| {
+                    s.degraded
+                        .first()
+                        .map(|d| format!("{} {}: {}", opt(&d.since), d.cause, d.message))
+                })
                 .unwrap_or_else(|| "-".into()),
         ),
         (
@@ -147,6 +154,15 @@ pub(crate) fn status(s: &StatusView) -> String {
     ];
     for (k, v) in rows {
         t.add_row(vec![k.to_string(), v]);
+        if k == "degraded since" {
+            // One row per cause, under the time they add up to.
+            for d in &s.degraded {
+                t.add_row(vec![
+                    format!("  {}", d.cause),
+                    format!("since {}: {}", opt(&d.since), d.message),
+                ]);
+            }
+        }
     }
     for (arn, n) in &s.key_pairs.by_wrapping_key {
         t.add_row(vec!["wrapped by".to_string(), format!("{n} under {arn}")]);
