@@ -308,12 +308,7 @@ pub(crate) async fn round_trip(
     let mut r = TestReport::new(provider.configured_key());
     let described = preflight(provider, settings)
         .await
-        .map(|d| {
-            format!(
-                "{} is {} {} {}",
-                d.arn, d.key_spec, d.key_usage, d.key_state
-            )
-        })
+        .map(|d| format!("{} is {}", d.arn, d.summary()))
         .map_err(|e| e.to_string());
     if !r.step("describe-key", described) {
         return r;
@@ -469,6 +464,7 @@ mod tests {
             multi_region: false,
             deletion_date: None,
             request_id: None,
+            local: false,
         }
     }
 

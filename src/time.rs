@@ -17,6 +17,26 @@ pub fn format(t: &Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The one form people read (kekctl's tables and fields, check-config):
+/// `2026-12-03 06:10:16 UTC` — UTC, with its zone, to the second. JSON and
+/// logs keep RFC 3339 ([`format`]).
+pub fn human(t: &Timestamp) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// [`human`] to the minute, for columns: `2026-12-03 06:10 UTC`.
+pub fn human_minute(t: &Timestamp) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// [`human`] in the time zone `tz`, named by its abbreviation
+/// (`2026-12-07 03:00:00 CET`): what a cadence in that zone means.
+pub fn human_in(t: &Timestamp, tz: chrono_tz::Tz) -> String {
+    t.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
 /// serde helpers that pin the RFC 3339 form used everywhere.
 pub mod rfc3339 {
     use super::Timestamp;

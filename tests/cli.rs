@@ -33,7 +33,7 @@ fn check_config_accepts_a_valid_file() {
     ));
     assert_eq!(code, 0, "{out}");
     let next = out.lines().find(|l| l.contains("next rotations")).unwrap();
-    assert_eq!(next.matches("T03:00:00+0").count(), 3, "{next}");
+    assert_eq!(next.matches(" 03:00:00 CE").count(), 3, "{next}");
     assert!(out.contains("400 days"), "{out}");
 }
 
@@ -134,6 +134,15 @@ fn kekctl_policy_prints_paste_ready_statements_and_rejects_bad_input() {
         ],
     );
     assert_eq!(code, 0, "needs no daemon: {err}");
+    // Regression: its help offered --socket, which it never uses; commands
+    // that talk to the daemon still offer it.
+    let (_, help, _) = kekctl(nowhere, &["policy", "--help"]);
+    assert!(
+        help.contains("--principal") && !help.contains("--socket"),
+        "{help}"
+    );
+    let (_, help, _) = kekctl(nowhere, &["status", "--help"]);
+    assert!(help.contains("--socket"), "{help}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert_eq!(

@@ -390,7 +390,7 @@ impl Settings {
         while next.len() < 3 {
             match self.next_rotation_after(t) {
                 Some(n) => {
-                    next.push(n.with_timezone(&self.timezone).to_rfc3339());
+                    next.push(crate::time::human_in(&n, self.timezone));
                     t = n;
                 }
                 None => break,

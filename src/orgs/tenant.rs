@@ -234,7 +234,7 @@ async fn check_key(
 ) -> Result<Option<KeyProblem>, PreflightError> {
     match kms_check::preflight(provider, settings).await {
         Ok(d) => {
-            tracing::info!(organization = org, kms_key = %d.arn, "preflight passed: {} {} {}", d.key_spec, d.key_usage, d.key_state);
+            tracing::info!(organization = org, kms_key = %d.arn, "preflight passed: {}", d.summary());
             Ok(None)
         }
         Err(e) if fatal && !e.is_unavailable() => Err(e),

@@ -305,6 +305,7 @@ impl KeyProvider for AwsKmsProvider {
                 .deletion_date()
                 .and_then(|d| chrono::DateTime::from_timestamp(d.secs(), d.subsec_nanos())),
             request_id: out.request_id().map(str::to_string),
+            local: false,
         })
     }
 }

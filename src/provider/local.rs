@@ -201,6 +201,7 @@ impl KeyProvider for LocalProvider {
             multi_region: false,
             deletion_date: None,
             request_id: None,
+            local: true,
         })
     }
 }
@@ -234,6 +235,11 @@ mod tests {
             .decrypt(&dk.wrapping_key_arn, &dk.ciphertext, &ctx("a"))
             .await
             .is_ok());
+        // Regression: `--dev` logged "SYMMETRIC_DEFAULT ENCRYPT_DECRYPT" for
+        // the local root key, which is no KMS key and has neither.
+        let said = p.describe_key().await.unwrap().summary();
+        assert!(said.contains("local root key"), "{said}");
+        assert!(!said.contains("SYMMETRIC"), "{said}");
     }
 
     #[tokio::test]

@@ -190,6 +190,21 @@ pub(crate) struct KeyDescription {
     pub(crate) deletion_date: Option<crate::time::Timestamp>,
     /// KMS's request id.
     pub(crate) request_id: Option<String>,
+    /// The local provider's root key, not a KMS key: it has no key spec,
+    /// usage or state of its own, and is never described as if it had.
+    pub(crate) local: bool,
+}
+
+impl KeyDescription {
+    /// What the key is, for people: `SYMMETRIC_DEFAULT ENCRYPT_DECRYPT
+    /// Enabled` for a KMS key, or what a local root key really is.
+    pub(crate) fn summary(&self) -> String {
+        if self.local {
+            "a local root key (AES-256-GCM in this process, no KMS)".into()
+        } else {
+            format!("{} {} {}", self.key_spec, self.key_usage, self.key_state)
+        }
+    }
 }
 
 pub use crate::domain::FailureKind;

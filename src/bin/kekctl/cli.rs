@@ -1,7 +1,7 @@
 //! The command line: clap's types, every option's help, and the value
 //! parsers that make a bad value a usage error (exit 2).
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Shown by `--help` and in the man page.
@@ -61,6 +61,36 @@ pub(crate) struct Cli {
     pub(crate) timeout: std::time::Duration,
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// Commands that never talk to the daemon: their help does not offer
+/// `--socket`.
+const WITHOUT_DAEMON: &[&str] = &["policy", "completions", "manpages"];
+
+/// The command line as parsed, shown and documented: [`Cli`], with
+/// `--socket` hidden from commands that need no daemon. (A subcommand that
+/// has an argument of a global's name does not get the global: it gets
+/// this hidden one, which accepts the same spellings and is ignored.)
+pub(crate) fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for name in WITHOUT_DAEMON {
+        cmd = cmd.mut_subcommand(name, |sub| {
+            sub.arg(
+                clap::Arg::new("socket")
+                    .long("socket")
+                    .env("KEKD_SOCKET")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .hide(true),
+            )
+        });
+    }
+    cmd
+}
+
+/// Parses the process's arguments (exits 2 on a usage error, as clap does).
+pub(crate) fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 #[derive(Subcommand)]

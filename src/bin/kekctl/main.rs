@@ -27,7 +27,7 @@ mod render;
 mod store;
 
 use anyhow::Context;
-use clap::Parser;
+
 use cli::{AuditCommand, Cli, Command};
 use kekd::api::client::{Client, ClientError};
 use output::Output;
@@ -35,7 +35,7 @@ use recordings::SealingKey;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     let quiet = cli.quiet;
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -202,14 +202,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Store { command } => store::run(command, out).await,
         Command::Completions { shell } => {
-            use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "kekctl", &mut std::io::stdout());
+            clap_complete::generate(shell, &mut cli::command(), "kekctl", &mut std::io::stdout());
             Ok(())
         }
-        Command::Manpages { dir } => {
-            use clap::CommandFactory;
-            clap_mangen::generate_to(Cli::command(), &dir)
-                .with_context(|| format!("writing man pages into {}", dir.display()))
-        }
+        Command::Manpages { dir } => clap_mangen::generate_to(cli::command(), &dir)
+            .with_context(|| format!("writing man pages into {}", dir.display())),
     }
 }

@@ -71,7 +71,7 @@ pub(crate) async fn run(client: &Client, command: OrgCommand, out: Output) -> an
                     "organization {} removed: its public keys are no longer served and it does not rotate;\nits history is kept and unwrap works; kekctl org restore {} undoes this until {}\n",
                     o.id,
                     o.id,
-                    o.purge_after.as_ref().map_or("-".into(), kekd::time::format)
+                    o.purge_after.as_ref().map_or("-".into(), kekd::time::human)
                 )
             })
         }
@@ -114,7 +114,7 @@ fn spec_of(id: String, a: SpecArgs) -> OrgSpec {
 
 /// One organization, a field per line.
 fn show(o: &OrgView) -> String {
-    let t = |v: &Option<kekd::time::Timestamp>| v.as_ref().map_or("-".into(), kekd::time::format);
+    let t = |v: &Option<kekd::time::Timestamp>| v.as_ref().map_or("-".into(), kekd::time::human);
     let mut rows = vec![
         ("organization", o.id.clone()),
         ("state", o.state.to_string()),
@@ -132,7 +132,7 @@ fn show(o: &OrgView) -> String {
             o.active_key_id.clone().unwrap_or_else(|| "-".into()),
         ),
         ("next rotation", t(&o.next_rotation_at)),
-        ("added", kekd::time::format(&o.created_at)),
+        ("added", kekd::time::human(&o.created_at)),
     ];
     if o.removed_at.is_some() {
         rows.push(("removed", t(&o.removed_at)));

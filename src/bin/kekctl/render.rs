@@ -4,7 +4,7 @@
 
 use crate::columns::{render, Fit};
 use kekd::api::views::{CanaryReport, KeyPairList, StatusView, TestReport};
-use kekd::time::{format, Timestamp};
+use kekd::time::{human as format, Timestamp};
 
 pub(crate) use crate::columns::headers;
 
@@ -48,7 +48,7 @@ fn short_arn(arn: &str) -> String {
 /// A timestamp to the minute, for tables (`--json` has milliseconds).
 fn minute(t: &Option<Timestamp>) -> String {
     t.as_ref()
-        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .map(kekd::time::human_minute)
         .unwrap_or_else(|| "-".into())
 }
 
@@ -475,9 +475,18 @@ pub(crate) fn audit(records: &[serde_json::Value], header: bool) -> String {
                 other => format!("{k}={other}"),
             })
             .collect();
+        // The record's own RFC 3339 time, in the form people read.
+        let at = r["at"]
+            .as_str()
+            .map(|s| {
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .map(|t| format(&t.with_timezone(&chrono::Utc)))
+                    .unwrap_or_else(|_| s.to_string())
+            })
+            .unwrap_or_else(|| "-".into());
         out.push(line(
             &r["seq"].to_string(),
-            r["at"].as_str().unwrap_or("-"),
+            &at,
             event["type"].as_str().unwrap_or("-"),
             &details.join(" "),
         ));
