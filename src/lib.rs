@@ -70,7 +70,9 @@
 //!   `budgeted.rs` (each organization's KMS provider behind it) — and the classified [`provider::ProviderError`] with the one
 //!   availability rule ([`provider::FailureKind::is_unavailable`]).
 //! - [`fips`]: whether the build is FIPS, and the check a FIPS build makes.
-//! - [`keypair`]: RSA generation, ids, PEM, the private/public match;
+//! - [`keypair`]: key pairs of every key type (RSA and the hybrid) —
+//!   generation, ids, PEM, the private key unwrap holds, the
+//!   private/public match;
 //!   [`jwks`]: the public keys as a JSON Web Key Set.
 //! - [`hybrid`]: the post-quantum hybrid KEM (X-Wing: ML-KEM-768 and
 //!   X25519) — key generation, the expanded private-key encoding,
@@ -135,6 +137,8 @@
 //! - `fuzzing.rs`: the outside inputs as functions of bytes, for the fuzz
 //!   targets in `fuzz/` and the corpus replay in `tests/`.
 //! - [`report`]: an error and its causes on one line, panic texts.
+//! - [`manpages`]: FILES, EXAMPLES and SEE ALSO for the binaries' pages,
+//!   and `kekd.toml(5)` made from the commented example configuration.
 //! - `testing/` (tests only): shared fixtures and the store's power-loss
 //!   tests.
 //! - `src/bin/kekd.rs`, `src/bin/kekctl/`: the thin binaries (`kekctl`:
@@ -170,6 +174,7 @@ mod key_cache;
 mod key_watch;
 pub mod keypair;
 pub mod kms_check;
+pub mod manpages;
 mod metrics;
 mod orgs;
 pub mod policy;

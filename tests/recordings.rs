@@ -137,6 +137,42 @@ async fn python_opens_a_recording_with_a_key_recovered_from_an_export() {
         String::from_utf8_lossy(&key.stderr)
     );
     std::fs::write(dir.join("private.pem"), &key.stdout).unwrap();
+    // Regression: the break-glass recipe left a plaintext private key
+    // readable by everyone (0644 under the usual umask). The script
+    // refuses to write into such a file, and says how to run it.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let readable = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(dir.join("leaky.pem"))
+            .unwrap();
+        // Whatever the test runner's umask: readable by others.
+        use std::os::unix::fs::PermissionsExt;
+        readable
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let out = std::process::Command::new(moto_python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/decrypt-envelope.py"
+            ))
+            .arg(dir.join("env.json"))
+            .envs(moto_env(&moto))
+            .stdout(readable)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("umask 077"), "{err}");
+        assert_eq!(
+            std::fs::metadata(dir.join("leaky.pem")).unwrap().len(),
+            0,
+            "nothing written"
+        );
+    }
     let out = py(&[
         concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/open-recording.py"),
         dir.join("private.pem").to_str().unwrap(),

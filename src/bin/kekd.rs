@@ -20,8 +20,8 @@ finish an in-flight rotation, then exit.
 Exit codes: 0 clean stop, or check-config found the file valid; 1 invalid configuration or \
 a start-up failure (named on stderr); 2 bad command line.
 
-Files: /etc/kekd/kekd.toml (configuration; /usr/share/doc/kekd/examples/ has commented \
-examples), /var/lib/kekd/kekd.redb (the key history), /var/lib/kekd/audit.jsonl (the \
+Files: /etc/kekd/kekd.toml (configuration, see kekd.toml(5); /usr/share/kekd/ has the \
+commented examples), /var/lib/kekd/kekd.redb (the key history), /var/lib/kekd/audit.jsonl (the \
 audit trail), /run/kekd/kekd.sock (the API socket; see kekctl(1)).
 
 Documentation: /usr/share/doc/kekd/ (README.md, docs/).";
@@ -67,7 +67,8 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
-    /// The man pages (kekd.8, kekd-check-config.8) into DIR, for packaging.
+    /// The man pages (kekd.8, kekd-check-config.8, kekd.toml.5) into DIR,
+    /// for packaging.
     #[command(hide = true)]
     Manpage {
         /// Where to write it.
@@ -148,11 +149,13 @@ fn manpages(dir: &std::path::Path) -> std::io::Result<()> {
     use clap::CommandFactory;
     let mut cmd = Cli::command().disable_help_subcommand(true);
     cmd.build();
-    let subcommands = cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned();
-    for page in std::iter::once(cmd.clone()).chain(subcommands) {
-        clap_mangen::Man::new(page).section("8").generate_to(dir)?;
+    for page in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        clap_mangen::Man::new(page.clone())
+            .section("8")
+            .generate_to(dir)?;
     }
-    Ok(())
+    kekd::manpages::write(cmd, "8", &kekd::manpages::KEKD, dir)?;
+    kekd::manpages::write_config_page(dir)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

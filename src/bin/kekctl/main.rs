@@ -205,7 +205,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut cli::command(), "kekctl", &mut std::io::stdout());
             Ok(())
         }
-        Command::Manpages { dir } => clap_mangen::generate_to(cli::command(), &dir)
-            .with_context(|| format!("writing man pages into {}", dir.display())),
+        Command::Manpages { dir } => {
+            let cmd = cli::command().disable_help_subcommand(true);
+            clap_mangen::generate_to(cmd.clone(), &dir)
+                .and_then(|()| {
+                    // The main page again, with FILES, EXAMPLES, SEE ALSO.
+                    let mut main = cmd;
+                    main.build();
+                    kekd::manpages::write(main, "1", &kekd::manpages::KEKCTL, &dir)
+                })
+                .with_context(|| format!("writing man pages into {}", dir.display()))
+        }
     }
 }
