@@ -553,3 +553,79 @@ async fn a_lease_from_a_fast_clock_does_not_freeze_the_fleet() {
         "the takeover is said"
     );
 }
+
+/// A member whose rotation waits for a lease another member holds (within
+/// the tolerated skew, so it is honoured) says so in status — whose lease,
+/// since when — and keeps reading the fleet's head meanwhile. (Regression:
+/// the engine stopped refreshing while it waited, so the member's staleness
+/// grew and staleness alerts fired although the table answered, and status
+/// said nothing of the wait.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_waiting_for_a_lease_says_whose_and_stays_fresh() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let moto = Moto::start().await;
+    let (_, kms) = moto.create_key("fleet").await;
+    create_table(&moto, "kekd-fleet");
+    let b = start_member(&moto, &kms, "kekd-fleet", &moto.endpoint).await;
+    let first = served(&b).await.unwrap();
+    // A live-looking lease of a slow member: it runs out in 8 s.
+    let until = chrono::Utc::now() + chrono::Duration::seconds(8);
+    fleet::dynamodb(&moto)
+        .update_item()
+        .table_name("kekd-fleet")
+        .key("org", AttributeValue::S("acme-test".into()))
+        .key("item", AttributeValue::S("lease".into()))
+        .update_expression("SET holder = :h, expires_ms = :e")
+        .expression_attribute_values(":h", AttributeValue::S("slow-member".into()))
+        .expression_attribute_values(
+            ":e",
+            AttributeValue::N(until.timestamp_millis().to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let socket = b.socket.clone();
+    let rotate = tokio::task::spawn_blocking(move || {
+        kekctl(&socket, &["--json", "--timeout", "60s", "rotate"])
+    });
+    let waited = wait_for(
+        Duration::from_secs(20),
+        "the wait to show in status",
+        || async {
+            let s: StatusView = b.client().status().await.ok()?;
+            s.store.waiting_for_lease.clone()
+        },
+    )
+    .await;
+    assert_eq!(waited.holder, "slow-member");
+    assert!(waited.since <= chrono::Utc::now());
+    // Well past several refresh intervals into the wait, the member is
+    // still fresh: every poll for the holder's result is a read.
+    let s = wait_for(
+        Duration::from_secs(20),
+        "two seconds of waiting",
+        || async {
+            let s: StatusView = b.client().status().await.ok()?;
+            let w = s.store.waiting_for_lease.as_ref()?;
+            (chrono::Utc::now() - w.since > chrono::Duration::seconds(2)).then_some(s)
+        },
+    )
+    .await;
+    assert!(
+        s.store.staleness_ms.is_some_and(|ms| ms < 1500),
+        "fresh while waiting: {:?}",
+        s.store
+    );
+    let (_, table, _) = b.kekctl(&["status"]);
+    assert!(
+        table.contains("for a lease held by slow-member since"),
+        "{table}"
+    );
+    // The lease runs out; the member rotates, and the wait is over.
+    let (code, out, err) = rotate.await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let new: kekd::api::views::KeyPairView = serde_json::from_str(&out).unwrap();
+    assert_ne!(new.id, first);
+    let s: StatusView = b.client().status().await.unwrap();
+    assert!(s.store.waiting_for_lease.is_none(), "{:?}", s.store);
+}

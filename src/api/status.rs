@@ -358,6 +358,7 @@ fn store_status(settings: &crate::config::Settings, eng: &EngineState) -> StoreS
             .map(|t| u64::try_from((now - t).num_milliseconds()).unwrap_or(0)),
         lease_holder: fleet.and_then(|f| f.lease.as_ref().map(|l| l.holder.clone())),
         lease_expires_at: fleet.and_then(|f| f.lease.as_ref().map(|l| l.expires_at)),
+        waiting_for_lease: fleet.and_then(|f| f.waiting.clone()),
         unavailable_since: fleet.and_then(|f| f.unavailable_since),
         last_error: fleet.and_then(|f| f.last_error.clone()),
     }

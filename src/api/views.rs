@@ -322,6 +322,10 @@ pub struct StoreStatus {
     /// Until when it holds it.
     #[serde(with = "rfc3339::option")]
     pub lease_expires_at: Option<Timestamp>,
+    /// Fleet mode: a rotation here waits for that holder's lease — since
+    /// when; `null` when nothing waits.
+    #[serde(default)]
+    pub waiting_for_lease: Option<crate::rotation::LeaseWait>,
     /// Since when the store does not answer; `null` = healthy.
     #[serde(with = "rfc3339::option")]
     pub unavailable_since: Option<Timestamp>,

@@ -180,7 +180,7 @@ pub(crate) async fn make<X>(
     let engine_state = SharedState::new(state);
     let current = SharedCurrent::new(settings, provider);
     let (engine, rotation) = Engine::new(EngineParts {
-        rotator: Rotator::new(store.clone(), current.clone()),
+        rotator: Rotator::new(store.clone(), current.clone()).with_state(engine_state.clone()),
         pruner: Pruner::new(store.clone(), current.clone(), Some(audit.clone())),
         state: engine_state.clone(),
         current: current.clone(),

@@ -16,7 +16,7 @@
 //! re-reads the head every refresh interval and serves a key pair another
 //! instance activated once it has read it as active.
 
-use super::health::{SharedState, StoreFailure};
+use super::health::{LeaseWait, SharedState, StoreFailure};
 use super::rotate::{RotationError, Rotator};
 use crate::domain::{KeyPairRecord, KeyState, Reason};
 use crate::store::{Fleet, Head, KeyStore, LeaseState, StoreError};
@@ -30,6 +30,52 @@ const WAIT_POLL: Duration = Duration::from_millis(200);
 
 impl Rotator {
     pub(super) async fn rotate_in_fleet(
+        &self,
+        fleet: &dyn Fleet,
+        reason: Reason,
+    ) -> Result<KeyPairRecord, RotationError> {
+        let result = self.rotate_in_fleet_waiting(fleet, reason).await;
+        self.waiting_for(None);
+        result
+    }
+
+    /// Marks (or, with `None`, clears) the wait for `holder`'s lease,
+    /// keeping when it began.
+    fn waiting_for(&self, holder: Option<(&str, time::Timestamp)>) {
+        let Some(state) = &self.state else { return };
+        state.update(|s| {
+            let f = s.fleet.get_or_insert_with(Default::default);
+            f.waiting = holder.map(|(h, expires_at)| LeaseWait {
+                holder: h.to_string(),
+                since: f
+                    .waiting
+                    .as_ref()
+                    .filter(|w| w.holder == h)
+                    .map_or_else(time::now, |w| w.since),
+                expires_at,
+            });
+            if let Some(w) = &f.waiting {
+                f.lease = Some(crate::store::LeaseHolder {
+                    holder: w.holder.clone(),
+                    expires_at: w.expires_at,
+                });
+            }
+        });
+    }
+
+    /// A successful read of the fleet's head at `at`.
+    fn read_head_at(&self, at: time::Timestamp) {
+        if let Some(state) = &self.state {
+            state.update(|s| {
+                let f = s.fleet.get_or_insert_with(Default::default);
+                f.last_refresh_at = Some(at);
+                f.unavailable_since = None;
+                f.failures = 0;
+            });
+        }
+    }
+
+    async fn rotate_in_fleet_waiting(
         &self,
         fleet: &dyn Fleet,
         reason: Reason,
@@ -52,8 +98,12 @@ impl Rotator {
                         tracing::info!(%reason, %holder, expires_at = %time::format(&expires_at), "another instance holds the rotation lease; waiting for its result");
                         announced = true;
                     }
+                    self.waiting_for(Some((&holder, expires_at)));
                     tokio::time::sleep(WAIT_POLL).await;
                     let head = fleet.head().await?;
+                    // Each poll is a read of the fleet's head: the member
+                    // stays fresh while it waits (no staleness alarm).
+                    self.read_head_at(time::now());
                     if head.active.is_some() && head.active != observed.active {
                         return self.adopt(&head).await;
                     }

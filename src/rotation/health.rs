@@ -209,6 +209,22 @@ pub(crate) struct FleetHealth {
     pub(crate) failures: u32,
     /// Who held the rotation lease at the last refresh, and until when.
     pub(crate) lease: Option<crate::store::LeaseHolder>,
+    /// A rotation here waits for another instance's lease: whose, since
+    /// when. Status shows it, so a wait is never mistaken for a hang.
+    pub(crate) waiting: Option<LeaseWait>,
+}
+
+/// A rotation waiting for the lease another instance holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseWait {
+    /// The holder's instance id.
+    pub holder: String,
+    /// Since when this instance waits.
+    #[serde(with = "time::rfc3339")]
+    pub since: Timestamp,
+    /// When the holder's lease runs out, as this instance reads it.
+    #[serde(with = "time::rfc3339")]
+    pub expires_at: Timestamp,
 }
 
 /// Why status says degraded: each is a cause an operator acts on.

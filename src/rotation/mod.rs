@@ -24,6 +24,6 @@ pub use health::StoreFailure;
 pub(crate) use health::{
     changed, generation, Assessment, EngineState, Evidence, FleetHealth, SharedState,
 };
-pub use health::{DegradedCause, FailureCause, LastError, RotationStep};
+pub use health::{DegradedCause, FailureCause, LastError, LeaseWait, RotationStep};
 pub(crate) use prune::Pruner;
 pub(crate) use rotate::{RotationError, Rotator};

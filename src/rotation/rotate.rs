@@ -60,6 +60,9 @@ pub(crate) struct Rotator {
     pub(super) store: Arc<dyn KeyStore>,
     pub(super) current: SharedCurrent,
     orphans: std::sync::Mutex<Vec<String>>,
+    /// The engine's state, where a fleet rotation waiting for another
+    /// instance's lease says so and keeps the fleet's head fresh.
+    pub(super) state: Option<super::SharedState>,
 }
 
 impl Rotator {
@@ -68,7 +71,14 @@ impl Rotator {
             store,
             current,
             orphans: Default::default(),
+            state: None,
         }
+    }
+
+    /// Reports lease waits and fleet reads into `state` (status).
+    pub(crate) fn with_state(mut self, state: super::SharedState) -> Rotator {
+        self.state = Some(state);
+        self
     }
 
     /// One rotation: here, or — on a store a fleet shares — once for the

@@ -185,6 +185,17 @@ pub(crate) fn status(s: &StatusView) -> String {
                 _ => "free".into(),
             },
         ]);
+        if let Some(w) = &st.waiting_for_lease {
+            t.add_row(vec![
+                "waiting".to_string(),
+                format!(
+                    "for a lease held by {} since {} (it runs out {})",
+                    w.holder,
+                    format(&w.since),
+                    format(&w.expires_at)
+                ),
+            ]);
+        }
     }
     if let Some(since) = &st.unavailable_since {
         let cause = st
