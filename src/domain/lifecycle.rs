@@ -47,6 +47,29 @@ impl KeyPairRecord {
         Ok(r)
     }
 
+    /// When this key pair becomes active after `prev`: `now`, but never
+    /// before this key pair was created or `prev` was created or
+    /// activated. Fleet members' clocks differ; a member running fast must
+    /// not leave the store's times contradicting its order (a key pair
+    /// retired before it was activated, a successor activated before its
+    /// predecessor).
+    pub(crate) fn activation_instant(
+        &self,
+        now: Timestamp,
+        prev: Option<&KeyPairRecord>,
+    ) -> Timestamp {
+        [
+            Some(now),
+            Some(self.created_at),
+            prev.map(|p| p.created_at),
+            prev.and_then(|p| p.activated_at),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(now)
+    }
+
     /// The previous active key pair, retired at `at`.
     pub(crate) fn retired(&self, at: Timestamp) -> KeyPairRecord {
         let mut r = self.clone();

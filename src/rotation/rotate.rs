@@ -159,13 +159,14 @@ impl Rotator {
         )
         .await?;
         crate::failpoint::crash_point!("rotation-after-seal");
+        let created_at = self.after_newest(time::now()).await;
         let record = KeyPairRecord {
             id: id.clone(),
             state: KeyState::Pending,
             algorithm: key_type.algorithm(),
             key_bits: key_type.rsa_bits(),
             reason,
-            created_at: time::now(),
+            created_at,
             activated_at: None,
             retired_at: None,
             activates_at: None,
@@ -183,6 +184,28 @@ impl Rotator {
         }
         crate::failpoint::crash_point!("rotation-after-verify");
         Ok(record)
+    }
+
+    /// `now`, or just after the newest key pair in the store if that one
+    /// was created later by its writer's clock: the history is ordered by
+    /// creation, so a new key pair must sort after every one before it
+    /// whatever the clocks of the members that wrote them (a member running
+    /// fast would otherwise leave its key pair listed above its
+    /// successors). A store that cannot be read leaves `now`: the insert
+    /// that follows fails on its own if the store is down.
+    async fn after_newest(&self, now: time::Timestamp) -> time::Timestamp {
+        match self.store.page(None, 1).await {
+            Ok(page) => page
+                .records
+                .iter()
+                .filter_map(|l| match l {
+                    crate::store::Listed::Ok(r) => Some(r.created_at),
+                    crate::store::Listed::Corrupt { .. } => None,
+                })
+                .map(|t| t + chrono::Duration::milliseconds(1))
+                .fold(now, |a, b| a.max(b)),
+            Err(_) => now,
+        }
     }
 
     /// Activates a proven key pair (pending or announced) and retires the
@@ -270,6 +293,40 @@ mod tests {
         assert_eq!(a.state, KeyState::Retired);
         proof::prove(&*current.get().provider, &a).await.unwrap();
         assert!(store.schedule().await.unwrap().next_rotation_at.is_some());
+    }
+
+    /// Regression: a fleet member whose clock ran minutes fast left its key
+    /// pair listed above its successor (history and JWK Set order), and the
+    /// successor's rotation retired it before it had been activated. The
+    /// store's order now holds in its times, whatever the writers' clocks.
+    #[tokio::test]
+    async fn a_fast_clock_never_leaves_the_history_out_of_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, current) = fixture(dir.path()).await;
+        let r = Rotator::new(store.clone(), current.clone());
+        r.rotate(Reason::Initial).await.unwrap();
+        // What a member ten minutes fast wrote and activated.
+        let ahead = time::now() + chrono::Duration::minutes(10);
+        let mut fast = crate::testing::record_at("kek-00000000000000fa", 1);
+        fast.created_at = ahead;
+        store.insert_pending(&fast).await.unwrap();
+        let schedule = store.schedule().await.unwrap();
+        store.activate(&fast.id, ahead, &schedule).await.unwrap();
+        // A member with a correct clock rotates next.
+        let next = r.rotate(Reason::ChangeKeyNow).await.unwrap();
+        let fast = store.get(&fast.id).await.unwrap().unwrap();
+        assert!(
+            next.created_at > fast.created_at,
+            "sorts after what the store holds"
+        );
+        assert!(next.activated_at >= fast.activated_at, "{next:?} {fast:?}");
+        assert!(fast.retired_at >= fast.activated_at, "{fast:?}");
+        let page = store.page(None, 10).await.unwrap();
+        let first = match &page.records[0] {
+            crate::store::Listed::Ok(r) => r.id.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(first, next.id, "the active key pair is listed first");
     }
 
     #[tokio::test]

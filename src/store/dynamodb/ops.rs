@@ -44,6 +44,13 @@ impl Inner {
         let fence = self.fence()?;
         let head = self.read_head().await?;
         let old = self.get_existing(id).await?;
+        // A corrupt previous record must not block rotation: only the
+        // pointer moves.
+        let prev = match &head.active {
+            Some(prev_id) => self.get(prev_id).await.ok().flatten(),
+            None => None,
+        };
+        let at = old.activation_instant(at, prev.as_ref());
         let rec = old.activated(at).map_err(|refused| StoreError::Conflict {
             id: id.into(),
             problem: refused.to_string(),
@@ -51,14 +58,10 @@ impl Inner {
         let mut counts = items::HeadUpdate::default();
         counts.replace(Some(&old), Some(&rec));
         let mut ops = vec![self.put_record(&rec, Some(KeyState::Pending))];
-        if let Some(prev_id) = &head.active {
-            // A corrupt previous record must not block rotation: only the
-            // pointer moves.
-            if let Ok(Some(prev)) = self.get(prev_id).await {
-                let retired = prev.retired(at);
-                counts.replace(Some(&prev), Some(&retired));
-                ops.push(self.put_record(&retired, Some(prev.state)));
-            }
+        if let Some(prev) = &prev {
+            let retired = prev.retired(at);
+            counts.replace(Some(prev), Some(&retired));
+            ops.push(self.put_record(&retired, Some(prev.state)));
         }
         counts.set("active", items::s(id));
         counts.set("schedule", items::schedule_json(schedule));

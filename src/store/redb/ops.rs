@@ -33,16 +33,19 @@ impl Inner {
     ) -> Result<KeyPairRecord, StoreError> {
         self.write(|t| {
             let old = t.get_existing(id)?;
+            // A corrupt previous record must not block rotation: it stays
+            // as it is (reported elsewhere); only the pointer moves.
+            let prev = match t.active_id()? {
+                Some(prev_id) => t.get(&prev_id).ok().flatten(),
+                None => None,
+            };
+            let at = old.activation_instant(at, prev.as_ref());
             let rec = old.activated(at).map_err(|refused| StoreError::Conflict {
                 id: id.into(),
                 problem: refused.to_string(),
             })?;
-            if let Some(prev_id) = t.active_id()? {
-                // A corrupt previous record must not block rotation: it stays
-                // as it is (reported elsewhere); only the pointer moves.
-                if let Ok(Some(prev)) = t.get(&prev_id) {
-                    t.put(Some(&prev), &prev.retired(at))?;
-                }
+            if let Some(prev) = &prev {
+                t.put(Some(prev), &prev.retired(at))?;
             }
             t.put(Some(&old), &rec)?;
             t.set_meta(META_ACTIVE, id.as_bytes())?;
