@@ -520,7 +520,6 @@ async fn a_member_denied_by_dynamodb_says_so_and_keeps_serving() {
 /// taken over, with a warning that names the holder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lease_from_a_fast_clock_does_not_freeze_the_fleet() {
-    use aws_sdk_dynamodb::types::AttributeValue;
     let moto = Moto::start().await;
     let (_, kms) = moto.create_key("fleet").await;
     create_table(&moto, "kekd-fleet");
@@ -528,20 +527,7 @@ async fn a_lease_from_a_fast_clock_does_not_freeze_the_fleet() {
     let first = served(&b).await.unwrap();
     // What the crashed member left: its lease, by its fast clock.
     let ahead = chrono::Utc::now() + chrono::Duration::minutes(10);
-    fleet::dynamodb(&moto)
-        .update_item()
-        .table_name("kekd-fleet")
-        .key("org", AttributeValue::S("acme-test".into()))
-        .key("item", AttributeValue::S("lease".into()))
-        .update_expression("SET holder = :h, expires_ms = :e")
-        .expression_attribute_values(":h", AttributeValue::S("crashed-fast-clock".into()))
-        .expression_attribute_values(
-            ":e",
-            AttributeValue::N(ahead.timestamp_millis().to_string()),
-        )
-        .send()
-        .await
-        .unwrap();
+    write_lease(&moto, "crashed-fast-clock", ahead).await;
     let (code, out, err) = b.kekctl(&["--json", "--timeout", "60s", "rotate"]);
     assert_eq!(code, 0, "rotate despite the stale lease: {out}{err}");
     let new: kekd::api::views::KeyPairView = serde_json::from_str(&out).unwrap();
@@ -562,28 +548,18 @@ async fn a_lease_from_a_fast_clock_does_not_freeze_the_fleet() {
 /// said nothing of the wait.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_member_waiting_for_a_lease_says_whose_and_stays_fresh() {
-    use aws_sdk_dynamodb::types::AttributeValue;
     let moto = Moto::start().await;
     let (_, kms) = moto.create_key("fleet").await;
     create_table(&moto, "kekd-fleet");
     let b = start_member(&moto, &kms, "kekd-fleet", &moto.endpoint).await;
     let first = served(&b).await.unwrap();
     // A live-looking lease of a slow member: it runs out in 8 s.
-    let until = chrono::Utc::now() + chrono::Duration::seconds(8);
-    fleet::dynamodb(&moto)
-        .update_item()
-        .table_name("kekd-fleet")
-        .key("org", AttributeValue::S("acme-test".into()))
-        .key("item", AttributeValue::S("lease".into()))
-        .update_expression("SET holder = :h, expires_ms = :e")
-        .expression_attribute_values(":h", AttributeValue::S("slow-member".into()))
-        .expression_attribute_values(
-            ":e",
-            AttributeValue::N(until.timestamp_millis().to_string()),
-        )
-        .send()
-        .await
-        .unwrap();
+    write_lease(
+        &moto,
+        "slow-member",
+        chrono::Utc::now() + chrono::Duration::seconds(8),
+    )
+    .await;
     let socket = b.socket.clone();
     let rotate = tokio::task::spawn_blocking(move || {
         kekctl(&socket, &["--json", "--timeout", "60s", "rotate"])
@@ -628,4 +604,24 @@ async fn a_member_waiting_for_a_lease_says_whose_and_stays_fresh() {
     assert_ne!(new.id, first);
     let s: StatusView = b.client().status().await.unwrap();
     assert!(s.store.waiting_for_lease.is_none(), "{:?}", s.store);
+}
+
+/// Writes the fleet's lease as a member `holder` would, running out at
+/// `until` by its clock.
+async fn write_lease(moto: &Moto, holder: &str, until: chrono::DateTime<chrono::Utc>) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    fleet::dynamodb(moto)
+        .update_item()
+        .table_name("kekd-fleet")
+        .key("org", AttributeValue::S("acme-test".into()))
+        .key("item", AttributeValue::S("lease".into()))
+        .update_expression("SET holder = :h, expires_ms = :e")
+        .expression_attribute_values(":h", AttributeValue::S(holder.into()))
+        .expression_attribute_values(
+            ":e",
+            AttributeValue::N(until.timestamp_millis().to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
 }
