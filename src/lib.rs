@@ -142,8 +142,9 @@
 //! - `testing/` (tests only): shared fixtures and the store's power-loss
 //!   tests.
 //! - `src/bin/kekd.rs`, `src/bin/kekctl/`: the thin binaries (`kekctl`:
-//!   `cli.rs`, one file per command group, `output.rs`, `render.rs`,
-//!   `files.rs`).
+//!   `cli.rs`, one file per command group, `output.rs`, `render.rs`
+//!   (tables), `columns.rs` (fitting them), `audit_lines.rs` (one line per
+//!   audit record), `files.rs`).
 //!
 //! Tests: unit tests sit next to the code; `tests/` is one integration binary
 //! whose `harness/` owns moto, the fault proxy, the `TestDaemon` and an

@@ -8,7 +8,6 @@
 //! grant limited to one customer shows that customer nothing of another.
 
 use crate::output::{outln, Output};
-use crate::render;
 use anyhow::Context;
 use kekd::api::client::Client;
 use std::io::Write;
@@ -81,7 +80,7 @@ fn print_records(
             outln!("{r}");
         }
     } else {
-        outln!("{}", render::audit(records, *header));
+        outln!("{}", crate::audit_lines::audit(records, *header));
         *header = false;
     }
     Ok(())

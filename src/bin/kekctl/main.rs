@@ -15,6 +15,7 @@
 
 mod apply;
 mod audit;
+mod audit_lines;
 mod cli;
 mod columns;
 mod files;
