@@ -102,9 +102,18 @@ pub fn dynamodb(moto: &Moto) -> aws_sdk_dynamodb::Client {
 
 /// The fleet's table as a library user opens it, on moto.
 pub async fn table_store(moto: &Moto, table: &str) -> std::sync::Arc<dyn kekd::store::KeyStore> {
+    table_store_of(moto, table, "acme-test").await
+}
+
+/// [`table_store`] for organization `org`.
+pub async fn table_store_of(
+    moto: &Moto,
+    table: &str,
+    org: &str,
+) -> std::sync::Arc<dyn kekd::store::KeyStore> {
     let client = dynamodb(moto);
     std::sync::Arc::new(
-        kekd::store::DynamoStore::with_client(client, table, "acme-test")
+        kekd::store::DynamoStore::with_client(client, table, org)
             .await
             .expect("the fleet table opens"),
     )
