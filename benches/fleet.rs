@@ -4,16 +4,21 @@
 //! - propagation: from `kekctl rotate` on instance A until B and C serve
 //!   the new public key (median, min–max of 7 rotations at random phases
 //!   of their refresh timers), at the default
-//!   refresh interval (5 s) and at 1 s;
+//!   refresh interval (5 s) and at 1 s, and at 1 s with 1,000
+//!   organizations in the table (`KEKD_BENCH_FLEET_ORGS`), one of them
+//!   rotated;
 //! - DynamoDB requests per instance per hour when idle, counted by a proxy
-//!   in front of moto over 30 s and scaled;
+//!   in front of moto over 30 s and scaled, at 1 and at 1,000
+//!   organizations (canaries off: theirs is a per-organization cost of
+//!   its own interval);
 //! - `GET /v1/status` latency on an instance whose store is black-holed,
 //!   beside the same instance healthy (medians of 200 requests).
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;
 
-use harness::fleet::{create_table, member_with};
+use harness::fixture::write_orgs_into;
+use harness::fleet::{create_table, dynamodb, member_with};
 use harness::*;
 use kekd::api::views::{ServiceState, StatusView};
 use std::time::{Duration, Instant};
@@ -27,20 +32,68 @@ fn median(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-async fn served(d: &TestDaemon) -> Option<String> {
-    d.client().public_key().await.ok().map(|p| p.id)
+/// The organization rotated and watched: the declared one, or one in the
+/// middle of the table's.
+fn watched_org(orgs: usize) -> String {
+    if orgs > 1 {
+        format!("org-{:05}", orgs / 2)
+    } else {
+        "acme-test".into()
+    }
 }
 
-async fn propagation(refresh: &str) {
+async fn served(d: &TestDaemon, org: &str) -> Option<String> {
+    d.client()
+        .with_org(Some(org.into()))
+        .public_key()
+        .await
+        .ok()
+        .map(|p| p.id)
+}
+
+/// A table on moto with `orgs` organizations (the declared one and
+/// `orgs - 1` written directly).
+async fn table_with(orgs: usize) -> (Moto, String) {
     let moto = Moto::start().await;
     let (_, kms) = moto.create_key("fleet-bench").await;
     create_table(&moto, "kekd-bench");
+    if orgs > 1 {
+        let registry = kekd::store::DynamoRegistry::with_client(dynamodb(&moto), "kekd-bench")
+            .await
+            .unwrap();
+        write_orgs_into(&registry, orgs, |_| Some(kms.clone())).await;
+    }
+    (moto, kms)
+}
+
+/// A member, started, once it serves every one of `orgs` organizations.
+async fn start(moto: &Moto, kms: &str, endpoint: &str, refresh: &str, orgs: usize) -> TestDaemon {
+    let mut m = member_with(moto, kms, "kekd-bench", endpoint, refresh);
+    let mut config = std::fs::read_to_string(&m.config).unwrap();
+    config.push_str("\n[canary]\ninterval = \"off\"\n");
+    std::fs::write(&m.config, config).unwrap();
+    m.spawn();
+    m.wait_active().await;
+    if orgs > 1 {
+        // Organizations are made in the order of their ids: the last one
+        // served means every one is.
+        let c = m.client().with_org(Some(format!("org-{:05}", orgs - 1)));
+        wait_for(
+            Duration::from_secs(600),
+            "every organization served",
+            || async { c.public_key().await.ok() },
+        )
+        .await;
+    }
+    m
+}
+
+async fn propagation(refresh: &str, orgs: usize) {
+    let (moto, kms) = table_with(orgs).await;
+    let org = watched_org(orgs);
     let mut members = Vec::new();
     for _ in 0..3 {
-        let mut m = member_with(&moto, &kms, "kekd-bench", &moto.endpoint, refresh);
-        m.spawn();
-        m.wait_active().await;
-        members.push(m);
+        members.push(start(&moto, &kms, &moto.endpoint, refresh, orgs).await);
     }
     let period = humantime::parse_duration(refresh).unwrap();
     let mut times = Vec::new();
@@ -55,16 +108,23 @@ async fn propagation(refresh: &str) {
             .subsec_nanos();
         tokio::time::sleep(period.mul_f64(f64::from(nanos % 1000) / 1000.0)).await;
         let started = Instant::now();
-        let new = members[0].client().rotate().await.unwrap().id;
+        let new = members[0]
+            .client()
+            .with_org(Some(org.clone()))
+            .rotate()
+            .await
+            .unwrap()
+            .id;
         wait_for(Duration::from_secs(60), "B and C to serve it", || async {
-            (served(&members[1]).await? == new && served(&members[2]).await? == new).then_some(())
+            (served(&members[1], &org).await? == new && served(&members[2], &org).await? == new)
+                .then_some(())
         })
         .await;
         times.push(started.elapsed());
     }
     let (med, min, max) = median(times);
     summary_row(
-        &format!("fleet: rotate on A → B and C serve it (refresh {refresh})"),
+        &format!("fleet: rotate on A → B and C serve it (refresh {refresh}, {orgs} org.)"),
         &format!("median {}", ms(med)),
         "-",
         &format!("{}–{}", ms(min), ms(max)),
@@ -77,22 +137,29 @@ async fn propagation(refresh: &str) {
     );
 }
 
-async fn idle_requests_and_outage_latency() {
-    let moto = Moto::start().await;
-    let (_, kms) = moto.create_key("fleet-bench").await;
-    create_table(&moto, "kekd-bench");
+async fn idle_requests_and_outage_latency(orgs: usize) {
+    let (moto, kms) = table_with(orgs).await;
     let proxy = FaultProxy::start(&moto.endpoint).await;
-    let mut d = member_with(&moto, &kms, "kekd-bench", &proxy.endpoint, "5s");
-    d.spawn();
-    d.wait_active().await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut d = start(&moto, &kms, &proxy.endpoint, "5s", orgs).await;
+    // Past the first read of the revision (a full one) and the start's
+    // reads of every head.
+    wait_for(
+        Duration::from_secs(120),
+        "the start's reads to end",
+        || async {
+            let before = proxy.requests().values().sum::<u64>();
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            (proxy.requests().values().sum::<u64>() - before <= 2).then_some(())
+        },
+    )
+    .await;
     let before: u64 = proxy.requests().values().sum();
     let window = Duration::from_secs(30);
     tokio::time::sleep(window).await;
     let by_op = proxy.requests();
     let n = by_op.values().sum::<u64>() - before;
     println!(
-        "DynamoDB requests per idle instance, refresh 5s: {} per hour ({n} in {}s; by operation since start: {by_op:?})",
+        "DynamoDB requests per idle instance, refresh 5s, {orgs} organizations: {} per hour ({n} in {}s; by operation since start: {by_op:?})",
         n * 3600 / window.as_secs(),
         window.as_secs()
     );
@@ -122,11 +189,15 @@ async fn idle_requests_and_outage_latency() {
         &format!("{:.2}×", dark.as_secs_f64() / healthy.as_secs_f64()),
     );
     summary_row(
-        "fleet: DynamoDB requests per idle instance",
+        &format!("fleet: DynamoDB requests per idle instance, {orgs} org."),
         &format!("{} per hour", n * 3600 / window.as_secs()),
         "-",
         "-",
     );
+    if orgs > 1 {
+        d.stop().await;
+        return;
+    }
     println!(
         "GET /v1/status, store black-holed: median {} (max {}); healthy: median {} (max {}); ratio {:.2}",
         ms(dark),
@@ -140,7 +211,13 @@ async fn idle_requests_and_outage_latency() {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    propagation("5s").await;
-    propagation("1s").await;
-    idle_requests_and_outage_latency().await;
+    let orgs = std::env::var("KEKD_BENCH_FLEET_ORGS")
+        .ok()
+        .map(|n| n.parse().expect("KEKD_BENCH_FLEET_ORGS is a number"))
+        .unwrap_or(1000);
+    propagation("5s", 1).await;
+    propagation("1s", 1).await;
+    propagation("1s", orgs).await;
+    idle_requests_and_outage_latency(1).await;
+    idle_requests_and_outage_latency(orgs).await;
 }

@@ -17,6 +17,7 @@ mod crash;
 mod customer_keys;
 mod faults;
 mod fleet;
+mod fleet_scale;
 mod fuzz_corpus;
 mod invariants;
 mod jwks;

@@ -100,8 +100,9 @@ pub const DEV_ROOT_KEY_FILE: &str = "root.key";
 /// `--dev`: the socket file, inside the state directory.
 pub const DEV_SOCKET_FILE: &str = "kekd.sock";
 
-/// Fleet mode: how often each instance re-reads the fleet's active key
-/// pair (one strongly consistent `GetItem`: 720 requests an hour).
+/// Fleet mode: how often each instance reads the fleet's revision to see
+/// what changed (one strongly consistent `GetItem`: 720 requests an hour,
+/// whatever the number of organizations).
 pub const STORE_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Fleet mode: how long a rotation lease lasts unless renewed; a crashed

@@ -7,7 +7,7 @@ use super::{OrgError, Orgs};
 use crate::audit::{Audit, AuditEvent};
 use crate::config::Settings;
 use crate::domain::{OrgRecord, OrgSource, OrgState};
-use crate::store::{Expect, Registry, StoreError};
+use crate::store::{Expect, Registry, Revision, StoreError};
 use crate::time::{self, Timestamp};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,8 +16,8 @@ use std::time::Duration;
 impl<X: Send + Sync + 'static> Orgs<X> {
     /// Brings the served set in line with the store: what another fleet
     /// member added, changed, removed or purged is served here from the
-    /// next call on. One read of the store, whatever the number of
-    /// organizations.
+    /// next call on. One read of the store's organizations, whatever their
+    /// number.
     pub(crate) async fn sync(&self) -> Result<(), StoreError> {
         let _one = self.changing.lock().await;
         let stored: BTreeMap<String, OrgRecord> = self
@@ -29,76 +29,135 @@ impl<X: Send + Sync + 'static> Orgs<X> {
             .map(|r| (r.id().to_string(), r))
             .collect();
         for (id, record) in &stored {
-            if *id == self.declared {
-                continue;
-            }
-            let served = self.get(id);
-            if served.as_ref().is_some_and(|t| *t.parts.record == *record) {
-                continue;
-            }
-            let settings = match self.file.settings().for_org(&record.spec) {
-                Ok(s) => Arc::new(s),
-                Err(e) => {
-                    crate::sync::write(&self.broken).insert(id.clone(), e.to_string());
-                    continue;
-                }
-            };
-            crate::sync::write(&self.broken).remove(id);
-            match served {
-                Some(old) => {
-                    tracing::info!(organization = %id, state = %record.state, "organization changed by another fleet member");
-                    if let Err(e) = self.swap(old, record.clone(), settings, None).await {
-                        tracing::error!(organization = %id, error = %e, "cannot serve the organization as another member changed it");
-                    }
-                }
-                None => {
-                    let made = tenant::make(
-                        &self.ctx,
-                        record.clone(),
-                        settings,
-                        Preflight::Reported,
-                        &self.make_api,
-                    )
-                    .await;
-                    match made {
-                        Ok(t) => {
-                            let t = Arc::new(t);
-                            t.start(&self.ctx);
-                            self.put(id.clone(), t);
-                            tracing::info!(organization = %id, "organization added by another fleet member");
-                        }
-                        Err(e) => {
-                            crate::sync::write(&self.broken).insert(id.clone(), e.to_string());
-                        }
-                    }
-                }
-            }
+            self.follow_record(id, Some(record)).await;
         }
         for t in self.all() {
-            if *t.parts.id != *self.declared && !stored.contains_key(&*t.parts.id) {
-                tracing::info!(organization = %t.parts.id, "organization purged by another fleet member");
-                t.stop(tokio::time::Instant::now() + Duration::from_secs(30))
-                    .await;
-                self.take(&t.parts.id);
+            if !stored.contains_key(&*t.parts.id) {
+                self.follow_record(&t.parts.id, None).await;
             }
         }
         crate::sync::write(&self.broken).retain(|id, _| stored.contains_key(id));
         Ok(())
     }
 
-    /// Follows the store's organizations every `interval` (fleet mode).
+    /// [`Orgs::sync`] for the one organization `id`: one read.
+    async fn sync_one(&self, id: &str) -> Result<(), StoreError> {
+        let _one = self.changing.lock().await;
+        let record = self.ctx.registry.org(id).await?;
+        self.follow_record(id, record.as_ref()).await;
+        if record.is_none() {
+            crate::sync::write(&self.broken).remove(id);
+        }
+        Ok(())
+    }
+
+    /// Serves organization `id` as the store holds it (`None`: purged).
+    async fn follow_record(&self, id: &str, record: Option<&OrgRecord>) {
+        if *id == *self.declared {
+            return;
+        }
+        let served = self.get(id);
+        let Some(record) = record else {
+            if let Some(t) = served {
+                tracing::info!(organization = %id, "organization purged by another fleet member");
+                t.stop(tokio::time::Instant::now() + Duration::from_secs(30))
+                    .await;
+                self.take(id);
+            }
+            return;
+        };
+        if served.as_ref().is_some_and(|t| *t.parts.record == *record) {
+            return;
+        }
+        let settings = match self.file.settings().for_org(&record.spec) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                crate::sync::write(&self.broken).insert(id.to_string(), e.to_string());
+                return;
+            }
+        };
+        crate::sync::write(&self.broken).remove(id);
+        match served {
+            Some(old) => {
+                tracing::info!(organization = %id, state = %record.state, "organization changed by another fleet member");
+                if let Err(e) = self.swap(old, record.clone(), settings, None).await {
+                    tracing::error!(organization = %id, error = %e, "cannot serve the organization as another member changed it");
+                }
+            }
+            None => {
+                let made = tenant::make(
+                    &self.ctx,
+                    record.clone(),
+                    settings,
+                    Preflight::Reported,
+                    &self.make_api,
+                )
+                .await;
+                match made {
+                    Ok(t) => {
+                        let t = Arc::new(t);
+                        t.start(&self.ctx);
+                        self.put(id.to_string(), t);
+                        tracing::info!(organization = %id, "organization added by another fleet member");
+                    }
+                    Err(e) => {
+                        crate::sync::write(&self.broken).insert(id.to_string(), e.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Follows the fleet (fleet mode): every `interval`, one read of the
+    /// fleet's revision. Nothing changed: every organization's head is as
+    /// fresh as that read. One change: that organization's record and head
+    /// are read. More (or the first read): every record, and every head.
     pub(crate) async fn follow(
         self: Arc<Self>,
         interval: Duration,
         stop: tokio_util::sync::CancellationToken,
     ) {
+        let mut seen: Option<Revision> = None;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(interval) => {}
             }
-            if let Err(e) = self.sync().await {
-                tracing::warn!(error = %e, "cannot read the organizations from the store; serving the ones known");
+            let read = self.ctx.registry.revision().await;
+            let at = time::now();
+            let revision = match read {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the fleet's revision; serving the organizations and key pairs known");
+                    for t in self.all() {
+                        crate::rotation::fleet_watched(&t.parts.engine, Err(&e));
+                    }
+                    continue;
+                }
+            };
+            let followed = match Change::since(seen.as_ref(), revision.as_ref()) {
+                Change::None => Ok(()),
+                Change::One(id) => self.sync_one(&id).await.map(|()| {
+                    if let Some(t) = self.get(&id) {
+                        t.parts.rotation.refresh();
+                    }
+                }),
+                Change::Many => self.sync().await.map(|()| {
+                    for t in self.all() {
+                        t.parts.rotation.refresh();
+                    }
+                }),
+            };
+            match followed {
+                Ok(()) => {
+                    for t in self.all() {
+                        crate::rotation::fleet_watched(&t.parts.engine, Ok(at));
+                    }
+                    seen = revision;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the organizations from the store; serving the ones known");
+                }
             }
         }
     }
@@ -193,5 +252,64 @@ async fn declare_once(
                 .await?;
             Ok(record)
         }
+    }
+}
+
+/// What a read of the fleet's revision says changed since the last one.
+#[derive(Debug, PartialEq, Eq)]
+enum Change {
+    None,
+    /// Every change since was this organization's.
+    One(String),
+    /// More than one, an unknown one, or the first read.
+    Many,
+}
+
+impl Change {
+    fn since(seen: Option<&Revision>, now: Option<&Revision>) -> Change {
+        match (seen, now) {
+            (Some(s), Some(n)) if n.changes == s.changes => Change::None,
+            (Some(s), Some(n)) if n.changes > s.changes && n.changes - s.changes <= n.run => {
+                match &n.last {
+                    Some(id) => Change::One(id.clone()),
+                    None => Change::Many,
+                }
+            }
+            _ => Change::Many,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rev(changes: u64, last: &str, run: u64) -> Revision {
+        Revision {
+            changes,
+            last: Some(last.into()),
+            run,
+        }
+    }
+
+    #[test]
+    fn changes_of_one_organization_read_it_alone_and_anything_else_reads_all() {
+        let (a, b) = (rev(7, "a", 1), rev(8, "b", 1));
+        assert_eq!(Change::since(Some(&a), Some(&a)), Change::None);
+        assert_eq!(Change::since(Some(&a), Some(&b)), Change::One("b".into()));
+        // Three changes since, the last three all b's (an organization
+        // added: its record, its pending key pair, its activation).
+        assert_eq!(
+            Change::since(Some(&a), Some(&rev(10, "b", 3))),
+            Change::One("b".into())
+        );
+        // Two changes since, only the last one b's: someone else changed
+        // too. So do a table made anew, the first read, and no revision at
+        // all (a store with none): everything is read.
+        assert_eq!(Change::since(Some(&a), Some(&rev(9, "b", 1))), Change::Many);
+        assert_eq!(Change::since(Some(&b), Some(&rev(0, "b", 0))), Change::Many);
+        assert_eq!(Change::since(None, Some(&a)), Change::Many);
+        assert_eq!(Change::since(Some(&a), None), Change::Many);
+        assert_eq!(Change::since(None, None), Change::Many);
     }
 }

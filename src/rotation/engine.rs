@@ -56,6 +56,7 @@ struct Request {
 pub(crate) struct RotationHandle {
     tx: mpsc::Sender<Request>,
     reschedule: Arc<Notify>,
+    refresh: Arc<Notify>,
 }
 
 impl RotationHandle {
@@ -74,6 +75,12 @@ impl RotationHandle {
     /// next due instant instead of sleeping until the old one.
     pub(crate) fn reschedule(&self) {
         self.reschedule.notify_one();
+    }
+
+    /// Fleet mode: the fleet's revision says this organization changed;
+    /// the engine reads its head now.
+    pub(crate) fn refresh(&self) {
+        self.refresh.notify_one();
     }
 
     /// Rotates and waits for the outcome (the API's `POST /v1/rotate`).
@@ -110,6 +117,7 @@ pub(crate) struct Engine {
     started_at: Timestamp,
     activated: watch::Sender<Option<String>>,
     reschedule: Arc<Notify>,
+    refresh: Arc<Notify>,
     /// Who waits for the first rotation of an empty store.
     initial_waiters: Vec<oneshot::Sender<Outcome>>,
 }
@@ -125,6 +133,7 @@ impl Engine {
             .state
             .read(|s| s.active.as_ref().map(|a| a.id.clone()));
         let reschedule = Arc::new(Notify::new());
+        let refresh = Arc::new(Notify::new());
         (
             Engine {
                 parts,
@@ -132,9 +141,14 @@ impl Engine {
                 started_at: time::now(),
                 activated: watch::Sender::new(active_id),
                 reschedule: reschedule.clone(),
+                refresh: refresh.clone(),
                 initial_waiters: Vec::new(),
             },
-            RotationHandle { tx, reschedule },
+            RotationHandle {
+                tx,
+                reschedule,
+                refresh,
+            },
         )
     }
 
@@ -158,7 +172,9 @@ impl Engine {
         let mut announce_retry: Option<AnnounceRetry> = None;
         let has_active = self.parts.state.read(|s| s.active.is_some());
         let mut initial = (!has_active).then_some(Reason::Initial);
-        // Fleet mode: the head is re-read every refresh interval.
+        // Fleet mode: the head is read at the start, then whenever the
+        // fleet's revision says this organization changed, and on a timer
+        // only while another member rotates it or the store fails.
         let mut refresh_at = self
             .parts
             .rotator
@@ -199,13 +215,11 @@ impl Engine {
                         continue;
                     }
                     _ = sleep_until_opt(refresh_at) => {
-                        let delay = super::fleet::refresh(
-                            &self.parts.rotator.store,
-                            &self.parts.state,
-                            &self.activated,
-                        )
-                        .await;
-                        refresh_at = Some(tokio::time::Instant::now() + delay);
+                        refresh_at = self.refresh_fleet().await;
+                        continue;
+                    }
+                    _ = self.refresh.notified() => {
+                        refresh_at = self.refresh_fleet().await;
                         continue;
                     }
                 }
@@ -237,6 +251,18 @@ impl Engine {
             }
         }
         tracing::info!("rotation engine stopped");
+    }
+
+    /// Reads the fleet's head; returns when to read it again on the
+    /// engine's own timer (`None`: when the fleet's revision says so).
+    async fn refresh_fleet(&self) -> Option<tokio::time::Instant> {
+        let (delay, busy) = super::fleet::refresh(
+            &self.parts.rotator.store,
+            &self.parts.state,
+            &self.activated,
+        )
+        .await;
+        busy.then(|| tokio::time::Instant::now() + delay)
     }
 
     /// One rotation. A scheduled one activates the announced key pair if

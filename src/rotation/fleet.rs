@@ -13,8 +13,11 @@
 //! can never activate after another took over.
 //!
 //! Between rotations each instance follows the fleet ([`refresh`]): it
-//! re-reads the head every refresh interval and serves a key pair another
-//! instance activated once it has read it as active.
+//! reads the head when the fleet's revision says the organization changed
+//! (and on its own every refresh interval while another instance holds the
+//! lease or the store fails), and serves a key pair another instance
+//! activated once it has read it as active. [`watched`] records each read
+//! of the revision as a read of every head it covers.
 
 use super::health::{LeaseWait, SharedState, StoreFailure};
 use super::rotate::{RotationError, Rotator};
@@ -221,14 +224,16 @@ impl Rotator {
 /// key pair it names once it has read it as active (I1 fleet-wide: a
 /// pending key pair is never served). A failing store leaves the last
 /// known active key pair served; refreshes back off until it answers.
-/// Returns when to refresh next.
+/// Returns when to refresh next, and whether the engine must (another
+/// instance holds the lease: its activation is to be seen even if its
+/// announcement is lost; or the store failed).
 pub(super) async fn refresh(
     store: &Arc<dyn KeyStore>,
     state: &SharedState,
     activated: &watch::Sender<Option<String>>,
-) -> Duration {
+) -> (Duration, bool) {
     let Some(fleet) = store.fleet() else {
-        return Duration::MAX;
+        return (Duration::MAX, false);
     };
     let interval = fleet.refresh_interval();
     let observed = match fleet.observe().await {
@@ -260,6 +265,7 @@ pub(super) async fn refresh(
                 }
                 fleet_health.failures = 0;
                 fleet_health.last_refresh_at = Some(time::now());
+                let busy = lease.is_some();
                 fleet_health.lease = lease;
                 st.schedule = head.schedule;
                 if let Some(rec) = record {
@@ -267,7 +273,7 @@ pub(super) async fn refresh(
                     activated.send_replace(Some(rec.id.clone()));
                     st.active = Some(rec);
                 }
-                interval
+                (interval, busy)
             }
             Err(e) => {
                 fleet_health.failures += 1;
@@ -278,9 +284,39 @@ pub(super) async fn refresh(
                 fleet_health.unavailable_since.get_or_insert(failure.at);
                 fleet_health.last_error = Some(failure);
                 let n = fleet_health.failures.min(8);
-                interval
+                let delay = interval
                     .saturating_mul(2u32.saturating_pow(n))
-                    .min(interval.max(Duration::from_secs(30)))
+                    .min(interval.max(Duration::from_secs(30)));
+                (delay, true)
+            }
+        }
+    })
+}
+
+/// The fleet's revision was read at `at` (`Ok`) or could not be (`Err`):
+/// for an organization whose change it did not announce, that is a read of
+/// its head, as fresh as the revision. A failure marks the store
+/// unavailable as a failed head read does.
+pub(crate) fn watched(state: &SharedState, read: Result<time::Timestamp, &StoreError>) {
+    state.update(|st| {
+        let Some(fleet_health) = st.fleet.as_mut() else {
+            return;
+        };
+        match read {
+            Ok(at) => {
+                // An engine that reads on its own (failing, or another
+                // member rotates) keeps its own account.
+                if fleet_health.failures == 0 {
+                    fleet_health.last_refresh_at = Some(at);
+                    fleet_health.unavailable_since = None;
+                }
+            }
+            Err(e) => {
+                if fleet_health.unavailable_since.is_none() {
+                    let failure = StoreFailure::new(e);
+                    fleet_health.unavailable_since = Some(failure.at);
+                    fleet_health.last_error = Some(failure);
+                }
             }
         }
     })

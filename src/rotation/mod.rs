@@ -20,6 +20,7 @@ mod prune;
 mod rotate;
 
 pub(crate) use engine::{Engine, EngineParts, RotationHandle};
+pub(crate) use fleet::watched as fleet_watched;
 pub use health::StoreFailure;
 pub(crate) use health::{
     changed, generation, Assessment, EngineState, Evidence, FleetHealth, SharedState,

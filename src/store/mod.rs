@@ -19,7 +19,7 @@ pub use self::copy::{
 };
 pub(crate) use self::dynamodb::TableProblem;
 pub use self::dynamodb::{DynamoRegistry, DynamoStore};
-pub use self::orgs::{Expect, Registry};
+pub use self::orgs::{Expect, Registry, Revision};
 pub use self::redb::{RedbRegistry, RedbStore, Snapshot};
 use crate::domain::{Envelope, KeyPairInfo, KeyPairRecord, Schedule};
 use crate::time::Timestamp;

@@ -35,8 +35,28 @@ pub trait Registry: Send + Sync + 'static {
     /// The key store of organization `id` (saved before). One per
     /// organization and registry: asking again gives the same store.
     async fn keys(&self, id: &str) -> Result<Arc<dyn KeyStore>, StoreError>;
+    /// The fleet's revision: how many changes were announced, and whose
+    /// was the latest. `None` for a store only one daemon uses, whose
+    /// changes are all its own.
+    async fn revision(&self) -> Result<Option<Revision>, StoreError> {
+        Ok(None)
+    }
     /// What the operator knows the store by.
     fn location(&self) -> String;
+}
+
+/// A fleet's count of announced changes (any organization's head or
+/// record), read once per refresh so that a member reads further only when
+/// something changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revision {
+    /// Changes announced since the table was made.
+    pub changes: u64,
+    /// The organization of the latest.
+    pub last: Option<String>,
+    /// How many of the latest changes in a row were `last`'s (at least
+    /// that many; never more).
+    pub run: u64,
 }
 
 /// The conflict a failed [`Expect`] is reported as.

@@ -83,10 +83,19 @@ pub fn fixture_public_key() -> Vec<u8> {
 /// (RSA-2048 settings); `kms_key(i)` names organization `i`'s KMS key
 /// (`None`: the local root key). Reports progress every 1,000.
 pub async fn write_orgs(path: &Path, n: usize, kms_key: impl Fn(usize) -> Option<String>) {
-    use kekd::domain::{OrgRecord, OrgSource, OrgSpec};
-    use kekd::store::{Expect, RedbRegistry, Registry};
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let registry = RedbRegistry::open(path).await.unwrap();
+    let registry = kekd::store::RedbRegistry::open(path).await.unwrap();
+    write_orgs_into(&registry, n, kms_key).await
+}
+
+/// [`write_orgs`] into any store's organizations (a fleet's table).
+pub async fn write_orgs_into(
+    registry: &dyn kekd::store::Registry,
+    n: usize,
+    kms_key: impl Fn(usize) -> Option<String>,
+) {
+    use kekd::domain::{OrgRecord, OrgSource, OrgSpec};
+    use kekd::store::Expect;
     let started = std::time::Instant::now();
     for i in 1..n {
         let id = format!("org-{i:05}");

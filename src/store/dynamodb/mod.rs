@@ -6,13 +6,15 @@
 //! the lease item, conditioned on this instance's fencing counter. Reads that
 //! decide anything are strongly consistent. Layout: `items.rs`; lease and
 //! head: `lease.rs`; table creation and checks: `table.rs`; requests and
-//! error classification: `requests.rs`; the operations: `ops.rs`.
+//! error classification: `requests.rs`; the operations: `ops.rs`; the
+//! fleet-wide revision that tells members what changed: `revision.rs`.
 
 mod items;
 mod lease;
 mod ops;
 mod registry;
 mod requests;
+mod revision;
 mod table;
 use super::{HistoryPage, KeyStore, Listed, StoreError, Summary};
 use crate::config::{FleetStore, KmsTimeouts};

@@ -8,7 +8,7 @@ use super::{DynamoStore, Inner};
 use crate::config::{FleetStore, KmsTimeouts};
 use crate::domain::OrgRecord;
 use crate::provider::aws_sdk;
-use crate::store::orgs::{self, Expect, Registry};
+use crate::store::orgs::{self, Expect, Registry, Revision};
 use crate::store::{KeyStore, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -44,6 +44,16 @@ impl DynamoRegistry {
     ) -> Result<Self, StoreError> {
         let sdk = aws_sdk::config(&settings.region, timeouts).await;
         Self::on(aws_sdk_dynamodb::Client::new(&sdk), settings).await
+    }
+
+    /// The registry of table `table` on a client the caller configured
+    /// (tools and tests that talk to a particular endpoint); checks the
+    /// table like a start does.
+    pub async fn with_client(
+        client: aws_sdk_dynamodb::Client,
+        table: &str,
+    ) -> Result<Self, StoreError> {
+        Self::on(client, &FleetStore::with_defaults(table, "")).await
     }
 
     /// The registry on a client the caller configured (tools and tests).
@@ -143,7 +153,10 @@ impl Registry for DynamoRegistry {
                 ),
         };
         match put.send().await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                inner.announce_change(record.id()).await;
+                Ok(())
+            }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
@@ -201,6 +214,7 @@ impl Registry for DynamoRegistry {
             .send()
             .await
             .map_err(|e| inner.remote("DeleteItem", e))?;
+        inner.announce_change(id).await;
         stores.remove(id);
         Ok(deleted)
     }
@@ -215,6 +229,10 @@ impl Registry for DynamoRegistry {
         store.load_counts().await?;
         stores.insert(id.to_string(), store.clone());
         Ok(Arc::new(store))
+    }
+
+    async fn revision(&self) -> Result<Option<Revision>, StoreError> {
+        self.inner().revision().await.map(Some)
     }
 
     fn location(&self) -> String {

@@ -144,7 +144,10 @@ impl Inner {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.announce_change(&self.org).await;
+                Ok(())
+            }
             Err(e) => {
                 if let Some(TransactWriteItemsError::TransactionCanceledException(c)) =
                     e.as_service_error()
