@@ -145,3 +145,75 @@ async fn an_idle_fleet_costs_the_same_at_one_and_at_a_hundred_organizations() {
         );
     }
 }
+
+/// Prepared ahead in a fleet: the next key pair is announced once for the
+/// fleet (by whichever member took the lease), published by every member,
+/// and at its instant activated as it is — no key pair made and no KMS
+/// call at the instant, none superseded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_prepares_the_next_key_pair_once_and_only_activates_it_at_its_instant() {
+    const CADENCE: &str = "*/30 * * * * *";
+    let moto = Moto::start().await;
+    let (_, kms) = moto.create_key("fleet-ahead").await;
+    create_table(&moto, "kekd-ahead");
+    let kms_proxy = FaultProxy::start(&moto.endpoint).await;
+    let mut members = Vec::new();
+    for _ in 0..2 {
+        let mut d = member(&moto, &kms, "kekd-ahead", &moto.endpoint);
+        d.set_kms_endpoint(&kms_proxy.endpoint);
+        let config = std::fs::read_to_string(&d.config).unwrap().replace(
+            "cadence = \"never\"",
+            &format!("cadence = \"{CADENCE}\"\nannounce_ahead = \"20s\""),
+        ) + "\n[overrides]\nallow_frequent_rotation = true\n";
+        std::fs::write(&d.config, config).unwrap();
+        d.spawn();
+        d.wait_active().await;
+        members.push(d);
+    }
+    // Both publish the same announced key pair for the same instant.
+    let (id, instant) = wait_for(
+        Duration::from_secs(90),
+        "both members to publish one announced key pair",
+        || async {
+            let a = members[0].client().status().await.ok()?;
+            let b = members[1].client().status().await.ok()?;
+            let id = a.announced_key_id.filter(|id| Some(id) == b.announced_key_id.as_ref())?;
+            let at = a.announced_activates_at.filter(|t| Some(*t) == b.announced_activates_at)?;
+            // Far enough from the instant to watch it come.
+            (at - chrono::Utc::now() > chrono::Duration::seconds(2)).then_some((id, at))
+        },
+    )
+    .await;
+    let made = kms_proxy.requests().get("GenerateDataKey").copied().unwrap_or(0);
+    for m in &members {
+        let c = m.client();
+        let served = tokio::time::timeout(Duration::from_secs(60), async {
+            while c.public_key().await.ok().map(|p| p.id) != Some(id.clone()) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(
+            served.is_ok(),
+            "the announced key pair {id} not active 60 s after its instant; logs:\n{}\n---\n{}",
+            members[0].log_text(),
+            members[1].log_text()
+        );
+    }
+    assert!(chrono::Utc::now() >= instant, "not served before its instant");
+    assert_eq!(
+        kms_proxy.requests().get("GenerateDataKey").copied().unwrap_or(0),
+        made,
+        "no data key made at the instant: the announced key pair was activated as it was"
+    );
+    let store = fleet::table_store_of(&moto, "kekd-ahead", "acme-test").await;
+    let records = kekd::store::decodable(store.list().await.unwrap());
+    let activated = records.iter().find(|r| r.id == id).unwrap();
+    assert_eq!(activated.state, kekd::domain::KeyState::Active);
+    assert!(activated.created_at < instant && activated.activated_at.unwrap() >= instant);
+    assert!(
+        records.iter().all(|r| r.state != kekd::domain::KeyState::Superseded),
+        "prepared once for the fleet, none thrown away: {:?}",
+        records.iter().map(|r| (&r.id, r.state)).collect::<Vec<_>>()
+    );
+}

@@ -218,14 +218,6 @@ impl Settings {
         });
         let store = StoreSettings::with_config(raw.store.as_ref(), region.as_deref(), &v)?;
         let announce_ahead = v.duration("announce_ahead", raw.announce_ahead.as_deref(), None)?;
-        if announce_ahead.is_some() && store != StoreSettings::Redb {
-            return Err(v.invalid(
-                "announce_ahead",
-                raw.announce_ahead.as_deref(),
-                "not supported with [store] type \"dynamodb\" yet",
-                "absent in fleet mode",
-            ));
-        }
         let prepare_window = match raw.prepare_window.as_deref() {
             Some("off") => None,
             other => v.duration("prepare_window", other, Some(defaults::PREPARE_WINDOW))?,

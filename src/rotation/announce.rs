@@ -23,8 +23,9 @@ impl Engine {
         announce_retry: &Option<AnnounceRetry>,
     ) -> Option<tokio::time::Instant> {
         let settings = self.parts.current.settings();
-        // Not in fleet mode yet: announcing there needs the lease's fencing.
-        let many = self.parts.peers.many() && self.parts.rotator.store.fleet().is_none();
+        // In a fleet every member wakes at the same lead (it depends on
+        // the organization alone); the first to take the lease prepares.
+        let many = self.parts.peers.many();
         let ahead = crate::spread::lead(
             &settings.organization_id,
             settings.announce_ahead,

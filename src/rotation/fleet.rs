@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// How often a waiting instance looks for the holder's result.
-const WAIT_POLL: Duration = Duration::from_millis(200);
+pub(super) const WAIT_POLL: Duration = Duration::from_millis(200);
 
 impl Rotator {
     pub(super) async fn rotate_in_fleet(
@@ -44,7 +44,7 @@ impl Rotator {
 
     /// Marks (or, with `None`, clears) the wait for `holder`'s lease,
     /// keeping when it began.
-    fn waiting_for(&self, holder: Option<(&str, time::Timestamp)>) {
+    pub(super) fn waiting_for(&self, holder: Option<(&str, time::Timestamp)>) {
         let Some(state) = &self.state else { return };
         state.update(|s| {
             let f = s.fleet.get_or_insert_with(Default::default);
@@ -67,7 +67,7 @@ impl Rotator {
     }
 
     /// A successful read of the fleet's head at `at`.
-    fn read_head_at(&self, at: time::Timestamp) {
+    pub(super) fn read_head_at(&self, at: time::Timestamp) {
         if let Some(state) = &self.state {
             state.update(|s| {
                 let f = s.fleet.get_or_insert_with(Default::default);
@@ -130,6 +130,47 @@ impl Rotator {
         observed: &Head,
         orphan: Option<String>,
     ) -> Result<KeyPairRecord, RotationError> {
+        self.retire_left_pending(orphan).await;
+        let head = fleet.head().await?;
+        if self.already_done(reason, observed, &head).await {
+            tracing::info!(%reason, "the fleet already did this rotation; answering with its result");
+            return self.adopt(&head).await;
+        }
+        // The fleet's announced key pair: activated at its instant (no KMS
+        // call), discarded by any other rotation.
+        let announced = head.announced.clone();
+        let scheduled = matches!(reason, Reason::Scheduled | Reason::CatchUp);
+        if let (Some(id), false) = (&announced, scheduled) {
+            self.retire_unused(id).await;
+        }
+        let result = self
+            .holding(fleet, async {
+                match announced.as_deref().filter(|_| scheduled) {
+                    Some(id) => {
+                        tracing::info!(key_pair_id = %id, "activating the fleet's announced key pair");
+                        self.activate_kept(id).await
+                    }
+                    None => self.rotate_here(reason).await,
+                }
+            })
+            .await;
+        if result.is_err() {
+            // Paused past the lease, this rotation could not activate; but
+            // whoever took the lease over may have answered the request
+            // meanwhile. Then that is the answer: a retry must not rotate
+            // again for a request the fleet already served.
+            if let Ok(head) = fleet.head().await {
+                if self.already_done(reason, observed, &head).await {
+                    tracing::info!(%reason, "this rotation could not activate, but the fleet rotated for the request meanwhile; answering with its result");
+                    return self.adopt(&head).await;
+                }
+            }
+        }
+        result
+    }
+
+    /// A key pair a previous lease holder left pending is superseded.
+    pub(super) async fn retire_left_pending(&self, orphan: Option<String>) {
         if let Some(id) = orphan {
             if let Ok(Some(r)) = self.store.get(&id).await {
                 if r.state == KeyState::Pending {
@@ -138,13 +179,16 @@ impl Rotator {
                 }
             }
         }
-        let head = fleet.head().await?;
-        if self.already_done(reason, observed, &head).await {
-            tracing::info!(%reason, "the fleet already did this rotation; answering with its result");
-            return self.adopt(&head).await;
-        }
-        let rotation = self.rotate_here(reason);
-        tokio::pin!(rotation);
+    }
+
+    /// Runs `work` while renewing the lease. Lost meanwhile, the work
+    /// runs on but cannot commit anything fenced.
+    pub(super) async fn holding<T>(
+        &self,
+        fleet: &dyn Fleet,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
         let keep_lease = async {
             loop {
                 tokio::time::sleep(fleet.lease_duration() / 3).await;
@@ -160,23 +204,10 @@ impl Rotator {
                 }
             }
         };
-        let result = tokio::select! {
-            r = &mut rotation => r,
-            _ = keep_lease => rotation.await,
-        };
-        if result.is_err() {
-            // Paused past the lease, this rotation could not activate; but
-            // whoever took the lease over may have answered the request
-            // meanwhile. Then that is the answer: a retry must not rotate
-            // again for a request the fleet already served.
-            if let Ok(head) = fleet.head().await {
-                if self.already_done(reason, observed, &head).await {
-                    tracing::info!(%reason, "this rotation could not activate, but the fleet rotated for the request meanwhile; answering with its result");
-                    return self.adopt(&head).await;
-                }
-            }
+        tokio::select! {
+            r = &mut work => r,
+            _ = keep_lease => work.await,
         }
-        result
     }
 
     /// Whether the request is already answered by the fleet's state.
@@ -238,7 +269,22 @@ pub(super) async fn refresh(
     let interval = fleet.refresh_interval();
     let observed = match fleet.observe().await {
         Ok((head, lease)) => {
-            let served = state.read(|s| s.active.as_ref().map(|a| a.id.clone()));
+            let (served, published) = state.read(|s| {
+                (
+                    s.active.as_ref().map(|a| a.id.clone()),
+                    s.announced.as_ref().map(|a| a.id.clone()),
+                )
+            });
+            // The fleet's announced key pair, published here too (`None`:
+            // as it is).
+            let announced = match &head.announced {
+                Some(id) if published.as_ref() != Some(id) => match store.get(id).await {
+                    Ok(Some(r)) if r.state == KeyState::Announced => Some(Some(Arc::new(r))),
+                    _ => None,
+                },
+                None if published.is_some() => Some(None),
+                _ => None,
+            };
             let record = match &head.active {
                 Some(id) if head.active != served => match store.get(id).await {
                     Ok(Some(r)) if r.state == crate::domain::KeyState::Active => {
@@ -252,14 +298,14 @@ pub(super) async fn refresh(
                 },
                 _ => Ok(None),
             };
-            record.map(|r| (head, lease, r))
+            record.map(|r| (head, lease, r, announced))
         }
         Err(e) => Err(e),
     };
     state.update(|st| {
         let fleet_health = st.fleet.get_or_insert_with(Default::default);
         match observed {
-            Ok((head, lease, record)) => {
+            Ok((head, lease, record, announced)) => {
                 if let Some(since) = fleet_health.unavailable_since.take() {
                     tracing::info!(since = %time::format(&since), "the store answers again");
                 }
@@ -268,6 +314,12 @@ pub(super) async fn refresh(
                 let busy = lease.is_some();
                 fleet_health.lease = lease;
                 st.schedule = head.schedule;
+                if let Some(a) = announced {
+                    if let Some(a) = &a {
+                        tracing::info!(key_pair_id = %a.id, "the fleet announced its next key pair: publishing it");
+                    }
+                    st.announced = a;
+                }
                 if let Some(rec) = record {
                     tracing::info!(key_pair_id = %rec.id, "the fleet rotated: serving its new active key pair");
                     activated.send_replace(Some(rec.id.clone()));

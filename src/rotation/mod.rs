@@ -15,6 +15,7 @@
 mod announce;
 mod engine;
 mod fleet;
+mod fleet_announce;
 mod health;
 mod prune;
 mod rotate;

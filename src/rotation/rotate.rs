@@ -101,7 +101,20 @@ impl Rotator {
     /// Ahead of a scheduled rotation (`announce_ahead`): the next key pair,
     /// generated, stored and proven exactly as for a rotation (I1), stored
     /// as announced, to become active at `activates_at` with no KMS call.
+    /// On a store a fleet shares, once for the whole fleet, under the
+    /// lease.
     pub(crate) async fn announce(
+        &self,
+        activates_at: Timestamp,
+    ) -> Result<KeyPairRecord, RotationError> {
+        match self.store.fleet() {
+            None => self.announce_here(activates_at).await,
+            Some(fleet) => self.announce_in_fleet(fleet, activates_at).await,
+        }
+    }
+
+    /// [`Rotator::announce`] by this instance.
+    pub(super) async fn announce_here(
         &self,
         activates_at: Timestamp,
     ) -> Result<KeyPairRecord, RotationError> {
@@ -119,10 +132,21 @@ impl Rotator {
     /// (it was proven when it was announced). A failed activation leaves it
     /// announced, so the retry is again a store transaction and not a new
     /// rotation that needs KMS — the point of announcing ahead.
+    /// In a fleet, whichever member takes the lease at the instant
+    /// activates the fleet's announced key pair; the others adopt it.
     pub(crate) async fn activate_announced(
         &self,
         id: &str,
     ) -> Result<KeyPairRecord, RotationError> {
+        match self.store.fleet() {
+            None => self.activate_kept(id).await,
+            Some(fleet) => self.rotate_in_fleet(fleet, Reason::Scheduled).await,
+        }
+    }
+
+    /// Activates a proven key pair that stays as it is if the activation
+    /// fails.
+    pub(super) async fn activate_kept(&self, id: &str) -> Result<KeyPairRecord, RotationError> {
         self.activate(id, IfActivationFails::KeepIt).await
     }
 

@@ -19,6 +19,9 @@ use async_trait::async_trait;
 pub struct Head {
     /// The active key pair's id.
     pub active: Option<String>,
+    /// The announced key pair's id: proven, published, to be activated at
+    /// its instant by whichever member takes the lease then.
+    pub announced: Option<String>,
     /// The persisted schedule.
     pub schedule: Schedule,
     /// Counts per state and wrapping key.

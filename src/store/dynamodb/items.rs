@@ -154,6 +154,7 @@ pub(super) fn head(item: &Item) -> Result<crate::store::Head, StoreError> {
     }
     Ok(crate::store::Head {
         active: string(item, "active").map(str::to_string),
+        announced: string(item, "announced").map(str::to_string),
         schedule,
         summary,
     })
@@ -168,6 +169,7 @@ pub(super) fn schedule_json(schedule: &Schedule) -> AttributeValue {
 #[derive(Default)]
 pub(super) struct HeadUpdate {
     sets: Vec<String>,
+    removes: Vec<String>,
     deltas: std::collections::BTreeMap<String, i64>,
     pub(super) names: HashMap<String, String>,
     pub(super) values: HashMap<String, AttributeValue>,
@@ -198,6 +200,13 @@ impl HeadUpdate {
         self.sets.push(format!("#s{i} = :s{i}"));
     }
 
+    /// Removes attribute `name`.
+    pub(super) fn remove(&mut self, name: &str) {
+        let i = self.removes.len();
+        self.names.insert(format!("#r{i}"), name.to_string());
+        self.removes.push(format!("#r{i}"));
+    }
+
     /// The expression; every write also bumps `rev`, so a follower can tell
     /// that something changed.
     pub(super) fn expression(&mut self) -> String {
@@ -220,6 +229,10 @@ impl HeadUpdate {
         }
         e.push_str("ADD ");
         e.push_str(&adds.join(", "));
+        if !self.removes.is_empty() {
+            e.push_str(" REMOVE ");
+            e.push_str(&self.removes.join(", "));
+        }
         e
     }
 }

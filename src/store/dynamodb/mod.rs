@@ -168,17 +168,12 @@ impl KeyStore for DynamoStore {
         self.inner.get(id).await
     }
 
-    /// Not in fleet mode: the configuration refuses `announce_ahead` with a
-    /// DynamoDB store (the announcement would need the lease's fencing too).
     async fn announce(
         &self,
         id: &str,
-        _activates_at: Timestamp,
+        activates_at: Timestamp,
     ) -> Result<KeyPairRecord, StoreError> {
-        Err(StoreError::Conflict {
-            id: id.into(),
-            problem: "announce_ahead is not supported with a DynamoDB store".into(),
-        })
+        self.inner.announce(id, activates_at).await
     }
 
     async fn active(&self) -> Result<Option<KeyPairRecord>, StoreError> {

@@ -57,7 +57,8 @@ impl Inner {
         })?;
         let mut counts = items::HeadUpdate::default();
         counts.replace(Some(&old), Some(&rec));
-        let mut ops = vec![self.put_record(&rec, Some(KeyState::Pending))];
+        // Pending, or announced ahead.
+        let mut ops = vec![self.put_record(&rec, Some(old.state))];
         if let Some(prev) = &prev {
             let retired = prev.retired(at);
             counts.replace(Some(prev), Some(&retired));
@@ -65,6 +66,10 @@ impl Inner {
         }
         counts.set("active", items::s(id));
         counts.set("schedule", items::schedule_json(schedule));
+        if head.announced.is_some() {
+            // Activated, or replaced by another key pair: announced no more.
+            counts.remove("announced");
+        }
         let condition = match &head.active {
             Some(prev) => (
                 "active = :prev",
@@ -92,6 +97,9 @@ impl Inner {
     ) -> Result<(), StoreError> {
         let mut counts = items::HeadUpdate::default();
         counts.replace(Some(old), new);
+        if old.state == KeyState::Announced {
+            counts.remove("announced");
+        }
         let step = match new {
             Some(new) => self.put_record(new, Some(old.state)),
             None => TransactWriteItem::builder()
@@ -116,6 +124,36 @@ impl Inner {
         .await?;
         self.after_write().await;
         Ok(())
+    }
+
+    /// Under the lease: the proven pending key pair becomes the fleet's
+    /// announced one. It is no longer the lease's pending key pair, so a
+    /// later holder does not take it for one left behind by a crash.
+    pub(super) async fn announce(
+        &self,
+        id: &str,
+        activates_at: Timestamp,
+    ) -> Result<KeyPairRecord, StoreError> {
+        let fence = self.fence()?;
+        let old = self.get_existing(id).await?;
+        let rec = old
+            .announced(activates_at)
+            .map_err(|refused| StoreError::Conflict {
+                id: id.into(),
+                problem: refused.to_string(),
+            })?;
+        let mut counts = items::HeadUpdate::default();
+        counts.replace(Some(&old), Some(&rec));
+        counts.set("announced", items::s(id));
+        let ops = vec![
+            self.put_record(&rec, Some(KeyState::Pending)),
+            self.update_head(counts, Some(("attribute_not_exists(announced)", HashMap::new()))),
+            self.lease_step(fence, "REMOVE pending", HashMap::new()),
+        ];
+        self.transact(id, "announcing the key pair", ops, Some(2))
+            .await?;
+        self.after_write().await;
+        Ok(rec)
     }
 
     pub(super) async fn abandon(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
