@@ -1,7 +1,8 @@
 //! The chaos soak (`scripts/soak DURATION`, 2 minutes by default): three
 //! fleet members on moto's DynamoDB serving three organizations, each with
 //! its own KMS key, plus one daemon on its own redb store; KMS and DynamoDB
-//! each behind a fault proxy, and one member's wall clock skewed through
+//! each behind a fault proxy, every daemon rotating every 20 s with its
+//! next key pair prepared ahead, and one member's wall clock skewed through
 //! libfaketime (a different skew, within the tolerated 30 s, at each of its
 //! starts). At random, one thing at a time: kill -9 and restart a daemon,
 //! SIGSTOP one past its lease and SIGCONT it, KMS black-holed, throttling,
@@ -45,6 +46,21 @@ use std::time::{Duration, Instant};
 const FLEET_ORGS: [&str; 3] = ["acme-test", "beta", "gamma"];
 /// The organization of the daemon on its own redb store.
 const REDB_ORG: &str = "acme-test";
+/// Every daemon rotates on a schedule too, each next key pair prepared
+/// ahead (announced, published, activated at its instant): scheduled
+/// rotations and preparations under the lease meet the faults as well.
+const SCHEDULE: &str =
+    "cadence = \"*/20 * * * * *\"\nannounce_ahead = \"8s\"\nprepare_window = \"8s\"";
+const OVERRIDES: &str = "\n[overrides]\nallow_frequent_rotation = true\n";
+
+/// Puts [`SCHEDULE`] into the config file at `path`.
+fn scheduled(path: &std::path::Path) {
+    let config = std::fs::read_to_string(path).unwrap();
+    assert!(config.contains("cadence = \"never\""), "{config}");
+    let config = config.replace("cadence = \"never\"", SCHEDULE) + OVERRIDES;
+    std::fs::write(path, config).unwrap();
+}
+
 /// The member run under libfaketime.
 const SKEWED: usize = 2;
 /// The skew kekd tolerates between members (docs/fleet.md).
@@ -185,6 +201,7 @@ async fn main() {
             &ddb_proxy.endpoint,
         );
         d.set_kms_endpoint(&kms_proxy.endpoint);
+        scheduled(&d.config);
         if i == SKEWED {
             skews.push(skew(&mut d, &mut rng));
         }
@@ -210,8 +227,10 @@ async fn main() {
             live: Arc::new(AtomicBool::new(true)),
         });
     }
-    let redb =
-        TestDaemon::start_via(&kms_proxy.endpoint, |dir| kms_config(dir, &redb_key, "")).await;
+    let redb = TestDaemon::start_via(&kms_proxy.endpoint, |dir| {
+        kms_config(dir, &redb_key, "").replace("cadence = \"never\"", SCHEDULE) + OVERRIDES
+    })
+    .await;
     members.push(Member {
         d: redb,
         store: "redb",

@@ -177,14 +177,22 @@ async fn a_fleet_prepares_the_next_key_pair_once_and_only_activates_it_at_its_in
         || async {
             let a = members[0].client().status().await.ok()?;
             let b = members[1].client().status().await.ok()?;
-            let id = a.announced_key_id.filter(|id| Some(id) == b.announced_key_id.as_ref())?;
-            let at = a.announced_activates_at.filter(|t| Some(*t) == b.announced_activates_at)?;
+            let id = a
+                .announced_key_id
+                .filter(|id| Some(id) == b.announced_key_id.as_ref())?;
+            let at = a
+                .announced_activates_at
+                .filter(|t| Some(*t) == b.announced_activates_at)?;
             // Far enough from the instant to watch it come.
             (at - chrono::Utc::now() > chrono::Duration::seconds(2)).then_some((id, at))
         },
     )
     .await;
-    let made = kms_proxy.requests().get("GenerateDataKey").copied().unwrap_or(0);
+    let made = kms_proxy
+        .requests()
+        .get("GenerateDataKey")
+        .copied()
+        .unwrap_or(0);
     for m in &members {
         let c = m.client();
         let served = tokio::time::timeout(Duration::from_secs(60), async {
@@ -200,9 +208,16 @@ async fn a_fleet_prepares_the_next_key_pair_once_and_only_activates_it_at_its_in
             members[1].log_text()
         );
     }
-    assert!(chrono::Utc::now() >= instant, "not served before its instant");
+    assert!(
+        chrono::Utc::now() >= instant,
+        "not served before its instant"
+    );
     assert_eq!(
-        kms_proxy.requests().get("GenerateDataKey").copied().unwrap_or(0),
+        kms_proxy
+            .requests()
+            .get("GenerateDataKey")
+            .copied()
+            .unwrap_or(0),
         made,
         "no data key made at the instant: the announced key pair was activated as it was"
     );
@@ -212,7 +227,9 @@ async fn a_fleet_prepares_the_next_key_pair_once_and_only_activates_it_at_its_in
     assert_eq!(activated.state, kekd::domain::KeyState::Active);
     assert!(activated.created_at < instant && activated.activated_at.unwrap() >= instant);
     assert!(
-        records.iter().all(|r| r.state != kekd::domain::KeyState::Superseded),
+        records
+            .iter()
+            .all(|r| r.state != kekd::domain::KeyState::Superseded),
         "prepared once for the fleet, none thrown away: {:?}",
         records.iter().map(|r| (&r.id, r.state)).collect::<Vec<_>>()
     );

@@ -63,7 +63,8 @@ pub trait Fleet: Send + Sync {
     fn instance(&self) -> &str;
     /// How long a lease lasts unless renewed.
     fn lease_duration(&self) -> std::time::Duration;
-    /// How often the head is re-read.
+    /// How often the fleet's revision is read (and, while another
+    /// instance holds the lease, the head).
     fn refresh_interval(&self) -> std::time::Duration;
     /// What the operator knows the store by (`dynamodb:TABLE`).
     fn location(&self) -> String;

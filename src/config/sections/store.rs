@@ -24,7 +24,7 @@ pub(crate) struct FleetStore {
     pub(crate) table: String,
     /// Its region.
     pub(crate) region: String,
-    /// How often the fleet's active key pair is re-read.
+    /// How often the fleet's revision is read to see what changed.
     pub(crate) refresh_interval: Duration,
     /// How long a rotation lease lasts unless renewed.
     pub(crate) lease_duration: Duration,

@@ -147,7 +147,10 @@ impl Inner {
         counts.set("announced", items::s(id));
         let ops = vec![
             self.put_record(&rec, Some(KeyState::Pending)),
-            self.update_head(counts, Some(("attribute_not_exists(announced)", HashMap::new()))),
+            self.update_head(
+                counts,
+                Some(("attribute_not_exists(announced)", HashMap::new())),
+            ),
             self.lease_step(fence, "REMOVE pending", HashMap::new()),
         ];
         self.transact(id, "announcing the key pair", ops, Some(2))
