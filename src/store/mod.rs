@@ -249,6 +249,15 @@ pub trait KeyStore: Send + Sync + 'static {
 }
 
 impl StoreError {
+    /// A step the key pair's lifecycle does not allow, as the conflict the
+    /// caller sees (the record is not in the state the step needs).
+    pub(crate) fn refused(id: &str, refused: crate::domain::IllegalTransition) -> StoreError {
+        StoreError::Conflict {
+            id: id.into(),
+            problem: refused.to_string(),
+        }
+    }
+
     /// The store (or its network) cannot serve now, and asking again later
     /// can succeed without anyone acting — the same rule as for KMS.
     pub fn is_unavailable(&self) -> bool {

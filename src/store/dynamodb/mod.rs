@@ -237,10 +237,7 @@ impl KeyStore for DynamoStore {
         let rec = self.inner.get_existing(id).await?;
         let head = self.inner.read_head().await?;
         rec.prunable(head.active.as_deref() == Some(id))
-            .map_err(|refused| StoreError::Conflict {
-                id: id.into(),
-                problem: refused.to_string(),
-            })?;
+            .map_err(|refused| StoreError::refused(id, refused))?;
         self.inner
             .change_record(&rec, None, "pruning the key pair")
             .await

@@ -51,10 +51,9 @@ impl Inner {
             None => None,
         };
         let at = old.activation_instant(at, prev.as_ref());
-        let rec = old.activated(at).map_err(|refused| StoreError::Conflict {
-            id: id.into(),
-            problem: refused.to_string(),
-        })?;
+        let rec = old
+            .activated(at)
+            .map_err(|refused| StoreError::refused(id, refused))?;
         let mut counts = items::HeadUpdate::default();
         counts.replace(Some(&old), Some(&rec));
         // Pending, or announced ahead.
@@ -138,10 +137,7 @@ impl Inner {
         let old = self.get_existing(id).await?;
         let rec = old
             .announced(activates_at)
-            .map_err(|refused| StoreError::Conflict {
-                id: id.into(),
-                problem: refused.to_string(),
-            })?;
+            .map_err(|refused| StoreError::refused(id, refused))?;
         let mut counts = items::HeadUpdate::default();
         counts.replace(Some(&old), Some(&rec));
         counts.set("announced", items::s(id));

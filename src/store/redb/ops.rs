@@ -40,10 +40,9 @@ impl Inner {
                 None => None,
             };
             let at = old.activation_instant(at, prev.as_ref());
-            let rec = old.activated(at).map_err(|refused| StoreError::Conflict {
-                id: id.into(),
-                problem: refused.to_string(),
-            })?;
+            let rec = old
+                .activated(at)
+                .map_err(|refused| StoreError::refused(id, refused))?;
             if let Some(prev) = &prev {
                 t.put(Some(prev), &prev.retired(at))?;
             }
@@ -75,10 +74,7 @@ impl Inner {
             let old = t.get_existing(id)?;
             let rec = old
                 .announced(activates_at)
-                .map_err(|refused| StoreError::Conflict {
-                    id: id.into(),
-                    problem: refused.to_string(),
-                })?;
+                .map_err(|refused| StoreError::refused(id, refused))?;
             t.put(Some(&old), &rec)?;
             Ok(rec)
         })
@@ -195,10 +191,7 @@ impl Inner {
             let rec = t.get_existing(id)?;
             let active = t.active_id()?.is_some_and(|a| a == id);
             rec.prunable(active)
-                .map_err(|refused| StoreError::Conflict {
-                    id: id.into(),
-                    problem: refused.to_string(),
-                })?;
+                .map_err(|refused| StoreError::refused(id, refused))?;
             t.remove(&rec)?;
             crate::failpoint::crash_point!("store-delete-before-commit");
             Ok(())
