@@ -37,7 +37,7 @@ use kekd::api::client::Client;
 use kekd::domain::{KeyState, OrgSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -97,7 +97,10 @@ pub struct Member {
     pub d: TestDaemon,
     pub store: &'static str,
     pub orgs: &'static [&'static str],
-    pub live: Arc<AtomicBool>,
+    /// Even while the daemon may be asked, odd while it is stopped or
+    /// killed; every change adds one, so a poll that spanned a stop is told
+    /// from one that did not.
+    pub live: Arc<AtomicU64>,
 }
 
 impl Member {
@@ -114,7 +117,8 @@ fn poll(m: &Member, org: &'static str, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicB
     let client = Client::new(&m.d.socket).with_org(Some(org.into()));
     tokio::spawn(async move {
         while !stop.load(Ordering::Relaxed) {
-            if live.load(Ordering::Relaxed) {
+            let epoch = live.load(Ordering::SeqCst);
+            if epoch % 2 == 0 {
                 let t = Instant::now();
                 let key = client.public_key().await;
                 let key_took = t.elapsed();
@@ -122,7 +126,7 @@ fn poll(m: &Member, org: &'static str, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicB
                 let status = client.status().await;
                 let status_took = t.elapsed();
                 // A poll that raced a stop or a kill says nothing of latency.
-                if live.load(Ordering::Relaxed) {
+                if live.load(Ordering::SeqCst) == epoch {
                     let mut s = seen.lock().unwrap();
                     s.polls += 1;
                     if let Ok(k) = key {
@@ -224,7 +228,7 @@ async fn main() {
             d,
             store: "fleet",
             orgs: &FLEET_ORGS,
-            live: Arc::new(AtomicBool::new(true)),
+            live: Arc::new(AtomicU64::new(0)),
         });
     }
     let redb = TestDaemon::start_via(&kms_proxy.endpoint, |dir| {
@@ -235,7 +239,7 @@ async fn main() {
         d: redb,
         store: "redb",
         orgs: &[REDB_ORG],
-        live: Arc::new(AtomicBool::new(true)),
+        live: Arc::new(AtomicU64::new(0)),
     });
     // Every member serves every fleet organization before the faults begin.
     for m in &members {
@@ -261,23 +265,23 @@ async fn main() {
         let name = match rng.below(12) {
             0 => {
                 let member = &mut members[m];
-                member.live.store(false, Ordering::Relaxed);
+                member.live.fetch_add(1, Ordering::SeqCst);
                 member.d.kill9();
                 if m == SKEWED {
                     skews.push(skew(&mut member.d, &mut rng));
                 }
                 member.d.spawn();
                 member.d.wait_active().await;
-                member.live.store(true, Ordering::Relaxed);
+                member.live.fetch_add(1, Ordering::SeqCst);
                 "kill -9"
             }
             1 => {
                 let member = &members[m];
-                member.live.store(false, Ordering::Relaxed);
+                member.live.fetch_add(1, Ordering::SeqCst);
                 member.d.signal(libc::SIGSTOP);
                 tokio::time::sleep(Duration::from_millis(2500 + rng.below(1500))).await;
                 member.d.signal(libc::SIGCONT);
-                member.live.store(true, Ordering::Relaxed);
+                member.live.fetch_add(1, Ordering::SeqCst);
                 "sigstop past the lease"
             }
             2 => {
@@ -365,7 +369,7 @@ async fn main() {
     let mut state: BTreeMap<(&str, &str, String), KeyState> = BTreeMap::new();
     let mut key_pairs = 0;
     let redb = members.len() - 1;
-    members[redb].live.store(false, Ordering::Relaxed);
+    members[redb].live.fetch_add(1, Ordering::SeqCst);
     let _ = members[redb].d.stop().await;
     let mut stores: Vec<(&'static str, &'static str, Arc<dyn kekd::store::KeyStore>)> = Vec::new();
     for org in FLEET_ORGS {
