@@ -5,9 +5,10 @@
 //! next key pair prepared ahead, and one member's wall clock skewed through
 //! libfaketime (a different skew, within the tolerated 30 s, at each of its
 //! starts). At random, one thing at a time: kill -9 and restart a daemon,
-//! SIGSTOP one past its lease and SIGCONT it, KMS black-holed, throttling,
-//! refusing (`DisabledException`), failing with 500 or held to a request
-//! quota for a few seconds, DynamoDB black-holed, Change Key Now for an
+//! SIGSTOP one past its lease and SIGCONT it, KMS black-holed, refusing
+//! connections, throttling, answering `DisabledException`, failing with 500
+//! or held to a request quota for a few seconds, DynamoDB black-holed or
+//! refusing connections, Change Key Now for an
 //! organization, a storm of SIGUSR1, a reload, a rewrap, an audit rotation,
 //! a recording sealed. Pollers read every live daemon's public key and
 //! status, for every organization it serves, all along.
@@ -290,10 +291,11 @@ async fn main() {
                     kms_proxy.set_quota(Some(3 + rng.below(5) as usize));
                 } else {
                     kms_proxy
-                        .set(match rng.below(4) {
+                        .set(match rng.below(5) {
                             0 => Fault::BlackHole,
                             1 => Fault::throttling(),
                             2 => Fault::disabled(),
+                            3 => Fault::Refuse,
                             _ => Fault::Http(500),
                         })
                         .await;
@@ -304,10 +306,16 @@ async fn main() {
                 "kms fault"
             }
             3 => {
-                ddb_proxy.set(Fault::BlackHole).await;
+                ddb_proxy
+                    .set(if rng.below(2) == 0 {
+                        Fault::BlackHole
+                    } else {
+                        Fault::Refuse
+                    })
+                    .await;
                 tokio::time::sleep(Duration::from_millis(1500 + rng.below(1500))).await;
                 ddb_proxy.set(Fault::None).await;
-                "dynamodb black hole"
+                "dynamodb black hole or refusal"
             }
             4 | 5 => {
                 let _ = members[m].kekctl(org, &["--timeout", "30s", "rotate"]);
@@ -447,7 +455,7 @@ async fn main() {
         "kill -9",
         "sigstop past the lease",
         "kms fault",
-        "dynamodb black hole",
+        "dynamodb black hole or refusal",
     ]
     .iter()
     .map(|k| counts.get(k).copied().unwrap_or(0))
