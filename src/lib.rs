@@ -84,7 +84,8 @@
 //!   backend, doing its own blocking (`tables.rs`, `schema.rs`, `txn.rs`,
 //!   `ops.rs`); `dynamodb/` the fleet's shared table (`items.rs` layout,
 //!   `requests.rs`, `ops.rs`, `lease.rs` lease and head, `table.rs`
-//!   creation and checks); `fleet.rs` what a shared store adds (head,
+//!   creation and checks, `revision.rs` the fleet-wide count of changes a
+//!   member reads each refresh); `fleet.rs` what a shared store adds (head,
 //!   lease); `orgs.rs` the [`store::Registry`] of organizations (redb:
 //!   `redb/orgs.rs`, one set of tables each; DynamoDB:
 //!   `dynamodb/registry.rs`, one item each); `summary.rs` the counts;
@@ -98,7 +99,8 @@
 //!   for a fleet, and following the fleet between rotations), `engine.rs`
 //!   (when: schedule, Change Key Now, coalescing, retries), `health.rs`
 //!   (what status shows, and the one health rule), `prune.rs` (retention),
-//!   `announce.rs` (preparing the next key pair ahead of its rotation);
+//!   `announce.rs` (preparing the next key pair ahead of its rotation),
+//!   `fleet_announce.rs` (the same once for a fleet, under the lease);
 //!   `backoff.rs` (the retry delay of rotations, key checks and KMS
 //!   requests).
 //! - `key_watch.rs` (the configured KMS key's health from every path's

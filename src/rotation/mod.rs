@@ -10,6 +10,8 @@
 //!   outages ([`Engine`], [`RotationHandle`]).
 //! - `health.rs`: what status shows about it ([`EngineState`], [`Health`]).
 //! - `fleet.rs`: one rotation for a fleet sharing a store (the lease).
+//! - `announce.rs`, `fleet_announce.rs`: preparing the next key pair ahead
+//!   of its scheduled rotation, on one host and once for a fleet.
 //! - `prune.rs`: retention pruning after a rotation.
 
 mod announce;

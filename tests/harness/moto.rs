@@ -36,6 +36,31 @@ pub fn moto_python() -> PathBuf {
     py.unwrap_or_else(|| panic!("{INSTALL_MOTO} (no python3 beside {})", exe.display()))
 }
 
+/// moto_server, with every call into its DynamoDB backend made one at a
+/// time. moto serves each request on a thread of its own, and its
+/// `TransactWriteItems` applies the items one by one and, when one fails,
+/// puts back a copy of the whole table taken at its start: a write another
+/// thread committed meanwhile is lost, and a read meanwhile sees items that
+/// are then rolled back. DynamoDB does neither; with several members
+/// rotating several organizations in one table (the chaos soak) the
+/// difference shows as a key pair activated and then found pending.
+const ATOMIC_DYNAMODB: &str = r#"
+import functools, inspect, sys, threading
+from moto.dynamodb.models import DynamoDBBackend
+lock = threading.RLock()
+def one_at_a_time(fn):
+    @functools.wraps(fn)
+    def locked(*args, **kwargs):
+        with lock:
+            return fn(*args, **kwargs)
+    return locked
+for name, fn in list(vars(DynamoDBBackend).items()):
+    if inspect.isfunction(fn) and not name.startswith("_"):
+        setattr(DynamoDBBackend, name, one_at_a_time(fn))
+from moto.server import main
+sys.exit(main())
+"#;
+
 /// A moto KMS server, killed on drop.
 pub struct Moto {
     child: Child,
@@ -58,8 +83,15 @@ impl Moto {
     pub async fn start_on(port: u16) -> Moto {
         use std::io::BufRead;
         let exe = moto_server_exe();
-        let mut child = Command::new(&exe)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new(moto_python())
+            .args([
+                "-c",
+                ATOMIC_DYNAMODB,
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

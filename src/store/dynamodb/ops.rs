@@ -96,7 +96,9 @@ impl Inner {
     ) -> Result<(), StoreError> {
         let mut counts = items::HeadUpdate::default();
         counts.replace(Some(old), new);
-        if old.state == KeyState::Announced {
+        // An announced key pair superseded or deleted is announced no more
+        // (rewrapped, it still is).
+        if old.state == KeyState::Announced && new.map(|n| n.state) != Some(KeyState::Announced) {
             counts.remove("announced");
         }
         let step = match new {
