@@ -234,3 +234,49 @@ async fn a_fleet_prepares_the_next_key_pair_once_and_only_activates_it_at_its_in
         records.iter().map(|r| (&r.id, r.state)).collect::<Vec<_>>()
     );
 }
+
+/// The fleet's announced key pair stays announced through a rewrap (a new
+/// envelope, the same state), and is announced no more once superseded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrapped_announced_key_pair_stays_the_fleets_announced_one() {
+    use kekd::domain::KeyState;
+    let moto = Moto::start().await;
+    create_table(&moto, "kekd-announced");
+    let store = fleet::table_store_of(&moto, "kekd-announced", "acme-test").await;
+    let ids = crate::harness::write_history(&*store, 1).await;
+    let mut next = store.get(&ids[0]).await.unwrap().unwrap();
+    next.id = "kek-00000000000000ff".into();
+    next.envelope.key_pair_id = next.id.clone();
+    next.state = KeyState::Pending;
+    (next.activated_at, next.retired_at) = (None, None);
+    let fleet = store.fleet().unwrap();
+    assert!(matches!(
+        fleet.acquire_lease().await.unwrap(),
+        kekd::store::LeaseState::Acquired { .. }
+    ));
+    store.insert_pending(&next).await.unwrap();
+    let at = chrono::Utc::now() + chrono::Duration::hours(1);
+    store.announce(&next.id, at).await.unwrap();
+    let announced = || async { fleet.head().await.unwrap().announced };
+    assert_eq!(announced().await.as_deref(), Some(next.id.as_str()));
+
+    let mut envelope = next.envelope.clone();
+    envelope.wrapping_key_arn = "arn:aws:kms:us-east-1:123456789012:key/other".into();
+    store.replace_envelope(&next.id, &envelope).await.unwrap();
+    assert_eq!(
+        announced().await.as_deref(),
+        Some(next.id.as_str()),
+        "a rewrap leaves the announced key pair announced"
+    );
+    assert_eq!(
+        store.get(&next.id).await.unwrap().unwrap().state,
+        KeyState::Announced
+    );
+
+    store.abandon(&next.id, chrono::Utc::now()).await.unwrap();
+    assert_eq!(
+        announced().await,
+        None,
+        "superseded, it is announced no more"
+    );
+}
