@@ -52,7 +52,12 @@ const REDB_ORG: &str = "acme-test";
 /// rotations and preparations under the lease meet the faults as well.
 const SCHEDULE: &str =
     "cadence = \"*/20 * * * * *\"\nannounce_ahead = \"8s\"\nprepare_window = \"8s\"";
-const OVERRIDES: &str = "\n[overrides]\nallow_frequent_rotation = true\n";
+/// And a revocation bound of 3 s: a `DisabledException` is evidence of a
+/// revoked key, re-checked (and its rotation retried) at the probe's pace
+/// — minutes at the default bound, longer than the soak waits for every
+/// daemon to end `ok` once the faults stop.
+const OVERRIDES: &str = "\n[customer_keys]\nnotice_revocation_within = \"3s\"\n\
+     [overrides]\nallow_frequent_rotation = true\nallow_frequent_checks = true\n";
 
 /// Puts [`SCHEDULE`] into the config file at `path`.
 fn scheduled(path: &std::path::Path) {
