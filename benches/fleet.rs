@@ -21,7 +21,7 @@
 mod harness;
 
 use harness::fixture::write_orgs_into;
-use harness::fleet::{create_table, dynamodb, member_with};
+use harness::fleet::{create_table, dynamodb, member_with, without_canary};
 use harness::*;
 use kekd::api::views::{ServiceState, StatusView};
 use std::time::{Duration, Instant};
@@ -72,9 +72,7 @@ async fn table_with(orgs: usize) -> (Moto, String) {
 /// A member, started, once it serves every one of `orgs` organizations.
 async fn start(moto: &Moto, kms: &str, endpoint: &str, refresh: &str, orgs: usize) -> TestDaemon {
     let mut m = member_with(moto, kms, "kekd-bench", endpoint, refresh);
-    let mut config = std::fs::read_to_string(&m.config).unwrap();
-    config.push_str("\n[canary]\ninterval = \"off\"\n");
-    std::fs::write(&m.config, config).unwrap();
+    without_canary(&m);
     m.spawn();
     // A start reads every organization: at 1,000 on moto (one Python
     // process) that takes longer than the harness's usual minute.

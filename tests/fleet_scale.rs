@@ -74,9 +74,7 @@ async fn an_idle_fleet_costs_the_same_at_one_and_at_a_hundred_organizations() {
         // The canary reads each organization's recent key pairs from the
         // store by design (it proves what is stored decrypts): its cost is
         // per organization and canary interval, apart from this one.
-        let mut config = std::fs::read_to_string(&d.config).unwrap();
-        config.push_str("\n[canary]\ninterval = \"off\"\n");
-        std::fs::write(&d.config, config).unwrap();
+        fleet::without_canary(&d);
         d.spawn();
         d.wait_active().await;
         members.push(d);

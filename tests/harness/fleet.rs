@@ -82,6 +82,15 @@ pub fn member_with(
     d
 }
 
+/// Turns the decryptability canary off in the config of `member` (not
+/// started): it reads each organization's recent key pairs once per canary
+/// interval, a cost apart from the fleet's refreshes.
+pub fn without_canary(member: &TestDaemon) {
+    let mut config = std::fs::read_to_string(&member.config).unwrap();
+    config.push_str("\n[canary]\ninterval = \"off\"\n");
+    std::fs::write(&member.config, config).unwrap();
+}
+
 /// Starts a member and waits until it serves an active key pair.
 pub async fn start_member(
     moto: &Moto,
