@@ -192,7 +192,8 @@ impl Canary {
                 _ = tokio::time::sleep(wait) => {}
             }
             if self.current.settings().canary.interval.is_some() {
-                with_priority(Priority::Background, self.run()).await;
+                // Boxed: an idle canary's task stays small.
+                Box::pin(with_priority(Priority::Background, self.run())).await;
             }
         }
     }

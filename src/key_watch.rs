@@ -163,10 +163,11 @@ impl KeyWatch {
                 _ = tokio::time::sleep_until(due) => {
                     if start_check.is_some_and(|s| Instant::now() >= s) {
                         start_check = None;
-                        self.preflight(NoticedBy::Preflight).await;
+                        Box::pin(self.preflight(NoticedBy::Preflight)).await;
                         continue;
                     }
-                    self.check(NoticedBy::Probe).await;
+                    // Boxed, as the engine's steps: an idle watch stays small.
+                    Box::pin(self.check(NoticedBy::Probe)).await;
                     if Instant::now() >= next {
                         next = Instant::now() + self.current.settings().customer_keys.probe_every();
                     }
@@ -184,7 +185,7 @@ impl KeyWatch {
                     }
                     if p.kind == KeyProblemKind::InvalidState && confirmed != Some(p.since) {
                         confirmed = Some(p.since);
-                        self.check(p.noticed_by).await;
+                        Box::pin(self.check(p.noticed_by)).await;
                     }
                 }
             }

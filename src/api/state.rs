@@ -118,7 +118,10 @@ pub(crate) type NewestPage = (u64, usize, Vec<super::views::CorruptRecord>);
 /// timestamp formatting); while `key` — the view itself, or what it is made
 /// of — equals the last one, the bytes are reused. Nothing can be stale:
 /// the comparison is with what this request just read.
-pub(crate) struct JsonMemo<K>(std::sync::Mutex<Option<(K, axum::body::Bytes)>>);
+///
+/// Boxed: most of 10,000 organizations are never asked, and an empty
+/// memo should cost a pointer, not the size of a status view.
+pub(crate) struct JsonMemo<K>(std::sync::Mutex<Option<Box<(K, axum::body::Bytes)>>>);
 
 impl<K> Default for JsonMemo<K> {
     fn default() -> Self {
@@ -140,7 +143,7 @@ impl<K: PartialEq> JsonMemo<K> {
 
     /// The last bytes, if they were made for `key`.
     pub(crate) fn get(&self, key: &K) -> Option<axum::body::Bytes> {
-        match &*crate::sync::lock(&self.0) {
+        match crate::sync::lock(&self.0).as_deref() {
             Some((k, body)) if k == key => Some(body.clone()),
             _ => None,
         }
@@ -148,7 +151,7 @@ impl<K: PartialEq> JsonMemo<K> {
 
     /// Keeps `body`, made for `key`, for the next request.
     pub(crate) fn keep(&self, key: K, body: axum::body::Bytes) {
-        *crate::sync::lock(&self.0) = Some((key, body));
+        *crate::sync::lock(&self.0) = Some(Box::new((key, body)));
     }
 }
 

@@ -11,6 +11,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The most threads the runtime's blocking pool starts (see `main`).
+const BLOCKING_THREADS: usize = 32;
+
 /// Shown by `--help` and in the man page.
 const AFTER_HELP: &str =
     "Signals: SIGUSR1 Change Key Now (systemctl kill -s USR1 kekd, or kekctl rotate); \
@@ -175,8 +178,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     init_logging(&settings);
 
+    // Store, audit and key-generation work runs on the blocking pool. At
+    // tokio's default of 512 threads, 10,000 organizations starting at once
+    // started 512 threads, for work that one redb file and two cores do no
+    // faster; what does not fit waits its turn in the pool's queue.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {

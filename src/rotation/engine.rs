@@ -181,7 +181,10 @@ impl Engine {
             .store
             .fleet()
             .map(|_| tokio::time::Instant::now());
-        self.prune().await;
+        // Every step below is boxed: the task of each of 10,000 idle
+        // organizations then holds only this loop's few words, not the
+        // largest step's state (a rotation's is about 25 KiB).
+        Box::pin(self.prune()).await;
         let mut said_waiting = false;
         loop {
             if shutdown.is_cancelled() {
@@ -190,7 +193,7 @@ impl Engine {
             let (reason, mut waiters) = if let Some(r) = initial.take() {
                 (r, std::mem::take(&mut self.initial_waiters))
             } else {
-                self.retime_announced().await;
+                Box::pin(self.retime_announced()).await;
                 let (wake, wake_reason) = self.next_wake(&retry);
                 self.say_waiting(&mut said_waiting, wake, &retry);
                 let announce_at = self.next_announce(&retry, &announce_retry);
@@ -211,15 +214,15 @@ impl Engine {
                     },
                     _ = sleep_until_opt(wake) => (wake_reason, Vec::new()),
                     _ = sleep_until_opt(announce_at) => {
-                        self.announce(&mut announce_retry).await;
+                        Box::pin(self.announce(&mut announce_retry)).await;
                         continue;
                     }
                     _ = sleep_until_opt(refresh_at) => {
-                        refresh_at = self.refresh_fleet().await;
+                        refresh_at = Box::pin(self.refresh_fleet()).await;
                         continue;
                     }
                     _ = self.refresh.notified() => {
-                        refresh_at = self.refresh_fleet().await;
+                        refresh_at = Box::pin(self.refresh_fleet()).await;
                         continue;
                     }
                 }
@@ -229,22 +232,22 @@ impl Engine {
             tracing::info!(%reason, "rotation started");
             // A panic in a rotation is a failed rotation (degraded, retried),
             // never a dead engine behind an API that serves stale state.
-            let outcome: Outcome =
-                AssertUnwindSafe(with_priority(priority(reason), self.rotate(reason)))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|p| {
-                        Err(RotationError::Panicked(crate::report::panic_message(&*p)))
-                    })
-                    .map(Arc::new);
+            let outcome: Outcome = AssertUnwindSafe(Box::pin(with_priority(
+                priority(reason),
+                self.rotate(reason),
+            )))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|p| Err(RotationError::Panicked(crate::report::panic_message(&*p))))
+            .map(Arc::new);
             if outcome.is_ok() {
-                self.prune().await;
+                Box::pin(self.prune()).await;
             }
             // Coalesce: whoever asked while it ran gets this outcome.
             while let Ok(r) = self.rx.try_recv() {
                 waiters.extend(r.reply);
             }
-            self.record(reason, &outcome, &mut retry).await;
+            Box::pin(self.record(reason, &outcome, &mut retry)).await;
             said_waiting = false;
             for w in waiters {
                 let _ = w.send(outcome.clone());
