@@ -10,7 +10,9 @@
 //!   public-keys` (JWK Set), median of 300 each, as a ratio to 1
 //!   organization;
 //! - `GET /v1/orgs` one page of 50, median of 100, as a ratio to the same
-//!   page at 1,000.
+//!   page at 1,000;
+//! - `GET /metrics`, median of 30: a scrape walks every organization for
+//!   its per-organization series, so this one grows with them.
 //!
 //! - player unwraps (cache off: each one a KMS Decrypt through moto) while
 //!   20 organizations rotate as fast as they can under a 50 requests/s
@@ -39,6 +41,7 @@ struct Figures {
     public_key: Duration,
     jwks: Duration,
     page: Duration,
+    metrics: Duration,
 }
 
 async fn measure(n: usize) -> Figures {
@@ -83,6 +86,13 @@ async fn measure(n: usize) -> Figures {
         all.orgs(50, None).await.unwrap();
         page.push(t.elapsed());
     }
+    // A scrape walks every organization (its per-organization series).
+    let mut scrapes = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        all.metrics().await.unwrap();
+        scrapes.push(t.elapsed());
+    }
     d.stop().await;
     Figures {
         orgs: n,
@@ -92,6 +102,7 @@ async fn measure(n: usize) -> Figures {
         public_key: median(key),
         jwks: median(jwks),
         page: median(page),
+        metrics: median(scrapes),
     }
 }
 
@@ -195,15 +206,15 @@ async fn main() {
         eprintln!("scale: {n} organizations");
         let f = measure(n).await;
         println!(
-            "{:>6} organizations: start -> serving {}, RSS {} MiB ({} KiB per organization), GET status {}, public-key {}, JWK Set {}, orgs page of 50 {}",
+            "{:>6} organizations: start -> serving {}, RSS {} MiB, GET status {}, public-key {}, JWK Set {}, orgs page of 50 {}, /metrics {}",
             f.orgs,
             ms(f.start),
             f.rss_kib / 1024,
-            f.rss_kib / f.orgs as u64,
             ms(f.status),
             ms(f.public_key),
             ms(f.jwks),
-            ms(f.page)
+            ms(f.page),
+            ms(f.metrics)
         );
         all.push(f);
     }
@@ -217,11 +228,19 @@ async fn main() {
             &format!("1 organization {}", ms(one.start)),
             &format!("{:.1}", f.start.as_secs_f64() / one.start.as_secs_f64()),
         );
+        // Per organization: what each one beyond the first adds.
+        let per_org = f.rss_kib.saturating_sub(one.rss_kib) / (n as u64 - 1).max(1);
         summary_row(
             &format!("scale: RSS idle, {n} organizations"),
             &format!("{} MiB", f.rss_kib / 1024),
-            &format!("{} KiB per organization", f.rss_kib / n as u64),
+            &format!("{per_org} KiB per organization beyond the first"),
             &format!("{:.1}", f.rss_kib as f64 / one.rss_kib as f64),
+        );
+        summary_row(
+            &format!("scale: GET /metrics (walks every organization), {n} organizations"),
+            &format!("median {}", ms(f.metrics)),
+            &format!("1 organization {}", ms(one.metrics)),
+            &format!("{:.1}", f.metrics.as_secs_f64() / one.metrics.as_secs_f64()),
         );
         for (what, a, b) in [
             ("GET status", one.status, f.status),
