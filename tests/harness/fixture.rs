@@ -20,6 +20,15 @@ pub async fn store_with_history(path: &Path, n: usize) -> Vec<String> {
 /// Writes `n` key pairs into the empty `store` (the newest active, the rest
 /// retired, one second apart); returns their ids, oldest first.
 pub async fn write_history(store: &dyn KeyStore, n: usize) -> Vec<String> {
+    write_scheduled_history(store, n, &Schedule::default()).await
+}
+
+/// [`write_history`] with the next rotation `schedule` says.
+pub async fn write_scheduled_history(
+    store: &dyn KeyStore,
+    n: usize,
+    schedule: &Schedule,
+) -> Vec<String> {
     let public = fixture_public_key();
     let base = chrono::Utc::now() - chrono::Duration::seconds(n as i64 + 10);
     let records: Vec<KeyPairRecord> = (0..n)
@@ -59,7 +68,7 @@ pub async fn write_history(store: &dyn KeyStore, n: usize) -> Vec<String> {
         .collect();
     let active = records.last().map(|r| r.id.clone());
     store
-        .import(&records, active.as_deref(), &Schedule::default())
+        .import(&records, active.as_deref(), schedule)
         .await
         .unwrap();
     records.into_iter().map(|r| r.id).collect()
@@ -94,6 +103,23 @@ pub async fn write_orgs_into(
     n: usize,
     kms_key: impl Fn(usize) -> Option<String>,
 ) {
+    let spec = |i| kekd::domain::OrgSpec {
+        kms_key_arn: kms_key(i),
+        key_bits: Some(2048),
+        ..kekd::domain::OrgSpec::default()
+    };
+    write_org_specs_into(registry, n, spec, &Schedule::default()).await
+}
+
+/// [`write_orgs`] with each organization's own fields: `spec(i)` is
+/// organization `i`'s spec (its id is set here), and every one's next
+/// rotation as `schedule` says.
+pub async fn write_org_specs_into(
+    registry: &dyn kekd::store::Registry,
+    n: usize,
+    spec: impl Fn(usize) -> kekd::domain::OrgSpec,
+    schedule: &Schedule,
+) {
     use kekd::domain::{OrgRecord, OrgSource, OrgSpec};
     use kekd::store::Expect;
     let started = std::time::Instant::now();
@@ -101,14 +127,12 @@ pub async fn write_orgs_into(
         let id = format!("org-{i:05}");
         let spec = OrgSpec {
             id: id.clone(),
-            kms_key_arn: kms_key(i),
-            key_bits: Some(2048),
-            ..OrgSpec::default()
+            ..spec(i)
         };
         let record = OrgRecord::new(spec, OrgSource::Api, chrono::Utc::now());
         registry.save_org(&record, Expect::Absent).await.unwrap();
         let store = registry.keys(&id).await.unwrap();
-        write_history(&*store, 1).await;
+        write_scheduled_history(&*store, 1, schedule).await;
         if i % 1000 == 0 {
             eprintln!(
                 "  fixture: {i}/{n} organizations written ({:.0} s)",
