@@ -99,6 +99,7 @@
 //!   for a fleet, and following the fleet between rotations), `engine.rs`
 //!   (when: schedule, Change Key Now, coalescing, retries), `health.rs`
 //!   (what status shows, and the one health rule), `prune.rs` (retention),
+//!   `reschedule.rs` (a new cadence taking effect),
 //!   `announce.rs` (preparing the next key pair ahead of its rotation),
 //!   `fleet_announce.rs` (the same once for a fleet, under the lease);
 //!   `backoff.rs` (the retry delay of rotations, key checks and KMS

@@ -11,7 +11,7 @@
 use crate::audit::{Audit, AuditError, AuditEvent};
 use crate::config::{ConfigError, Settings};
 use crate::current::SharedCurrent;
-use crate::domain::{Reason, Schedule};
+use crate::domain::Reason;
 use crate::kms_check;
 use crate::metrics::Metrics;
 use crate::provider::{self, local::RootKeyError, KeyProvider};
@@ -278,19 +278,9 @@ impl Reloader {
         p.engine.update(|s| s.health.wrapping_key_changed = None);
 
         if reschedule {
-            let next = new.next_rotation_after(time::now());
-            let schedule = p.engine.update(|st| {
-                st.schedule = Schedule {
-                    last_rotation_at: st.schedule.last_rotation_at,
-                    next_rotation_at: next,
-                };
-                st.schedule.clone()
-            });
-            p.store
-                .set_schedule(&schedule)
+            crate::rotation::reschedule(&p.engine, &*p.store, &p.rotation, &new)
                 .await
                 .map_err(ReloadError::Schedule)?;
-            p.rotation.reschedule();
         }
 
         if new.backup_keys() != old.backup_keys() {

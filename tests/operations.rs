@@ -239,6 +239,29 @@ async fn a_cadence_change_reschedules() {
     assert_eq!(out.outcome, ReloadResult::Unchanged);
 }
 
+/// A cadence changed in the file while kekd was stopped takes effect at
+/// the next start, as a reload would apply it: the stored schedule was
+/// made for the old cadence.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cadence_changed_while_stopped_reschedules_at_the_start() {
+    let mut d = TestDaemon::start_local(local_config).await;
+    let s: StatusView = d.client().status().await.unwrap();
+    assert!(s.next_rotation_at.is_none(), "never: nothing scheduled");
+    // Written while it runs, never reloaded: only the restart reads it.
+    write_config(
+        &d,
+        local_config(d.dir.path()).replace("cadence = \"never\"", "cadence = \"daily\""),
+    );
+    let s = d.restart().await;
+    assert_eq!(s.cadence, "daily");
+    let next = s.next_rotation_at.expect("rescheduled at the start");
+    assert!(next > chrono::Utc::now());
+    assert_eq!(next.format("%H:%M:%S").to_string(), "00:00:00");
+    // And back: a start with `never` schedules nothing.
+    write_config(&d, local_config(d.dir.path()));
+    assert!(d.restart().await.next_rotation_at.is_none(), "never again");
+}
+
 crate::on_both_stores! {
     /// `/metrics` parses as Prometheus text, and its counters and gauges move
     /// when a rotation happens.

@@ -202,13 +202,15 @@ impl<X: Send + Sync + 'static> Orgs<X> {
 }
 
 /// Creates the organization the file declares, or brings its stored spec
-/// in line with the file. Returns it as stored. Fleet members starting
-/// together race for the same record: a lost race reads it again.
+/// in line with the file. Returns it as stored, and whether its cadence or
+/// time zone changed (its stored schedule was made for the old ones).
+/// Fleet members starting together race for the same record: a lost race
+/// reads it again.
 pub(super) async fn declare(
     registry: &dyn Registry,
     audit: &Arc<Audit>,
     file: &Settings,
-) -> Result<OrgRecord, OrgError> {
+) -> Result<(OrgRecord, bool), OrgError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -223,17 +225,21 @@ async fn declare_once(
     registry: &dyn Registry,
     audit: &Arc<Audit>,
     file: &Settings,
-) -> Result<OrgRecord, OrgError> {
+) -> Result<(OrgRecord, bool), OrgError> {
     let spec = file.declared_org();
     let now: Timestamp = time::now();
     match registry.org(&spec.id).await? {
         None => {
             let record = OrgRecord::new(spec, OrgSource::File, now);
             registry.save_org(&record, Expect::Absent).await?;
-            Ok(record)
+            Ok((record, false))
         }
-        Some(stored) if stored.spec == spec && stored.source == OrgSource::File => Ok(stored),
+        Some(stored) if stored.spec == spec && stored.source == OrgSource::File => {
+            Ok((stored, false))
+        }
         Some(stored) => {
+            let rescheduled =
+                stored.spec.cadence != spec.cadence || stored.spec.timezone != spec.timezone;
             let mut record = stored.clone();
             record.spec = spec;
             record.source = OrgSource::File;
@@ -250,7 +256,7 @@ async fn declare_once(
                     spec: record.spec.clone(),
                 })
                 .await?;
-            Ok(record)
+            Ok((record, rescheduled))
         }
     }
 }

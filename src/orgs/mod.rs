@@ -165,9 +165,14 @@ impl<X: Send + Sync + 'static> Orgs<X> {
         file: Arc<Settings>,
         make_api: impl Fn(&Parts) -> X + Send + Sync + 'static,
     ) -> Result<Orgs<X>, OrgError> {
-        let declared = follow::declare(&*ctx.registry, &ctx.audit, &file).await?;
+        let (declared, rescheduled) = follow::declare(&*ctx.registry, &ctx.audit, &file).await?;
         let declared_id = declared.id().to_string();
         let first = tenant::make(&ctx, declared, file.clone(), Preflight::Fatal, &make_api).await?;
+        if rescheduled {
+            let p = &first.parts;
+            tracing::info!(organization = %declared_id, cadence = %file.cadence, "the file's cadence changed while kekd was stopped; the next rotation is scheduled again");
+            crate::rotation::reschedule(&p.engine, &*p.store, &p.rotation, &file).await?;
+        }
         let mut tenants = BTreeMap::new();
         let mut broken = BTreeMap::new();
         let file_current = first.parts.current.clone();

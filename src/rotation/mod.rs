@@ -13,6 +13,8 @@
 //! - `announce.rs`, `fleet_announce.rs`: preparing the next key pair ahead
 //!   of its scheduled rotation, on one host and once for a fleet.
 //! - `prune.rs`: retention pruning after a rotation.
+//! - `reschedule.rs`: a new cadence taking effect (reload, or a start
+//!   after the file's cadence changed).
 
 mod announce;
 mod engine;
@@ -20,6 +22,7 @@ mod fleet;
 mod fleet_announce;
 mod health;
 mod prune;
+mod reschedule;
 mod rotate;
 
 pub(crate) use engine::{Engine, EngineParts, RotationHandle};
@@ -30,4 +33,5 @@ pub(crate) use health::{
 };
 pub use health::{DegradedCause, FailureCause, LastError, LeaseWait, RotationStep};
 pub(crate) use prune::Pruner;
+pub(crate) use reschedule::reschedule;
 pub(crate) use rotate::{RotationError, Rotator};
