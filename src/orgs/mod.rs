@@ -39,8 +39,11 @@ pub const DEFAULT_RESTORE_WINDOW: Duration = Duration::from_secs(30 * 86_400);
 /// How long an add waits for the first key pair of the new organization.
 pub(super) const FIRST_KEY_PAIR_BOUND: Duration = Duration::from_secs(120);
 
-/// How many organizations are opened at once at start.
-const OPEN_AT_ONCE: usize = 16;
+/// How many organizations are opened at once at start. Each one is a few
+/// short store reads on the blocking pool: 64 at a time keep its threads
+/// busy, where 16 left them sleeping and waking for each read (10,000
+/// organizations served after 1.6 s instead of 2.0 s).
+const OPEN_AT_ONCE: usize = 64;
 
 /// What every tenant shares.
 #[derive(Clone)]
