@@ -200,20 +200,10 @@ async fn night(n: usize, window: Duration, kms: Option<&Moto>) -> Night {
     let mut last_activation = instant;
     for id in &ids {
         let store = registry.keys(id).await.unwrap();
-        let made: Vec<_> = store
-            .list()
-            .await
-            .unwrap()
+        // Not the declared organization's first key pair.
+        let made: Vec<_> = kekd::store::decodable(store.list().await.unwrap())
             .into_iter()
-            .filter_map(|l| match l {
-                // Not the declared organization's first key pair.
-                kekd::store::Listed::Ok(r)
-                    if r.created_at > spawned && r.reason != kekd::domain::Reason::Initial =>
-                {
-                    Some(r)
-                }
-                _ => None,
-            })
+            .filter(|r| r.created_at > spawned && r.reason != kekd::domain::Reason::Initial)
             .collect();
         twice += usize::from(made.len() > 1);
         generated_at_instant += made.iter().filter(|r| r.created_at >= instant).count();
